@@ -1,0 +1,39 @@
+# Two commands for a fresh clone: `make release` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.installed
+RAW    ?= raw
+OUT    ?= releases
+
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_LOGGING_LEVEL ?= WARNING
+
+.PHONY: setup release test bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock overrides.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $(STAMP)
+
+release: $(STAMP)
+	$(VENV)/bin/corpuspipe release $(RAW) --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/run_bench.py
+
+# Re-resolve pinned versions after changing dependencies in pyproject.toml.
+lock:
+	$(UV) pip compile --quiet pyproject.toml --extra test --override overrides.txt --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .prefect releases .pytest_cache

@@ -1,0 +1,213 @@
+"""Prefect orchestration of a release: thin tasks over ``corpuspipe.steps``.
+
+Tasks work on shards of files and pass paths.  Their cache keys hash the *contents* of the
+files they read (plus task source and config), never the paths, so a re-run over unchanged
+raw files reuses earlier work even if the files moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from prefect import flow, task
+from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from corpuspipe import steps
+from corpuspipe.config import PipelineConfig
+from corpuspipe.model import QuarantineEntry
+
+# Set by the CLI to draw a progress display: (stage, done, total) -> None
+PROGRESS: Callable[[str, int, int], None] | None = None
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    if PROGRESS is not None:
+        PROGRESS(stage, done, total)
+
+
+def _digest_value(value: Any, h: "hashlib._Hash") -> None:
+    """Hash file contents for path-like values, JSON for the rest."""
+    if isinstance(value, (str, Path)) and len(str(value)) < 4096 and Path(value).is_file():
+        h.update(b"file:" + steps.file_digest(Path(value)).encode())
+    elif isinstance(value, dict):
+        for k in sorted(value):
+            h.update(str(k).encode())
+            _digest_value(value[k], h)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _digest_value(v, h)
+    else:
+        h.update(json.dumps(value, sort_keys=True, default=str).encode())
+
+
+def content_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Cache key from the contents of every file a task reads, and its other arguments."""
+    h = hashlib.sha256()
+    for name in sorted(parameters):
+        if name in ("work",):  # where outputs go does not change what they contain
+            continue
+        h.update(name.encode())
+        value = parameters[name]
+        if name == "raw_root" and "rel_paths" in parameters:
+            for rel in parameters["rel_paths"]:
+                _digest_value(str(Path(value) / rel), h)
+            continue
+        _digest_value(value, h)
+    return h.hexdigest()
+
+
+CACHED = dict(
+    cache_policy=TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=content_cache_key),
+    persist_result=True,
+)
+
+
+@task(name="discover-sources")
+def discover_task(raw_root: str, cfg_json: str) -> tuple[list[str], list[QuarantineEntry]]:
+    return steps.discover(Path(raw_root), PipelineConfig.model_validate_json(cfg_json))
+
+
+@task(name="ingest-shard", **CACHED)
+def ingest_task(raw_root: str, rel_paths: list[str], cfg_json: str, work: str) -> str:
+    return str(steps.ingest_step(Path(raw_root), rel_paths, PipelineConfig.model_validate_json(cfg_json), Path(work)))
+
+
+@task(name="boilerplate-stats", **CACHED)
+def stats_task(shard_path: str, cfg_json: str) -> dict[str, int]:
+    return steps.boilerplate_stats_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json))
+
+
+@task(name="select-boilerplate")
+def select_task(stats: list[dict[str, int]], n_docs: int, cfg_json: str) -> list[str]:
+    return steps.select_boilerplate(stats, n_docs, PipelineConfig.model_validate_json(cfg_json))
+
+
+@task(name="remove-watermarks", **CACHED)
+def watermark_task(shard_path: str, boilerplate: list[str], cfg_json: str, work: str) -> str:
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    return str(steps.watermark_step(Path(shard_path), boilerplate, cfg, Path(work)))
+
+
+@task(name="normalize-script", **CACHED)
+def normalize_task(shard_path: str, cfg_json: str, work: str) -> str:
+    return str(steps.normalize_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work)))
+
+
+@task(name="section", **CACHED)
+def section_task(shard_path: str, cfg_json: str, work: str) -> str:
+    return str(steps.section_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work)))
+
+
+@task(name="minhash-signatures", **CACHED)
+def signature_task(shard_path: str, cfg_json: str, work: str) -> dict[str, str]:
+    return steps.signature_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work))
+
+
+@task(name="detect-near-duplicates")
+def dedup_task(shard_paths: list[str], signature_paths: list[dict[str, str]], cfg_json: str, work: str) -> str:
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    return str(steps.dedup_step([Path(p) for p in shard_paths], signature_paths, cfg, Path(work)))
+
+
+@task(name="write-release")
+def write_task(
+    shard_paths: list[str],
+    dedup_path: str,
+    quarantine: list[QuarantineEntry],
+    cfg_json: str,
+    out_root: str,
+    version: str | None,
+    created_at: str,
+    stage_seconds: dict[str, float],
+) -> str:
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    return str(
+        steps.write_release_step(
+            [Path(p) for p in shard_paths], Path(dedup_path), quarantine, cfg, Path(out_root), version, created_at, stage_seconds
+        )
+    )
+
+
+@task(name="validate-release")
+def validate_task(release_dir: str) -> dict[str, int]:
+    from corpuspipe.release import validate_release
+
+    return validate_release(Path(release_dir))
+
+
+def _map(fn, stage: str, items: Sequence[Any], **kwargs) -> list[Any]:
+    """Submit one task per item, report progress as they finish, return results in order."""
+    futures = [fn.submit(item, **kwargs) for item in items]
+    done = 0
+    _progress(stage, 0, len(futures))
+    results: list[Any] = []
+    for f in futures:
+        results.append(f.result())
+        done += 1
+        _progress(stage, done, len(futures))
+    return results
+
+
+def shard(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)] or []
+
+
+@flow(name="build_release", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
+def build_release(
+    raw_dir: str = "raw",
+    out_dir: str = "releases",
+    version: str | None = None,
+    config_path: str | None = None,
+) -> str:
+    """discover -> ingest -> watermarks -> normalize -> section -> near-duplicates -> write -> validate."""
+    cfg = PipelineConfig.load(config_path)
+    cfg_json = cfg.model_dump_json()
+    raw_root = str(Path(raw_dir).resolve())
+    out_root = Path(out_dir).resolve()
+    work = str(out_root / ".work")
+    created_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    rel_paths, quarantine = discover_task(raw_root, cfg_json)
+    seconds["discover"] = time.perf_counter() - t
+    shards = shard(rel_paths, cfg.release.shard_files)
+
+    t = time.perf_counter()
+    ingested = _map(ingest_task, "ingest", shards, raw_root=raw_root, cfg_json=cfg_json, work=work)
+    seconds["ingest"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    stats = _map(stats_task, "boilerplate statistics", ingested, cfg_json=cfg_json)
+    n_docs = sum(steps.Shard.read(Path(p)).essays.__len__() for p in ingested)
+    boilerplate = select_task(stats, n_docs, cfg_json)
+    cleaned = _map(watermark_task, "watermarks", ingested, boilerplate=boilerplate, cfg_json=cfg_json, work=work)
+    seconds["watermark"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    normalized = _map(normalize_task, "normalize", cleaned, cfg_json=cfg_json, work=work)
+    seconds["normalize"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    sectioned = _map(section_task, "section", normalized, cfg_json=cfg_json, work=work)
+    seconds["section"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    signatures = _map(signature_task, "signatures", sectioned, cfg_json=cfg_json, work=work)
+    dedup_path = dedup_task(sectioned, signatures, cfg_json, work)
+    seconds["dedup"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _progress("write", 0, 1)
+    release_dir = write_task(sectioned, dedup_path, quarantine, cfg_json, str(out_root), version, created_at, seconds)
+    validate_task(release_dir)
+    _progress("write", 1, 1)
+    return release_dir

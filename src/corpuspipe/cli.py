@@ -1,0 +1,193 @@
+"""Command line: a thin layer over the flow and the release modules.
+
+User errors (missing input, unwritable output, …) print one line saying what and where and
+exit non-zero; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build, inspect and publish corpuspipe releases.")
+console = Console(stderr=True)
+out = Console()
+
+
+class UserError(Exception):
+    """A problem the user can fix; reported as one line."""
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def check_raw_dir(raw: Path) -> None:
+    if not raw.exists():
+        raise UserError(f"raw directory not found: {raw}")
+    if not raw.is_dir():
+        raise UserError(f"raw path is not a directory: {raw}")
+    try:
+        has_files = any(p.is_file() for p in raw.rglob("*"))
+    except OSError as exc:
+        raise UserError(f"cannot read raw directory {raw}: {exc.strerror or exc}") from None
+    if not has_files:
+        raise UserError(f"raw directory is empty: {raw}")
+
+
+def check_writable(out_dir: Path) -> None:
+    probe_root = out_dir
+    while not probe_root.exists():
+        probe_root = probe_root.parent
+    if not probe_root.is_dir():
+        raise UserError(f"output path is not a directory: {probe_root}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
+
+
+def _prefect_defaults() -> None:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@app.command()
+def release(
+    raw_dir: Path = typer.Argument(Path("raw"), help="Directory of raw files (searched recursively)."),
+    out: Path = typer.Option(Path("releases"), "--out", help="Where releases are written."),
+    version: Optional[str] = typer.Option(None, "--version", help="Release version (default: chosen by comparing with the previous release)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding the default configuration."),
+) -> None:
+    """Build a release from RAW_DIR with Prefect (embedded ephemeral server by default)."""
+    try:
+        check_raw_dir(raw_dir)
+        check_writable(out)
+        if config is not None and not config.is_file():
+            raise UserError(f"config file not found: {config}")
+    except UserError as exc:
+        _fail(str(exc))
+    _prefect_defaults()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import flows.release as fr
+    from corpuspipe.release import ReleaseInvalid
+    from corpuspipe.steps import ReleaseExists
+
+    with Progress(
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        bars: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=max(total, 1))
+            progress.update(bars[stage], completed=done if total else 1)
+
+        fr.PROGRESS = on_progress
+        try:
+            release_dir = fr.build_release(
+                raw_dir=str(raw_dir), out_dir=str(out), version=version, config_path=str(config) if config else None
+            )
+        except (ReleaseExists, ReleaseInvalid) as exc:
+            _fail(str(exc), 1)
+        finally:
+            fr.PROGRESS = None
+    _summary(Path(release_dir))
+
+
+def _summary(release_dir: Path) -> None:
+    manifest = json.loads((release_dir / "MANIFEST.json").read_text(encoding="utf-8"))
+    counts = {o["path"]: o["rows"] for o in manifest["outputs"]}
+    out.print(f"release [bold]{manifest['version']}[/] written to {release_dir}", highlight=False)
+    out.print("  " + ", ".join(f"{k.removesuffix('.parquet')}: {v}" for k, v in sorted(counts.items())), highlight=False)
+    q = manifest["quarantine"]
+    if q["count"]:
+        reasons = ", ".join(f"{r}: {n}" for r, n in q["by_reason"].items())
+        out.print(f"  quarantined inputs: {q['count']} ({reasons}); see quarantine.parquet", highlight=False)
+    else:
+        out.print("  quarantined inputs: 0", highlight=False)
+
+
+def _resolve_release(path: Path) -> Path:
+    if (path / "MANIFEST.json").is_file():
+        return path
+    latest = path / "latest"
+    if latest.is_file():
+        candidate = path / latest.read_text(encoding="utf-8").strip()
+        if (candidate / "MANIFEST.json").is_file():
+            return candidate
+    raise UserError(f"not a release (no MANIFEST.json): {path}")
+
+
+@app.command()
+def inspect(
+    release_dir: Path = typer.Argument(..., help="A release directory, or a releases root (uses 'latest')."),
+    sample: int = typer.Option(3, "--sample", help="How many sample documents to show."),
+) -> None:
+    """Print counts per table, removals per rule, flags, and a sample."""
+    import pyarrow.parquet as pq
+
+    try:
+        release_dir = _resolve_release(release_dir)
+    except UserError as exc:
+        _fail(str(exc))
+    manifest = json.loads((release_dir / "MANIFEST.json").read_text(encoding="utf-8"))
+    out.print(f"[bold]{manifest['dataset']}[/] {manifest['version']}  content {manifest['content_hash'][:12]}  "
+              f"created {manifest['created_at']}", highlight=False)
+    t = Table(title="tables")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    t.add_column("bytes", justify="right")
+    for o in manifest["outputs"]:
+        t.add_row(o["path"], str(o["rows"]), str(o["bytes"]))
+    out.print(t)
+
+    edits = pq.read_table(release_dir / "edits.parquet", columns=["stage", "rule", "before", "after"]).to_pylist()
+    per_rule: dict[tuple[str, str], list[int]] = {}
+    for e in edits:
+        agg = per_rule.setdefault((e["stage"], e["rule"]), [0, 0])
+        agg[0] += 1
+        agg[1] += len(e["before"])
+    t = Table(title="edits per rule")
+    for col in ("stage", "rule", "edits", "raw chars"):
+        t.add_column(col, justify="right" if col in ("edits", "raw chars") else "left")
+    for (stage, rule), (n, chars) in sorted(per_rule.items()):
+        t.add_row(stage, rule, str(n), str(chars))
+    out.print(t)
+
+    docs = pq.read_table(release_dir / "documents.parquet").to_pylist()
+    flags: dict[str, int] = {}
+    for d in docs:
+        for f in d["flags"]:
+            flags[f] = flags.get(f, 0) + 1
+    scripts: dict[str, int] = {}
+    for d in docs:
+        scripts[d["script"]] = scripts.get(d["script"], 0) + 1
+    dups = sum(1 for d in docs if d["duplicate_of"])
+    out.print(f"scripts: {dict(sorted(scripts.items()))}  flags: {dict(sorted(flags.items()))}  "
+              f"near-duplicate documents: {dups}", highlight=False)
+    q = manifest["quarantine"]
+    out.print(f"quarantined inputs: {q['count']} {q['by_reason']}", highlight=False)
+    for d in docs[:sample]:
+        snippet = d["text"][:80].replace("\n", " ")
+        out.print(f"- {d['doc_id']} [{d['script']}] {d['title']!r} ({d['char_count']} chars): {snippet}…", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

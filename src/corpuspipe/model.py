@@ -1,0 +1,142 @@
+"""The records that flow between stages, and their on-disk form between Prefect tasks.
+
+An :class:`Essay` owns one contiguous range of its decoded source file.  Everything in that
+range that is not body text (header lines, the title line, teasers, watermarks) is removed by
+edits, so the source file is always ``"".join(rebuild(essay) for essay in file_essays)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .edits import Edit, TrackedText
+
+
+def make_doc_id(source_sha256: str, essay_index: int) -> str:
+    """Stable id: a function of the source's content hash and the essay's index in it."""
+    return hashlib.sha256(f"{source_sha256}:{essay_index}".encode()).hexdigest()[:16]
+
+
+@dataclass
+class SourceInfo:
+    """One raw input file as read."""
+
+    path: str  # relative to the raw root, POSIX separators
+    bytes: int
+    sha256: str
+    encoding: str
+    kind: str = "text"  # text | jsonl
+    essays: int = 0
+
+
+@dataclass
+class QuarantineEntry:
+    """An input (file, record or line) that could not be used, and why."""
+
+    path: str
+    reason: str  # short machine-readable code, e.g. "empty", "binary", "undecodable"
+    detail: str = ""
+    line: int | None = None  # for JSONL records
+    bytes: int | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class Essay:
+    """One essay: identity, metadata, the tracked body text and quality facts."""
+
+    source_path: str
+    source_sha256: str
+    essay_index: int
+    body: TrackedText
+    title: str | None = None
+    author: str | None = None
+    date: str | None = None
+    url: str | None = None
+    crawled_at: str | None = None
+    script: str = "unknown"  # of the raw essay: simplified | traditional | mixed | unknown
+    trad_ratio: float = 0.0
+    flags: list[str] = field(default_factory=list)
+    # counters a stage wants in the manifest, e.g. {"redacted.student_id": 1}
+    stats: dict[str, int] = field(default_factory=dict)
+    # edits recorded outside the body (title line etc.) that still belong to this essay's range
+    # are ordinary body edits; nothing else is needed for lossless rebuild.
+
+    @property
+    def doc_id(self) -> str:
+        return make_doc_id(self.source_sha256, self.essay_index)
+
+    @property
+    def text(self) -> str:
+        return self.body.text
+
+    def add_flag(self, flag: str) -> None:
+        if flag not in self.flags:
+            self.flags.append(flag)
+            self.flags.sort()
+
+    def bump(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    # -- serialization between tasks -----------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "body"}
+        d["raw"] = self.body.raw
+        d["base"] = self.body.base
+        d["edits"] = [list(_edit_tuple(e)) for e in self.body.edits]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Essay":
+        d = dict(d)
+        edits = [Edit(*e) for e in d.pop("edits")]
+        body = TrackedText(d.pop("raw"), d.pop("base"), edits)
+        return cls(body=body, **d)
+
+
+def _edit_tuple(e: Edit) -> tuple:
+    return (e.raw_start, e.raw_end, e.before, e.after, e.stage, e.rule, e.clean_start, e.clean_end)
+
+
+@dataclass
+class Shard:
+    """What one task hands the next: the essays of a group of files plus what was rejected."""
+
+    essays: list[Essay] = field(default_factory=list)
+    sources: list[SourceInfo] = field(default_factory=list)
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> Path:
+        payload = {
+            "essays": [e.to_json() for e in self.essays],
+            "sources": [asdict(s) for s in self.sources],
+            "quarantine": [asdict(q) for q in self.quarantine],
+            "stats": self.stats,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(payload, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> "Shard":
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(
+            essays=[Essay.from_json(e) for e in d["essays"]],
+            sources=[SourceInfo(**s) for s in d["sources"]],
+            quarantine=[QuarantineEntry(**q) for q in d["quarantine"]],
+            stats=d.get("stats", {}),
+        )
+
+
+def merge_counts(into: dict[str, int], more: Iterable[tuple[str, int]] | dict[str, int]) -> dict[str, int]:
+    items = more.items() if isinstance(more, dict) else more
+    for k, v in items:
+        into[k] = into.get(k, 0) + v
+    return into

@@ -1,0 +1,112 @@
+"""Explicit Arrow schemas of every release table (the release contract).
+
+Columns may be added; the contract columns are never renamed.  Bump SCHEMA_VERSION on any
+change here: the release versioning treats a schema change as a major version.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+
+DOCUMENTS = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source_path", pa.string(), nullable=False),
+        pa.field("source_sha256", pa.string(), nullable=False),
+        pa.field("essay_index", pa.int32(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("author", pa.string()),
+        pa.field("date", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("crawled_at", pa.string()),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("text_sha256", pa.string(), nullable=False),
+        pa.field("script", pa.string(), nullable=False),
+        pa.field("trad_ratio", pa.float32(), nullable=False),
+        pa.field("char_count", pa.int32(), nullable=False),
+        pa.field("section_count", pa.int32(), nullable=False),
+        pa.field("edit_count", pa.int32(), nullable=False),
+        pa.field("cluster_id", pa.string(), nullable=False),
+        pa.field("cluster_size", pa.int32(), nullable=False),
+        pa.field("duplicate_of", pa.string()),
+        pa.field("flags", pa.list_(pa.string()), nullable=False),
+    ]
+)
+
+SECTIONS = pa.schema(
+    [
+        pa.field("section_id", pa.string(), nullable=False),
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("level", pa.int8(), nullable=False),
+        pa.field("ordinal", pa.int32(), nullable=False),
+        pa.field("marker", pa.string(), nullable=False),
+        pa.field("marker_family", pa.string(), nullable=False),
+        pa.field("heading", pa.string()),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("char_start", pa.int32(), nullable=False),
+        pa.field("char_end", pa.int32(), nullable=False),
+        pa.field("parent_id", pa.string()),
+        pa.field("cluster_id", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.string()),
+    ]
+)
+
+DUPLICATES = pa.schema(
+    [
+        pa.field("level", pa.string(), nullable=False),
+        pa.field("a_id", pa.string(), nullable=False),
+        pa.field("b_id", pa.string(), nullable=False),
+        pa.field("jaccard", pa.float32(), nullable=False),
+        pa.field("jaccard_exact", pa.float32(), nullable=False),
+        pa.field("containment_ab", pa.float32(), nullable=False),
+        pa.field("containment_ba", pa.float32(), nullable=False),
+        pa.field("relation", pa.string(), nullable=False),
+    ]
+)
+
+EDITS = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source_path", pa.string(), nullable=False),
+        pa.field("essay_index", pa.int32()),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("raw_start", pa.int64(), nullable=False),
+        pa.field("raw_end", pa.int64(), nullable=False),
+        pa.field("clean_start", pa.int32(), nullable=False),
+        pa.field("clean_end", pa.int32(), nullable=False),
+        pa.field("before", pa.string(), nullable=False),
+        pa.field("after", pa.string(), nullable=False),
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("line", pa.int64()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("bytes", pa.int64()),
+        pa.field("sha256", pa.string()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "documents": DOCUMENTS,
+    "sections": SECTIONS,
+    "duplicates": DUPLICATES,
+    "edits": EDITS,
+    "quarantine": QUARANTINE,
+}
+
+# Sort keys per table: rows are written in this order so output is byte-stable.
+SORT_KEYS: dict[str, list[str]] = {
+    "documents": ["doc_id"],
+    "sections": ["doc_id", "char_start", "level", "section_id"],
+    "duplicates": ["level", "a_id", "b_id"],
+    "edits": ["doc_id", "raw_start", "raw_end"],
+    "quarantine": ["path", "line", "reason"],
+}

@@ -1,0 +1,264 @@
+"""Outline detection: turn one essay's cleaned text into a tree of numbered sections.
+
+Chinese essays and reports number their parts with a handful of marker families (GB/T 9704:
+``一、`` -> ``（一）`` -> ``1.``/``1、`` -> ``（1）``; plus ``①``, ``A.``, ``第一，``, ``一是``,
+``首先/其次``, ``第X章/节/部分``, and ``第X条`` in laws).  Authors do not follow the standard
+order, so the nesting is inferred per essay: a family that is not already open nests under the
+innermost open section; a family that is open closes everything opened after it.
+
+Markers are found by one compiled regex and kept only when they form consecutive runs
+("chains") of ordinals, which rejects ``1.5亿``, dates, a lone ``三、`` and ``一是`` inside a clause.
+
+Conventions (the flow relies on them):
+
+* Offsets index the text given; ``text[s.char_start:s.char_end]`` is the section including its
+  subsections.  A section starts at its marker (leading indentation belongs to the section
+  before) and ends where the next section at the same or a higher level starts, or at the end.
+* Text before the first marker is the *preamble*: path ``"0"``, level 1, ordinal 0, marker ``""``,
+  family ``"preamble"``, no heading.  An essay without markers is one preamble section.
+  Whitespace-only text yields no sections.
+* ``path`` numbers sections by position among siblings (``"2.1"``), not by the marker's own
+  number, so ``C.`` opening an essay has path ``"1"``.
+* ``heading`` is the rest of the marker's line when that line is short and a single sentence,
+  else the run-in first sentence when short enough, else ``None``.  Articles (``第X条``) never
+  have a heading: their first sentence is content.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .config import SectionConfig
+
+__all__ = ["Section", "section_text", "cn_numeral", "FAMILIES"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One node of an essay's outline."""
+
+    path: str  # ordinal path like "2.1"; the preamble is "0"
+    level: int  # 1 = top; the preamble is level 1 too
+    ordinal: int  # position among siblings, 1-based (preamble 0)
+    marker: str  # e.g. "一、", "（一）", "1、", "一是", "C.", "第一，"
+    marker_family: str  # see FAMILIES
+    heading: str | None
+    char_start: int
+    char_end: int
+    parent_path: str | None
+
+
+_CN = "一二三四五六七八九十百千零〇两"
+_CN_CLASS = f"[{_CN}]+"
+_DIG = "[0-9０-９]{1,3}"
+_SP = " \t\u3000\u00a0"
+_SPACE = f"[{_SP}]"
+
+# Family -> regex for the marker text.  The order matters where prefixes overlap: 第X章 and 第X条
+# before 第X，; 一是 before 一、 (both start with a numeral but differ at the next char).
+_FAMILY_PATTERNS: dict[str, str] = {
+    "bian": f"第{_CN_CLASS}编(?!{_SPACE}*[，,的])",
+    "zhang": f"第{_CN_CLASS}章(?!{_SPACE}*[，,的])",
+    "jie": f"第{_CN_CLASS}[节節](?![，,的课])",
+    "bufen": f"第{_CN_CLASS}部分(?![，,的])",
+    "pian": f"第{_CN_CLASS}篇(?=[：:{_SP}])",
+    "tiao": f"第{_CN_CLASS}[条條](?=[{_SP}\n]|$)",
+    "di_comma": f"第{_CN_CLASS}[，,、：:]",
+    "cn_shi": f"{_CN_CLASS}是(?![，,。；：、的否])",
+    "first_next": "(?:首先|其次|再次|最后)[，,：:]?",
+    "cn_dun": f"{_CN_CLASS}(?:、|．(?![0-9０-９]))",
+    "cn_paren": f"[（(]{_CN_CLASS}[）)]",
+    "paren_arabic": f"[（(]{_DIG}[）)]",
+    "arabic_dun": f"{_DIG}、",
+    "arabic_dot": f"{_DIG}[.．](?![0-9０-９.．%％])",
+    "circled": "[①-⑳]",
+    "latin_dot": "[A-Z][.．](?![A-Za-z0-9])",
+}
+FAMILIES: tuple[str, ...] = ("preamble", *_FAMILY_PATTERNS)
+
+# Families that may also start inside a paragraph, after a sentence or clause end.
+_INLINE_FAMILIES = frozenset({"cn_shi", "first_next", "di_comma"})
+# Families whose lone "1" at a line start is believable; the others need a run.
+_STRONG_FAMILIES = frozenset(
+    {"bian", "zhang", "jie", "bufen", "pian", "tiao", "cn_dun", "cn_paren", "paren_arabic", "arabic_dun", "arabic_dot"}
+)
+_NO_HEADING = frozenset({"tiao"})
+
+_MARKER_RE = re.compile(
+    rf"(?:(?m:^)|(?P<inl>(?<=[。；！？：;!?:]))){_SPACE}*(?:"
+    + "|".join(f"(?P<{name}>{pat})" for name, pat in _FAMILY_PATTERNS.items())
+    + ")"
+)
+_SENT_END_RE = re.compile(r"[。！？；!?;]")
+_HEAD_STRIP = " \t\u3000\u00a0，,：:。！？；!?;、.．"
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_FIRST_NEXT = {"首先": 1, "其次": 2, "再次": 3}
+
+
+@lru_cache(maxsize=4096)
+def cn_numeral(s: str) -> int | None:
+    """Value of a Chinese numeral up to the thousands (一百零一 -> 101), None if malformed."""
+    total, digit = 0, None
+    for ch in s:
+        if ch in _CN_DIGITS:
+            if digit is not None:  # two digits in a row: only "一二" style lists, not a numeral
+                return None
+            digit = _CN_DIGITS[ch]
+        elif ch in _CN_UNITS:
+            total += (1 if digit is None else digit) * _CN_UNITS[ch]
+            digit = None
+        else:
+            return None
+    total += digit or 0
+    return total or None
+
+
+def _ordinal(family: str, marker: str) -> int | None:
+    """The number a marker stands for; 0 means 'any' (最后 closes a first_next run)."""
+    if family == "first_next":
+        return _FIRST_NEXT.get(marker[:2], 0)
+    if family == "circled":
+        return ord(marker) - 0x245F
+    if family == "latin_dot":
+        return ord(marker[0]) - 64
+    core = marker.strip("（()）第、．.，,：:是编章节節部分篇条條 \t\u3000\u00a0")
+    if not core:
+        return None
+    if core[0] in _CN_DIGITS or core[0] in _CN_UNITS:
+        return cn_numeral(core)
+    try:
+        return int(core)
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Cand:
+    pos: int  # marker start (after indentation)
+    end: int  # marker end
+    family: str
+    marker: str
+    number: int
+    line_start: bool
+    chain: int = -1
+
+
+def _candidates(text: str) -> list[_Cand]:
+    out: list[_Cand] = []
+    for m in _MARKER_RE.finditer(text):
+        family = m.lastgroup
+        if family is None or family == "inl":
+            continue
+        inline = m.group("inl") is not None
+        if inline and family not in _INLINE_FAMILIES:
+            continue
+        start, end = m.span(family)
+        marker = m.group(family)
+        number = _ordinal(family, marker)
+        if number is None or number > 999:
+            continue
+        if family == "first_next" and number == 0 and not marker.endswith(("，", ",", "：", ":")):
+            continue
+        out.append(_Cand(start, end, family, marker, number, not inline))
+    return out
+
+
+def _chains(cands: list[_Cand], min_sequence: int) -> list[_Cand]:
+    """Link candidates of a family into runs of consecutive ordinals; keep believable runs."""
+    members: list[list[int]] = []  # chain id -> candidate indexes
+    open_by_family: dict[str, list[int]] = {}  # family -> chain ids, most recent last
+    for i, c in enumerate(cands):
+        target = -1
+        if c.number != 1:
+            for cid in reversed(open_by_family.get(c.family, ())):
+                last = cands[members[cid][-1]]
+                if last.number + 1 == c.number or (c.number == 0 and last.number >= 1):
+                    target = cid
+                    break
+        if target < 0:
+            target = len(members)
+            members.append([])
+            open_by_family.setdefault(c.family, []).append(target)
+        members[target].append(i)
+        c.chain = target
+    keep = [False] * len(cands)
+    for idx in members:
+        first = cands[idx[0]]
+        ok = len(idx) >= max(min_sequence, 1)
+        if not ok and len(idx) == 1:
+            ok = first.number == 1 and first.line_start and first.family in _STRONG_FAMILIES
+        if ok and first.family == "first_next" and first.number != 1:
+            ok = False  # 其次/最后 without 首先 is prose
+        if ok:
+            for i in idx:
+                keep[i] = True
+    return [c for c, k in zip(cands, keep) if k]
+
+
+def _heading(text: str, c: _Cand, max_chars: int) -> str | None:
+    if c.family in _NO_HEADING:
+        return None
+    body = c.end
+    line_end = text.find("\n", body)
+    if line_end < 0:
+        line_end = len(text)
+    line = text[body:line_end].strip(" \t\u3000\u00a0")
+    if c.line_start and line and len(line) <= max_chars:
+        m = _SENT_END_RE.search(line)
+        if m is None or m.end() == len(line):  # the whole line is one short sentence
+            return line.strip(_HEAD_STRIP) or None
+    window = text[body : min(line_end, body + max_chars + 2)]
+    m = _SENT_END_RE.search(window)
+    if m is None or m.start() > max_chars:
+        return None
+    return window[: m.start()].strip(_HEAD_STRIP) or None
+
+
+def section_text(text: str, cfg: SectionConfig) -> list[Section]:
+    """Outline tree of one essay's cleaned text, sorted by (char_start, level)."""
+    if not text.strip():
+        return []
+    marks = _chains(_candidates(text), cfg.min_sequence)
+    n = len(text)
+    first = marks[0].pos if marks else n
+    out: list[Section] = []
+    if text[:first].strip():
+        out.append(Section("0", 1, 0, "", "preamble", None, 0, first, None))
+
+    # Build the tree with a stack of open sections: (family, chain, record-index).
+    records: list[list] = []  # [path, level, ordinal, cand, parent_path, end]
+    stack: list[tuple[str, int, int]] = []
+    child_count: dict[str | None, int] = {}
+    for c in marks:
+        pos_in_stack = -1
+        for k in range(len(stack) - 1, -1, -1):
+            if stack[k][0] == c.family:
+                pos_in_stack = k
+                break
+        if pos_in_stack >= 0 and (stack[pos_in_stack][1] == c.chain or pos_in_stack == len(stack) - 1):
+            # Sibling of the open section of this family (or a restart right after it).
+            for fam, ch, ri in stack[pos_in_stack:]:
+                records[ri][5] = c.pos
+            del stack[pos_in_stack:]
+        elif pos_in_stack >= 0 and c.number == 1:
+            pass  # a new run of an open family deeper inside: nest it under the innermost section
+        elif pos_in_stack >= 0:
+            for fam, ch, ri in stack[pos_in_stack:]:
+                records[ri][5] = c.pos
+            del stack[pos_in_stack:]
+        parent = records[stack[-1][2]][0] if stack else None
+        ordinal = child_count.get(parent, 0) + 1
+        child_count[parent] = ordinal
+        path = f"{parent}.{ordinal}" if parent else str(ordinal)
+        records.append([path, len(stack) + 1, ordinal, c, parent, n])
+        stack.append((c.family, c.chain, len(records) - 1))
+
+    hmax = cfg.max_heading_chars
+    for path, level, ordinal, c, parent, end in records:
+        out.append(Section(path, level, ordinal, c.marker, c.family, _heading(text, c, hmax), c.pos, end, parent))
+    out.sort(key=lambda s: (s.char_start, s.level))
+    return out

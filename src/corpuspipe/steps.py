@@ -1,0 +1,373 @@
+"""Shard-level steps: read a shard file, run one stage, write the next shard file.
+
+These are what the Prefect tasks call.  They take and return paths (cheap to pass between
+processes or Dask workers) and name their outputs by a key derived from the *contents* of
+their inputs, the stage and the config, so equal inputs land on equal files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from . import dedup as dedup_mod
+from . import ingest as ingest_mod
+from . import normalize as normalize_mod
+from . import section as section_mod
+from . import watermark as watermark_mod
+from .config import PipelineConfig
+from .model import Essay, QuarantineEntry, Shard, merge_counts
+from .release import SectionRow, section_id
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def step_key(stage: str, cfg: PipelineConfig, *parts: str) -> str:
+    h = hashlib.sha256(f"{stage}\0{__version__}\0{cfg.config_hash()}".encode())
+    for p in parts:
+        h.update(b"\0" + p.encode())
+    return h.hexdigest()[:24]
+
+
+def _timed(shard: Shard, stage: str, start: float, input_chars: int) -> None:
+    t = shard.stats.setdefault("timings", {})
+    t[stage] = {"seconds": round(time.perf_counter() - start, 6), "chars": input_chars}
+
+
+# -- 1. discover + ingest ----------------------------------------------------------------
+def discover(raw_root: Path, cfg: PipelineConfig) -> tuple[list[str], list[QuarantineEntry]]:
+    return ingest_mod.discover_sources(Path(raw_root), cfg.ingest)
+
+
+def ingest_step(raw_root: Path, rel_paths: Sequence[str], cfg: PipelineConfig, work: Path) -> Path:
+    raw_root = Path(raw_root)
+    digests = []
+    for rel in rel_paths:
+        try:
+            digests.append(rel + ":" + file_digest(raw_root / rel))
+        except OSError as exc:  # unreadable: ingest_file quarantines it
+            digests.append(rel + ":unreadable:" + type(exc).__name__)
+    out = Path(work) / "ingest" / f"{step_key('ingest', cfg, *digests)}.json"
+    start = time.perf_counter()
+    shard = Shard()
+    for rel in rel_paths:
+        part = ingest_mod.ingest_file(raw_root, rel, cfg.ingest)
+        shard.essays.extend(part.essays)
+        shard.sources.extend(part.sources)
+        shard.quarantine.extend(part.quarantine)
+    _timed(shard, "ingest", start, sum(s.bytes for s in shard.sources))
+    return shard.write(out)
+
+
+# -- 2. watermark: statistics first, then the corpus-level decision, then action ----------
+def boilerplate_stats_step(shard_path: Path, cfg: PipelineConfig) -> dict[str, int]:
+    shard = Shard.read(shard_path)
+    return watermark_mod.collect_boilerplate_stats(shard.essays, cfg.watermark)
+
+
+def select_boilerplate(stats: Iterable[Mapping[str, int]], n_docs: int, cfg: PipelineConfig) -> list[str]:
+    total: dict[str, int] = {}
+    for s in stats:
+        merge_counts(total, s)
+    return watermark_mod.select_boilerplate(total, n_docs, cfg.watermark)
+
+
+def watermark_step(shard_path: Path, boilerplate: Sequence[str], cfg: PipelineConfig, work: Path) -> Path:
+    bp_key = hashlib.sha256("\n".join(boilerplate).encode()).hexdigest()
+    out = Path(work) / "watermark" / f"{step_key('watermark', cfg, file_digest(shard_path), bp_key)}.json"
+    shard = Shard.read(shard_path)
+    start = time.perf_counter()
+    chars = sum(len(e.text) for e in shard.essays)
+    removed = watermark_mod.remove_watermarks(shard.essays, cfg.watermark, boilerplate)
+    _timed(shard, "watermark", start, chars)
+    merge_counts(shard.stats.setdefault("removals_per_rule", {}), removed)
+    return shard.write(out)
+
+
+# -- 3. normalize ----------------------------------------------------------------------------
+def normalize_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
+    out = Path(work) / "normalize" / f"{step_key('normalize', cfg, file_digest(shard_path))}.json"
+    shard = Shard.read(shard_path)
+    start = time.perf_counter()
+    chars = sum(len(e.text) for e in shard.essays)
+    counts = normalize_mod.normalize_essays(shard.essays, cfg.normalize)
+    _timed(shard, "normalize", start, chars)
+    merge_counts(shard.stats.setdefault("normalize_counts", {}), counts)
+    return shard.write(out)
+
+
+# -- 4. section ------------------------------------------------------------------------------
+def sections_path(shard_path: Path) -> Path:
+    return Path(shard_path).with_suffix(".sections.json")
+
+
+def section_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
+    """Write the shard (with timings) plus a sections file beside it; return the shard path."""
+    out = Path(work) / "section" / f"{step_key('section', cfg, file_digest(shard_path))}.json"
+    shard = Shard.read(shard_path)
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    chars = 0
+    for e in shard.essays:
+        text = e.text
+        chars += len(text)
+        for s in section_mod.section_text(text, cfg.section):
+            rows.append(
+                asdict(
+                    SectionRow(
+                        doc_id=e.doc_id,
+                        path=s.path,
+                        level=s.level,
+                        ordinal=s.ordinal,
+                        marker=s.marker,
+                        marker_family=s.marker_family,
+                        heading=s.heading,
+                        char_start=s.char_start,
+                        char_end=s.char_end,
+                        parent_path=s.parent_path,
+                    )
+                )
+            )
+    _timed(shard, "section", start, chars)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sp = sections_path(out)
+    sp.write_text(json.dumps(rows, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+    return shard.write(out)
+
+
+def read_sections(shard_path: Path) -> list[SectionRow]:
+    return [SectionRow(**r) for r in json.loads(sections_path(shard_path).read_text(encoding="utf-8"))]
+
+
+def dedup_items(shard: Shard, sections: Sequence[SectionRow], cfg: PipelineConfig) -> tuple[list, list]:
+    """Documents, and the leaf sections long enough to judge, as dedup items."""
+    texts = {e.doc_id: e.text for e in shard.essays}
+    docs = [dedup_mod.DedupItem(id=e.doc_id, text=e.text, quality=len(e.text)) for e in shard.essays]
+    parents = {(s.doc_id, s.parent_path) for s in sections if s.parent_path}
+    secs = []
+    for s in sections:
+        if (s.doc_id, s.path) in parents:
+            continue  # judged through its children; avoids parent/child containment noise
+        text = texts[s.doc_id][s.char_start : s.char_end]
+        secs.append(dedup_mod.DedupItem(id=section_id(s.doc_id, s.path), text=text, quality=len(text)))
+    return docs, secs
+
+
+# -- 5. dedup: signatures per shard, then one corpus-level pass over band keys -----------
+def signature_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> dict[str, str]:
+    """Signatures of a shard's documents and sections, written beside the shard."""
+    key = step_key("signature", cfg, file_digest(shard_path), file_digest(sections_path(shard_path)))
+    base = Path(work) / "signature" / key
+    base.parent.mkdir(parents=True, exist_ok=True)
+    shard = Shard.read(shard_path)
+    docs, secs = dedup_items(shard, read_sections(shard_path), cfg)
+    out = {}
+    for level, items in (("document", docs), ("section", secs)):
+        table = dedup_mod.compute_signatures(items, cfg.dedup)
+        p = base.with_name(f"{key}.{level}.parquet")
+        pq.write_table(table, p)
+        out[level] = str(p)
+    return out
+
+
+def dedup_step(
+    shard_paths: Sequence[Path], signature_paths: Sequence[Mapping[str, str]], cfg: PipelineConfig, work: Path
+) -> Path:
+    """Candidates from band keys, exact verification, clusters; one JSON result for the corpus."""
+    digest = step_key("dedup", cfg, *(file_digest(Path(p)) for sp in signature_paths for p in sorted(sp.values())))
+    out = Path(work) / "dedup" / f"{digest}.json"
+    start = time.perf_counter()
+    doc_items: dict[str, Any] = {}
+    sec_items: dict[str, Any] = {}
+    sec_doc: dict[str, str] = {}
+    for p in shard_paths:
+        shard = Shard.read(Path(p))
+        sections = read_sections(Path(p))
+        docs, secs = dedup_items(shard, sections, cfg)
+        doc_items.update((d.id, d) for d in docs)
+        for s in secs:
+            sec_items[s.id] = s
+            sec_doc[s.id] = s.id.rsplit("-", 1)[0]
+    result: dict[str, Any] = {"pairs": [], "clusters": {}, "stats": {}}
+    for level, items in (("document", doc_items), ("section", sec_items)):
+        sig_tables = [pq.read_table(sp[level]) for sp in signature_paths]
+        sigs = pa.concat_tables(sig_tables) if sig_tables else None
+        band_tables = [dedup_mod.band_keys(t, cfg.dedup) for t in sig_tables]
+        pairs = dedup_mod.candidate_pairs(band_tables)
+        if level == "section":
+            pairs = [(a, b) for a, b in pairs if sec_doc[a] != sec_doc[b]]
+        sig_by_id = dedup_mod.signatures_by_id(sigs) if sigs is not None else {}
+        verified = dedup_mod.verify_pairs(pairs, items, sig_by_id, cfg.dedup, level)
+        clusters = dedup_mod.assign_clusters(sorted(items), verified, {k: v.quality for k, v in items.items()})
+        result["pairs"].extend(asdict(p) for p in verified)
+        result["clusters"].update({k: list(v) for k, v in clusters.items()})
+        result["stats"][level] = {
+            "items": len(items),
+            "candidates": len(pairs),
+            "near_duplicate": sum(1 for p in verified if p.relation == "near_duplicate"),
+            "reuse": sum(1 for p in verified if p.relation == "reuse"),
+        }
+    result["stats"]["seconds"] = round(time.perf_counter() - start, 6)
+    result["stats"]["lsh"] = dedup_mod.lsh_params(cfg.dedup)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+    return out
+
+
+# -- 6. write + validate -----------------------------------------------------------------
+class ReleaseExists(Exception):
+    """The version being written already exists with different content (releases are immutable)."""
+
+
+def assemble_tables(shard_paths: Sequence[Path], dedup_path: Path, quarantine: Sequence[QuarantineEntry]):
+    """All release tables in memory plus what the manifest needs from the shards."""
+    from . import release as rel
+    from .dedup import DuplicatePair
+
+    essays: list[Essay] = []
+    sections: list[SectionRow] = []
+    sources = []
+    quarantined = list(quarantine)
+    stages: dict[str, dict[str, float]] = {}
+    removals: dict[str, int] = {}
+    norm_counts: dict[str, int] = {}
+    for p in shard_paths:
+        shard = Shard.read(Path(p))
+        essays.extend(shard.essays)
+        sections.extend(read_sections(Path(p)))
+        sources.extend(shard.sources)
+        quarantined.extend(shard.quarantine)
+        for stage, t in shard.stats.get("timings", {}).items():
+            agg = stages.setdefault(stage, {"seconds": 0.0, "chars": 0})
+            agg["seconds"] += t["seconds"]
+            agg["chars"] += t["chars"]
+        merge_counts(removals, shard.stats.get("removals_per_rule", {}))
+        merge_counts(norm_counts, shard.stats.get("normalize_counts", {}))
+    dd = json.loads(Path(dedup_path).read_text(encoding="utf-8"))
+    clusters = {k: (v[0], v[1]) for k, v in dd["clusters"].items()}
+    pairs = [DuplicatePair(**p) for p in dd["pairs"]]
+    section_counts: dict[str, int] = {}
+    for s in sections:
+        section_counts[s.doc_id] = section_counts.get(s.doc_id, 0) + 1
+    texts = {e.doc_id: e.text for e in essays}
+    tables = {
+        "documents": rel.documents_table(essays, clusters, section_counts),
+        "sections": rel.sections_table(sections, texts, clusters),
+        "duplicates": rel.duplicates_table(pairs),
+        "edits": rel.edits_table(essays),
+        "quarantine": rel.quarantine_table(quarantined),
+    }
+    flags: dict[str, int] = {}
+    for e in essays:
+        for f in e.flags:
+            flags[f] = flags.get(f, 0) + 1
+    facts = {
+        "sources": sorted(sources, key=lambda s: s.path),
+        "quarantine": sorted(quarantined, key=lambda q: (q.path, q.line or 0, q.reason)),
+        "stage_timings": stages,
+        "removals_per_rule": dict(sorted(removals.items())),
+        "normalize_counts": dict(sorted(norm_counts.items())),
+        "dedup_stats": dd["stats"],
+        "flags": dict(sorted(flags.items())),
+    }
+    return tables, facts
+
+
+def write_release_step(
+    shard_paths: Sequence[Path],
+    dedup_path: Path,
+    quarantine: Sequence[QuarantineEntry],
+    cfg: PipelineConfig,
+    out_root: Path,
+    version: str | None,
+    created_at: str,
+    stage_seconds: Mapping[str, float],
+) -> Path:
+    """Write the release into a temporary directory, validate it, then rename it into place.
+
+    A crash never leaves a visible partial release: readers only ever see complete
+    ``<out_root>/<version>/`` directories.
+    """
+    import shutil
+    import tempfile
+
+    from . import release as rel
+    from . import versioning
+
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    tables, facts = assemble_tables(shard_paths, dedup_path, quarantine)
+
+    digests = {name: versioning.table_digest(t) for name, t in tables.items()}
+    from . import schemas as sch
+
+    schema_fp = versioning.schema_fingerprint(sch.TABLES)
+    inputs = rel.source_inputs(facts["sources"])
+    metadata_digest = hashlib.sha256(
+        json.dumps({"config": cfg.canonical_json(), "pipeline": __version__, "inputs": inputs}, sort_keys=True).encode()
+    ).hexdigest()
+    previous_dir = versioning.latest_release(out_root)
+    previous = json.loads((previous_dir / rel.MANIFEST).read_text(encoding="utf-8")) if previous_dir else None
+    bump = "explicit"
+    if version is None:
+        version, bump = versioning.decide_version(previous, schema_fp, digests, metadata_digest)
+    final = out_root / version
+    if final.exists():
+        existing = json.loads((final / rel.MANIFEST).read_text(encoding="utf-8"))
+        if existing.get("table_digests") == digests and existing.get("schema_fingerprint") == schema_fp:
+            return final  # same content already released under this version
+        raise ReleaseExists(f"{final}: version {version} already exists with different content")
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=out_root))
+    try:
+        outputs = rel.write_tables(tmp, tables, cfg, version)
+        stages = {}
+        for stage, t in facts["stage_timings"].items():
+            mb = t["chars"] * 3 / 1e6  # UTF-8 Han is 3 bytes; a stable size measure across stages
+            stages[stage] = {"seconds": round(t["seconds"], 3), "chars": t["chars"],
+                             "mb_per_s": round(mb / t["seconds"], 2) if t["seconds"] else None}
+        for stage, sec in stage_seconds.items():
+            stages.setdefault(stage, {})["wall_seconds"] = round(sec, 3)
+        dstats = facts["dedup_stats"]
+        parts = rel.ManifestParts(
+            created_at=created_at,
+            inputs=inputs,
+            stages=stages,
+            quarantine=facts["quarantine"],
+            extra={
+                "schema_fingerprint": schema_fp,
+                "table_digests": digests,
+                "version_bump": bump,
+                "previous_version": previous["version"] if previous else None,
+                "dedup": {**dstats.get("lsh", {}), "document": dstats.get("document"), "section": dstats.get("section")},
+                "removals_per_rule": facts["removals_per_rule"],
+                "normalize": facts["normalize_counts"],
+                "redactions": {k: v for k, v in facts["normalize_counts"].items() if k.startswith("pii")},
+                "flags": facts["flags"],
+                "counts": {name: t.num_rows for name, t in tables.items()},
+            },
+        )
+        manifest = rel.build_manifest(cfg, version, outputs, parts)
+        rel.write_json(tmp / rel.MANIFEST, manifest)
+        rel.validate_release(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    versioning.register_release(out_root, version, manifest)
+    return final

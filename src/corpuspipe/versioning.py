@@ -1,0 +1,357 @@
+"""Semantic versions for releases, decided from content rather than from a person's memory.
+
+The version is written into every Parquet file's metadata, so it must be decided before the files
+exist: everything here works from in-memory Arrow tables plus the previous release's MANIFEST.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MANIFEST_NAME = "MANIFEST.json"
+INDEX_NAME = "index.json"
+LATEST_NAME = "latest"
+FIRST_VERSION = "1.0.0"
+
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_BUMP_RANK = {"none": 0, "patch": 1, "minor": 2, "major": 3, "initial": 3}
+
+
+class VersionError(ValueError):
+    """A version string or a release registration that would break the release history."""
+
+
+# --------------------------------------------------------------------------- version strings
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """Strict MAJOR.MINOR.PATCH: pre-release tags would make directory names sort ambiguously."""
+    m = _SEMVER.match(version)
+    if m is None:
+        raise VersionError(f"not a MAJOR.MINOR.PATCH version: {version!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def bump_version(version: str, bump: str) -> str:
+    major, minor, patch = parse_version(version)
+    if bump == "major":
+        return f"{major + 1}.0.0"
+    if bump == "minor":
+        return f"{major}.{minor + 1}.0"
+    if bump == "patch":
+        return f"{major}.{minor}.{patch + 1}"
+    if bump == "none":
+        return version
+    raise VersionError(f"unknown bump {bump!r}")
+
+
+def _bump_between(old: str, new: str) -> str:
+    o, n = parse_version(old), parse_version(new)
+    if n <= o:
+        return "none"
+    if n[0] > o[0]:
+        return "major"
+    if n[1] > o[1]:
+        return "minor"
+    return "patch"
+
+
+# --------------------------------------------------------------------------- digests
+
+
+def _sha(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(len(p).to_bytes(8, "little"))
+        h.update(p)
+    return h.hexdigest()
+
+
+def _logical_type(t: pa.DataType) -> str:
+    """Type name with the physical width of offsets erased (polars writes large_string, pyarrow string)."""
+    if pa.types.is_dictionary(t):
+        return _logical_type(t.value_type)
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "binary"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
+        return f"list<{_logical_type(t.value_type)}>"
+    if pa.types.is_struct(t):
+        inner = ",".join(f"{t.field(i).name}:{_logical_type(t.field(i).type)}" for i in range(t.num_fields))
+        return f"struct<{inner}>"
+    return str(t)
+
+
+def _validity_bytes(arr: pa.Array) -> bytes:
+    if arr.null_count == 0:
+        return b"\x00"
+    return pc.is_null(arr).to_numpy(zero_copy_only=False).tobytes()
+
+
+def _array_digest(arr: pa.Array) -> str:
+    """Digest of one column's logical values: the bytes of null slots and chunking never count."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        return _array_digest(arr.dictionary_decode())
+    validity = _validity_bytes(arr)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) \
+            or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        is_text = not (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t))
+        big = pa.large_string() if is_text else pa.large_binary()
+        filled = pc.fill_null(arr.cast(big), pa.scalar("" if is_text else b"", big))
+        filled = pa.concat_arrays([filled])  # fresh buffers, no slice offset
+        lengths = pc.binary_length(filled).to_numpy(zero_copy_only=False).astype("<i8")
+        offsets = np.frombuffer(filled.buffers()[1], dtype="<i8")[filled.offset: filled.offset + len(filled) + 1]
+        data = filled.buffers()[2]
+        body = b"" if data is None or len(offsets) == 0 else memoryview(data)[offsets[0]: offsets[-1]].tobytes()
+        lengths = lengths.tobytes()
+        return _sha(b"bytes", validity, lengths, body)
+    if pa.types.is_boolean(t):
+        return _sha(b"bool", validity, pc.fill_null(arr, False).to_numpy(zero_copy_only=False).tobytes())
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t) or pa.types.is_decimal(t):
+        if pa.types.is_decimal(t):
+            vals = [str(v) for v in arr.to_pylist()]
+            return _sha(b"dec", validity, json.dumps(vals).encode())
+        storage = arr
+        if pa.types.is_temporal(t):
+            storage = arr.view(pa.int64() if t.bit_width == 64 else pa.int32())
+        zero = pa.scalar(0, storage.type) if not pa.types.is_floating(t) else pa.scalar(0.0, storage.type)
+        np_vals = pc.fill_null(storage, zero).to_numpy(zero_copy_only=False)
+        return _sha(b"num", validity, np_vals.astype(np_vals.dtype.newbyteorder("<")).tobytes())
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
+        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype("<i8")
+        flat = pc.list_flatten(arr)  # skips values hidden behind null lists
+        return _sha(b"list", validity, lengths.tobytes(), _array_digest(flat).encode())
+    if pa.types.is_struct(t):
+        parts = [_array_digest(pc.struct_field(arr, [i])).encode() for i in range(t.num_fields)]
+        return _sha(b"struct", validity, *parts)
+    # Rare types: slow but still logical.
+    return _sha(b"py", json.dumps(arr.to_pylist(), default=str, ensure_ascii=False).encode())
+
+
+def table_digest(table: pa.Table) -> str:
+    """sha256 of a table's rows, in row order, independent of metadata, chunking and offset width.
+
+    Row order counts: the release writer sorts by ``schemas.SORT_KEYS``, so equal content gives an
+    equal digest.  Columns are taken in name order so that reordering columns is not a change.
+    """
+    h = hashlib.sha256()
+    h.update(f"rows={table.num_rows}\n".encode())
+    for name in sorted(table.column_names):
+        col = table.column(name)
+        arr = pa.concat_arrays(col.chunks) if col.num_chunks != 1 else col.chunk(0)
+        if col.num_chunks == 0:
+            arr = pa.array([], type=col.type)
+        h.update(f"{name}\t{_logical_type(col.type)}\t{_array_digest(arr)}\n".encode())
+    return h.hexdigest()
+
+
+def schema_fingerprint(schemas: Mapping[str, pa.Schema]) -> str:
+    """sha256 of table names, column names, types and nullability; schema metadata is ignored."""
+    canon = {
+        table: [[f.name, _logical_type(f.type), bool(f.nullable)] for f in schema]
+        for table, schema in sorted(schemas.items())
+    }
+    return hashlib.sha256(_canonical_json(canon).encode()).hexdigest()
+
+
+def metadata_digest(config: Mapping[str, Any], pipeline_version: str, inputs: Sequence[Mapping[str, Any]]) -> str:
+    """What a patch release is about: config, pipeline version and the input files.
+
+    The git commit is deliberately left out: a commit that changes neither output nor the pipeline
+    version should not mint a release.
+    """
+    canon_inputs = sorted(
+        ({k: v for k, v in dict(i).items()} for i in inputs), key=lambda i: (str(i.get("path")), _canonical_json(i))
+    )
+    payload = {"config": dict(config), "pipeline_version": pipeline_version, "inputs": canon_inputs}
+    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
+
+
+def manifest_metadata_digest(manifest: Mapping[str, Any]) -> str:
+    """The metadata digest of an existing release (stored one if present, else recomputed)."""
+    stored = manifest.get("metadata_digest")
+    if isinstance(stored, str) and stored:
+        return stored
+    return metadata_digest(
+        manifest.get("config", {}), str(manifest.get("pipeline", {}).get("version", "")), manifest.get("inputs", [])
+    )
+
+
+def content_hash(outputs: Sequence[Mapping[str, Any]]) -> str:
+    """sha256 over the data files' sorted (name, sha256) pairs, as recorded in MANIFEST.json."""
+    pairs = sorted((str(o["path"]), str(o["sha256"])) for o in outputs)
+    return hashlib.sha256("".join(f"{p}\t{s}\n" for p, s in pairs).encode()).hexdigest()
+
+
+def _canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+def classify_change(
+    previous_manifest: Mapping[str, Any] | None,
+    schema_fp: str,
+    table_digests: Mapping[str, str],
+    metadata_digest_: str,
+) -> str:
+    """'initial', 'major' (schema), 'minor' (rows), 'patch' (metadata only) or 'none'."""
+    if previous_manifest is None:
+        return "initial"
+    if previous_manifest.get("schema_fingerprint") != schema_fp:
+        return "major"
+    if dict(previous_manifest.get("table_digests") or {}) != dict(table_digests):
+        return "minor"
+    if manifest_metadata_digest(previous_manifest) != metadata_digest_:
+        return "patch"
+    return "none"
+
+
+def decide_version(
+    previous_manifest: dict | None,
+    schema_fp: str,
+    table_digests: Mapping[str, str],
+    metadata_digest: str,
+    requested: str | None = None,
+) -> tuple[str, str]:
+    """(version, bump) for the next release.
+
+    bump is the kind of change found ('initial', 'major', 'minor', 'patch', 'none').  With 'none' the
+    previous version is returned: the caller decides whether to refuse or to reuse it.  A requested
+    version must be newer than the previous one and at least as big a step as the change needs.
+    """
+    bump = classify_change(previous_manifest, schema_fp, table_digests, metadata_digest)
+    if previous_manifest is None:
+        if requested is not None:
+            parse_version(requested)
+            return requested, bump
+        return FIRST_VERSION, bump
+    prev = str(previous_manifest["version"])
+    parse_version(prev)
+    if requested is None:
+        return bump_version(prev, bump), bump
+    step = _bump_between(prev, requested)
+    if step == "none":
+        raise VersionError(f"requested version {requested} is not newer than the previous release {prev}")
+    if _BUMP_RANK[step] < _BUMP_RANK[bump]:
+        raise VersionError(
+            f"requested version {requested} is a {step} step from {prev}, but the change needs a {bump} release"
+        )
+    return requested, bump
+
+
+# --------------------------------------------------------------------------- the release registry
+
+
+def _version_key(v: str) -> tuple[int, int, int]:
+    try:
+        return parse_version(v)
+    except VersionError:
+        return (-1, -1, -1)
+
+
+def release_counts(manifest: Mapping[str, Any]) -> dict[str, int]:
+    """Rows per table, from the manifest's outputs (documents.parquet -> documents)."""
+    counts: dict[str, int] = {}
+    for o in manifest.get("outputs", []):
+        path = str(o.get("path", ""))
+        if path.endswith(".parquet") and "rows" in o:
+            counts[path[: -len(".parquet")]] = int(o["rows"])
+    return dict(sorted(counts.items()))
+
+
+def index_entry(version: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "version": version,
+        "content_hash": manifest.get("content_hash"),
+        "created_at": manifest.get("created_at"),
+        "counts": release_counts(manifest),
+    }
+
+
+def merge_index(index: Mapping[str, Any] | None, version: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The index with `version` added; re-adding identical content is allowed, other content is not."""
+    parse_version(version)
+    entries = {str(e["version"]): dict(e) for e in (index or {}).get("releases", [])}
+    new = index_entry(version, manifest)
+    old = entries.get(version)
+    if old is not None and old.get("content_hash") != new["content_hash"]:
+        raise VersionError(
+            f"release {version} is already registered with content_hash {old.get('content_hash')}, "
+            f"not {new['content_hash']}: releases are immutable, choose a new version"
+        )
+    entries[version] = new
+    ordered = sorted(entries.values(), key=lambda e: _version_key(str(e["version"])))
+    return {"latest": ordered[-1]["version"], "releases": ordered}
+
+
+def dumps_index(index: Mapping[str, Any]) -> str:
+    return json.dumps(index, sort_keys=True, ensure_ascii=False, indent=2) + "\n"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write next to the target and os.replace it, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_manifest(release_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(release_dir) / MANIFEST_NAME).read_text(encoding="utf-8"))
+
+
+def register_release(releases_root: Path, version: str, manifest: dict) -> None:
+    """Add a release to `releases/index.json` and point `releases/latest` at the newest version."""
+    root = Path(releases_root)
+    index_path = root / INDEX_NAME
+    current = json.loads(index_path.read_text(encoding="utf-8")) if index_path.exists() else None
+    merged = merge_index(current, version, manifest)
+    atomic_write_text(index_path, dumps_index(merged))
+    atomic_write_text(root / LATEST_NAME, f"{merged['latest']}\n")
+
+
+def latest_release(releases_root: Path) -> Path | None:
+    """The newest release directory: `latest`, else index.json, else a scan for MANIFEST.json."""
+    root = Path(releases_root)
+    candidates: list[str] = []
+    latest_file = root / LATEST_NAME
+    if latest_file.is_file():
+        candidates.append(latest_file.read_text(encoding="utf-8").strip())
+    index_path = root / INDEX_NAME
+    if index_path.is_file():
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        candidates.extend(
+            str(e["version"]) for e in sorted(index.get("releases", []), key=lambda e: _version_key(str(e["version"])),
+                                              reverse=True)
+        )
+    for v in candidates:
+        if v and (root / v / MANIFEST_NAME).is_file():
+            return root / v
+    if not root.is_dir():
+        return None
+    found = [p for p in root.iterdir() if p.is_dir() and _SEMVER.match(p.name) and (p / MANIFEST_NAME).is_file()]
+    if not found:
+        return None
+    return max(found, key=lambda p: parse_version(p.name))
