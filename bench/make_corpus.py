@@ -42,7 +42,7 @@ GB18030_SHARE = 0.02
 SECTION_COPY_SHARE = 0.03  # planted paragraphs per document
 SECTION_COPY_MIN_CHARS = 80
 POOL_MIN_CHARS = 10
-POOL_MAX_SEEN = 0.2  # a pool paragraph may share at most this share of 5-grams with earlier ones
+POOL_MAX_SEEN = 0.35  # a pool paragraph may share at most this share of 5-grams with earlier ones
 FILES_PER_DIR = 500
 
 SITES = (
@@ -101,6 +101,16 @@ class Doc:
     path: str = ""
     encoding: str = "utf-8"
     planted: list[int] = field(default_factory=list)  # paragraph indices holding planted text
+    sources: list[int] = field(default_factory=list)  # paragraph indices copied into other docs
+
+    def insert_para(self, pos: int, text: str) -> None:
+        """Insert a paragraph, keeping the planted/source indices pointing at the same text."""
+        self.paras.insert(pos, text)
+        self.planted = [i + 1 if i >= pos else i for i in self.planted]
+        self.sources = [i + 1 if i >= pos else i for i in self.sources]
+
+    def protected(self) -> set[int]:
+        return set(self.planted) | set(self.sources)
     watermark_texts: list[str] = field(default_factory=list)
     header_lines: list[str] = field(default_factory=list)
 
@@ -372,12 +382,14 @@ def plant_section_copies(docs: list[Doc], rng: random.Random, conv: Converter) -
         long_paras = [i for i, p in enumerate(a.paras) if len(p) >= SECTION_COPY_MIN_CHARS and i not in a.planted]
         if not long_paras:
             continue
-        text = a.paras[rng.choice(long_paras)].strip()
+        src = rng.choice(long_paras)
+        text = a.paras[src].strip()
         if b.traditional and not a.traditional:
             text = conv.convert(text)  # reuse across scripts, as in the seeds
+        a.sources.append(src)
         pos = rng.randint(0, len(b.paras))
-        b.paras.insert(pos, text)
-        b.planted = [i + 1 if i >= pos else i for i in b.planted] + [pos]
+        b.insert_para(pos, text)
+        b.planted.append(pos)
         planted.append({"from": a.path, "to": b.path, "text": text})
     return planted
 
@@ -386,7 +398,8 @@ def add_boilerplate(docs: list[Doc], rng: random.Random, conv: Converter) -> Non
     """Inline watermarks (never inside planted paragraphs) and site header lines."""
     for d in docs:
         if rng.random() < WATERMARK_SHARE:
-            candidates = [i for i in range(len(d.paras)) if i not in d.planted]
+            keep = d.protected()
+            candidates = [i for i in range(len(d.paras)) if i not in keep]
             for _ in range(rng.randint(1, 4)):
                 if not candidates:
                     break
@@ -397,8 +410,7 @@ def add_boilerplate(docs: list[Doc], rng: random.Random, conv: Converter) -> Non
                 stops = [m.end() for m in re.finditer("[。；！？]", p)]
                 r = rng.random()
                 if r < 0.2:  # a line of its own
-                    d.paras.insert(i + 1, wm)
-                    d.planted = [j + 1 if j > i else j for j in d.planted]
+                    d.insert_para(i + 1, wm)
                     candidates = [j + 1 if j > i else j for j in candidates]
                 elif r < 0.6 or not stops:  # end of paragraph
                     d.paras[i] = p + wm
@@ -467,7 +479,6 @@ def build(out: Path, mb: float, seed: int) -> dict[str, Any]:
     docs = assign_paths(docs, rng)
     section_copies = plant_section_copies(docs, rng, conv)
     add_boilerplate(docs, rng, conv)
-    index_of = {id(d): i for i, d in enumerate(docs)}
     t_build = time.perf_counter() - t0 - t_setup
 
     raw = out / "raw"
@@ -503,7 +514,6 @@ def build(out: Path, mb: float, seed: int) -> dict[str, Any]:
             "encoding": d.encoding,
             "bytes": len(data),
         })
-    del index_of
     records.sort(key=lambda r: r["path"])
     used = {d.base.key: d.base for d in docs if not d.base.key.startswith("mix:")}
     truth = {

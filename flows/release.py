@@ -20,7 +20,7 @@ from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from corpuspipe import steps
+from corpuspipe import locking, steps, versioning
 from corpuspipe.config import PipelineConfig
 from corpuspipe.model import QuarantineEntry
 
@@ -76,7 +76,7 @@ def discover_task(raw_root: str, cfg_json: str) -> tuple[list[str], list[Quarant
 
 
 @task(name="ingest-shard", **CACHED)
-def ingest_task(raw_root: str, rel_paths: list[str], cfg_json: str, work: str) -> str:
+def ingest_task(rel_paths: list[str], raw_root: str, cfg_json: str, work: str) -> str:
     return str(steps.ingest_step(Path(raw_root), rel_paths, PipelineConfig.model_validate_json(cfg_json), Path(work)))
 
 
@@ -143,25 +143,61 @@ def validate_task(release_dir: str) -> dict[str, int]:
     return validate_release(Path(release_dir))
 
 
+# Tasks whose (cached) results name files under <out>/.work/: ingest/watermark/normalize/section
+# return a shard path (section also writes a .sections.json beside it), signatures a dict of paths.
+_WORK_OUTPUT_TASKS = {"ingest-shard", "remove-watermarks", "normalize-script", "section", "minhash-signatures"}
+
+
+def _missing_outputs(task_name: str, result: Any) -> bool:
+    """True if a result points at work files that no longer exist (a cache hit after .work/ was cleaned)."""
+    if task_name not in _WORK_OUTPUT_TASKS:
+        return False
+    paths = [str(v) for v in result.values()] if isinstance(result, dict) else [str(result)]
+    if task_name == "section":
+        paths.append(str(steps.sections_path(Path(result))))
+    return not all(Path(p).is_file() for p in paths)
+
+
 def _map(fn, stage: str, items: Sequence[Any], **kwargs) -> list[Any]:
-    """Submit one task per item, report progress as they finish, return results in order."""
+    """Submit one task per item, report progress as they finish, return results in order.
+
+    A cached result whose work files were deleted is recomputed with ``refresh_cache`` (which
+    also rewrites the cache record), so cleaning ``<out>/.work`` never breaks a later run.
+    """
     futures = [fn.submit(item, **kwargs) for item in items]
     done = 0
     _progress(stage, 0, len(futures))
     results: list[Any] = []
-    for f in futures:
-        results.append(f.result())
+    for item, f in zip(items, futures):
+        result = f.result()
+        if _missing_outputs(fn.name, result):
+            result = fn.with_options(refresh_cache=True).submit(item, **kwargs).result()
+        results.append(result)
         done += 1
         _progress(stage, done, len(futures))
     return results
 
 
 def shard(items: Sequence[str], size: int) -> list[list[str]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)] or []
+    """Cut the sorted paths after every path whose hash is 0 mod ``size`` (~size files a shard, at most 2x).
+
+    Boundaries depend on the paths, not on positions, so adding or removing a file changes only
+    its own shard and every other shard keeps its cache key (fixed-size slices would shift all).
+    """
+    shards: list[list[str]] = []
+    current: list[str] = []
+    for p in items:
+        current.append(p)
+        cut = int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "big") % max(size, 1) == 0
+        if cut or len(current) >= 2 * max(size, 1):
+            shards.append(current)
+            current = []
+    if current:
+        shards.append(current)
+    return shards
 
 
-@flow(name="build_release", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
-def build_release(
+def _build(
     raw_dir: str = "raw",
     out_dir: str = "releases",
     version: str | None = None,
@@ -211,3 +247,55 @@ def build_release(
     validate_task(release_dir)
     _progress("write", 1, 1)
     return release_dir
+
+
+@task(name="write-changelog")
+def changelog_task(previous_dir: str, release_dir: str) -> str:
+    from corpuspipe.changelog import write_changelog
+
+    return str(write_changelog(Path(previous_dir), Path(release_dir)))
+
+
+@flow(name="build_release", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
+def build_release(
+    raw_dir: str = "raw",
+    out_dir: str = "releases",
+    version: str | None = None,
+    config_path: str | None = None,
+    lock_timeout: float = 0.0,
+) -> str:
+    """Build a release while holding ``<out>/.lock``; add CHANGELOG.md against the previous release.
+
+    The lock makes concurrent builds (CLI, schedule, serve) into one output wait or fail with the
+    holder's pid; holding it also makes any ``.tmp-*`` dir a crashed build's leftover, safe to delete.
+    """
+    out_root = Path(out_dir).resolve()
+    with locking.release_lock(out_root, timeout=lock_timeout):
+        locking.clean_stale_tmp(out_root)
+        previous = versioning.latest_release(out_root)
+        release_dir = _build(raw_dir=raw_dir, out_dir=out_dir, version=version, config_path=config_path)
+        if previous is not None and Path(release_dir).resolve() != previous.resolve():
+            changelog_task(str(previous), release_dir)
+    return release_dir
+
+
+def with_runner(runner: str = "thread", dask_address: str | None = None, workers: int = 2):
+    """``build_release`` on the chosen task runner: thread (default), process, or dask.
+
+    dask without an address starts a local cluster of ``workers`` single-threaded processes
+    (the stages are CPU-bound Python; threads would share the GIL).
+    """
+    if runner == "thread":
+        return build_release
+    if runner == "process":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return build_release.with_options(task_runner=ProcessPoolTaskRunner(max_workers=workers))
+    if runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return build_release.with_options(task_runner=DaskTaskRunner(address=dask_address))
+        cluster = {"n_workers": workers, "processes": True, "threads_per_worker": 1, "dashboard_address": None}
+        return build_release.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))
+    raise ValueError(f"unknown task runner {runner!r} (thread, process or dask)")

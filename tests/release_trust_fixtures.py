@@ -44,7 +44,7 @@ def make_tables(
     for i in range(n_docs):
         text = texts.get(i, TEXTS[i % len(TEXTS)] + ("" if i < len(TEXTS) else f"（{i}）"))
         trad = i % len(TEXTS) == 3
-        cluster = "c0000" if i in (0, 2) else f"c{i:04d}"
+        cluster = "d0000" if i in (0, 2) else f"d{i:04d}"  # a cluster is named by its kept document
         docs.append(
             {
                 "doc_id": f"d{i:04d}",
@@ -166,6 +166,7 @@ def write_release(
         outputs.append({"path": path.name, "bytes": path.stat().st_size, "rows": t.num_rows, "sha256": _file_sha(path)})
     inputs = [{"path": "000_x.txt", "bytes": 100, "sha256": _sha("in"), "encoding": "utf-8", "essays": 1}]
     docs = tables["documents"]
+    nq = tables["quarantine"].num_rows if "quarantine" in tables else 0
     manifest = {
         "dataset": cfg.release.dataset,
         "version": version,
@@ -183,7 +184,7 @@ def write_release(
         "outputs": outputs,
         "stages": {"ingest": {"seconds": 0.1, "counts": {"files": 1, "essays": docs.num_rows}},
                    "dedup": {"seconds": 0.2, "counts": {"pairs": tables["duplicates"].num_rows}}},
-        "quarantine": {"count": tables["quarantine"].num_rows, "by_reason": {"binary": tables["quarantine"].num_rows}},
+        "quarantine": {"count": nq, "by_reason": {"binary": nq} if nq else {}},
         "dedup": {"shingle": "char", "ngram": 5, "num_perm": 128, "threshold": 0.5, "bands": 16,
                   "rows": 8},
         "removals_per_rule": {"watermark.source_bracket": 3, "normalize.punct": 2},

@@ -61,6 +61,8 @@ def check_writable(out_dir: Path) -> None:
 def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The embedded server needs a few seconds more on a busy or fresh machine than the 20 s default.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @app.command()
@@ -69,15 +71,31 @@ def release(
     out: Path = typer.Option(Path("releases"), "--out", help="Where releases are written."),
     version: Optional[str] = typer.Option(None, "--version", help="Release version (default: chosen by comparing with the previous release)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding the default configuration."),
+    runner: str = typer.Option("thread", "--runner", help="Task runner: thread (default), process, or dask (a local cluster of 2 worker processes unless --dask-address)."),
+    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Scheduler address of an existing Dask cluster, e.g. tcp://host:8786 (implies --runner dask)."),
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait while another build holds OUT/.lock (default: refuse at once, exit 75)."),
 ) -> None:
     """Build a release from RAW_DIR with Prefect (embedded ephemeral server by default)."""
+    from contextlib import ExitStack
+
+    from corpuspipe.locking import LockHeld, release_lock
+
+    if dask_address:
+        runner = "dask"
     try:
         check_raw_dir(raw_dir)
         check_writable(out)
         if config is not None and not config.is_file():
             raise UserError(f"config file not found: {config}")
+        if runner not in ("thread", "process", "dask"):
+            raise UserError(f"unknown --runner {runner!r}: use thread, process or dask")
     except UserError as exc:
         _fail(str(exc))
+    lock = ExitStack()  # taken before Prefect starts so a refusal is immediate; the flow re-enters it
+    try:
+        lock.enter_context(release_lock(out, timeout=wait))
+    except LockHeld as exc:
+        _fail(str(exc), 75)
     _prefect_defaults()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -85,7 +103,7 @@ def release(
     from corpuspipe.release import ReleaseInvalid
     from corpuspipe.steps import ReleaseExists
 
-    with Progress(
+    with lock, Progress(
         TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         bars: dict[str, int] = {}
@@ -97,7 +115,7 @@ def release(
 
         fr.PROGRESS = on_progress
         try:
-            release_dir = fr.build_release(
+            release_dir = fr.with_runner(runner, dask_address)(
                 raw_dir=str(raw_dir), out_dir=str(out), version=version, config_path=str(config) if config else None
             )
         except (ReleaseExists, ReleaseInvalid) as exc:
@@ -105,6 +123,36 @@ def release(
         finally:
             fr.PROGRESS = None
     _summary(Path(release_dir))
+
+
+@app.command()
+def serve(
+    cron: str = typer.Option(..., "--cron", help='Cron schedule (UTC), e.g. "0 3 * * *" for 03:00 daily.'),
+    raw_dir: Path = typer.Option(Path("raw"), "--raw", help="Directory of raw files."),
+    out: Path = typer.Option(Path("releases"), "--out", help="Where releases are written."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding the default configuration."),
+    name: str = typer.Option("corpuspipe-serve", "--name", help="Deployment name (flow build_release)."),
+) -> None:
+    """Run build_release on a cron schedule in this long-lived process (needs a Prefect server: PREFECT_API_URL)."""
+    _prefect_defaults()
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron)
+    except ValueError:
+        _fail(f"not a valid cron expression: {cron!r}")
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail("serve needs a Prefect server: run `prefect server start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
+    try:
+        check_raw_dir(raw_dir)
+        check_writable(out)
+        if config is not None and not config.is_file():
+            raise UserError(f"config file not found: {config}")
+    except UserError as exc:
+        _fail(str(exc))
+    from flows.serve import serve_release
+
+    serve_release(cron=cron, raw_dir=raw_dir, out_dir=out, config_path=config, name=name)
 
 
 def _summary(release_dir: Path) -> None:

@@ -26,6 +26,7 @@ Conventions (the flow relies on them):
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -85,13 +86,18 @@ _STRONG_FAMILIES = frozenset(
     {"bian", "zhang", "jie", "bufen", "pian", "tiao", "cn_dun", "cn_paren", "paren_arabic", "arabic_dun", "arabic_dot"}
 )
 _NO_HEADING = frozenset({"tiao"})
+_STRUCTURAL = frozenset({"bian", "zhang", "jie", "bufen", "pian"})
 
-_MARKER_RE = re.compile(
-    rf"(?:(?m:^)|(?P<inl>(?<=[。；！？：;!?:]))){_SPACE}*(?:"
-    + "|".join(f"(?P<{name}>{pat})" for name, pat in _FAMILY_PATTERNS.items())
-    + ")"
-)
+_ALTS = "|".join(f"(?P<{name}>{pat})" for name, pat in _FAMILY_PATTERNS.items())
+# The separator is consumed (not a lookbehind) so that the regex engine can skip ahead to the
+# next separator character quickly; position 0 is tried separately with _FIRST_RE.
+# Characters a marker (or its indentation) can start with: a lookahead on them lets the engine
+# skip most sentence ends without trying every family (2x faster).
+_FIRST_CHARS = f"[{_SP}第{_CN}首其再最（(0-9０-９①-⑳A-Z]"
+_MARKER_RE = re.compile(rf"(?P<sep>[\n。；！？：;!?:])(?={_FIRST_CHARS}){_SPACE}*(?:{_ALTS})")
+_FIRST_RE = re.compile(rf"{_SPACE}*(?:{_ALTS})")
 _SENT_END_RE = re.compile(r"[。！？；!?;]")
+_CLAUSE_END = "。！？；!?;：:，,、"
 _HEAD_STRIP = " \t\u3000\u00a0，,：:。！？；!?;、.．"
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -104,6 +110,8 @@ def cn_numeral(s: str) -> int | None:
     """Value of a Chinese numeral up to the thousands (一百零一 -> 101), None if malformed."""
     total, digit = 0, None
     for ch in s:
+        if ch in "零〇":
+            continue  # placeholder in 一百零一
         if ch in _CN_DIGITS:
             if digit is not None:  # two digits in a row: only "一二" style lists, not a numeral
                 return None
@@ -144,16 +152,42 @@ class _Cand:
     marker: str
     number: int
     line_start: bool
+    heading: str | None = None
+    style: int = 0  # 2: bare title line, 1: short one-sentence line, 0: run-in
     chain: int = -1
 
 
-def _candidates(text: str) -> list[_Cand]:
+def _heading(text: str, c: _Cand, max_chars: int) -> tuple[str | None, int]:
+    """(heading, style) of a marker; see _Cand.style."""
+    body = c.end
+    line_end = text.find("\n", body)
+    if line_end < 0:
+        line_end = len(text)
+    if c.line_start and line_end - body <= max_chars + 4:
+        line = text[body:line_end].strip(_SP)
+        if line and len(line) <= max_chars:
+            m = _SENT_END_RE.search(line)
+            if m is None or m.end() == len(line):  # the whole line is one short sentence
+                style = 2 if line[-1] not in _CLAUSE_END else 1
+                return (None if c.family in _NO_HEADING else line.strip(_HEAD_STRIP) or None), style
+    if c.family in _NO_HEADING:
+        return None, 0
+    window = text[body : min(line_end, body + max_chars + 2)]
+    m = _SENT_END_RE.search(window)
+    if m is None or m.start() > max_chars:
+        return None, 0
+    return window[: m.start()].strip(_HEAD_STRIP) or None, 0
+
+
+def _candidates(text: str, max_chars: int) -> list[_Cand]:
     out: list[_Cand] = []
-    for m in _MARKER_RE.finditer(text):
+    first = _FIRST_RE.match(text)
+    matches = _MARKER_RE.finditer(text)
+    for m in itertools.chain((first,) if first else (), matches):
         family = m.lastgroup
-        if family is None or family == "inl":
+        if family is None or family == "sep":
             continue
-        inline = m.group("inl") is not None
+        inline = m.re is _MARKER_RE and m.group("sep") != "\n"
         if inline and family not in _INLINE_FAMILIES:
             continue
         start, end = m.span(family)
@@ -163,22 +197,36 @@ def _candidates(text: str) -> list[_Cand]:
             continue
         if family == "first_next" and number == 0 and not marker.endswith(("，", ",", "：", ":")):
             continue
-        out.append(_Cand(start, end, family, marker, number, not inline))
+        c = _Cand(start, end, family, marker, number, not inline)
+        c.heading, c.style = _heading(text, c, max_chars)
+        out.append(c)
     return out
 
 
-def _chains(cands: list[_Cand], min_sequence: int) -> list[_Cand]:
-    """Link candidates of a family into runs of consecutive ordinals; keep believable runs."""
+def _chains(cands: list[_Cand], min_sequence: int) -> tuple[list[_Cand], dict[int, int]]:
+    """Link candidates of a family into runs of consecutive ordinals; keep believable runs.
+
+    A candidate continues the most recent run that ends one below it, preferring a run whose
+    last item is a bare title line if it is one itself: ``三、保障条件`` continues
+    ``二、主要措施``, not a ``二、落实责任；`` list item nested in between.
+    Returns the kept candidates and, per kept chain, the position of its last item.
+    """
     members: list[list[int]] = []  # chain id -> candidate indexes
     open_by_family: dict[str, list[int]] = {}  # family -> chain ids, most recent last
     for i, c in enumerate(cands):
         target = -1
         if c.number != 1:
+            fallback = -1
             for cid in reversed(open_by_family.get(c.family, ())):
                 last = cands[members[cid][-1]]
                 if last.number + 1 == c.number or (c.number == 0 and last.number >= 1):
-                    target = cid
-                    break
+                    if (last.style == 2) == (c.style == 2):
+                        target = cid
+                        break
+                    if fallback < 0:
+                        fallback = cid
+            if target < 0:
+                target = fallback
         if target < 0:
             target = len(members)
             members.append([])
@@ -186,7 +234,8 @@ def _chains(cands: list[_Cand], min_sequence: int) -> list[_Cand]:
         members[target].append(i)
         c.chain = target
     keep = [False] * len(cands)
-    for idx in members:
+    last_pos: dict[int, int] = {}
+    for cid, idx in enumerate(members):
         first = cands[idx[0]]
         ok = len(idx) >= max(min_sequence, 1)
         if not ok and len(idx) == 1:
@@ -194,71 +243,71 @@ def _chains(cands: list[_Cand], min_sequence: int) -> list[_Cand]:
         if ok and first.family == "first_next" and first.number != 1:
             ok = False  # 其次/最后 without 首先 is prose
         if ok:
+            last_pos[cid] = cands[idx[-1]].pos
             for i in idx:
                 keep[i] = True
-    return [c for c, k in zip(cands, keep) if k]
-
-
-def _heading(text: str, c: _Cand, max_chars: int) -> str | None:
-    if c.family in _NO_HEADING:
-        return None
-    body = c.end
-    line_end = text.find("\n", body)
-    if line_end < 0:
-        line_end = len(text)
-    line = text[body:line_end].strip(" \t\u3000\u00a0")
-    if c.line_start and line and len(line) <= max_chars:
-        m = _SENT_END_RE.search(line)
-        if m is None or m.end() == len(line):  # the whole line is one short sentence
-            return line.strip(_HEAD_STRIP) or None
-    window = text[body : min(line_end, body + max_chars + 2)]
-    m = _SENT_END_RE.search(window)
-    if m is None or m.start() > max_chars:
-        return None
-    return window[: m.start()].strip(_HEAD_STRIP) or None
+    return [c for c, k in zip(cands, keep) if k], last_pos
 
 
 def section_text(text: str, cfg: SectionConfig) -> list[Section]:
     """Outline tree of one essay's cleaned text, sorted by (char_start, level)."""
     if not text.strip():
         return []
-    marks = _chains(_candidates(text), cfg.min_sequence)
+    marks, chain_end = _chains(_candidates(text, cfg.max_heading_chars), cfg.min_sequence)
     n = len(text)
     first = marks[0].pos if marks else n
     out: list[Section] = []
     if text[:first].strip():
         out.append(Section("0", 1, 0, "", "preamble", None, 0, first, None))
 
-    # Build the tree with a stack of open sections: (family, chain, record-index).
-    records: list[list] = []  # [path, level, ordinal, cand, parent_path, end]
+    # Build the tree with a stack of open sections: (family, chain, record index).
+    records: list[tuple[str, int, int, _Cand, str | None]] = []
+    ends: list[int] = []
     stack: list[tuple[str, int, int]] = []
     child_count: dict[str | None, int] = {}
+
+    def close(k: int, at: int) -> None:
+        for entry in stack[k:]:
+            ends[entry[2]] = at
+        del stack[k:]
+
     for c in marks:
-        pos_in_stack = -1
-        for k in range(len(stack) - 1, -1, -1):
-            if stack[k][0] == c.family:
-                pos_in_stack = k
-                break
-        if pos_in_stack >= 0 and (stack[pos_in_stack][1] == c.chain or pos_in_stack == len(stack) - 1):
-            # Sibling of the open section of this family (or a restart right after it).
-            for fam, ch, ri in stack[pos_in_stack:]:
-                records[ri][5] = c.pos
-            del stack[pos_in_stack:]
-        elif pos_in_stack >= 0 and c.number == 1:
-            pass  # a new run of an open family deeper inside: nest it under the innermost section
-        elif pos_in_stack >= 0:
-            for fam, ch, ri in stack[pos_in_stack:]:
-                records[ri][5] = c.pos
-            del stack[pos_in_stack:]
+        k = len(stack) - 1
+        while k >= 0 and stack[k][1] != c.chain:
+            k -= 1
+        if k < 0:
+            k = len(stack) - 1
+            while k >= 0 and stack[k][0] != c.family:
+                k -= 1
+        if k >= 0:
+            open_chain = stack[k][1]
+            if open_chain == c.chain or c.number != 1:
+                close(k, c.pos)  # next sibling of the open section of this family
+            elif chain_end[open_chain] > c.pos or (k < len(stack) - 1 and c.style != 2):
+                pass  # a new list inside an open item (一、 list under 二、, （一） list in an article): nest
+            else:
+                close(k, c.pos)  # the open run is over: a restart at its level
+        else:
+            # A family seen here for the first time nests under the innermost open section,
+            # except that structure (章/节/部分) never nests inside an article or a list item,
+            # and a bare 一、 title line never nests inside an article.
+            j = len(stack)
+            if c.family in _STRUCTURAL:
+                while j > 0 and stack[j - 1][0] not in _STRUCTURAL:
+                    j -= 1
+            elif c.style == 2 and c.family == "cn_dun":
+                while j > 0 and stack[j - 1][0] == "tiao":
+                    j -= 1
+            close(j, c.pos)
         parent = records[stack[-1][2]][0] if stack else None
         ordinal = child_count.get(parent, 0) + 1
         child_count[parent] = ordinal
         path = f"{parent}.{ordinal}" if parent else str(ordinal)
-        records.append([path, len(stack) + 1, ordinal, c, parent, n])
+        records.append((path, len(stack) + 1, ordinal, c, parent))
+        ends.append(n)
         stack.append((c.family, c.chain, len(records) - 1))
 
-    hmax = cfg.max_heading_chars
-    for path, level, ordinal, c, parent, end in records:
-        out.append(Section(path, level, ordinal, c.marker, c.family, _heading(text, c, hmax), c.pos, end, parent))
+    for (path, level, ordinal, c, parent), end in zip(records, ends):
+        out.append(Section(path, level, ordinal, c.marker, c.family, c.heading, c.pos, end, parent))
     out.sort(key=lambda s: (s.char_start, s.level))
     return out

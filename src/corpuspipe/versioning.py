@@ -192,8 +192,10 @@ def manifest_metadata_digest(manifest: Mapping[str, Any]) -> str:
 
 def content_hash(outputs: Sequence[Mapping[str, Any]]) -> str:
     """sha256 over the data files' sorted (name, sha256) pairs, as recorded in MANIFEST.json."""
-    pairs = sorted((str(o["path"]), str(o["sha256"])) for o in outputs)
-    return hashlib.sha256("".join(f"{p}\t{s}\n" for p, s in pairs).encode()).hexdigest()
+    h = hashlib.sha256()
+    for o in sorted(outputs, key=lambda o: str(o["path"])):  # same bytes as release.content_hash
+        h.update(f"{o['path']}\0{o['sha256']}\n".encode())
+    return h.hexdigest()
 
 
 def _canonical_json(obj: Any) -> str:

@@ -1,0 +1,325 @@
+"""The dataset card (README.md, Hugging Face style) and the Croissant description of a release.
+
+Both are derived from the release's own files and MANIFEST.json after the Parquet files exist, so
+they can never describe different data from what is shipped (sha256 values come from the manifest,
+features from the Parquet schemas).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from corpuspipe.report import collect_stats
+from corpuspipe.versioning import atomic_write_text
+
+CARD_NAME = "README.md"
+CROISSANT_NAME = "croissant.json"
+DEFAULT_TABLE = "documents"
+
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    "documents": "One row per essay: cleaned text, provenance, script, duplicate cluster and quality flags.",
+    "sections": "The outline of each essay: headings and the text between them, with character offsets.",
+    "duplicates": "Near-duplicate and text-reuse pairs between documents or sections, with similarity scores.",
+    "edits": "Every change the cleaning made, with raw and clean offsets, so any edit can be audited or undone.",
+    "quarantine": "Inputs or lines that were not turned into documents, and why.",
+}
+
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "documents": {
+        "doc_id": "Stable document id.",
+        "text": "Cleaned essay text (Simplified script when conversion is on).",
+        "text_sha256": "sha256 of `text` (UTF-8).",
+        "script": "Script of the source text: simplified, traditional or mixed.",
+        "trad_ratio": "Share of Traditional-only characters among script-specific characters in the source.",
+        "cluster_id": "Near-duplicate cluster; every document belongs to exactly one.",
+        "duplicate_of": "doc_id of the cluster's kept document, or null for the kept one.",
+        "flags": "Quality flags such as mojibake; the text is kept but may be damaged.",
+    },
+    "sections": {"level": "Outline depth, 1 = top level.", "path": "Dotted position in the outline."},
+}
+
+_HF_DTYPES = {
+    "string": "string", "large_string": "string", "int8": "int8", "int16": "int16", "int32": "int32",
+    "int64": "int64", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+    "float": "float32", "float16": "float16", "double": "float64", "bool": "bool",
+}
+
+
+def _manifest(release_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(release_dir) / "MANIFEST.json").read_text(encoding="utf-8"))
+
+
+def _tables(release_dir: Path) -> dict[str, Path]:
+    """Parquet tables in a stable order: documents first, then by name."""
+    found = {p.stem: p for p in Path(release_dir).glob("*.parquet")}
+    return {k: found[k] for k in sorted(found, key=lambda n: (n != DEFAULT_TABLE, n))}
+
+
+def _release_cfg(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((manifest.get("config") or {}).get("release") or {})
+
+
+# --------------------------------------------------------------------------- Hugging Face card
+
+
+def hf_feature(field: pa.Field) -> dict[str, Any]:
+    """One `dataset_info.features` entry in the Hub's YAML dialect."""
+    t = field.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = _HF_DTYPES.get(str(t.value_type), "string")
+        return {"name": field.name, "sequence": inner}
+    return {"name": field.name, "dtype": _HF_DTYPES.get(str(t), "string")}
+
+
+def size_category(n: int) -> str:
+    """The Hub's size_categories bucket for n rows."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    for bound, label in bounds:
+        if n < bound:
+            return label
+    return "1B<n<10B"
+
+
+def card_header(release_dir: Path, stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    release_dir = Path(release_dir)
+    stats = stats or collect_stats(release_dir)
+    m = stats["manifest"]
+    rc = _release_cfg(m)
+    license_ = str(rc.get("license") or "other")
+    header: dict[str, Any] = {
+        "license": license_,
+        "language": ["zh"],
+        "pretty_name": str(rc.get("pretty_name") or m.get("dataset") or release_dir.name),
+        "task_categories": list(rc.get("task_categories") or ["text-generation"]),
+        "size_categories": [size_category(int(stats["documents"]["rows"]))],
+        "tags": ["chinese", "essays", "deduplicated", "corpuspipe"],
+    }
+    if license_ == "other" and rc.get("license_name"):
+        header["license_name"] = str(rc["license_name"])
+        if rc.get("license_link"):
+            header["license_link"] = str(rc["license_link"])
+    configs, infos = [], []
+    for name, path in _tables(release_dir).items():
+        cfg: dict[str, Any] = {"config_name": name, "data_files": [{"split": "train", "path": path.name}]}
+        if name == DEFAULT_TABLE:
+            cfg["default"] = True
+        configs.append(cfg)
+        meta = pq.read_metadata(path)
+        size = int(stats["files"].get(path.name, {}).get("bytes") or path.stat().st_size)
+        infos.append({
+            "config_name": name,
+            "features": [hf_feature(f) for f in pq.read_schema(path)],
+            "splits": [{"name": "train", "num_bytes": size, "num_examples": meta.num_rows}],
+            "download_size": size,
+            "dataset_size": size,
+        })
+    header["configs"] = configs
+    header["dataset_info"] = infos
+    return header
+
+
+def _md(s: Any) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def render_card(release_dir: Path) -> str:
+    """README.md text: YAML header, then what a user must know before training on the data."""
+    release_dir = Path(release_dir)
+    stats = collect_stats(release_dir)
+    m = stats["manifest"]
+    d = stats["documents"]
+    header = card_header(release_dir, stats)
+    cfg = m.get("config") or {}
+    inputs = m.get("inputs") or []
+    encodings: dict[str, int] = {}
+    for i in inputs:
+        encodings[str(i.get("encoding"))] = encodings.get(str(i.get("encoding")), 0) + 1
+    rc = _release_cfg(m)
+    lines = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]
+    lines += [f"# {header['pretty_name']}", ""]
+    if rc.get("description"):
+        lines += [str(rc["description"]), ""]
+    lines += [
+        f"Release **{m.get('version')}** of `{m.get('dataset')}`: {d['rows']:,} Chinese essays "
+        f"({d['rows'] - d['duplicates']:,} after removing near-duplicates), cleaned and split into sections, "
+        f"with every edit recorded. Built by corpuspipe {m.get('pipeline', {}).get('version', '?')} "
+        f"(commit `{m.get('pipeline', {}).get('git_commit', '?')}`) on {m.get('created_at', '?')}.",
+        "",
+        "## Tables", "",
+        "| config | rows | bytes | sha256 | what it holds |", "|---|---:|---:|---|---|",
+    ]
+    for name, path in _tables(release_dir).items():
+        f = stats["files"].get(path.name, {})
+        lines.append(f"| `{name}` | {f.get('rows', 0):,} | {f.get('bytes', 0):,} | `{str(f.get('sha256'))[:16]}…` | "
+                     f"{TABLE_DESCRIPTIONS.get(name, '')} |")
+    lines += ["", "Columns of `documents` worth knowing:", ""]
+    for col, desc in COLUMN_DESCRIPTIONS["documents"].items():
+        lines.append(f"- `{col}`: {desc}")
+    lines += [
+        "", "## Using it", "",
+        "The deduplicated view keeps one document per near-duplicate cluster:", "",
+        "```sql", "SELECT * FROM 'documents.parquet' WHERE duplicate_of IS NULL;", "```", "",
+        "```python", "from datasets import load_dataset",
+        "docs = load_dataset(\"parquet\", data_files=\"documents.parquet\", split=\"train\")",
+        "docs = docs.filter(lambda r: r[\"duplicate_of\"] is None)", "```", "",
+        "## Sources", "",
+        f"{len(inputs):,} input files, {sum(int(i.get('bytes') or 0) for i in inputs):,} bytes, "
+        f"{sum(int(i.get('essays') or 0) for i in inputs):,} essays found. Encodings: "
+        + (", ".join(f"{_md(k)} ({v})" for k, v in sorted(encodings.items())) or "n/a") + ". "
+        "Every input's path, size and sha256 is listed in MANIFEST.json; every document keeps "
+        "`source_path`, `source_sha256` and `essay_index`.",
+        "",
+        "## Cleaning steps", "",
+        "| stage | seconds | counts |", "|---|---:|---|",
+    ]
+    for stage, v in (m.get("stages") or {}).items():
+        counts = ", ".join(f"{k}={c}" for k, c in (v.get("counts") or {}).items())
+        lines.append(f"| {_md(stage)} | {float(v.get('seconds', 0)):.2f} | {_md(counts)} |")
+    lines += ["", "Removals per rule (characters or spans removed; see `edits` for each one):", ""]
+    for rule, n in list(stats["removals_per_rule"].items())[:25] or [("none", 0)]:
+        lines.append(f"- `{_md(rule)}`: {int(n):,}")
+    if stats["redactions"]:
+        lines += ["", "Personal data redacted: " + ", ".join(f"{_md(k)} {int(v):,}" for k, v in
+                                                            stats["redactions"].items()) + "."]
+    dd = m.get("dedup") or cfg.get("dedup") or {}
+    lines += [
+        "", "## Deduplication", "",
+        f"MinHash over {dd.get('shingle', '?')} {dd.get('ngram', '?')}-grams, {dd.get('num_perm', '?')} "
+        f"permutations, threshold {dd.get('threshold', '?')}"
+        + (f", {dd.get('bands')} bands × {dd.get('rows')} rows" if dd.get("bands") else "")
+        + f". {d['clusters']:,} clusters, {d['multi_clusters']:,} with more than one member; "
+        f"{d['duplicates']:,} documents point at a kept document through `duplicate_of`. Pairs with "
+        "their Jaccard and containment scores are in `duplicates`.",
+        "",
+        "## Script mix", "",
+    ]
+    for script, n in d["scripts"].items():
+        lines.append(f"- {_md(script)}: {n:,}")
+    lines += ["", "## Caveats", ""]
+    flags = d["flags"]
+    lines.append(
+        f"- **Mojibake**: {flags.get('mojibake', 0):,} documents are flagged `mojibake` (text that was decoded "
+        "with the wrong encoding upstream and cannot be repaired). They are kept; filter on `flags` to drop them."
+    )
+    for flag, n in flags.items():
+        if flag != "mojibake":
+            lines.append(f"- `{_md(flag)}` flag: {n:,} documents.")
+    q = stats["quarantine"]
+    lines.append(f"- **Quarantine**: {q['count']:,} inputs or lines were not converted ("
+                 + (", ".join(f"{_md(r)}: {n}" for r, n in q["by_reason"].items()) or "none") + ").")
+    lines.append("- Traditional-script essays were converted to Simplified; `script` and `trad_ratio` "
+                 "describe the source, not the output.")
+    lines.append("- Near-duplicates are marked, not removed: use the deduplicated view above for training.")
+    lines.append("- Personal data is redacted by patterns; patterns miss things. Review before redistribution.")
+    lines += [
+        "", "## Provenance", "",
+        f"- version: {m.get('version')} ({m.get('version_bump', '?')} after {m.get('previous_version') or '—'})",
+        f"- content hash: `{m.get('content_hash')}`",
+        f"- schema: {m.get('schema_version')} (fingerprint `{str(m.get('schema_fingerprint'))[:16]}…`)",
+        f"- config hash: `{m.get('config_hash')}`",
+        "- `MANIFEST.json` holds the full configuration, library versions, inputs and outputs; "
+        "`croissant.json` describes the files in Croissant; `CHANGELOG.md` (when present) lists "
+        "changes from the previous release.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(release_dir: Path) -> Path:
+    """Write <release>/README.md and return its path."""
+    path = Path(release_dir) / CARD_NAME
+    atomic_write_text(path, render_card(release_dir))
+    return path
+
+
+# --------------------------------------------------------------------------- Croissant
+
+
+def _croissant_type(t: pa.DataType) -> tuple[Any, bool]:
+    """(Croissant data type, is_array) for an Arrow type."""
+    import mlcroissant as mlc
+
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner, _ = _croissant_type(t.value_type)
+        return inner, True
+    table = {
+        "string": mlc.DataType.TEXT, "large_string": mlc.DataType.TEXT, "bool": mlc.DataType.BOOL,
+        "int8": mlc.DataType.INT8, "int16": mlc.DataType.INT16, "int32": mlc.DataType.INT32,
+        "int64": mlc.DataType.INT64, "uint8": mlc.DataType.UINT8, "uint16": mlc.DataType.UINT16,
+        "uint32": mlc.DataType.UINT32, "uint64": mlc.DataType.UINT64, "float": mlc.DataType.FLOAT32,
+        "double": mlc.DataType.FLOAT64, "halffloat": mlc.DataType.FLOAT16,
+    }
+    return table.get(str(t), mlc.DataType.TEXT), False
+
+
+def build_croissant(release_dir: Path) -> dict[str, Any]:
+    """Croissant 1.1 JSON-LD for the release, built with mlcroissant so it validates by construction."""
+    import mlcroissant as mlc  # heavy import (rdflib, networkx): only when asked
+
+    release_dir = Path(release_dir)
+    m = _manifest(release_dir)
+    rc = _release_cfg(m)
+    sha = {str(o["path"]): o for o in m.get("outputs", [])}
+    ctx = mlc.Context(conforms_to="http://mlcommons.org/croissant/1.1")
+    distribution, record_sets = [], []
+    for name, path in _tables(release_dir).items():
+        out = sha.get(path.name)
+        if out is None:
+            raise ValueError(f"{path.name} is not listed in MANIFEST.json outputs")
+        distribution.append(mlc.FileObject(
+            ctx=ctx, id=path.name, name=path.name, content_url=path.name,
+            encoding_formats=[mlc.EncodingFormat.PARQUET], sha256=str(out["sha256"]),
+            content_size=f"{int(out['bytes'])} B", description=TABLE_DESCRIPTIONS.get(name),
+        ))
+        fields = []
+        for f in pq.read_schema(path):
+            dtype, is_array = _croissant_type(f.type)
+            extra: dict[str, Any] = {"is_array": True, "array_shape": "-1"} if is_array else {}
+            fields.append(mlc.Field(
+                ctx=ctx, id=f"{name}/{f.name}", name=f.name, data_types=[dtype],
+                description=COLUMN_DESCRIPTIONS.get(name, {}).get(f.name),
+                source=mlc.Source(ctx=ctx, file_object=path.name, extract=mlc.Extract(ctx=ctx, column=f.name)),
+                **extra,
+            ))
+        record_sets.append(mlc.RecordSet(ctx=ctx, id=name, name=name, description=TABLE_DESCRIPTIONS.get(name),
+                                         fields=fields))
+    created = m.get("created_at")
+    published = dt.datetime.fromisoformat(str(created).replace("Z", "+00:00")) if created else None
+    description = str(rc.get("description") or
+                      f"Cleaned, deduplicated Chinese essays with sections, edits and duplicate pairs "
+                      f"(release {m.get('version')}, content hash {m.get('content_hash')}).")
+    metadata = mlc.Metadata(
+        ctx=ctx,
+        name=str(m.get("dataset") or release_dir.name),
+        description=description,
+        license=[str(rc.get("license_link") or rc.get("license") or "other")],
+        url=str(rc.get("homepage") or "") or None,
+        version=str(m.get("version")),
+        date_published=published,
+        in_language=["zh"],
+        cite_as=str(rc.get("citation") or f"{m.get('dataset')} {m.get('version')} (corpuspipe release)"),
+        keywords=["Chinese", "essays", "deduplication", "text corpus"],
+        distribution=distribution,
+        record_sets=record_sets,
+    )
+    errors = metadata.ctx.issues.errors
+    if errors:
+        raise ValueError("Croissant metadata does not validate:\n" + metadata.ctx.issues.report())
+    return metadata.to_json()
+
+
+def write_croissant(release_dir: Path) -> Path:
+    """Write <release>/croissant.json and return its path."""
+    path = Path(release_dir) / CROISSANT_NAME
+    jsonld = build_croissant(release_dir)
+    atomic_write_text(path, json.dumps(jsonld, ensure_ascii=False, indent=2) + "\n")
+    return path

@@ -1,0 +1,372 @@
+"""Ingestion: find raw files, decode them, split them into essays with lossless header edits.
+
+Contract with the rest of the pipeline:
+
+* Text files (``.txt``, ``.md``): the decoded file is partitioned into essays; essay ``i``
+  owns ``decoded[rs:re]`` and the ranges tile the whole file, so
+  ``"".join(rebuild_raw(e.body.text, e.body.edits) for e in essays) == decoded``.  Offsets
+  are into the *decoded* text; a UTF-8 BOM is not part of it (encoding ``utf-8-sig``), nor is
+  a UTF-16/32 BOM.
+* JSON Lines crawler exports: every good record is one essay, ``essay_index`` is its index
+  among the *good* records (0, 1, 2, ... like text files), and its raw offsets refer to the
+  record's decoded text value (``base=0``), not to the JSONL file.  Bad lines are quarantined
+  with their 1-based line number; the other records proceed.
+* Non-body lines (teaser, ``第X篇`` header, title line, repeated title, byline, leading and
+  trailing blank lines) are removed as edits with stage ``ingest``.  Site lines (``時間:``,
+  ``導語:``, breadcrumbs, ``[来源：…]``) are left for the watermark stage.
+* Essays shorter than ``min_essay_chars`` (non-space characters) are kept and flagged
+  ``short``: dropping them here would break the partition of the file; the release decides.
+* A name that is not valid UTF-8 is listed as its bytes with ``\\xNN`` escapes (a lossless,
+  JSON/Parquet-safe form); :func:`ingest_file` maps it back and flags its essays
+  ``non_utf8_path``.  Hidden files and directories (leading dot) are skipped.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from ._ingest_mojibake import find_mojibake_repairs, mojibake_evidence, repair_string
+from ._ingest_split import analyse_essay, clean_title, split_lines, split_text
+from .config import IngestConfig
+from .edits import Replacement, TrackedText
+from .model import Essay, QuarantineEntry, Shard, SourceInfo
+
+STAGE = "ingest"
+
+__all__ = ["discover_sources", "ingest_file", "decode_bytes", "DecodeRejected", "STAGE"]
+
+_BOMS: tuple[tuple[bytes, str, str], ...] = (
+    (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16-le", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be", "utf-16-be"),
+)
+_BINARY_MAGIC: tuple[bytes, ...] = (
+    b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"%PDF", b"PK\x03\x04", b"\x1f\x8b",
+    b"BM", b"RIFF", b"\x7fELF", b"II*\x00", b"MM\x00*", b"7z\xbc\xaf", b"Rar!", b"\xd0\xcf\x11\xe0",
+)  # fmt: skip
+# Codecs charset-normalizer may name, decoded with their superset so rare characters survive.
+_SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "cp950"}
+_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class DecodeRejected(Exception):
+    """The bytes are not usable text; ``reason`` is the quarantine code."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# -- discovery ---------------------------------------------------------------------------
+
+
+def _safe_name(rel: str) -> str:
+    """A UTF-8-clean, reversible form of an fsdecoded relative path."""
+    return os.fsencode(rel).decode("utf-8", errors="backslashreplace")
+
+
+def _resolve(raw_root: Path, rel_path: str) -> Path:
+    """Inverse of :func:`_safe_name`: the real path on disk."""
+    plain = raw_root / rel_path
+    if "\\x" not in rel_path or os.path.lexists(plain):
+        return plain
+    raw = _ESCAPED_BYTE.sub(lambda m: bytes((int(m.group(1), 16),)), rel_path.encode("utf-8"))
+    return Path(os.fsdecode(os.fsencode(raw_root) + b"/" + raw))
+
+
+def _matches(rel: str, globs: tuple[str, ...]) -> bool:
+    low = rel.lower()
+    for g in globs:
+        g = g.lower()
+        if fnmatch.fnmatchcase(low, g) or (g.startswith("**/") and fnmatch.fnmatchcase(low, g[3:])):
+            return True
+    return False
+
+
+def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list[QuarantineEntry]]:
+    """Recursive; returns sorted POSIX paths relative to raw_root of candidate files, plus
+    quarantine entries for things that cannot even be listed/read.
+
+    Follows symlinks, but a directory link back to one of its ancestors is a ``symlink_loop``
+    and a second way into an already listed directory is ``symlink_duplicate`` (listing it
+    twice would ingest the same files twice).
+    """
+    raw_root = Path(raw_root)
+    found: list[str] = []
+    quarantine: list[QuarantineEntry] = []
+    try:
+        root_st = os.stat(raw_root)
+    except OSError as exc:
+        return [], [QuarantineEntry(".", "unreadable_dir", f"{type(exc).__name__}: {exc.strerror}")]
+    seen_dirs = {(root_st.st_dev, root_st.st_ino)}
+    stack: list[tuple[str, str, frozenset[tuple[int, int]]]] = [
+        (os.fspath(raw_root), "", frozenset(seen_dirs))
+    ]
+    while stack:
+        abs_dir, rel_dir, ancestors = stack.pop()
+        try:
+            with os.scandir(abs_dir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            quarantine.append(QuarantineEntry(_safe_name(rel_dir or "."), "unreadable_dir", exc.strerror or ""))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            safe = _safe_name(rel)
+            try:
+                st = os.stat(entry.path)  # follows symlinks
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    quarantine.append(QuarantineEntry(safe, "symlink_loop", "symlink resolves to itself"))
+                elif entry.is_symlink():
+                    quarantine.append(QuarantineEntry(safe, "broken_symlink", exc.strerror or ""))
+                else:
+                    quarantine.append(QuarantineEntry(safe, "unreadable", exc.strerror or ""))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    quarantine.append(
+                        QuarantineEntry(safe, "symlink_loop", f"links back to {os.path.realpath(entry.path)}")
+                    )
+                elif key in seen_dirs:
+                    quarantine.append(QuarantineEntry(safe, "symlink_duplicate", "directory already listed"))
+                else:
+                    seen_dirs.add(key)
+                    stack.append((entry.path, rel, ancestors | {key}))
+                continue
+            if not stat.S_ISREG(st.st_mode) or not _matches(rel, cfg.include_globs):
+                continue
+            if not os.access(entry.path, os.R_OK):
+                quarantine.append(QuarantineEntry(safe, "unreadable", "no read permission", bytes=st.st_size))
+                continue
+            found.append(safe)
+    return sorted(found), sorted(quarantine, key=lambda q: (q.path, q.reason))
+
+
+# -- decoding ----------------------------------------------------------------------------
+
+
+def _longest_line(data: bytes) -> int:
+    return max(map(len, data.split(b"\n")))
+
+
+def decode_bytes(data: bytes) -> tuple[str, str]:
+    """(text, encoding): BOM, then strict UTF-8, then charset-normalizer.  Raises DecodeRejected."""
+    if not data.strip():
+        raise DecodeRejected("empty", "no bytes" if not data else "only whitespace")
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec), name
+            except UnicodeDecodeError as exc:
+                raise DecodeRejected("undecodable", f"{name} BOM but {exc.reason} at byte {exc.start}") from exc
+    if data.startswith(_BINARY_MAGIC) or b"\x00" in data:
+        raise DecodeRejected("binary", "NUL bytes" if b"\x00" in data else f"magic {data[:4]!r}")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # Nearly valid UTF-8 (a truncated last character, a stray byte): keep it as UTF-8.
+    lenient = data.decode("utf-8", errors="replace")
+    bad = lenient.count("\ufffd") - data.count("\xef\xbf\xbd".encode("latin-1"))
+    non_ascii = len(lenient) - len(data.decode("ascii", errors="ignore"))
+    if 0 < bad <= 3 and non_ascii >= 100 * bad:
+        return lenient, "utf-8"
+    best = from_bytes(data).best()
+    if best is None:
+        raise DecodeRejected("undecodable", "no encoding fits (charset-normalizer)")
+    codec = _SUPERSET.get(best.encoding, best.encoding)
+    try:
+        text = data.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        try:
+            codec = best.encoding
+            text = data.decode(codec)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise DecodeRejected("undecodable", f"{best.encoding}: {exc}") from exc
+    return text, codec
+
+
+# -- essays --------------------------------------------------------------------------------
+
+
+@dataclass
+class _FileInput:
+    rel_path: str
+    sha256: str
+    size: int
+
+
+def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], flags: list[str]) -> Essay:
+    """Record removals, repair reversible mojibake, flag the rest."""
+    if removals:
+        essay.body.apply(removals, STAGE)
+        for r in removals:
+            essay.bump(f"ingest.{r.rule}")
+    repairs = find_mojibake_repairs(essay.body.text)
+    if repairs:
+        essay.body.apply(repairs, STAGE)
+        essay.bump("ingest.mojibake_repair", len(repairs))
+    if essay.title:
+        essay.title = repair_string(essay.title)
+    evidence = mojibake_evidence(essay.body.text)
+    if evidence:
+        essay.add_flag("mojibake")
+        for k, v in evidence.items():
+            essay.bump(f"ingest.mojibake.{k}", v)
+    if sum(map(len, essay.body.text.split())) < cfg.min_essay_chars:
+        essay.add_flag("short")
+    for f in flags:
+        essay.add_flag(f)
+    return essay
+
+
+def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]) -> list[Essay]:
+    essays: list[Essay] = []
+    for i, span in enumerate(split_text(text, cfg.max_title_chars, cfg.min_essay_chars)):
+        body = TrackedText(text[span.start : span.end], base=span.start)
+        essay = Essay(
+            source_path=src.rel_path,
+            source_sha256=src.sha256,
+            essay_index=i,
+            body=body,
+            title=span.title,
+            author=span.author,
+            date=span.date,
+        )
+        removals = [
+            Replacement(r.start - span.start, r.end - span.start, "", r.rule) for r in span.removals if r.end > r.start
+        ]
+        essays.append(_finish_essay(essay, cfg, removals, flags))
+    return essays
+
+
+def _jsonl_essays(
+    text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]
+) -> tuple[list[Essay], list[QuarantineEntry], int]:
+    essays: list[Essay] = []
+    quarantine: list[QuarantineEntry] = []
+    blank = 0
+
+    def reject(lineno: int, reason: str, detail: str) -> None:
+        quarantine.append(QuarantineEntry(src.rel_path, reason, detail, line=lineno, sha256=src.sha256))
+
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            blank += 1
+            continue
+        if len(line) > cfg.max_line_chars:
+            reject(lineno, "line_too_long", f"{len(line)} chars > {cfg.max_line_chars}")
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            reject(lineno, "bad_json", f"{exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(record, dict):
+            reject(lineno, "bad_json", f"a JSON {type(record).__name__}, not an object")
+            continue
+        body_text = record.get(cfg.jsonl_text_field)
+        if not isinstance(body_text, str):
+            reject(lineno, "missing_text", f"no string field {cfg.jsonl_text_field!r}")
+            continue
+        if not body_text.strip():
+            reject(lineno, "empty", f"field {cfg.jsonl_text_field!r} is blank")
+            continue
+        if _SURROGATE.search(body_text):
+            reject(lineno, "bad_text", "lone surrogate code points")
+            continue
+        title = record.get(cfg.jsonl_title_field)
+        title = clean_title(title) if isinstance(title, str) and title.strip() else None
+        lines = split_lines(body_text)
+        span = analyse_essay(body_text, lines, 0, len(lines), cfg.max_title_chars, known_title=title)
+        url, crawled = record.get(cfg.jsonl_url_field), record.get(cfg.jsonl_crawled_at_field)
+        essay = Essay(
+            source_path=src.rel_path,
+            source_sha256=src.sha256,
+            essay_index=len(essays),
+            body=TrackedText(body_text, base=0),
+            title=span.title,
+            author=span.author,
+            date=span.date,
+            url=str(url) if url is not None else None,
+            crawled_at=str(crawled) if crawled is not None else None,
+        )
+        removals = [Replacement(r.start, r.end, "", r.rule) for r in span.removals if r.end > r.start]
+        essays.append(_finish_essay(essay, cfg, removals, flags))
+    return essays, quarantine, blank
+
+
+def ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
+    """Read, decode, split into essays.  Returns Shard(essays=[...], sources=[SourceInfo(...)], quarantine=[...]).
+
+    A whole file that cannot be used yields no essays and one quarantine entry; a JSONL
+    file can also yield essays plus per-line entries.
+    """
+    path = _resolve(Path(raw_root), rel_path)
+    shard = Shard(stats={"ingest.files": 1})
+    flags = ["non_utf8_path"] if "\\x" in rel_path and path != Path(raw_root) / rel_path else []
+
+    def reject(reason: str, detail: str, size: int | None = None, sha: str | None = None) -> Shard:
+        shard.quarantine.append(QuarantineEntry(rel_path, reason, detail, bytes=size, sha256=sha))
+        shard.stats["ingest.quarantined_files"] = 1
+        return shard
+
+    try:
+        size = os.stat(path).st_size
+        if size > cfg.max_file_bytes:
+            return reject("too_large", f"{size} bytes > {cfg.max_file_bytes}", size)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except PermissionError as exc:
+        return reject("unreadable", exc.strerror or "permission denied")
+    except OSError as exc:
+        reason = "symlink_loop" if exc.errno == errno.ELOOP else "unreadable"
+        return reject(reason, f"{type(exc).__name__}: {exc.strerror}")
+    sha = hashlib.sha256(data).hexdigest()
+    src = _FileInput(rel_path, sha, len(data))
+    shard.stats["ingest.bytes"] = len(data)
+    is_jsonl = rel_path.lower().endswith((".jsonl", ".ndjson"))
+    if not is_jsonl and len(data) > cfg.max_line_chars and _longest_line(data) > 4 * cfg.max_line_chars:
+        return reject("line_too_long", f"a line of more than {4 * cfg.max_line_chars} bytes", len(data), sha)
+    try:
+        text, encoding = decode_bytes(data)
+    except DecodeRejected as exc:
+        return reject(exc.reason, exc.detail, len(data), sha)
+    if "\ufffd" in text and encoding == "utf-8" and b"\xef\xbf\xbd" not in data:
+        flags.append("decode_replaced")
+
+    if is_jsonl:
+        essays, bad_lines, blank = _jsonl_essays(text, src, cfg, flags)
+        shard.quarantine.extend(bad_lines)
+        shard.stats["ingest.jsonl_blank_lines"] = blank
+        kind = "jsonl"
+    else:
+        longest = max(map(len, text.split("\n")))
+        if longest > cfg.max_line_chars:
+            return reject("line_too_long", f"a line of {longest} chars > {cfg.max_line_chars}", len(data), sha)
+        if not text.strip():
+            return reject("empty", "only whitespace after decoding", len(data), sha)
+        essays = _text_essays(text, src, cfg, flags)
+        kind = "text"
+    shard.essays = essays
+    shard.sources.append(SourceInfo(rel_path, len(data), sha, encoding, kind, len(essays)))
+    shard.stats["ingest.essays"] = len(essays)
+    return shard

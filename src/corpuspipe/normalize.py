@@ -1,0 +1,465 @@
+"""Script and text normalization: Traditional -> Simplified, text repair, PII redaction.
+
+Every change goes through ``essay.body.apply`` (stage ``normalize``) so the raw text can be
+rebuilt.  Steps run in a fixed order and each step's decisions only look at features the later
+steps cannot change (Han characters, the class of a line's last character, Han counts), which is
+what makes normalizing twice give the same text as normalizing once.
+
+Speed: the pure-Python converter is slow, so it only sees lines containing a character that
+t2s can change at all (:func:`corpuspipe._opencc.t2s_trigger_chars`), and within those lines
+only runs of characters that occur in some dictionary key (every other character splits the
+engine's longest-match problem into independent pieces), with an LRU cache over those runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Iterable
+
+import numpy as np
+
+from . import _opencc
+from .config import NormalizeConfig
+from .edits import Replacement
+from .model import Essay
+from .pii import find_pii
+
+STAGE = "normalize"
+
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_RE = re.compile(f"[{HAN}]")
+_WS = " \t\u3000\u00a0"  # horizontal whitespace seen in scraped text (NBSP, ideographic space)
+
+# CJK punctuation the normalizer never produces: a stable "Chinese context" signal.
+_CJK_STABLE = "。、“”‘’《》「」『』【】〔〕…—·"
+_CTX = frozenset(_CJK_STABLE)
+
+# -- conversion tables (built once) ------------------------------------------------------------
+
+_TRAD_RE = re.compile(_opencc.char_class(_opencc.traditional_only_chars()))
+_SIMP_RE = re.compile(_opencc.char_class(_opencc.simplified_only_chars()))
+
+
+def _build_trigger() -> tuple[re.Pattern[str], dict[str, tuple[str, ...]], re.Pattern[str] | None]:
+    """Char-level trigger class, plus phrase-only trigger chars with the phrases they belong to.
+
+    A character that can only change inside a phrase (覆 in 反覆) triggers conversion only if
+    one of its phrases is actually present, so Simplified text with 覆盖 skips the converter.
+    """
+    conv = _opencc.converter("t2s")
+    char_level: set[str] = set()
+    phrase_keys: dict[str, list[str]] = {}
+    for step in conv._dict_chain_data:
+        for _mx, _mn, mapping in step:
+            for k, v in mapping.items():
+                v1 = _opencc.first_candidate(v)
+                if k == v1:
+                    continue
+                if len(k) == 1:
+                    char_level.add(k)
+                    continue
+                changed = [a for a, b in zip(k, v1) if a != b] if len(k) == len(v1) else list(k)
+                for ch in set(changed):
+                    phrase_keys.setdefault(ch, []).append(k)
+    only_phrase = {ch: tuple(sorted(ks)) for ch, ks in phrase_keys.items() if ch not in char_level}
+    assert set(only_phrase) | char_level == set(_opencc.t2s_trigger_chars())
+    phrase_re = re.compile(_opencc.char_class(frozenset(only_phrase))) if only_phrase else None
+    return re.compile(_opencc.char_class(frozenset(char_level))), only_phrase, phrase_re
+
+
+_TRIGGER_RE, _PHRASE_ONLY, _PHRASE_ONLY_RE = _build_trigger()
+
+
+def _build_island_re() -> re.Pattern[str]:
+    """Runs of characters that occur in some key of the t2s chain and are not engine separators."""
+    conv = _opencc.converter("t2s")
+    keych: set[str] = set()
+    for step in conv._dict_chain_data:
+        for _mx, _mn, mapping in step:
+            for k in mapping:
+                keych.update(k)
+    keych = {c for c in keych if not conv.split_chars_re.fullmatch(c)}
+    return re.compile(_opencc.char_class(frozenset(keych)) + "+")
+
+
+_ISLAND_RE = _build_island_re()
+
+
+def needs_t2s(text: str) -> bool:
+    """True if t2s could change ``text`` (False guarantees t2s(text) == text)."""
+    if _TRIGGER_RE.search(text):
+        return True
+    if _PHRASE_ONLY_RE is not None:
+        for ch in set(_PHRASE_ONLY_RE.findall(text)):
+            if any(k in text for k in _PHRASE_ONLY[ch]):
+                return True
+    return False
+
+
+@lru_cache(maxsize=1 << 17)
+def _convert_island(piece: str) -> str:
+    conv = _opencc.converter("t2s")
+    return conv._convert(piece, conv._dict_chain_data)
+
+
+def _island_sub(m: re.Match[str]) -> str:
+    return _convert_island(m.group())
+
+
+def t2s_raw(text: str, use_cache: bool = True) -> str:
+    """OpenCC t2s (current dictionaries), identical to ``converter('t2s').convert(text)``."""
+    if not needs_t2s(text):
+        return text
+    fn = _convert_island if use_cache else _convert_island.__wrapped__
+    return _ISLAND_RE.sub(lambda m: fn(m.group()), text)
+
+
+# 著: keep in zhù words (著作 著名 显著 卓著 …), otherwise the particle/verb 着 (随著 看著 著力 沉著).
+_ZHU_KEEP_RE = re.compile(
+    r"(?<=[显卓编原论专土名巨译遗合昭拙撰彰鸿])著"
+    r"|著(?=[作名称述书者录译])"
+    r"|(?<=[他她其曾共均])著(?=有)"
+)
+_ZHU_RE = re.compile("著")
+
+
+def _zhe_spans(text: str) -> list[tuple[int, int]]:
+    if "著" not in text:
+        return []
+    keep = {m.start() for m in _ZHU_KEEP_RE.finditer(text)}
+    return [(m.start(), m.end()) for m in _ZHU_RE.finditer(text) if m.start() not in keep]
+
+
+def fix_zhe(text: str) -> str:
+    """The 著 pass on its own (t2s never turns 著 into 着)."""
+    spans = _zhe_spans(text)
+    if not spans:
+        return text
+    chars = list(text)
+    for s, _e in spans:
+        chars[s] = "着"
+    return "".join(chars)
+
+
+def to_simplified(text: str) -> str:
+    """t2s with the current dictionaries plus the contextual 著 pass."""
+    return fix_zhe(t2s_raw(text))
+
+
+def script_ratio(text: str, cfg: NormalizeConfig | None = None) -> tuple[str, float]:
+    """(simplified|traditional|mixed|unknown, trad/(trad+simp)) from script-exclusive characters."""
+    cfg = cfg or NormalizeConfig()
+    trad = len(_TRAD_RE.findall(text))
+    simp = len(_SIMP_RE.findall(text))
+    if trad + simp == 0:
+        return "unknown", 0.0
+    ratio = trad / (trad + simp)
+    if ratio >= cfg.trad_ratio_traditional:
+        return "traditional", ratio
+    if ratio >= cfg.trad_ratio_mixed:
+        return "mixed", ratio
+    return "simplified", ratio
+
+
+# -- diffs -> coalesced replacements -------------------------------------------------------------
+
+_MERGE_GAP = 1  # changed runs separated by at most this many unchanged chars form one edit
+
+
+def _diff_replacements(old: str, new: str, offset: int, rule: str, gap: int = _MERGE_GAP) -> list[Replacement]:
+    """Replacements turning ``old`` into ``new`` (at ``offset``), nearby changed runs coalesced."""
+    if old == new:
+        return []
+    spans: list[tuple[int, int, int, int]] = []  # old_s, old_e, new_s, new_e
+    if len(old) == len(new):
+        a = np.frombuffer(old.encode("utf-32-le"), dtype=np.uint32)
+        b = np.frombuffer(new.encode("utf-32-le"), dtype=np.uint32)
+        diff = np.flatnonzero(a != b)
+        # run boundaries: a break where consecutive changed positions are more than gap+1 apart
+        cuts = np.flatnonzero(np.diff(diff) > gap + 1)
+        starts = np.concatenate(([diff[0]], diff[cuts + 1]))
+        ends = np.concatenate((diff[cuts], [diff[-1]])) + 1
+        spans = [(int(s), int(e), int(s), int(e)) for s, e in zip(starts, ends)]
+    else:
+        ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+        for tag, i1, i2, j1, j2 in ops:
+            if tag == "equal":
+                continue
+            if spans and i1 - spans[-1][1] <= gap and j1 - spans[-1][3] == i1 - spans[-1][1]:
+                spans[-1] = (spans[-1][0], i2, spans[-1][2], j2)
+            else:
+                spans.append((i1, i2, j1, j2))
+    return [Replacement(offset + s, offset + e, new[ns:ne], rule) for s, e, ns, ne in spans]
+
+
+def _lines(text: str) -> Iterable[tuple[int, str]]:
+    pos = 0
+    for line in text.split("\n"):
+        yield pos, line
+        pos += len(line) + 1
+
+
+# -- character repairs ---------------------------------------------------------------------------
+
+_FW_ALNUM_RE = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+")
+_FW_ALNUM_TABLE = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for cp in range(r[0], r[1] + 1)}
+
+
+def _kangxi_table() -> dict[int, str]:
+    """Kangxi radicals / CJK radical supplement -> the ideograph NFKC names (only these code points)."""
+    out: dict[int, str] = {}
+    for cp in list(range(0x2E80, 0x2EF4)) + list(range(0x2F00, 0x2FD6)):
+        ch = chr(cp)
+        n = unicodedata.normalize("NFKC", ch)
+        if n != ch and len(n) == 1 and _HAN_RE.match(n):
+            out[cp] = n
+    return out
+
+
+_KANGXI_TABLE = _kangxi_table()
+_KANGXI_RE = re.compile("[" + "".join(chr(c) for c in sorted(_KANGXI_TABLE)) + "]+")
+# PDF font-mapping glyphs: only in contexts where the intended character is certain.
+_PDF_CONTEXT = (
+    (re.compile("(?<=[布位设配处安放购装倒搁闲])臵"), "置"),
+)
+
+
+def _char_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
+    reps: list[Replacement] = []
+    if cfg.fix_fullwidth_alnum:
+        reps += [Replacement(m.start(), m.end(), m.group().translate(_FW_ALNUM_TABLE), "fullwidth_alnum") for m in _FW_ALNUM_RE.finditer(text)]
+    if cfg.fix_pdf_glyphs:
+        reps += [Replacement(m.start(), m.end(), m.group().translate(_KANGXI_TABLE), "pdf_glyph") for m in _KANGXI_RE.finditer(text)]
+        for rx, repl in _PDF_CONTEXT:
+            reps += [Replacement(m.start(), m.end(), repl, "pdf_glyph") for m in rx.finditer(text)]
+    return reps
+
+
+# -- line structure ------------------------------------------------------------------------------
+
+# a gap between two lines' content: trailing ws, newline(s), blank lines, indentation
+_GAP_RE = re.compile(f"[{_WS}]*\n(?:[{_WS}\r]*\n)*[{_WS}]*")
+_LEAD_RE = re.compile(f"^[{_WS}\r\n]+")
+_TRAIL_RE = re.compile(f"[{_WS}\r\n]+$")
+# a line ends a sentence/paragraph if its last char is one of these (ASCII and full-width alike,
+# so later punctuation repair cannot change the decision)
+_FINAL = frozenset("。！？!?；;：:…”\"’』」）)】]》>.")
+_NUM = "一二三四五六七八九十百零〇"
+_MARKER_RE = re.compile(
+    rf"(?:[{_NUM}]+[、.．]"
+    rf"|[（(][{_NUM}\d]+[）)]"
+    rf"|第[{_NUM}\d]+[章节篇条部款、，,：:]"
+    rf"|\d{{1,2}}[、．](?!\d)|\d{{1,2}}\.(?!\d)"
+    rf"|[A-Z][.．、](?![A-Za-z])"
+    rf"|[①-⑳]"
+    rf"|[{_NUM}]是)"
+)
+_PAGE_NUM_RE = re.compile(rf"(?<=[{HAN}，、,])[{_WS}]+\d{{1,4}}$")
+
+
+_SENT_END_RE = re.compile("[。！？!?]")
+
+
+def _is_running_text(text: str, start: int, end: int, cfg: NormalizeConfig) -> bool:
+    """Is text[start:end] (a paragraph so far) prose rather than a title or heading?
+
+    Prose if it already holds a sentence end; otherwise only a long unmarked line counts (a
+    heading like ``D.加强……的能力`` can be long but starts with a marker and has no 。).
+    """
+    if _SENT_END_RE.search(text, start, end):
+        return True
+    if _MARKER_RE.match(text, start):
+        return False
+    return len(_HAN_RE.findall(text, start, end)) >= cfg.join_min_han
+
+
+def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement], int]:
+    """Whitespace around lines, blank-line runs, and rejoining of lines broken mid-sentence."""
+    reps: list[Replacement] = []
+    lead = _LEAD_RE.match(text)
+    if lead:
+        reps.append(Replacement(0, lead.end(), "", "whitespace"))
+        if lead.end() == len(text):
+            return reps, 0
+    trail = _TRAIL_RE.search(text)
+    end_content = trail.start() if trail else len(text)
+    para_start = lead.end() if lead else 0  # start of the current (possibly joined) paragraph
+    page_numbers = 0
+    for m in _GAP_RE.finditer(text, para_start, end_content):
+        gs, ge = m.start(), m.end()
+        if ge >= end_content:
+            continue
+        gap = m.group()
+        single = gap.count("\n") == 1
+        joined = False
+        if single and cfg.join_broken_lines:
+            line_start = text.rfind("\n", 0, gs) + 1
+            cut = gs
+            pn = _PAGE_NUM_RE.search(text, line_start, gs)
+            if pn:
+                cut = pn.start()
+            last = text[cut - 1] if cut > para_start else ""
+            nxt = text[ge]
+            if (
+                last
+                and last not in _FINAL
+                and not _MARKER_RE.match(text, ge)
+                and (not pn or _HAN_RE.match(nxt))
+                and _is_running_text(text, para_start, cut, cfg)
+            ):
+                joined = True
+                if pn:
+                    page_numbers += 1
+                reps.append(Replacement(cut, ge, "", "page_number" if pn else "join_lines"))
+        if not joined:
+            reps.append(Replacement(gs, ge, "\n", "whitespace"))
+            para_start = ge
+    if trail and trail.start() < len(text) and end_content > 0:
+        reps.append(Replacement(trail.start(), len(text), "", "whitespace"))
+    return reps, page_numbers
+
+
+# -- punctuation and spacing inside lines ----------------------------------------------------------
+
+_ASCII_TO_FW = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
+_PUNCT_RUN_RE = re.compile(f"[{_WS}]*(?P<run>[,;:?!](?:[{_WS}]*[,;:?!])*)[{_WS}]*")
+_PAREN_RE = re.compile(r"[(（](?P<body>[^()（）\n]{0,100})[)）]")
+_SPACE_RE = re.compile(f"(?<=[{HAN}{_CJK_STABLE}，；：？！（）])[{_WS}]+(?=[{HAN}{_CJK_STABLE}，；：？！（）])")
+
+
+def _is_ctx(ch: str) -> bool:
+    return bool(ch) and (ch in _CTX or _HAN_RE.match(ch) is not None)
+
+
+def _neighbor_left(text: str, i: int) -> str:
+    while i > 0 and text[i - 1] in _WS:
+        i -= 1
+    return text[i - 1] if i > 0 and text[i - 1] != "\n" else ""
+
+
+def _neighbor_right(text: str, i: int) -> str:
+    n = len(text)
+    while i < n and text[i] in _WS:
+        i += 1
+    return text[i] if i < n and text[i] != "\n" else ""
+
+
+def _punctuation(text: str) -> list[Replacement]:
+    """ASCII , ; : ? ! ( ) next to Chinese become full-width; numbers, URLs, Latin keep theirs."""
+    reps: list[Replacement] = []
+    if not any(c in text for c in ",;:?!()"):
+        return reps
+    for m in _PAREN_RE.finditer(text):
+        o, c = m.start(), m.end() - 1
+        if text[o] == "（" and text[c] == "）":
+            continue
+        if (
+            _HAN_RE.search(m.group("body"))
+            or _is_ctx(_neighbor_left(text, o))
+            or _is_ctx(_neighbor_right(text, c + 1))
+            or text[o] == "（"
+            or text[c] == "）"
+        ):
+            if text[o] == "(":
+                reps.append(Replacement(o, o + 1, "（", "punct"))
+            if text[c] == ")":
+                reps.append(Replacement(c, c + 1, "）", "punct"))
+    for m in _PUNCT_RUN_RE.finditer(text):
+        left = _neighbor_left(text, m.start())
+        right = _neighbor_right(text, m.end())
+        if not (_is_ctx(left) or _is_ctx(right)):
+            continue
+        run = m.group("run")
+        if run[0] == "?" and m.start("run") + 1 < len(text) and "\x40" <= text[m.start("run") + 1] <= "\x7e" and _HAN_RE.match(left or " "):
+            continue  # GBK mojibake (lost lead byte): flagged by ingest, left as is
+        body = "".join(ch for ch in run if ch not in _WS).translate(_ASCII_TO_FW)
+        reps.append(Replacement(m.start(), m.end(), body, "punct"))
+    reps.sort(key=lambda r: r.start)
+    return reps
+
+
+def _spacing(text: str) -> list[Replacement]:
+    return [Replacement(m.start(), m.end(), "", "han_space") for m in _SPACE_RE.finditer(text)]
+
+
+# -- flags ---------------------------------------------------------------------------------------
+
+_YEAR_RANGE_RE = re.compile(r"((?:19|20)\d\d)\s*[-－—–~～至到]\s*\1\s*年")
+_END_OK = frozenset("。！？!?…”\"’』」）)】]》；;.")
+
+
+def _flags(essay: Essay) -> None:
+    text = essay.body.text
+    if _YEAR_RANGE_RE.search(text):
+        essay.add_flag("rewritten_year")
+    if text and text[-1] not in _END_OK:
+        essay.add_flag("truncated")
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+
+def _apply(essay: Essay, reps: list[Replacement], counts: dict[str, int]) -> None:
+    reps = [r for r in reps if essay.body.text[r.start : r.end] != r.after]
+    if not reps:
+        return
+    essay.body.apply(reps, STAGE)
+    for r in reps:
+        _count(counts, r.rule, 1, r.end - r.start)
+        essay.bump(f"normalize.{r.rule}")
+        if r.rule.startswith("pii_"):
+            essay.bump(f"redacted.{r.rule[4:]}")
+
+
+def _count(counts: dict[str, int], rule: str, edits: int, chars: int) -> None:
+    counts[f"{rule}.edits"] = counts.get(f"{rule}.edits", 0) + edits
+    counts[f"{rule}.chars"] = counts.get(f"{rule}.chars", 0) + chars
+
+
+def _t2s_replacements(text: str) -> list[Replacement]:
+    if not needs_t2s(text):
+        return []
+    reps: list[Replacement] = []
+    for off, line in _lines(text):
+        if line and needs_t2s(line):
+            reps += _diff_replacements(line, _ISLAND_RE.sub(_island_sub, line), off, "t2s")
+    return reps
+
+
+def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Normalize one essay in place (see :func:`normalize_essays`)."""
+    counts = {} if counts is None else counts
+    if not any(STAGE in e.stage.split("+") for e in essay.body.edits):
+        # the script of the text as it reached us; a re-run keeps the first answer
+        essay.script, essay.trad_ratio = script_ratio(essay.body.text, cfg)
+    counts[f"script.{essay.script}"] = counts.get(f"script.{essay.script}", 0) + 1
+    if cfg.convert_traditional:
+        _apply(essay, _t2s_replacements(essay.body.text), counts)
+        _apply(essay, [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(essay.body.text)], counts)
+        for attr in ("title", "author"):
+            val = getattr(essay, attr)
+            if val:
+                setattr(essay, attr, to_simplified(val))
+    _apply(essay, _char_repairs(essay.body.text, cfg), counts)
+    if cfg.redact_pii:
+        _apply(essay, find_pii(essay.body.text, cfg.pii_kinds, cfg.pii_id_card_15), counts)
+    reps, pages = _line_structure(essay.body.text, cfg)
+    _apply(essay, reps, counts)
+    if cfg.fix_punctuation:
+        _apply(essay, _punctuation(essay.body.text), counts)
+    _apply(essay, _spacing(essay.body.text), counts)
+    _flags(essay)
+    return counts
+
+
+def normalize_essays(essays: list[Essay], cfg: NormalizeConfig) -> dict[str, int]:
+    """Set essay.script/trad_ratio from the RAW essay text (before conversion), convert to Simplified, repair text,
+    redact PII; all as edits with stage "normalize"; flags; also convert essay.title (and author) to Simplified.
+    Returns counts per rule (edits and chars) for the manifest; also bump essay.stats."""
+    counts: dict[str, int] = {}
+    for essay in essays:
+        normalize_essay(essay, cfg, counts)
+    return dict(sorted(counts.items()))

@@ -1,0 +1,338 @@
+"""A static HTML report of one release, for a person deciding whether to trust it.
+
+Charts are inline SVG built here (a few dozen lines; no plotting dependency), and the page carries no
+JavaScript and loads nothing from the network, so it can be opened from an artifact store or mailed.
+All corpus text that reaches the page (titles, ids, flag and rule names) passes through html.escape.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from corpuspipe.versioning import MANIFEST_NAME, atomic_write_text
+
+REPORT_NAME = "report.html"
+_DOC_COLUMNS = ["doc_id", "title", "char_count", "script", "cluster_id", "cluster_size", "duplicate_of", "flags"]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _read(release_dir: Path, table: str, columns: Sequence[str]) -> pa.Table | None:
+    path = Path(release_dir) / f"{table}.parquet"
+    if not path.exists():
+        return None
+    present = set(pq.read_schema(path).names)
+    return pq.read_table(path, columns=[c for c in columns if c in present])
+
+
+def _value_counts(col: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    counts = pc.value_counts(col)
+    pairs = [(("∅" if v is None else str(v)), int(n))
+             for v, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())]
+    return dict(sorted(pairs, key=lambda p: (-p[1], p[0])))
+
+
+def collect_stats(release_dir: Path) -> dict[str, Any]:
+    """Everything the card, the report and the key figures show, read once from the release."""
+    release_dir = Path(release_dir)
+    manifest_path = release_dir / MANIFEST_NAME
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    files: dict[str, dict[str, Any]] = {}
+    for o in manifest.get("outputs", []):
+        files[str(o["path"])] = {"rows": o.get("rows"), "bytes": o.get("bytes"), "sha256": o.get("sha256")}
+    for p in sorted(release_dir.glob("*.parquet")):
+        if p.name not in files:
+            files[p.name] = {"rows": pq.read_metadata(p).num_rows, "bytes": p.stat().st_size, "sha256": None}
+    stats: dict[str, Any] = {"manifest": manifest, "version": manifest.get("version", release_dir.name),
+                             "dataset": manifest.get("dataset", ""), "files": dict(sorted(files.items()))}
+
+    docs = _read(release_dir, "documents", _DOC_COLUMNS)
+    d: dict[str, Any] = {"rows": 0, "char_counts": np.zeros(0, dtype=np.int64), "scripts": {}, "flags": {},
+                         "clusters": 0, "multi_clusters": 0, "cluster_sizes": {}, "duplicates": 0,
+                         "largest_clusters": [], "flagged": [], "chars": 0}
+    if docs is not None and docs.num_rows:
+        d["rows"] = docs.num_rows
+        if "char_count" in docs.column_names:
+            d["char_counts"] = pc.fill_null(docs["char_count"], 0).to_numpy().astype(np.int64)
+            d["chars"] = int(d["char_counts"].sum())
+        if "script" in docs.column_names:
+            d["scripts"] = _value_counts(docs["script"])
+        if "flags" in docs.column_names:
+            d["flags"] = _value_counts(pc.list_flatten(docs["flags"]))
+            has_flags = pc.greater(pc.fill_null(pc.list_value_length(docs["flags"]), 0), 0)
+            flagged = docs.filter(has_flags).slice(0, 20)
+            d["flagged"] = [
+                {"doc_id": r.get("doc_id"), "title": r.get("title"), "flags": r.get("flags") or []}
+                for r in flagged.select([c for c in ("doc_id", "title", "flags") if c in docs.column_names]).to_pylist()
+            ]
+        if "duplicate_of" in docs.column_names:
+            d["duplicates"] = int(docs["duplicate_of"].length() - docs["duplicate_of"].null_count)
+        if "cluster_id" in docs.column_names:
+            members = docs.group_by("cluster_id").aggregate([("cluster_id", "count")])
+            sizes = members["cluster_id_count"].to_numpy()
+            d["clusters"] = members.num_rows
+            d["multi_clusters"] = int((sizes > 1).sum())
+            uniq, counts = np.unique(sizes, return_counts=True)
+            d["cluster_sizes"] = {int(s): int(c) for s, c in zip(uniq, counts)}
+            top = members.sort_by([("cluster_id_count", "descending"), ("cluster_id", "ascending")]).slice(0, 5)
+            for cid, n in zip(top["cluster_id"].to_pylist(), top["cluster_id_count"].to_pylist()):
+                if n < 2:
+                    break
+                sel = docs.filter(pc.equal(docs["cluster_id"], cid)).slice(0, 5)
+                d["largest_clusters"].append({
+                    "cluster_id": cid, "size": int(n),
+                    "members": [{"doc_id": r.get("doc_id"), "title": r.get("title"),
+                                 "duplicate_of": r.get("duplicate_of")}
+                                for r in sel.select([c for c in ("doc_id", "title", "duplicate_of")
+                                                     if c in docs.column_names]).to_pylist()],
+                })
+    stats["documents"] = d
+
+    sections = _read(release_dir, "sections", ["level"])
+    stats["sections_per_level"] = (
+        {int(k) if k != "∅" else k: v for k, v in sorted(_value_counts(sections["level"]).items(),
+                                                         key=lambda kv: str(kv[0]).zfill(4))}
+        if sections is not None and sections.num_rows and "level" in sections.column_names else {}
+    )
+    stats["sections"] = sections.num_rows if sections is not None else 0
+
+    removals = manifest.get("removals_per_rule") or {}
+    if not removals:
+        edits = _read(release_dir, "edits", ["rule"])
+        if edits is not None and edits.num_rows:
+            removals = _value_counts(edits["rule"])
+    stats["removals_per_rule"] = dict(sorted(removals.items(), key=lambda kv: (-int(kv[1]), kv[0])))
+    stats["redactions"] = dict(sorted((manifest.get("redactions") or {}).items()))
+    q = manifest.get("quarantine") or {}
+    if not q:
+        qt = _read(release_dir, "quarantine", ["reason"])
+        q = {"count": qt.num_rows, "by_reason": _value_counts(qt["reason"])} if qt is not None else {}
+    stats["quarantine"] = {"count": int(q.get("count", 0)), "by_reason": dict(q.get("by_reason", {}))}
+    stats["rows"] = {name[: -len(".parquet")]: f["rows"] for name, f in stats["files"].items()
+                     if name.endswith(".parquet")}
+    return stats
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-") or "x"
+
+
+def _figures(stats: Mapping[str, Any]) -> dict[str, Any]:
+    d = stats["documents"]
+    lengths = d["char_counts"]
+    figs: dict[str, Any] = {
+        "version": stats["version"],
+        "documents": d["rows"],
+        "documents-deduplicated": d["rows"] - d["duplicates"],
+        "duplicate-documents": d["duplicates"],
+        "clusters": d["clusters"],
+        "multi-member-clusters": d["multi_clusters"],
+        "largest-cluster": max(d["cluster_sizes"], default=0),
+        "characters": d["chars"],
+        "median-chars": int(np.median(lengths)) if len(lengths) else 0,
+        "sections": stats["sections"],
+        "duplicate-pairs": stats["rows"].get("duplicates", 0),
+        "edits": stats["rows"].get("edits", 0),
+        "quarantined": stats["quarantine"]["count"],
+        "removals": int(sum(int(v) for v in stats["removals_per_rule"].values())),
+        "redactions": int(sum(int(v) for v in stats["redactions"].values())),
+    }
+    for script, n in d["scripts"].items():
+        figs[f"script-{_slug(script)}"] = n
+    for flag, n in d["flags"].items():
+        figs[f"flagged-{_slug(flag)}"] = n
+    return figs
+
+
+def key_figures(release_dir: Path) -> dict[str, Any]:
+    """Headline numbers with lowercase-dash keys, for a Prefect table/markdown artifact."""
+    return _figures(collect_stats(release_dir))
+
+
+# --------------------------------------------------------------------------- SVG
+
+
+_E = html.escape
+
+
+def _fmt(n: float) -> str:
+    n = float(n)
+    if abs(n) >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    if abs(n) >= 1e4:
+        return f"{n / 1e3:.0f}k"
+    if abs(n) >= 1e3:
+        return f"{n / 1e3:.1f}k"
+    return f"{n:g}"
+
+
+def svg_bars(labels: Sequence[str], values: Sequence[float], *, title: str, width: int = 640) -> str:
+    """Horizontal bar chart: category labels read left to right, however long they are."""
+    if not values:
+        return f'<p class="empty">{_E(title)}: nothing to show.</p>'
+    row, label_w, pad = 20, 220, 6
+    vmax = max(max(values), 1)
+    bar_w = width - label_w - 70
+    h = row * len(values) + 30
+    parts = [f'<svg role="img" aria-label="{_E(title)}" width="{width}" height="{h}" viewBox="0 0 {width} {h}">',
+             f'<title>{_E(title)}</title>',
+             f'<text x="0" y="14" class="t">{_E(title)}</text>']
+    for i, (lab, v) in enumerate(zip(labels, values)):
+        y = 24 + i * row
+        w = 0 if v <= 0 else max(1.0, bar_w * v / vmax)
+        short = lab if len(lab) <= 32 else lab[:31] + "…"
+        parts.append(f'<text x="{label_w - pad}" y="{y + 13}" text-anchor="end">{_E(short)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row - 5}"><title>{_E(lab)}: '
+                     f'{_E(str(v))}</title></rect>')
+        parts.append(f'<text x="{label_w + w + pad:.1f}" y="{y + 13}">{_E(_fmt(v))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_columns(labels: Sequence[str], values: Sequence[float], *, title: str, width: int = 640,
+                height: int = 220) -> str:
+    """Vertical bars for a histogram; every few labels are printed so they do not overlap."""
+    if not values:
+        return f'<p class="empty">{_E(title)}: nothing to show.</p>'
+    top, bottom, left = 24, 40, 40
+    plot_h = height - top - bottom
+    vmax = max(max(values), 1)
+    col_w = (width - left) / len(values)
+    step = max(1, int(np.ceil(len(values) * 60 / (width - left))))
+    parts = [f'<svg role="img" aria-label="{_E(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}">', f'<title>{_E(title)}</title>',
+             f'<text x="0" y="14" class="t">{_E(title)}</text>',
+             f'<text x="{left - 4}" y="{top + 10}" text-anchor="end">{_E(_fmt(vmax))}</text>',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{width}" y2="{top + plot_h}" class="axis"/>']
+    for i, (lab, v) in enumerate(zip(labels, values)):
+        bh = 0 if v <= 0 else max(1.0, plot_h * v / vmax)
+        x = left + i * col_w
+        parts.append(f'<rect x="{x + 1:.1f}" y="{top + plot_h - bh:.1f}" width="{max(col_w - 2, 1):.1f}" '
+                     f'height="{bh:.1f}"><title>{_E(lab)}: {_E(str(v))}</title></rect>')
+        if i % step == 0:
+            parts.append(f'<text x="{x + col_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+                         f'class="s">{_E(lab)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def length_histogram(lengths: np.ndarray, bins: int = 24) -> tuple[list[str], list[int]]:
+    """Bins up to the 99th percentile plus one overflow bin, so one giant essay does not flatten the rest."""
+    if len(lengths) == 0:
+        return [], []
+    hi = float(np.percentile(lengths, 99))
+    lo = float(lengths.min())
+    if hi <= lo:
+        return [f"{_fmt(lo)}"], [int(len(lengths))]
+    edges = np.linspace(lo, hi, bins + 1)
+    counts, _ = np.histogram(np.clip(lengths, lo, hi), bins=edges)
+    labels = [_fmt(round(e)) for e in edges[:-1]]
+    over = int((lengths > hi).sum())
+    counts[-1] -= over  # values above hi were clipped into the last bin
+    labels.append(f">{_fmt(round(hi))}")
+    return labels, [int(c) for c in counts] + [over]
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+_CSS = """
+body{font-family:system-ui,"Noto Sans CJK SC","PingFang SC",sans-serif;margin:2rem auto;max-width:980px;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;
+vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.85em}
+svg{display:block;margin:.8rem 0;font-size:12px}svg rect{fill:#4a78b5}svg .t{font-weight:600;font-size:13px}
+svg .s{font-size:10px}svg .axis{stroke:#999}.grid{display:flex;flex-wrap:wrap;gap:1rem}.muted{color:#777}
+"""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    if not rows:
+        return '<p class="muted">none</p>'
+    head = "".join(f"<th>{_E(h)}</th>" for h in headers)
+    body = []
+    for r in rows:
+        cells = []
+        for v in r:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                cells.append(f'<td class="n">{_E(f"{v:,}" if isinstance(v, int) else f"{v:.3g}")}</td>')
+            else:
+                cells.append(f"<td>{_E('' if v is None else str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_report(stats: Mapping[str, Any]) -> str:
+    m = stats["manifest"]
+    d = stats["documents"]
+    figs = _figures(stats)
+    h_labels, h_values = length_histogram(d["char_counts"])
+    cs = d["cluster_sizes"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="zh"><head><meta charset="utf-8">',
+        # No scripts, no remote anything: the browser enforces what the page promises.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>{_E(str(stats['dataset']))} {_E(str(stats['version']))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_E(str(stats['dataset']))} — release {_E(str(stats['version']))}</h1>",
+        f"<p class=\"muted\">created {_E(str(m.get('created_at', '?')))} · pipeline "
+        f"{_E(str(m.get('pipeline', {}).get('version', '?')))} ({_E(str(m.get('pipeline', {}).get('git_commit', '?')))}"
+        f") · schema {_E(str(m.get('schema_version', '?')))} · bump {_E(str(m.get('version_bump', '?')))}"
+        f" from {_E(str(m.get('previous_version') or '—'))}</p>",
+        f"<p class=\"muted\">content hash <code>{_E(str(m.get('content_hash', '?')))}</code></p>",
+        "<h2>Key figures</h2>",
+        _table(["figure", "value"], [[k, v] for k, v in figs.items()]),
+        "<h2>Charts</h2>",
+        svg_columns(h_labels, h_values, title="Essay length (characters) — documents per bin"),
+        '<div class="grid">',
+        svg_bars([str(k) for k in d["scripts"]], list(d["scripts"].values()), title="Script mix (documents)",
+                 width=460),
+        svg_bars([f"level {k}" for k in stats["sections_per_level"]], list(stats["sections_per_level"].values()),
+                 title="Sections per level", width=460),
+        "</div>",
+        svg_bars([f"size {k}" for k in sorted(cs)], [cs[k] for k in sorted(cs)],
+                 title="Duplicate clusters by size (number of clusters)"),
+        svg_bars(list(stats["removals_per_rule"])[:30], [int(v) for v in stats["removals_per_rule"].values()][:30],
+                 title="Removals per rule"),
+        "<h2>Files</h2>",
+        _table(["file", "rows", "bytes", "sha256"],
+               [[n, f.get("rows"), f.get("bytes"), f.get("sha256")] for n, f in stats["files"].items()]),
+        "<h2>Stages</h2>",
+        _table(["stage", "seconds", "counts"],
+               [[s, float(v.get("seconds", 0.0)), json.dumps(v.get("counts", {}), ensure_ascii=False, sort_keys=True)]
+                for s, v in (m.get("stages") or {}).items()]),
+        "<h2>Quarantine</h2>",
+        _table(["reason", "files or lines"], [[r, int(n)] for r, n in stats["quarantine"]["by_reason"].items()]),
+        "<h2>Redactions</h2>",
+        _table(["kind", "count"], [[k, int(v)] for k, v in stats["redactions"].items()]),
+        "<h2>Largest duplicate clusters</h2>",
+        _table(["cluster", "size", "doc_id", "title", "duplicate_of"],
+               [[c["cluster_id"], c["size"], mm["doc_id"], mm["title"], mm["duplicate_of"]]
+                for c in d["largest_clusters"] for mm in c["members"]]),
+        "<h2>Flagged documents (first 20)</h2>",
+        _table(["doc_id", "title", "flags"], [[f["doc_id"], f["title"], ", ".join(f["flags"])] for f in d["flagged"]]),
+        "<h2>Deduplicated view</h2>",
+        "<p>Keep one document per cluster with <code>SELECT * FROM 'documents.parquet' WHERE duplicate_of IS NULL"
+        "</code>.</p>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def write_report(release_dir: Path) -> Path:
+    """Write <release>/report.html and return its path."""
+    path = Path(release_dir) / REPORT_NAME
+    atomic_write_text(path, render_report(collect_stats(release_dir)))
+    return path

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import pyarrow as pa
+from release_trust_fixtures import make_tables, write_release
+
+from corpuspipe import schemas
+from corpuspipe.changelog import diff_releases, diff_table, write_changelog
+from corpuspipe.config import PipelineConfig
+
+
+def _edit_docs(tables, changes):
+    docs = tables["documents"].to_pylist()
+    for row in docs:
+        for (doc_id, col), value in changes.items():
+            if row["doc_id"] == doc_id:
+                row[col] = value
+    return dict(tables, documents=pa.Table.from_pylist(docs, schema=schemas.DOCUMENTS))
+
+
+def test_identical_releases_have_no_changes(tmp_path):
+    a = write_release(tmp_path, make_tables(), "1.0.0")
+    b = write_release(tmp_path, make_tables(), "1.0.1", previous_version="1.0.0")
+    d = diff_releases(a, b)
+    assert (d["from"], d["to"]) == ("1.0.0", "1.0.1")
+    for name, t in d["tables"].items():
+        assert (t["added"], t["removed"], t["changed"], t["metadata_changed"]) == (0, 0, 0, 0), name
+        assert t["unchanged"] == t["rows_a"] == t["rows_b"]
+    assert d["schema"] == {"tables_added": [], "tables_removed": [], "columns": {}}
+    text = write_changelog(a, b).read_text(encoding="utf-8")
+    assert "No schema changes." in text and "configuration: unchanged" in text
+
+
+def test_rows_added_removed_text_changed_and_metadata_changed(tmp_path):
+    old = make_tables(n_docs=4)
+    a = write_release(tmp_path, old, "1.0.0")
+    new = make_tables(n_docs=5)  # d0004 added
+    new = dict(new, documents=new["documents"].filter(pa.compute.not_equal(new["documents"]["doc_id"], "d0001")))
+    new = _edit_docs(new, {("d0000", "text_sha256"): "f" * 64, ("d0003", "cluster_id"): "c9999"})
+    b = write_release(tmp_path, new, "1.1.0", previous_version="1.0.0")
+    docs = diff_releases(a, b)["tables"]["documents"]
+    assert docs["key"] == ["doc_id"]
+    assert (docs["rows_a"], docs["rows_b"]) == (4, 4)
+    assert (docs["added"], docs["removed"], docs["changed"], docs["metadata_changed"]) == (1, 1, 1, 1)
+    assert docs["unchanged"] == 1
+    assert docs["examples"]["added"] == ["d0004"] and docs["examples"]["removed"] == ["d0001"]
+    assert docs["examples"]["changed"] == ["d0000"] and docs["examples"]["metadata_changed"] == ["d0003"]
+    assert docs["changed_columns"] == {"cluster_id": 1, "text_sha256": 1}
+    sections = diff_releases(a, b)["tables"]["sections"]
+    assert (sections["added"], sections["removed"], sections["changed"]) == (2, 0, 0)  # d0004's two
+    text = write_changelog(a, b).read_text(encoding="utf-8")
+    assert "| documents | 4 | 4 | 1 | 1 | 1 | 1 |" in text
+    assert "`d0004`" in text and "`d0001`" in text
+
+
+def test_section_text_change_detected_without_a_hash_column():
+    t = make_tables()["sections"]
+    rows = t.to_pylist()
+    rows[3]["text"] = rows[3]["text"] + "。"
+    d = diff_table("sections", t, pa.Table.from_pylist(rows, schema=schemas.SECTIONS))
+    assert d["changed"] == 1 and d["examples"]["changed"] == [rows[3]["section_id"]]
+
+
+def test_null_and_duplicate_natural_keys_match_one_to_one():
+    q = make_tables()["quarantine"]  # line is NULL in the key
+    row = q.to_pylist()[0]
+    two = pa.Table.from_pylist([row, row], schema=schemas.QUARANTINE)
+    three = pa.Table.from_pylist([row, row, dict(row, detail="other")], schema=schemas.QUARANTINE)
+    d = diff_table("quarantine", two, three)
+    assert (d["added"], d["removed"], d["changed"], d["unchanged"]) == (1, 0, 0, 2)
+    d2 = diff_table("quarantine", two, two)
+    assert (d2["added"], d2["removed"], d2["changed"]) == (0, 0, 0)
+    flagged = pa.Table.from_pylist([row, dict(row, bytes=None)], schema=schemas.QUARANTINE)
+    d3 = diff_table("quarantine", two, flagged)
+    assert d3["changed"] == 1 and d3["changed_columns"] == {"bytes": 1}
+
+
+def test_list_column_changes_are_seen():
+    docs = make_tables()["documents"]
+    rows = docs.to_pylist()
+    rows[1]["flags"] = ["mojibake"]
+    rows[2]["flags"] = [""]  # empty string vs empty list
+    d = diff_table("documents", docs, pa.Table.from_pylist(rows, schema=schemas.DOCUMENTS))
+    assert d["metadata_changed"] == 2 and d["changed_columns"] == {"flags": 2}
+
+
+def test_schema_changes_and_config_changes_are_reported(tmp_path):
+    a = write_release(tmp_path, make_tables(), "1.0.0")
+    new = make_tables()
+    docs = new["documents"].append_column(pa.field("lang", pa.string()), pa.array(["zh"] * 4))
+    docs = docs.drop_columns(["url"])
+    docs = docs.set_column(docs.schema.get_field_index("char_count"), "char_count",
+                           docs["char_count"].cast(pa.int64()))
+    new = dict(new, documents=docs)
+    del new["quarantine"]
+    cfg = PipelineConfig.model_validate({"dedup": {"threshold": 0.6}})
+    b = write_release(tmp_path, new, "2.0.0", config=cfg, previous_version="1.0.0")
+    d = diff_releases(a, b)
+    cols = d["schema"]["columns"]["documents"]
+    assert cols["added"] == ["lang"] and cols["removed"] == ["url"]
+    assert cols["type_changed"] == [{"column": "char_count", "from": "int32", "to": "int64"}]
+    assert d["schema"]["tables_removed"] == ["quarantine"]
+    assert d["tables"]["quarantine"]["removed"] == 1
+    assert d["tables"]["documents"]["changed"] == 0  # rows still match on doc_id
+    assert {"key": "dedup.threshold", "from": 0.5, "to": 0.6} in d["manifest"]["config_changes"]
+    text = write_changelog(a, b).read_text(encoding="utf-8")
+    assert "column added `lang`" in text and "column removed `url`" in text
+    assert "int32 → int64" in text and "table removed: `quarantine`" in text
+    assert "| `dedup.threshold` | 0.5 | 0.6 |" in text
+
+
+def test_markdown_cells_are_escaped():
+    docs = make_tables()["documents"]
+    rows = docs.to_pylist()
+    rows.append(dict(rows[0], doc_id="evil|id`x"))
+    d = diff_table("documents", docs, pa.Table.from_pylist(rows, schema=schemas.DOCUMENTS))
+    from corpuspipe.changelog import render_changelog
+
+    md = render_changelog({"from": "1", "to": "2", "tables": {"documents": d},
+                           "schema": {"tables_added": [], "tables_removed": [], "columns": {}},
+                           "manifest": {"config_changes": [], "pipeline_version": ["a", "a"],
+                                        "schema_version": ["1", "1"],
+                                        "inputs": {"added": [], "removed": [], "changed": []}}})
+    assert "`evil\\|id'x`" in md
