@@ -10,8 +10,9 @@ line so no two documents are byte-identical.
 
 Prints:
   1. equivalence: for every distinct document (Simplified and Traditional versions) the fast
-     path (skip lines without t2s triggers, split into dictionary-key islands, cache) against
-     the plain engine ``converter('t2s').convert`` on the whole text: identical or not;
+     path (skip text without t2s trigger characters, per-character tables, engine only on runs
+     that hold a phrase key) against the plain engine ``converter('t2s').convert`` on the whole
+     text (what "converting everything" means): identical or not;
   2. normalize MB/s (UTF-8 input bytes) with 1 process and with --procs processes (fork;
      workers get index ranges, not texts), and the island-cache hit rate.
 """
@@ -97,8 +98,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.no_cache:
-        N._convert_island = N._convert_island.__wrapped__  # type: ignore[assignment]
-        N._convert_island.cache_info = lambda: None  # type: ignore[attr-defined]
+        N._T2S._engine_run = N._T2S._engine_run_uncached  # type: ignore[method-assign]
 
     corpus, base, trad = build_corpus(args.target_mb, args.trad_share)
     CORPUS.extend(corpus)
@@ -127,17 +127,18 @@ def main() -> None:
         print(
             f"equivalence on {len(base) + len(trad)} distinct documents ({chars / 1e6:.1f} MB): "
             f"identical {same}, different {diff}; "
-            f"engine on everything {chars / 1e6 / t_full:.2f} MB/s, skip+islands (no cache) {chars / 1e6 / t_fast:.2f} MB/s"
+            f"engine on everything {chars / 1e6 / t_full:.2f} MB/s, skip+tables (no cache) {chars / 1e6 / t_fast:.2f} MB/s"
         )
-        N._convert_island.cache_clear() if hasattr(N._convert_island, "cache_clear") else None
+        if hasattr(N._T2S._engine_run, "cache_clear"):
+            N._T2S._engine_run.cache_clear()
 
     # 1 process
     dt1, edits, h1, counts = _normalize_range((0, len(corpus), False))
-    info = N._convert_island.cache_info() if hasattr(N._convert_island, "cache_info") else None
-    print(f"1 process : {mb / dt1:6.2f} MB/s ({dt1:.1f} s), {edits} edits; island cache {info}")
+    info = N._T2S._engine_run.cache_info() if hasattr(N._T2S._engine_run, "cache_info") else "off"
+    print(f"1 process : {mb / dt1:6.2f} MB/s ({dt1:.1f} s), {edits} edits; phrase-run cache {info}")
     # N processes (fork: the corpus and loaded dictionaries are inherited; cache starts cold)
-    if hasattr(N._convert_island, "cache_clear"):
-        N._convert_island.cache_clear()
+    if hasattr(N._T2S._engine_run, "cache_clear"):
+        N._T2S._engine_run.cache_clear()
     ctx = mp.get_context("fork")
     ranges = _split(len(corpus), args.procs * 4)
     t0 = time.perf_counter()

@@ -147,14 +147,26 @@ def doc_eval(truth: dict, texts: dict[str, str], cfg: DedupConfig, workers: int 
     return res
 
 
-def section_eval(truth: dict, texts: dict[str, str], cfg: DedupConfig, workers: int = 1) -> dict:
+def _paragraph_units(text: str, scfg) -> list:
+    from corpuspipe.section import Section
+
+    out, pos = [], 0
+    for k, para in enumerate(text.split("\n")):
+        if para.strip():
+            out.append(Section(f"p{k}", 1, k, "", "paragraph", None, pos, pos + len(para), None))
+        pos += len(para) + 1
+    return out
+
+
+def section_eval(truth: dict, texts: dict[str, str], cfg: DedupConfig, workers: int = 1, units: str = "sections") -> dict:
     from corpuspipe.section import section_text
 
+    split = section_text if units == "sections" else _paragraph_units
     items: list[DedupItem] = []
     doc_of: dict[str, str] = {}
     scfg = SectionConfig()
     for doc, text in sorted(texts.items()):
-        secs = section_text(text, scfg)
+        secs = split(text, scfg)
         for s in secs:
             sid = f"{doc}/{s.path}"
             t = text[s.char_start : s.char_end]
@@ -280,10 +292,11 @@ def main(argv: list[str] | None = None) -> int:
             ) + ((dict(threshold=0.35, shingle="word", ngram=3),) if a.word else ()):
                 c = DedupConfig(**over)
                 print(fmt_doc(json.dumps(over), doc_eval(truth, texts, c, a.workers)))
-        if not a.no_sections:
-            s = section_eval(truth, texts, cfg, a.workers)
+        for units in () if a.no_sections else ("sections", "paragraphs"):
+            s = section_eval(truth, texts, cfg, a.workers, units)
             print(
-                f"sections: {s['sections']} items, cand={s['candidates']}, near={s['near_pairs']} reuse={s['reuse_pairs']}, "
+                f"{units} (section.section_text)" if units == "sections" else units,
+                f"{s['sections']} items, cand={s['candidates']}, near={s['near_pairs']} reuse={s['reuse_pairs']}, "
                 f"planted section copies found {s['planted_found']}/{s['planted']} "
                 f"({s['planted_found'] / max(1, s['planted']):.3f}) | MB/s sig={s['mbps_sig']:.1f} "
                 f"cand={s['mbps_cand']:.0f} verify={s['mbps_verify']:.0f}"

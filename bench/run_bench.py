@@ -168,7 +168,8 @@ def run_stage(stage: str, raw: Path, state: Path, truth: Path) -> dict[str, Any]
             boilerplate = select(stats, len(essays), cfg.watermark)
             removed = remove(essays, cfg.watermark, boilerplate)
             facts["seconds"] = time.perf_counter() - t0
-        facts["extra"] = {"boilerplate_keys": len(boilerplate), "chars_removed": sum(removed.values())}
+        facts["extra"] = {"boilerplate_keys": len(boilerplate), "chars_removed": sum(removed.values()),
+                          **_watermark_quality(essays, truth)}
     elif stage == "normalize":
         (normalize_essays,) = _need(_load("normalize"), "normalize_essays")
         facts["input_bytes"] = _text_bytes(essays)
@@ -220,6 +221,22 @@ def run_stage(stage: str, raw: Path, state: Path, truth: Path) -> dict[str, Any]
     return facts
 
 
+def _watermark_quality(essays: list[Any], truth: Path) -> dict[str, str]:
+    """Planted watermarks / header lines still present after removal (lower is better)."""
+    docs = {d["path"]: d for d in json.loads(truth.read_text(encoding="utf-8"))["documents"]}
+    texts: dict[str, str] = {}
+    for e in essays:
+        texts[e.source_path] = texts.get(e.source_path, "") + "\n" + e.text
+    wm_left = wm_all = hd_left = hd_all = 0
+    for path, d in docs.items():
+        text = texts.get(path, "")
+        wm_all += len(d["watermark_texts"])
+        wm_left += sum(text.count(w) > 0 for w in d["watermark_texts"])
+        hd_all += len(d["header_lines"])
+        hd_left += sum(h in text for h in d["header_lines"])
+    return {"watermarks_left": f"{wm_left}/{wm_all}", "header_lines_left": f"{hd_left}/{hd_all}"}
+
+
 def _count(values: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in values:
@@ -248,11 +265,16 @@ def _dedup_quality(essays: list[Any], pairs: list[Any], clusters: dict[str, Any]
     base_of = {d["path"]: d["base"] for d in t["documents"]}
     related = {(r["a"], r["b"]) for r in t.get("related_natural_bases", [])}
     related |= {(b, a) for a, b in related}
-    doc_path = {e.doc_id: e.source_path for e in essays}
+    # byte-identical files share a doc_id (it hashes the content), so an id may have several paths
+    doc_paths: dict[str, list[str]] = {}
+    for e in essays:
+        doc_paths.setdefault(e.doc_id, []).append(e.source_path)
+    doc_path = {k: v[0] for k, v in doc_paths.items()}
     cluster_of_path: dict[str, set[str]] = {}
     for did, c in clusters.items():
         cid = c[0] if isinstance(c, (tuple, list)) else c
-        cluster_of_path.setdefault(doc_path.get(did, did), set()).add(str(cid))
+        for path in doc_paths.get(did, [did]):
+            cluster_of_path.setdefault(path, set()).add(str(cid))
     copies = [d for d in t["documents"] if d["copy_of"]]
     found = sum(1 for d in copies if cluster_of_path.get(d["path"], set()) & cluster_of_path.get(d["copy_of"], set()))
     by_rate: dict[str, list[int]] = {}
@@ -267,7 +289,15 @@ def _dedup_quality(essays: list[Any], pairs: list[Any], clusters: dict[str, Any]
     for p in nd:
         ba, bb = base_of.get(doc_path.get(p.a_id, "")), base_of.get(doc_path.get(p.b_id, ""))
         true_pos += ba is not None and (ba == bb or (ba, bb) in related)
+    missed = [
+        {"path": d["path"], "copy_of": d["copy_of"], "base": d["base"], "edit_rate": d["edit_rate"],
+         "traditional": d["traditional"], "shuffled": d["shuffled"]}
+        for d in copies
+        if not cluster_of_path.get(d["path"], set()) & cluster_of_path.get(d["copy_of"], set())
+    ]
     return {
+        "missed_examples": missed[:3],
+        "doc_ids_shared_by_several_files": sum(1 for v in doc_paths.values() if len(v) > 1),
         "copies": len(copies),
         "copy_recall": round(found / len(copies), 3) if copies else None,
         "recall_by_edit_rate": {k: f"{v[0]}/{v[1]}" for k, v in sorted(by_rate.items())},
@@ -393,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset")
     ap.add_argument("--skip-release", action="store_true")
     ap.add_argument("--release-timeout", type=float, default=3600)
+    ap.add_argument("--keep-state", type=Path, help="keep the pickled stage outputs here (debugging)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--raw", help=argparse.SUPPRESS)
     ap.add_argument("--state", help=argparse.SUPPRESS)
@@ -412,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="corpuspipe-bench-") as tmp:
         state = Path(tmp)
+        if args.keep_state:
+            state = args.keep_state.resolve()
+            state.mkdir(parents=True, exist_ok=True)
         for stage in [s for s in args.stages.split(",") if s]:
             r = run_stage_subprocess(stage, raw, state, truth, logs / f"{stage}.log")
             rows.append(r)

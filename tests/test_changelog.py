@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from release_trust_fixtures import make_tables, write_release
 
 from corpuspipe import schemas
@@ -92,7 +93,9 @@ def test_schema_changes_and_config_changes_are_reported(tmp_path):
                            docs["char_count"].cast(pa.int64()))
     new = dict(new, documents=docs)
     del new["quarantine"]
-    cfg = PipelineConfig.model_validate({"dedup": {"threshold": 0.6}})
+    old_t = PipelineConfig().dedup.threshold
+    new_t = round(old_t + 0.1, 2)
+    cfg = PipelineConfig.model_validate({"dedup": {"threshold": new_t}})
     b = write_release(tmp_path, new, "2.0.0", config=cfg, previous_version="1.0.0")
     d = diff_releases(a, b)
     cols = d["schema"]["columns"]["documents"]
@@ -101,11 +104,11 @@ def test_schema_changes_and_config_changes_are_reported(tmp_path):
     assert d["schema"]["tables_removed"] == ["quarantine"]
     assert d["tables"]["quarantine"]["removed"] == 1
     assert d["tables"]["documents"]["changed"] == 0  # rows still match on doc_id
-    assert {"key": "dedup.threshold", "from": 0.5, "to": 0.6} in d["manifest"]["config_changes"]
+    assert d["manifest"]["config_changes"] == [{"key": "dedup.threshold", "from": old_t, "to": new_t}]
     text = write_changelog(a, b).read_text(encoding="utf-8")
     assert "column added `lang`" in text and "column removed `url`" in text
     assert "int32 → int64" in text and "table removed: `quarantine`" in text
-    assert "| `dedup.threshold` | 0.5 | 0.6 |" in text
+    assert f"| `dedup.threshold` | {old_t} | {new_t} |" in text
 
 
 def test_markdown_cells_are_escaped():
@@ -121,3 +124,54 @@ def test_markdown_cells_are_escaped():
                                         "schema_version": ["1", "1"],
                                         "inputs": {"added": [], "removed": [], "changed": []}}})
     assert "`evil\\|id'x`" in md
+
+
+@pytest.mark.slow
+def test_changelog_on_100k_documents(tmp_path, capsys):
+    """Scale check (bench-style: the time is printed, not asserted)."""
+    import hashlib
+    import time
+
+    import numpy as np
+
+    def docs(n: int, drop: range, change: range) -> pa.Table:
+        ids = [f"d{i:07d}" for i in range(n)]
+        changed = set(change)
+        texts = [f"我们要坚持以人民为中心的发展思想推进各项工作{i}" + ("改" if i in changed else "") for i in range(n)]
+        cols = {
+            "doc_id": ids, "source_path": [f"{i // 100:05d}.txt" for i in range(n)],
+            "source_sha256": ["0" * 64] * n, "essay_index": pa.array(np.arange(n) % 100, pa.int32()),
+            "title": [f"标题{i}" for i in range(n)], "author": [None] * n, "date": ["2024-01-01"] * n,
+            "url": [None] * n, "crawled_at": [None] * n, "text": texts,
+            "text_sha256": [hashlib.sha256(t.encode()).hexdigest() for t in texts],
+            "script": ["simplified"] * n, "trad_ratio": pa.array(np.zeros(n), pa.float32()),
+            "char_count": pa.array([len(t) for t in texts], pa.int32()),
+            "section_count": pa.array(np.ones(n), pa.int32()), "edit_count": pa.array(np.ones(n), pa.int32()),
+            "cluster_id": ids, "cluster_size": pa.array(np.ones(n), pa.int32()), "duplicate_of": [None] * n,
+            "flags": [["mojibake"] if i % 50 == 0 else [] for i in range(n)],
+        }
+        mask = np.ones(n, dtype=bool)
+        mask[list(drop)] = False
+        return pa.table(cols, schema=schemas.DOCUMENTS).filter(pa.array(mask))
+
+    n = 100_000
+    small = make_tables()
+    a_docs = docs(n, drop=range(0, n, 97), change=range(0))
+    b_docs = docs(n + 1000, drop=range(5, n, 101), change=range(3, n, 89))
+    a = write_release(tmp_path, dict(small, documents=a_docs), "1.0.0", register=False)
+    b = write_release(tmp_path, dict(small, documents=b_docs), "1.1.0", register=False)
+    t0 = time.perf_counter()
+    d = diff_releases(a, b)
+    t1 = time.perf_counter()
+    path = write_changelog(a, b)
+    elapsed = (t1 - t0, time.perf_counter() - t1)
+    a_ids, b_ids = set(a_docs["doc_id"].to_pylist()), set(b_docs["doc_id"].to_pylist())
+    changed = {f"d{i:07d}" for i in range(3, n, 89)} & a_ids & b_ids
+    t = d["tables"]["documents"]
+    assert (t["rows_a"], t["rows_b"]) == (len(a_ids), len(b_ids)) == (98_969, 100_009)
+    assert (t["added"], t["removed"]) == (len(b_ids - a_ids), len(a_ids - b_ids))
+    assert t["changed"] == len(changed) and t["metadata_changed"] == 0
+    assert t["changed_columns"] == {"char_count": len(changed), "text_sha256": len(changed)}
+    assert path.stat().st_size > 0
+    with capsys.disabled():
+        print(f"\n[bench] 2x100k documents: diff_releases {elapsed[0]:.2f} s, write_changelog {elapsed[1]:.2f} s")

@@ -203,6 +203,22 @@ def test_reversible_mojibake_is_repaired_as_an_edit(tmp_path):
     assert_partition(shard.essays, bad_text)
 
 
+def test_a_big5_paragraph_read_as_gbk_inside_simplified_text_is_flagged(tmp_path):
+    paragraph = seed_text("001").split("\n")[12]  # Traditional prose
+    garbled = paragraph.encode("big5").decode("gbk", errors="ignore")
+    text = seed_text("002").replace("\n", "\n" + garbled + "\n", 1)
+    (essay,) = _write_and_ingest(tmp_path, "g.txt", text.encode("utf-8")).essays
+    assert essay.flags == ["mojibake"] and essay.stats["ingest.mojibake.garbled_lines"] == 1
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_real_reports_are_not_flagged_as_mojibake(tmp_path, index):
+    # 1954 is Traditional; 1979 mixes in link fragments: neither is mojibake.
+    doc = _reports()[index]
+    (essay,) = _write_and_ingest(tmp_path, "r.txt", doc["content"].encode("utf-8")).essays
+    assert "mojibake" not in essay.flags and "mojibake_repair" not in rules_of(essay)
+
+
 def test_clean_seeds_get_no_mojibake_repairs(seed_shards):
     for shard in seed_shards.values():
         for e in shard.essays:

@@ -69,7 +69,8 @@ def test_loads_without_casts_in_pandas_polars_duckdb(seed_release):
         f"SELECT count(*) FROM read_parquet('{seed_release / 'documents.parquet'}') WHERE duplicate_of IS NULL"
     ).fetchone()[0]
     assert n_dedup == 9  # no two different seed essays are duplicates
-    types = dict(con.execute(f"DESCRIBE SELECT * FROM read_parquet('{seed_release / 'sections.parquet'}')").fetchall())
+    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{seed_release / 'sections.parquet'}')").fetchall()
+    types = {r[0]: r[1] for r in rows}
     assert types["level"] == "TINYINT" and types["char_start"] == "INTEGER"
     edits = con.execute(
         f"SELECT count(*) FROM read_parquet('{seed_release / 'edits.parquet'}')"

@@ -160,6 +160,28 @@ def test_seed_004_union_essay_has_five_tops(seeds: dict[str, str]) -> None:
     assert kids(secs, "4") == []
 
 
+def test_all_seed_essays_are_consistent(seeds: dict[str, str]) -> None:
+    """Every seed essay (9, incl. the multi-essay file) gives a valid tree; no run-in orphan."""
+    assert len(seeds) == 10  # 9 essays + the "004:union" alias
+    for key, text in seeds.items():
+        secs = section_text(text, CFG)
+        check_invariants(text, secs)
+        for s in secs:
+            if s.marker_family in ("cn_shi", "di_comma", "first_next", "latin_dot"):
+                sib = [k for k in secs if k.parent_path == s.parent_path and k.marker_family == s.marker_family]
+                assert len(sib) >= CFG.min_sequence, (key, s)
+    assert [s.marker_family for s in section_text(seeds["004:4"], CFG)] == ["preamble"]  # no markers at all
+
+
+def test_lone_shi_in_second_item_does_not_join_a_later_run(seeds: dict[str, str]) -> None:
+    """004 essay 2: （二）…。二是… has no 一是; it must not chain with 三是/四是 under another （二）."""
+    secs = section_text(seeds["004:1"], CFG)
+    problems = next(s for s in secs if s.heading == "存在问题及原因")
+    assert all(s.marker_family != "cn_shi" for s in secs if s.path.startswith(problems.path + "."))
+    text = "一、甲\n（一）乙。\n（二）丙。有些干部不深入。二是个别干部不能深入基层。\n（三）丁。三是完善方式。四是强化监督。"
+    assert [s.marker for s in section_text(text, CFG)] == ["一、", "（一）", "（二）", "（三）", "三是", "四是"]
+
+
 # ---------------------------------------------------------------- markers and false markers
 
 

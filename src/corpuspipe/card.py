@@ -216,8 +216,11 @@ def render_card(release_dir: Path) -> str:
     q = stats["quarantine"]
     lines.append(f"- **Quarantine**: {q['count']:,} inputs or lines were not converted ("
                  + (", ".join(f"{_md(r)}: {n}" for r, n in q["by_reason"].items()) or "none") + ").")
-    lines.append("- Traditional-script essays were converted to Simplified; `script` and `trad_ratio` "
-                 "describe the source, not the output.")
+    if (cfg.get("normalize") or {}).get("convert_traditional", True):
+        lines.append("- Traditional-script essays were converted to Simplified; `script` and `trad_ratio` "
+                     "describe the source, not the output.")
+    else:
+        lines.append("- Traditional-script essays were kept in Traditional script; see `script`.")
     lines.append("- Near-duplicates are marked, not removed: use the deduplicated view above for training.")
     lines.append("- Personal data is redacted by patterns; patterns miss things. Review before redistribution.")
     lines += [

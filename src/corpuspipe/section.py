@@ -3,11 +3,16 @@
 Chinese essays and reports number their parts with a handful of marker families (GB/T 9704:
 ``一、`` -> ``（一）`` -> ``1.``/``1、`` -> ``（1）``; plus ``①``, ``A.``, ``第一，``, ``一是``,
 ``首先/其次``, ``第X章/节/部分``, and ``第X条`` in laws).  Authors do not follow the standard
-order, so the nesting is inferred per essay: a family that is not already open nests under the
-innermost open section; a family that is open closes everything opened after it.
+order, so nesting is inferred per essay from the order in which families appear: a family that
+is not open nests under the innermost open section; an open family closes everything opened
+after it.  Two fixed exceptions: 章/节/部分 never nest inside an article or list item, and a bare
+``一、`` title line never nests inside an article (appendices after the last 第X条).
 
-Markers are found by one compiled regex and kept only when they form consecutive runs
-("chains") of ordinals, which rejects ``1.5亿``, dates, a lone ``三、`` and ``一是`` inside a clause.
+Markers are found by one compiled regex (line starts; ``一是``/``第一，``/``首先`` also after a
+sentence or clause end) and kept only when they form runs ("chains") of consecutive ordinals,
+which rejects ``1.5亿``, dates, a lone ``三、`` and ``一是`` inside a clause.  A run may only
+continue while its previous item is still open: a link that the tree shows to cross a higher
+section (``二是`` in （二） continuing ``一是`` in （一）) is dropped and the runs are relinked.
 
 Conventions (the flow relies on them):
 
@@ -87,6 +92,7 @@ _STRONG_FAMILIES = frozenset(
 )
 _NO_HEADING = frozenset({"tiao"})
 _STRUCTURAL = frozenset({"bian", "zhang", "jie", "bufen", "pian"})
+_MAX_OPEN_RUNS = 64  # runs of one family a marker may continue (bounds the work on hostile input)
 
 _ALTS = "|".join(f"(?P<{name}>{pat})" for name, pat in _FAMILY_PATTERNS.items())
 # The separator is consumed (not a lookbehind) so that the regex engine can skip ahead to the
@@ -203,22 +209,26 @@ def _candidates(text: str, max_chars: int) -> list[_Cand]:
     return out
 
 
-def _chains(cands: list[_Cand], min_sequence: int) -> tuple[list[_Cand], dict[int, int]]:
-    """Link candidates of a family into runs of consecutive ordinals; keep believable runs.
+def _link(cands: list[_Cand], allowed: dict[int, frozenset[int]]) -> None:
+    """Link candidates of a family into runs ("chains") of consecutive ordinals.
 
     A candidate continues the most recent run that ends one below it, preferring a run whose
     last item is a bare title line if it is one itself: ``三、保障条件`` continues
-    ``二、主要措施``, not a ``二、落实责任；`` list item nested in between.
-    Returns the kept candidates and, per kept chain, the position of its last item.
+    ``二、主要措施``, not a ``二、落实责任；`` list item nested in between.  ``allowed`` maps a
+    marker position to the predecessor positions the tree left possible (the open sections of
+    its family when it arrived), once a first link was shown to be impossible.
     """
-    members: list[list[int]] = []  # chain id -> candidate indexes
+    last_of: list[_Cand] = []  # chain id -> its last candidate so far
     open_by_family: dict[str, list[int]] = {}  # family -> chain ids, most recent last
-    for i, c in enumerate(cands):
+    for c in cands:
         target = -1
         if c.number != 1:
+            only = allowed.get(c.pos)
             fallback = -1
-            for cid in reversed(open_by_family.get(c.family, ())):
-                last = cands[members[cid][-1]]
+            for cid in reversed(open_by_family.get(c.family, ())[-_MAX_OPEN_RUNS:]):
+                last = last_of[cid]
+                if only is not None and last.pos not in only:
+                    continue
                 if last.number + 1 == c.number or (c.number == 0 and last.number >= 1):
                     if (last.style == 2) == (c.style == 2):
                         target = cid
@@ -228,43 +238,53 @@ def _chains(cands: list[_Cand], min_sequence: int) -> tuple[list[_Cand], dict[in
             if target < 0:
                 target = fallback
         if target < 0:
-            target = len(members)
-            members.append([])
+            target = len(last_of)
+            last_of.append(c)
             open_by_family.setdefault(c.family, []).append(target)
-        members[target].append(i)
+        last_of[target] = c
         c.chain = target
-    keep = [False] * len(cands)
+
+
+def _accept(cands: list[_Cand], min_sequence: int) -> tuple[list[_Cand], dict[int, int]]:
+    """Keep believable runs: long enough, or a lone first item at a line start of a strong family.
+
+    Returns the kept candidates and, per kept chain, the position of its last item.
+    """
+    members: dict[int, list[_Cand]] = {}
+    for c in cands:
+        members.setdefault(c.chain, []).append(c)
     last_pos: dict[int, int] = {}
-    for cid, idx in enumerate(members):
-        first = cands[idx[0]]
-        ok = len(idx) >= max(min_sequence, 1)
-        if not ok and len(idx) == 1:
+    for cid, run in members.items():
+        first = run[0]
+        ok = len(run) >= max(min_sequence, 1)
+        if not ok and len(run) == 1:
             ok = first.number == 1 and first.line_start and first.family in _STRONG_FAMILIES
         if ok and first.family == "first_next" and first.number != 1:
             ok = False  # 其次/最后 without 首先 is prose
         if ok:
-            last_pos[cid] = cands[idx[-1]].pos
-            for i in idx:
-                keep[i] = True
-    return [c for c, k in zip(cands, keep) if k], last_pos
+            last_pos[cid] = run[-1].pos
+    return [c for c in cands if c.chain in last_pos], last_pos
 
 
-def section_text(text: str, cfg: SectionConfig) -> list[Section]:
-    """Outline tree of one essay's cleaned text, sorted by (char_start, level)."""
-    if not text.strip():
-        return []
-    marks, chain_end = _chains(_candidates(text, cfg.max_heading_chars), cfg.min_sequence)
-    n = len(text)
-    first = marks[0].pos if marks else n
-    out: list[Section] = []
-    if text[:first].strip():
-        out.append(Section("0", 1, 0, "", "preamble", None, 0, first, None))
+_Record = tuple[str, int, int, _Cand, str | None]  # path, level, ordinal, marker, parent path
 
-    # Build the tree with a stack of open sections: (family, chain, record index).
-    records: list[tuple[str, int, int, _Cand, str | None]] = []
+
+def _tree(
+    marks: list[_Cand], chain_end: dict[int, int], n: int
+) -> tuple[list[_Record], list[int], dict[int, frozenset[int]]]:
+    """Nest the kept markers with a stack of open sections.
+
+    Returns (path, level, ordinal, cand, parent) records, their end offsets, and for each marker
+    that continues a run whose previous item was already closed by a higher section (``二是``
+    under （二） continuing an ``一是`` under （一）) the positions of the open sections of its
+    family: only those can be its predecessor.
+    """
+    records: list[_Record] = []
     ends: list[int] = []
-    stack: list[tuple[str, int, int]] = []
+    stack: list[tuple[str, int, int]] = []  # (family, chain, record index)
     child_count: dict[str | None, int] = {}
+    seen_chains: set[int] = set()
+    broken: dict[int, frozenset[int]] = {}
 
     def close(k: int, at: int) -> None:
         for entry in stack[k:]:
@@ -275,6 +295,10 @@ def section_text(text: str, cfg: SectionConfig) -> list[Section]:
         k = len(stack) - 1
         while k >= 0 and stack[k][1] != c.chain:
             k -= 1
+        if k < 0 and c.chain in seen_chains and c.family != "tiao":
+            # (articles are numbered across chapters by design)
+            broken[c.pos] = frozenset(records[e[2]][3].pos for e in stack if e[0] == c.family)
+        seen_chains.add(c.chain)
         if k < 0:
             k = len(stack) - 1
             while k >= 0 and stack[k][0] != c.family:
@@ -306,7 +330,28 @@ def section_text(text: str, cfg: SectionConfig) -> list[Section]:
         records.append((path, len(stack) + 1, ordinal, c, parent))
         ends.append(n)
         stack.append((c.family, c.chain, len(records) - 1))
+    return records, ends, broken
 
+
+def section_text(text: str, cfg: SectionConfig) -> list[Section]:
+    """Outline tree of one essay's cleaned text, sorted by (char_start, level)."""
+    if not text.strip():
+        return []
+    n = len(text)
+    cands = _candidates(text, cfg.max_heading_chars)
+    allowed: dict[int, frozenset[int]] = {}
+    for _ in range(4):  # relink the impossible links and rebuild; 1 round for most texts, rarely 3
+        _link(cands, allowed)
+        marks, chain_end = _accept(cands, cfg.min_sequence)
+        records, ends, broken = _tree(marks, chain_end, n)
+        if not broken:
+            break
+        allowed.update(broken)
+
+    first = marks[0].pos if marks else n
+    out: list[Section] = []
+    if text[:first].strip():
+        out.append(Section("0", 1, 0, "", "preamble", None, 0, first, None))
     for (path, level, ordinal, c, parent), end in zip(records, ends):
         out.append(Section(path, level, ordinal, c.marker, c.family, c.heading, c.pos, end, parent))
     out.sort(key=lambda s: (s.char_start, s.level))

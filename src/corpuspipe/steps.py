@@ -343,6 +343,19 @@ def write_release_step(
                              "mb_per_s": round(mb / t["seconds"], 2) if t["seconds"] else None}
         for stage, sec in stage_seconds.items():
             stages.setdefault(stage, {})["wall_seconds"] = round(sec, 3)
+        docs, secs = tables["documents"], tables["sections"]
+        levels: dict[str, int] = {}
+        for lv in secs["level"].to_pylist():
+            levels[str(lv)] = levels.get(str(lv), 0) + 1
+        stage_counts = {
+            "ingest": {"files": len(facts["sources"]), "essays": docs.num_rows, "quarantined": len(facts["quarantine"])},
+            "watermark": {"chars_removed": sum(facts["removals_per_rule"].values()), "rules_hit": len(facts["removals_per_rule"])},
+            "normalize": {"edits": sum(1 for _ in tables["edits"]["stage"].to_pylist() if "normalize" in _), **facts["flags"]},
+            "section": {"sections": secs.num_rows, "per_level": dict(sorted(levels.items()))},
+            "dedup": {k: v for k, v in facts["dedup_stats"].items() if k in ("document", "section")},
+        }
+        for stage, counts in stage_counts.items():
+            stages.setdefault(stage, {})["counts"] = counts
         dstats = facts["dedup_stats"]
         parts = rel.ManifestParts(
             created_at=created_at,

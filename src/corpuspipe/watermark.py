@@ -300,10 +300,10 @@ def _line_bounds(view: str, start: int, end: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _prefilter(rules: tuple[WatermarkRule, ...]) -> re.Pattern[str]:
-    """One scan for every rule's required strings (longest first, so none hides another)."""
-    words = sorted({w for r in rules for w in r.require}, key=lambda w: (-len(w), w))
-    return re.compile("|".join(map(re.escape, words)) if words else r"(?!)")
+def _prefilter(rules: tuple[WatermarkRule, ...]) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """One scan for every rule's required strings, longest first."""
+    words = tuple(sorted({w for r in rules for w in r.require}, key=lambda w: (-len(w), w)))
+    return re.compile("|".join(map(re.escape, words)) if words else r"(?!)"), words
 
 
 def find_spans(
@@ -317,7 +317,9 @@ def find_spans(
     view = normalized_view(text)
     spans: list[Span] = []
     line_scoped: set[tuple[int, int]] = set()
-    present = set(_prefilter(tuple(rules)).findall(view.lower()))  # lower(): prefilter only
+    prefilter, words = _prefilter(tuple(rules))
+    present = set(prefilter.findall(view.lower()))  # lower(): prefilter only
+    present.update(w for w in words if any(w in p for p in present))  # shorter words inside found ones
     for rule in rules:
         if rule.require and present.isdisjoint(rule.require):
             continue

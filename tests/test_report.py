@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from release_trust_fixtures import make_tables, write_release
+
+from corpuspipe.report import key_figures, length_histogram, svg_bars, write_report
+
+EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    # doc 0 heads the duplicate cluster and doc 4 is mojibake-flagged: both titles reach the page.
+    return write_release(tmp_path / "releases", make_tables(n_docs=5, titles={0: EVIL, 4: "乱码 & <b>粗</b>"}),
+                         "1.0.0")
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_key_figures(release):
+    figs = key_figures(release)
+    assert all(re.fullmatch(r"[a-z0-9-]+", k) for k in figs)
+    assert figs["version"] == "1.0.0"
+    assert (figs["documents"], figs["documents-deduplicated"], figs["duplicate-documents"]) == (5, 4, 1)
+    assert (figs["clusters"], figs["multi-member-clusters"], figs["largest-cluster"]) == (4, 1, 2)
+    assert (figs["sections"], figs["duplicate-pairs"], figs["edits"], figs["quarantined"]) == (10, 1, 5, 1)
+    assert (figs["script-simplified"], figs["script-traditional"], figs["flagged-mojibake"]) == (4, 1, 1)
+    texts = make_tables(n_docs=5)["documents"]["char_count"].to_pylist()
+    assert figs["characters"] == sum(texts) and figs["median-chars"] == int(np.median(texts))
+    assert (figs["removals"], figs["redactions"]) == (5, 1)
+
+
+def test_report_is_static_escaped_html_with_charts(release):
+    html_text = write_report(release).read_text(encoding="utf-8")
+    p = _Tags()
+    p.feed(html_text)
+    tags = [t for t, _ in p.tags]
+    assert "script" not in tags and "img" not in tags and "iframe" not in tags
+    assert not [a for _, a in p.tags if any(k.startswith("on") or k in ("src", "href") for k in a)]
+    assert "<script" not in html_text.lower()
+    assert re.search(r"https?://", html_text) is None  # nothing to fetch
+    assert "default-src 'none'" in html_text
+    body_text = "".join(p.text)
+    assert EVIL in body_text  # shown, as text
+    assert "乱码 & <b>粗</b>" in body_text and "<b>粗</b>" not in html_text
+    svgs = re.findall(r"<svg.*?</svg>", html_text, flags=re.S)
+    titles = [ET.fromstring(s).find("title").text for s in svgs]  # each chart is well-formed XML
+    assert titles == ["Essay length (characters) — documents per bin", "Script mix (documents)",
+                      "Sections per level", "Duplicate clusters by size (number of clusters)", "Removals per rule"]
+    rules_svg = svgs[4]
+    assert "watermark.source_bracket" in rules_svg and "normalize.punct" in rules_svg
+    assert "level 1" in svgs[2] and "level 2" in svgs[2]
+
+
+def test_svg_bar_lengths_are_proportional_and_labels_escaped():
+    svg = svg_bars(["a<b", "c"], [10, 5], title="t&t")
+    root = ET.fromstring(svg)
+    widths = [float(r.get("width")) for r in root.iter("rect")]
+    assert widths[0] == pytest.approx(2 * widths[1])
+    assert [t.text for t in root.iter("text")][:2] == ["t&t", "a<b"]
+    assert "nothing to show" in svg_bars([], [], title="empty")
+
+
+def test_length_histogram_keeps_outliers_in_an_overflow_bin():
+    lengths = np.array([100] * 50 + [200] * 49 + [100_000])
+    labels, counts = length_histogram(lengths, bins=4)
+    assert sum(counts) == len(lengths)
+    assert counts[-1] == 1 and labels[-1].startswith(">")
+    assert length_histogram(np.array([5, 5]))[1] == [2]
+    assert length_histogram(np.array([], dtype=int)) == ([], [])
