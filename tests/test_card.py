@@ -52,8 +52,9 @@ def test_card_body_states_counts_caveats_and_the_dedup_view(release):
     text = write_card(release).read_text(encoding="utf-8")
     assert "WHERE duplicate_of IS NULL" in text
     assert "5 Chinese essays (4 after removing near-duplicates)" in text
-    assert "1 documents are flagged `mojibake`" in text
-    assert "**Quarantine**: 1 inputs or lines were not converted (binary: 1)" in text
+    assert "4 clusters, 1 with more than one member; `duplicate_of` names the kept document for 1 other document." in text
+    assert "**Mojibake**: 1 document flagged `mojibake`" in text
+    assert "**Quarantine**: 1 input files or lines were not converted (binary: 1)" in text
     assert "`watermark.source_bracket`: 3" in text
     assert "16 bands × 8 rows" in text
     assert "- traditional: 1" in text

@@ -44,7 +44,7 @@ def test_key_figures(release):
     assert (figs["script-simplified"], figs["script-traditional"], figs["flagged-mojibake"]) == (4, 1, 1)
     texts = make_tables(n_docs=5)["documents"]["char_count"].to_pylist()
     assert figs["characters"] == sum(texts) and figs["median-chars"] == int(np.median(texts))
-    assert (figs["removals"], figs["redactions"]) == (5, 1)
+    assert (figs["removals"], figs["redactions-pii-student-id"]) == (5, 1)
 
 
 def test_report_is_static_escaped_html_with_charts(release):

@@ -404,3 +404,24 @@ def test_generated_outlines_roundtrip(case: tuple[str, list[tuple[str, str, int]
     # section text equals the slice, and concatenating the top level gives the document back
     tops = [s for s in secs if s.level == 1]
     assert "".join(text[s.char_start : s.char_end] for s in tops) == text[tops[0].char_start :]
+
+
+_SOUP = st.lists(
+    st.sampled_from(
+        ["一、", "二、", "三、", "（一）", "（二）", "1、", "2、", "3.", "1.5", "一是", "二是", "第一，", "第二，",
+         "第一章", "第一条 ", "第二条 ", "①", "②", "C.", "D.", "首先，", "其次，", "最后，", "。", "；", "：", "\n", "\n", "正文", "内容很多"]
+    ),  # fmt: skip
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SOUP)
+def test_marker_soup_always_gives_a_valid_tree(pieces: list[str]) -> None:
+    """Any mix of markers, punctuation and prose yields a consistent tree (no crash, no overlap)."""
+    text = "".join(pieces)
+    secs = section_text(text, CFG)
+    if not text.strip():
+        assert secs == []
+    else:
+        check_invariants(text, secs)

@@ -127,6 +127,10 @@ def card_header(release_dir: Path, stats: Mapping[str, Any] | None = None) -> di
     return header
 
 
+def _n(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _md(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
@@ -149,7 +153,7 @@ def render_card(release_dir: Path) -> str:
     if rc.get("description"):
         lines += [str(rc["description"]), ""]
     lines += [
-        f"Release **{m.get('version')}** of `{m.get('dataset')}`: {d['rows']:,} Chinese essays "
+        f"Release **{m.get('version')}** of `{m.get('dataset')}`: {_n(d['rows'], 'Chinese essay')} "
         f"({d['rows'] - d['duplicates']:,} after removing near-duplicates), cleaned and split into sections, "
         f"with every edit recorded. Built by corpuspipe {m.get('pipeline', {}).get('version', '?')} "
         f"(commit `{m.get('pipeline', {}).get('git_commit', '?')}`) on {m.get('created_at', '?')}.",
@@ -182,22 +186,25 @@ def render_card(release_dir: Path) -> str:
         "| stage | seconds | counts |", "|---|---:|---|",
     ]
     for stage, v in (m.get("stages") or {}).items():
-        counts = ", ".join(f"{k}={c}" for k, c in (v.get("counts") or {}).items())
-        lines.append(f"| {_md(stage)} | {float(v.get('seconds', 0)):.2f} | {_md(counts)} |")
+        counts = ", ".join(
+            f"{k}={c if not isinstance(c, (dict, list)) else json.dumps(c, ensure_ascii=False, sort_keys=True)}"
+            for k, c in (v.get("counts") or {}).items())
+        seconds = float(v.get("seconds", v.get("wall_seconds", 0.0)) or 0.0)
+        lines.append(f"| {_md(stage)} | {seconds:.2f} | {_md(counts)} |")
     lines += ["", "Removals per rule (characters or spans removed; see `edits` for each one):", ""]
     for rule, n in list(stats["removals_per_rule"].items())[:25] or [("none", 0)]:
         lines.append(f"- `{_md(rule)}`: {int(n):,}")
     if stats["redactions"]:
         lines += ["", "Personal data redacted: " + ", ".join(f"{_md(k)} {int(v):,}" for k, v in
                                                             stats["redactions"].items()) + "."]
-    dd = m.get("dedup") or cfg.get("dedup") or {}
+    dd = {**(cfg.get("dedup") or {}), **(m.get("dedup") or {})}
     lines += [
         "", "## Deduplication", "",
         f"MinHash over {dd.get('shingle', '?')} {dd.get('ngram', '?')}-grams, {dd.get('num_perm', '?')} "
         f"permutations, threshold {dd.get('threshold', '?')}"
         + (f", {dd.get('bands')} bands × {dd.get('rows')} rows" if dd.get("bands") else "")
-        + f". {d['clusters']:,} clusters, {d['multi_clusters']:,} with more than one member; "
-        f"{d['duplicates']:,} documents point at a kept document through `duplicate_of`. Pairs with "
+        + f". {_n(d['clusters'], 'cluster')}, {d['multi_clusters']:,} with more than one member; "
+        f"`duplicate_of` names the kept document for {_n(d['duplicates'], 'other document')}. Pairs with "
         "their Jaccard and containment scores are in `duplicates`.",
         "",
         "## Script mix", "",
@@ -207,14 +214,14 @@ def render_card(release_dir: Path) -> str:
     lines += ["", "## Caveats", ""]
     flags = d["flags"]
     lines.append(
-        f"- **Mojibake**: {flags.get('mojibake', 0):,} documents are flagged `mojibake` (text that was decoded "
+        f"- **Mojibake**: {_n(flags.get('mojibake', 0), 'document')} flagged `mojibake` (text that was decoded "
         "with the wrong encoding upstream and cannot be repaired). They are kept; filter on `flags` to drop them."
     )
     for flag, n in flags.items():
         if flag != "mojibake":
-            lines.append(f"- `{_md(flag)}` flag: {n:,} documents.")
+            lines.append(f"- `{_md(flag)}` flag: {_n(n, 'document')}.")
     q = stats["quarantine"]
-    lines.append(f"- **Quarantine**: {q['count']:,} inputs or lines were not converted ("
+    lines.append(f"- **Quarantine**: {q['count']:,} input files or lines were not converted ("
                  + (", ".join(f"{_md(r)}: {n}" for r, n in q["by_reason"].items()) or "none") + ").")
     if (cfg.get("normalize") or {}).get("convert_traditional", True):
         lines.append("- Traditional-script essays were converted to Simplified; `script` and `trad_ratio` "

@@ -172,21 +172,22 @@ def script_ratio(text: str, cfg: NormalizeConfig | None = None) -> tuple[str, fl
 
 # -- diffs -> coalesced replacements -------------------------------------------------------------
 
-_MERGE_GAP = 1  # changed runs separated by at most this many unchanged chars form one edit
+_MERGE_GAP = 1  # difflib path: changed runs separated by at most this many unchanged chars merge
 
 
-def _runs_to_replacements(
-    old: str, new: str, a: np.ndarray, b: np.ndarray, offset: int, rule: str, gap: int = _MERGE_GAP
-) -> list[Replacement]:
-    """Equal-length texts: one replacement per run of changed chars (gaps <= ``gap``, no newline)."""
+def _runs_to_replacements(old: str, new: str, a: np.ndarray, b: np.ndarray, offset: int, rule: str) -> list[Replacement]:
+    """Equal-length texts: one replacement per changed stretch inside a run of Han characters.
+
+    Changed characters are coalesced across unchanged Han characters but never across anything
+    else (punctuation, spaces, newlines, digits), so a Traditional clause becomes one edit and
+    later punctuation or line edits do not overlap it.
+    """
     diff = np.flatnonzero(a != b)
     if diff.size == 0:
         return []
-    step = np.diff(diff)
-    # a cut between consecutive changed positions that are far apart or have a newline between
-    far = step > gap + 1
-    if gap > 0:
-        far |= (step > 1) & (a[np.minimum(diff[:-1] + 1, len(a) - 1)] == 10)
+    nonhan = np.cumsum((_FLAGS[a] & _F_HAN) == 0)
+    far = nonhan[diff[1:]] != nonhan[diff[:-1]]  # a non-Han char between consecutive changes
+    far |= (_FLAGS[a[diff[1:]]] & _F_HAN) == 0  # ...or the change itself is not Han
     cuts = np.flatnonzero(far)
     starts = np.concatenate(([diff[0]], diff[cuts + 1])).tolist()
     ends = (np.concatenate((diff[cuts], [diff[-1]])) + 1).tolist()
@@ -199,7 +200,7 @@ def _diff_replacements(old: str, new: str, offset: int, rule: str, gap: int = _M
         return []
     spans: list[tuple[int, int, int, int]] = []  # old_s, old_e, new_s, new_e
     if len(old) == len(new):
-        return _runs_to_replacements(old, new, _codepoints(old), _codepoints(new), offset, rule, gap)
+        return _runs_to_replacements(old, new, _codepoints(old), _codepoints(new), offset, rule)
     else:
         ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
         for tag, i1, i2, j1, j2 in ops:
@@ -440,11 +441,16 @@ def _apply(essay: Essay, reps: list[Replacement], counts: dict[str, int]) -> Non
     if not reps:
         return
     essay.body.apply(reps, STAGE)
+    per_rule: dict[str, list[int]] = {}
     for r in reps:
-        _count(counts, r.rule, 1, r.end - r.start)
-        essay.bump(f"normalize.{r.rule}")
-        if r.rule.startswith("pii_"):
-            essay.bump(f"redacted.{r.rule[4:]}")
+        c = per_rule.setdefault(r.rule, [0, 0])
+        c[0] += 1
+        c[1] += r.end - r.start
+    for rule, (n, chars) in per_rule.items():
+        _count(counts, rule, n, chars)
+        essay.bump(f"normalize.{rule}", n)
+        if rule.startswith("pii_"):
+            essay.bump(f"redacted.{rule[4:]}", n)
 
 
 def _count(counts: dict[str, int], rule: str, edits: int, chars: int) -> None:

@@ -146,8 +146,9 @@ def _figures(stats: Mapping[str, Any]) -> dict[str, Any]:
         "edits": stats["rows"].get("edits", 0),
         "quarantined": stats["quarantine"]["count"],
         "removals": int(sum(int(v) for v in stats["removals_per_rule"].values())),
-        "redactions": int(sum(int(v) for v in stats["redactions"].values())),
     }
+    for kind, n in stats["redactions"].items():
+        figs[f"redactions-{_slug(kind)}"] = n
     for script, n in d["scripts"].items():
         figs[f"script-{_slug(script)}"] = n
     for flag, n in d["flags"].items():
@@ -311,7 +312,8 @@ def render_report(stats: Mapping[str, Any]) -> str:
                [[n, f.get("rows"), f.get("bytes"), f.get("sha256")] for n, f in stats["files"].items()]),
         "<h2>Stages</h2>",
         _table(["stage", "seconds", "counts"],
-               [[s, float(v.get("seconds", 0.0)), json.dumps(v.get("counts", {}), ensure_ascii=False, sort_keys=True)]
+               [[s, float(v.get("seconds", v.get("wall_seconds", 0.0)) or 0.0),
+                 json.dumps(v.get("counts", {}), ensure_ascii=False, sort_keys=True)]
                 for s, v in (m.get("stages") or {}).items()]),
         "<h2>Quarantine</h2>",
         _table(["reason", "files or lines"], [[r, int(n)] for r, n in stats["quarantine"]["by_reason"].items()]),

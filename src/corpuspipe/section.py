@@ -340,7 +340,7 @@ def section_text(text: str, cfg: SectionConfig) -> list[Section]:
     n = len(text)
     cands = _candidates(text, cfg.max_heading_chars)
     allowed: dict[int, frozenset[int]] = {}
-    for _ in range(4):  # relink the impossible links and rebuild; 1 round for most texts, rarely 3
+    for _ in range(4):  # relink impossible links and rebuild; <= 2 rounds on all external texts
         _link(cands, allowed)
         marks, chain_end = _accept(cands, cfg.min_sequence)
         records, ends, broken = _tree(marks, chain_end, n)

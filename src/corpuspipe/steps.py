@@ -155,17 +155,46 @@ def read_sections(shard_path: Path) -> list[SectionRow]:
 
 
 def dedup_items(shard: Shard, sections: Sequence[SectionRow], cfg: PipelineConfig) -> tuple[list, list]:
-    """Documents, and the leaf sections long enough to judge, as dedup items."""
+    """Documents, and the section units to judge: leaf sections, or the paragraphs of a leaf section
+    that has several (an essay without an outline is one long section, and a copied paragraph is a
+    small share of it: judged whole it would never be found).  Unit ids are ``section_id`` or
+    ``section_id#NNN``; all units of one document share a group so they are never paired together."""
     texts = {e.doc_id: e.text for e in shard.essays}
     docs = [dedup_mod.DedupItem(id=e.doc_id, text=e.text, quality=len(e.text)) for e in shard.essays]
     parents = {(s.doc_id, s.parent_path) for s in sections if s.parent_path}
-    secs = []
+    units = []
     for s in sections:
         if (s.doc_id, s.path) in parents:
             continue  # judged through its children; avoids parent/child containment noise
+        sid = section_id(s.doc_id, s.path)
         text = texts[s.doc_id][s.char_start : s.char_end]
-        secs.append(dedup_mod.DedupItem(id=section_id(s.doc_id, s.path), text=text, quality=len(text)))
-    return docs, secs
+        paragraphs = [p for p in text.split("\n") if p.strip()]
+        if len(paragraphs) <= 1:
+            units.append(dedup_mod.DedupItem(id=sid, text=text, quality=len(text), group=s.doc_id))
+            continue
+        for k, para in enumerate(paragraphs):
+            units.append(dedup_mod.DedupItem(id=f"{sid}#{k:03d}", text=para, quality=len(para), group=s.doc_id))
+    return docs, units
+
+
+def unit_section(unit_id: str) -> str:
+    return unit_id.split("#", 1)[0]
+
+
+def sections_from_units(pairs: Sequence[Any]) -> list[Any]:
+    """Map paragraph-unit pairs to section pairs, keeping the strongest unit pair per section pair."""
+    best: dict[tuple[str, str], Any] = {}
+    for p in pairs:
+        a, b = unit_section(p.a_id), unit_section(p.b_id)
+        cab, cba = p.containment_ab, p.containment_ba
+        if b < a:
+            a, b, cab, cba = b, a, cba, cab
+        q = dedup_mod.DuplicatePair(p.level, a, b, p.jaccard, p.jaccard_exact, cab, cba, p.relation)
+        rank = (q.relation == "near_duplicate", q.jaccard_exact, max(cab, cba))
+        old = best.get((a, b))
+        if old is None or rank > (old.relation == "near_duplicate", old.jaccard_exact, max(old.containment_ab, old.containment_ba)):
+            best[(a, b)] = q
+    return [best[k] for k in sorted(best)]
 
 
 # -- 5. dedup: signatures per shard, then one corpus-level pass over band keys -----------
@@ -193,34 +222,41 @@ def dedup_step(
     out = Path(work) / "dedup" / f"{digest}.json"
     start = time.perf_counter()
     doc_items: dict[str, Any] = {}
-    sec_items: dict[str, Any] = {}
-    sec_doc: dict[str, str] = {}
+    unit_items: dict[str, Any] = {}
+    section_quality: dict[str, int] = {}
     for p in shard_paths:
         shard = Shard.read(Path(p))
         sections = read_sections(Path(p))
-        docs, secs = dedup_items(shard, sections, cfg)
+        docs, units = dedup_items(shard, sections, cfg)
         doc_items.update((d.id, d) for d in docs)
-        for s in secs:
-            sec_items[s.id] = s
-            sec_doc[s.id] = s.id.rsplit("-", 1)[0]
+        unit_items.update((u.id, u) for u in units)
+        for s in sections:
+            section_quality[section_id(s.doc_id, s.path)] = s.char_end - s.char_start
     result: dict[str, Any] = {"pairs": [], "clusters": {}, "stats": {}}
-    for level, items in (("document", doc_items), ("section", sec_items)):
+    for level, items in (("document", doc_items), ("section", unit_items)):
+        lo = dedup_mod.min_length(cfg.dedup, level)
         sig_tables = [pq.read_table(sp[level]) for sp in signature_paths]
-        sigs = pa.concat_tables(sig_tables) if sig_tables else None
-        band_tables = [dedup_mod.band_keys(t, cfg.dedup) for t in sig_tables]
-        pairs = dedup_mod.candidate_pairs(band_tables)
+        band_tables = [dedup_mod.band_keys(t, cfg.dedup, min_length=lo) for t in sig_tables]
+        candidates = dedup_mod.candidate_pairs(band_tables, max_bucket=cfg.dedup.max_bucket)
+        sig_by_id: dict[str, Any] = {}
+        for t in sig_tables:
+            sig_by_id.update(dedup_mod.signatures_by_id(t))
+        verified = dedup_mod.verify_pairs(candidates, items, sig_by_id, cfg.dedup, level)
+        skipped = sum(1 for it in items.values() if len(it.text) < lo)
         if level == "section":
-            pairs = [(a, b) for a, b in pairs if sec_doc[a] != sec_doc[b]]
-        sig_by_id = dedup_mod.signatures_by_id(sigs) if sigs is not None else {}
-        verified = dedup_mod.verify_pairs(pairs, items, sig_by_id, cfg.dedup, level)
-        clusters = dedup_mod.assign_clusters(sorted(items), verified, {k: v.quality for k, v in items.items()})
+            verified = sections_from_units(verified)
+            clusters = dedup_mod.assign_clusters(sorted(section_quality), verified, section_quality)
+        else:
+            clusters = dedup_mod.assign_clusters(sorted(items), verified, {k: v.quality for k, v in items.items()})
         result["pairs"].extend(asdict(p) for p in verified)
         result["clusters"].update({k: list(v) for k, v in clusters.items()})
         result["stats"][level] = {
             "items": len(items),
-            "candidates": len(pairs),
+            "skipped_short": skipped,
+            "candidates": len(candidates),
             "near_duplicate": sum(1 for p in verified if p.relation == "near_duplicate"),
             "reuse": sum(1 for p in verified if p.relation == "reuse"),
+            "clusters_with_duplicates": len({c for c, d in clusters.values() if d is not None}),
         }
     result["stats"]["seconds"] = round(time.perf_counter() - start, 6)
     result["stats"]["lsh"] = dedup_mod.lsh_params(cfg.dedup)
@@ -318,9 +354,8 @@ def write_release_step(
 
     schema_fp = versioning.schema_fingerprint(sch.TABLES)
     inputs = rel.source_inputs(facts["sources"])
-    metadata_digest = hashlib.sha256(
-        json.dumps({"config": cfg.canonical_json(), "pipeline": __version__, "inputs": inputs}, sort_keys=True).encode()
-    ).hexdigest()
+    # the same digest versioning recomputes from a stored manifest, so an unchanged rebuild is bump "none"
+    metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
     previous_dir = versioning.latest_release(out_root)
     previous = json.loads((previous_dir / rel.MANIFEST).read_text(encoding="utf-8")) if previous_dir else None
     bump = "explicit"
@@ -365,6 +400,7 @@ def write_release_step(
             extra={
                 "schema_fingerprint": schema_fp,
                 "table_digests": digests,
+                "metadata_digest": metadata_digest,
                 "version_bump": bump,
                 "previous_version": previous["version"] if previous else None,
                 "dedup": {**dstats.get("lsh", {}), "document": dstats.get("document"), "section": dstats.get("section")},
