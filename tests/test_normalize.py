@@ -334,3 +334,38 @@ def test_idempotent(text):
     again = _essay(once)
     N.normalize_essays([again], CFG)
     assert again.text == once
+
+
+_FRAGMENTS = [
+    "业务能力提高的根本在于业务知识的掌",
+    "握，学习业务知识一要制定“读书计划”",
+    "一、主要做法和经验",
+    "（一）加强学习、内化于心",
+    "D.加强领导干部职业素质和专业管理能力建设,大力提高领导干部构建社会主义和谐社会的能力",
+    "組織部門承擔著為構建和諧社會提供堅組織保證和人才支持的重要任務",
+    "一是强化政治意识",
+    "新形势下如何全面 加强组织部门自身建设",
+    "2009110686（学号）任美黛 在长期执政的历史条件下",
+    "时间:2022-11-27 03:08:00",
+    "做到有布臵,有检查",
+    "１９５５年国家决算",
+    "工会组织必须切实加强工会干部队伍建设, 强化四种意识;加强调查研究工作",
+    "真诚倾听群众呼声，真实",
+    "。",
+    "，接着",
+    "5",
+    "(COVID-19)",
+]
+_SEPS = ["", "\n", "\n\n", " \n  ", "\u3000\u3000", " ", ", ", " 5\n", "？", "\n\u3000\u3000"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_FRAGMENTS), st.sampled_from(_SEPS)), max_size=12))
+def test_idempotent_on_seed_like_lines(parts):
+    text = "".join(f + s for f, s in parts)
+    e = _essay(text)
+    N.normalize_essays([e], CFG)
+    once = e.text
+    N.normalize_essays([e], CFG)
+    assert e.text == once
+    assert rebuild_raw(e.text, e.body.edits) == text

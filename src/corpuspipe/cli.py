@@ -233,6 +233,39 @@ def inspect(
         out.print(f"- {d['doc_id']} [{d['script']}] {d['title']!r} ({d['char_count']} chars): {snippet}…", highlight=False)
 
 
+@app.command()
+def diff(
+    a: Path = typer.Argument(..., help="Older release (or releases root)."),
+    b: Path = typer.Argument(..., help="Newer release; CHANGELOG.md is written into it."),
+) -> None:
+    """Write CHANGELOG.md into B: rows added/removed/changed per table, schema and config changes."""
+    from corpuspipe.changelog import write_changelog
+
+    try:
+        a, b = _resolve_release(a), _resolve_release(b)
+    except UserError as exc:
+        _fail(str(exc))
+    out.print(f"wrote {write_changelog(a, b)}", highlight=False)
+
+
+@app.command()
+def publish(
+    release_dir: Path = typer.Argument(..., help="A release directory (or releases root: uses 'latest')."),
+    target: str = typer.Argument(..., help="fsspec URL: a path, file://, s3:// (extra s3), gs:// (extra gcs)."),
+) -> None:
+    """Copy a release to TARGET/<version>/ after checking every sha256; refuses to overwrite other content."""
+    from corpuspipe.publish import PublishError
+    from corpuspipe.publish import publish as do_publish
+
+    try:
+        url = do_publish(_resolve_release(release_dir), target)
+    except UserError as exc:
+        _fail(str(exc))
+    except PublishError as exc:
+        _fail(str(exc), 1)
+    out.print(f"published {url}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

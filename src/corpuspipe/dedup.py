@@ -17,6 +17,8 @@ Choices (measured, see NOTES and bench/eval_dedup.py):
 
 from __future__ import annotations
 
+import functools
+
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,10 +78,17 @@ def reuse_jaccard_threshold(cfg: DedupConfig) -> float | None:
     return c / (1.0 + cfg.reuse_max_ratio - c)
 
 
+@functools.lru_cache(maxsize=64)
+def _optimal_bands(threshold: float, num_perm: int, fp: float, fn: float) -> tuple[int, int]:
+    """datasketch's optimum integrates numerically (~80 ms): compute it once per setting."""
+    bands, rows = _optimal_param(threshold, num_perm, fp, fn)
+    return int(bands), int(rows)
+
+
 def lsh_params(cfg: DedupConfig) -> dict:
     """What the manifest records: shingling, num_perm, thresholds, and bands/rows of both bandings."""
     fp, fn = _weights(cfg)
-    bands, rows = _optimal_param(cfg.threshold, cfg.num_perm, fp, fn)
+    bands, rows = _optimal_bands(cfg.threshold, cfg.num_perm, fp, fn)
     out = {
         "shingle": cfg.shingle,
         "ngram": cfg.ngram,
@@ -100,7 +109,7 @@ def lsh_params(cfg: DedupConfig) -> dict:
     }
     jr = reuse_jaccard_threshold(cfg)
     if jr is not None:
-        rb, rr = _optimal_param(jr, cfg.num_perm, fp, fn)
+        rb, rr = _optimal_bands(jr, cfg.num_perm, fp, fn)
         out.update(reuse_jaccard_threshold=round(jr, 6), reuse_bands=int(rb), reuse_rows=int(rr))
     return out
 

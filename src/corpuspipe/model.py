@@ -8,10 +8,11 @@ edits, so the source file is always ``"".join(rebuild(essay) for essay in file_e
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+import orjson
 
 from .edits import Edit, TrackedText
 
@@ -87,6 +88,7 @@ class Essay:
         d = {k: v for k, v in asdict(self).items() if k != "body"}
         d["raw"] = self.body.raw
         d["base"] = self.body.base
+        d["text"] = self.body.text  # stored so loading does not re-render
         d["edits"] = [list(_edit_tuple(e)) for e in self.body.edits]
         return d
 
@@ -94,7 +96,7 @@ class Essay:
     def from_json(cls, d: dict[str, Any]) -> "Essay":
         d = dict(d)
         edits = [Edit(*e) for e in d.pop("edits")]
-        body = TrackedText(d.pop("raw"), d.pop("base"), edits)
+        body = TrackedText(d.pop("raw"), d.pop("base"), edits, text=d.pop("text", None))
         return cls(body=body, **d)
 
 
@@ -120,13 +122,13 @@ class Shard:
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
         tmp.replace(path)
         return path
 
     @classmethod
     def read(cls, path: Path) -> "Shard":
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        d = orjson.loads(Path(path).read_bytes())
         return cls(
             essays=[Essay.from_json(e) for e in d["essays"]],
             sources=[SourceInfo(**s) for s in d["sources"]],

@@ -1,18 +1,21 @@
 """Script and text normalization: Traditional -> Simplified, text repair, PII redaction.
 
 Every change goes through ``essay.body.apply`` (stage ``normalize``) so the raw text can be
-rebuilt.  Steps run in a fixed order and each step's decisions only look at features the later
-steps cannot change (Han characters, the class of a line's last character, Han counts), which is
-what makes normalizing twice give the same text as normalizing once.
+rebuilt.  Steps run in a fixed order (t2s + 著 + character repairs, PII, line structure,
+punctuation, spacing) and each step's decisions only look at features the later steps cannot
+change (Han-ness, the class of a line's last character, commas and sentence ends of a paragraph,
+Han counts), which is what makes normalizing twice give the same text as normalizing once.
 
-Speed: the pure-Python converter is slow, so it only sees lines containing a character that
-t2s can change at all (:func:`corpuspipe._opencc.t2s_trigger_chars`), and within those lines
-only runs of characters that occur in some dictionary key (every other character splits the
-engine's longest-match problem into independent pieces), with an LRU cache over those runs.
+Speed: one numpy lookup per essay classifies every character (script-exclusive, can-change-in-
+t2s, Han, needs-repair); an essay without t2s trigger characters never meets the converter, and
+the converter itself (:class:`corpuspipe._opencc.FastConverter`) only runs the slow engine on
+the rare character runs that hold a phrase key.  ``TrackedText.apply`` rebuilds all edits per
+call, so steps that touch nothing make no call and the character-level steps share one.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 import unicodedata
@@ -122,19 +125,38 @@ def t2s_raw(text: str, use_cache: bool = True) -> str:
 
 
 # 著: keep in zhù words (著作 著名 显著 卓著 …), otherwise the particle/verb 着 (随著 看著 著力 沉著).
-_ZHU_KEEP_RE = re.compile(
-    r"(?<=[显卓编原论专土名巨译遗合昭拙撰彰鸿])著"
-    r"|著(?=[作名称述书者录译])"
-    r"|(?<=[他她其曾共均])著(?=有)"
-)
+# Neighbours are looked up across whitespace: later steps may delete it (显 著 -> 显著).
+_ZHU_BEFORE = frozenset("显卓编原论专土名巨译遗合昭拙撰彰鸿")
+_ZHU_AFTER = frozenset("作名称述书者录译")
+_ZHU_OWNER = frozenset("他她其曾共均")  # 他著有《…》
 _ZHU_RE = re.compile("著")
+_NEIGHBOR_WS = frozenset(" \t\u3000\u00a0\r\n")
+
+
+def _prev_char(text: str, i: int) -> str:
+    while i > 0 and text[i - 1] in _NEIGHBOR_WS:
+        i -= 1
+    return text[i - 1] if i > 0 else ""
+
+
+def _next_char(text: str, i: int) -> str:
+    n = len(text)
+    while i < n and text[i] in _NEIGHBOR_WS:
+        i += 1
+    return text[i] if i < n else ""
 
 
 def _zhe_spans(text: str) -> list[tuple[int, int]]:
     if "著" not in text:
         return []
-    keep = {m.start() for m in _ZHU_KEEP_RE.finditer(text)}
-    return [(m.start(), m.end()) for m in _ZHU_RE.finditer(text) if m.start() not in keep]
+    out: list[tuple[int, int]] = []
+    for m in _ZHU_RE.finditer(text):
+        p = m.start()
+        before, after = _prev_char(text, p), _next_char(text, p + 1)
+        if before in _ZHU_BEFORE or after in _ZHU_AFTER or (after == "有" and before in _ZHU_OWNER):
+            continue
+        out.append((p, p + 1))
+    return out
 
 
 def fix_zhe(text: str) -> str:
@@ -232,10 +254,9 @@ def _kangxi_table() -> dict[int, str]:
 
 _KANGXI_TABLE = _kangxi_table()
 _KANGXI_RE = re.compile("[" + "".join(chr(c) for c in sorted(_KANGXI_TABLE)) + "]+")
-# PDF font-mapping glyphs: only in contexts where the intended character is certain.
-_PDF_CONTEXT = (
-    (re.compile("臵(?<=[布位设配处安放购装倒搁闲]臵)"), "置"),
-)
+# PDF font-mapping glyphs: only in contexts where the intended character is certain
+# (the context char may sit across whitespace that a later step deletes).
+_PDF_CONTEXT = ((re.compile("臵"), frozenset("布位设配处安放购装倒搁闲"), "置"),)
 
 
 def _char_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
@@ -244,8 +265,8 @@ def _char_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
         reps += [Replacement(m.start(), m.end(), m.group().translate(_FW_ALNUM_TABLE), "fullwidth_alnum") for m in _FW_ALNUM_RE.finditer(text)]
     if cfg.fix_pdf_glyphs:
         reps += [Replacement(m.start(), m.end(), m.group().translate(_KANGXI_TABLE), "pdf_glyph") for m in _KANGXI_RE.finditer(text)]
-        for rx, repl in _PDF_CONTEXT:
-            reps += [Replacement(m.start(), m.end(), repl, "pdf_glyph") for m in rx.finditer(text)]
+        for rx, ctx, repl in _PDF_CONTEXT:
+            reps += [Replacement(m.start(), m.end(), repl, "pdf_glyph") for m in rx.finditer(text) if _prev_char(text, m.start()) in ctx]
     return reps
 
 
@@ -279,8 +300,9 @@ _CONTINUATION = frozenset("，,、。；;：:？?！!）)」』”…")
 def _is_running_text(text: str, start: int, end: int, cfg: NormalizeConfig) -> bool:
     """Is text[start:end] (a paragraph so far) prose rather than a title or heading?
 
-    Prose if it already holds a sentence end; otherwise only a long unmarked line counts (a
-    heading like ``D.加强……的能力`` can be long but starts with a marker and has no 。).
+    Prose if it already holds a sentence end; a paragraph starting with a heading marker
+    (``D.加强……的能力``, ``一、…``) counts only then; an unmarked one also if it holds a comma
+    (titles rarely do) or has at least ``join_min_han`` Han characters.
     """
     if _SENT_END_RE.search(text, start, end):
         return True
@@ -291,7 +313,7 @@ def _is_running_text(text: str, start: int, end: int, cfg: NormalizeConfig) -> b
     return int(np.count_nonzero(_FLAGS[_codepoints(text[start:end])] & _F_HAN)) >= cfg.join_min_han
 
 
-def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement], int]:
+def _line_structure(text: str, cfg: NormalizeConfig) -> list[Replacement]:
     """Whitespace around lines, blank-line runs, and rejoining of lines broken mid-sentence."""
     reps: list[Replacement] = []
     n = len(text)
@@ -299,20 +321,20 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement],
     if lead:
         reps.append(Replacement(0, lead, "", "whitespace"))
         if lead == n:
-            return reps, 0
+            return reps
     end_content = len(text.rstrip(_STRIP))
     para_start = lead  # start of the current (possibly joined) paragraph
-    page_numbers = 0
     for m in _GAP_RE.finditer(text, lead, end_content):
         gs, ge = m.start(), m.end()
         if ge >= end_content:
             continue
+        # Blank lines between do not block a join: the output has none left, so a decision that
+        # depended on them would change when normalizing again.
         joined = False
-        single = text.count("\n", gs, ge) == 1
-        if cfg.join_broken_lines and single and text[ge] in _CONTINUATION:
+        if cfg.join_broken_lines and text[ge] in _CONTINUATION:
             joined = True
             reps.append(Replacement(gs, ge, "", "join_lines"))
-        elif cfg.join_broken_lines and single and text[gs - 1] not in _FINAL:
+        elif cfg.join_broken_lines and text[gs - 1] not in _FINAL:
             cut = gs
             pn = _PAGE_NUM_RE.search(text, max(para_start, gs - 12), gs)
             if pn:
@@ -329,8 +351,6 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement],
                 and _is_running_text(text, para_start, cut, cfg)
             ):
                 joined = True
-                if pn:
-                    page_numbers += 1
                 reps.append(Replacement(cut, ge, "", "page_number" if pn else "join_lines"))
         if not joined:
             if ge - gs != 1:
@@ -338,7 +358,7 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> tuple[list[Replacement],
             para_start = ge
     if end_content < n:
         reps.append(Replacement(end_content, n, "", "whitespace"))
-    return reps, page_numbers
+    return reps
 
 
 # -- punctuation and spacing inside lines ----------------------------------------------------------
@@ -436,11 +456,15 @@ def _flags(essay: Essay) -> None:
 # -- driver --------------------------------------------------------------------------------------
 
 
-def _apply(essay: Essay, reps: list[Replacement], counts: dict[str, int]) -> None:
-    reps = [r for r in reps if essay.body.text[r.start : r.end] != r.after]
+def _apply(essay: Essay, reps: list[Replacement], counts: dict[str, int], count: bool = True) -> None:
     if not reps:
-        return
+        return  # every step emits only real changes, so no no-op filtering here
     essay.body.apply(reps, STAGE)
+    if count:
+        _count_reps(essay, reps, counts)
+
+
+def _count_reps(essay: Essay, reps: Iterable[Replacement], counts: dict[str, int]) -> None:
     per_rule: dict[str, list[int]] = {}
     for r in reps:
         c = per_rule.setdefault(r.rule, [0, 0])
@@ -458,13 +482,13 @@ def _count(counts: dict[str, int], rule: str, edits: int, chars: int) -> None:
     counts[f"{rule}.chars"] = counts.get(f"{rule}.chars", 0) + chars
 
 
-def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> list[Replacement]:
-    """t2s as coalesced replacements.  Conversion never crosses a newline (an engine separator)."""
+def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> tuple[list[Replacement], str]:
+    """t2s as coalesced replacements, and the converted text.  Never crosses a newline."""
     if not _needs_t2s_flags(text, fl):
-        return []
+        return [], text
     new = _T2S.convert(text)
     if len(new) == len(text):
-        return _runs_to_replacements(text, new, cps, _codepoints(new), 0, "t2s")
+        return _runs_to_replacements(text, new, cps, _codepoints(new), 0, "t2s"), new
     reps: list[Replacement] = []
     old_lines, new_lines = text.split("\n"), new.split("\n")
     assert len(old_lines) == len(new_lines)
@@ -473,7 +497,53 @@ def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> list[Replac
         if old != nl:
             reps += _diff_replacements(old, nl, off, "t2s")
         off += len(old) + 1
-    return reps
+    return reps, new
+
+
+def _char_layer(essay: Essay, text: str, cps: np.ndarray, fl: np.ndarray, cfg: NormalizeConfig, counts: dict[str, int]) -> None:
+    """t2s, the 著 pass and character repairs as ONE apply when t2s keeps the length.
+
+    Each ``apply`` rebuilds all of an essay's Edit objects, so fewer calls is most of the
+    stage's speed on Traditional essays.  Repairs of non-Han characters never overlap t2s spans
+    (those cover Han runs only); a 著 or 臵 inside a t2s span is folded into it (rule
+    ``t2s+zhe``), which is what a second ``apply`` would have merged it into anyway.
+    """
+    t2s: list[Replacement] = []
+    new = text
+    if cfg.convert_traditional:
+        t2s, new = _t2s_replacements(text, cps, fl)
+    if len(new) != len(text):  # rare: a phrase changed length; plain sequential applies
+        _apply(essay, t2s, counts)
+        if cfg.convert_traditional and (fl & _F_ZHU).any():
+            _apply(essay, [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(essay.body.text)], counts)
+        if (fl & _F_FIX).any():
+            _apply(essay, _char_repairs(essay.body.text, cfg), counts)
+        return
+    singles: list[Replacement] = []
+    if cfg.convert_traditional and (fl & _F_ZHU).any():
+        singles += [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(new)]
+    if (fl & _F_FIX).any():
+        singles += _char_repairs(new, cfg)
+    if not singles:
+        _apply(essay, t2s, counts)
+        return
+    _count_reps(essay, t2s, counts)
+    _count_reps(essay, singles, counts)
+    starts = [r.start for r in t2s]
+    merged: dict[int, Replacement] = {}
+    loose: list[Replacement] = []
+    for r in singles:
+        i = bisect.bisect_right(starts, r.start) - 1
+        if i >= 0 and t2s[i].start <= r.start and r.end <= t2s[i].end:
+            base = merged.get(i, t2s[i])
+            k = r.start - base.start
+            after = base.after[:k] + r.after + base.after[k + len(r.after) :]
+            rule = base.rule if r.rule in base.rule.split("+") else f"{base.rule}+{r.rule}"
+            merged[i] = Replacement(base.start, base.end, after, rule)
+        else:
+            loose.append(r)
+    reps = [merged.get(i, r) for i, r in enumerate(t2s)] + loose
+    essay.body.apply(reps, STAGE)
 
 
 def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] | None = None) -> dict[str, int]:
@@ -487,20 +557,15 @@ def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] |
         trad, simp = int(np.count_nonzero(fl & _F_TRAD)), int(np.count_nonzero(fl & _F_SIMP))
         essay.script, essay.trad_ratio = _script_from_counts(trad, simp, cfg)
     counts[f"script.{essay.script}"] = counts.get(f"script.{essay.script}", 0) + 1
+    _char_layer(essay, text, cps, fl, cfg, counts)
     if cfg.convert_traditional:
-        _apply(essay, _t2s_replacements(text, cps, fl), counts)
-        if (fl & _F_ZHU).any():
-            _apply(essay, [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(essay.body.text)], counts)
         for attr in ("title", "author"):
             val = getattr(essay, attr)
             if val:
                 setattr(essay, attr, to_simplified(val))
-    if (fl & _F_FIX).any():
-        _apply(essay, _char_repairs(essay.body.text, cfg), counts)
     if cfg.redact_pii:
         _apply(essay, find_pii(essay.body.text, cfg.pii_kinds, cfg.pii_id_card_15), counts)
-    reps, pages = _line_structure(essay.body.text, cfg)
-    _apply(essay, reps, counts)
+    _apply(essay, _line_structure(essay.body.text, cfg), counts)
     if cfg.fix_punctuation:
         _apply(essay, _punctuation(essay.body.text), counts)
     _apply(essay, _spacing(essay.body.text), counts)

@@ -44,9 +44,14 @@ def step_key(stage: str, cfg: PipelineConfig, *parts: str) -> str:
     return h.hexdigest()[:24]
 
 
-def _timed(shard: Shard, stage: str, start: float, input_chars: int) -> None:
+def _timed(shard: Shard, stage: str, start: float, input_bytes: int) -> None:
+    """Record a stage's compute time and the UTF-8 size of its input (for MB/s in the manifest)."""
     t = shard.stats.setdefault("timings", {})
-    t[stage] = {"seconds": round(time.perf_counter() - start, 6), "chars": input_chars}
+    t[stage] = {"seconds": round(time.perf_counter() - start, 6), "bytes": input_bytes}
+
+
+def text_bytes(essays: Iterable[Essay]) -> int:
+    return sum(len(e.text.encode("utf-8")) for e in essays)
 
 
 # -- 1. discover + ingest ----------------------------------------------------------------
@@ -92,7 +97,7 @@ def watermark_step(shard_path: Path, boilerplate: Sequence[str], cfg: PipelineCo
     out = Path(work) / "watermark" / f"{step_key('watermark', cfg, file_digest(shard_path), bp_key)}.json"
     shard = Shard.read(shard_path)
     start = time.perf_counter()
-    chars = sum(len(e.text) for e in shard.essays)
+    chars = text_bytes(shard.essays)
     removed = watermark_mod.remove_watermarks(shard.essays, cfg.watermark, boilerplate)
     _timed(shard, "watermark", start, chars)
     merge_counts(shard.stats.setdefault("removals_per_rule", {}), removed)
@@ -104,7 +109,7 @@ def normalize_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
     out = Path(work) / "normalize" / f"{step_key('normalize', cfg, file_digest(shard_path))}.json"
     shard = Shard.read(shard_path)
     start = time.perf_counter()
-    chars = sum(len(e.text) for e in shard.essays)
+    chars = text_bytes(shard.essays)
     counts = normalize_mod.normalize_essays(shard.essays, cfg.normalize)
     _timed(shard, "normalize", start, chars)
     merge_counts(shard.stats.setdefault("normalize_counts", {}), counts)
@@ -125,7 +130,7 @@ def section_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
     chars = 0
     for e in shard.essays:
         text = e.text
-        chars += len(text)
+        chars += len(text.encode("utf-8"))
         for s in section_mod.section_text(text, cfg.section):
             rows.append(
                 asdict(
@@ -270,6 +275,32 @@ class ReleaseExists(Exception):
     """The version being written already exists with different content (releases are immutable)."""
 
 
+def _drop_identical_files(
+    essays: list[Essay], sections: list[SectionRow]
+) -> tuple[list[Essay], list[SectionRow], list[QuarantineEntry]]:
+    """Byte-identical files give identical doc_ids (ids derive from content): keep the copy with the
+    smallest path and list every other copy in the quarantine, naming the kept one."""
+    kept: dict[str, Essay] = {}
+    for e in sorted(essays, key=lambda e: (e.source_path, e.essay_index)):
+        kept.setdefault(e.doc_id, e)
+    dropped: dict[str, QuarantineEntry] = {}
+    for e in essays:
+        keep = kept[e.doc_id]
+        if keep.source_path != e.source_path and e.source_path not in dropped:
+            dropped[e.source_path] = QuarantineEntry(
+                path=e.source_path,
+                reason="duplicate_file",
+                detail=f"byte-identical to {keep.source_path}; its essays are released from there",
+                sha256=e.source_sha256,
+            )
+    if not dropped:
+        return essays, sections, []
+    unique_sections: dict[tuple[str, str], SectionRow] = {}
+    for s in sections:
+        unique_sections.setdefault((s.doc_id, s.path), s)
+    return list(kept.values()), list(unique_sections.values()), list(dropped.values())
+
+
 def assemble_tables(shard_paths: Sequence[Path], dedup_path: Path, quarantine: Sequence[QuarantineEntry]):
     """All release tables in memory plus what the manifest needs from the shards."""
     from . import release as rel
@@ -289,11 +320,13 @@ def assemble_tables(shard_paths: Sequence[Path], dedup_path: Path, quarantine: S
         sources.extend(shard.sources)
         quarantined.extend(shard.quarantine)
         for stage, t in shard.stats.get("timings", {}).items():
-            agg = stages.setdefault(stage, {"seconds": 0.0, "chars": 0})
+            agg = stages.setdefault(stage, {"seconds": 0.0, "bytes": 0})
             agg["seconds"] += t["seconds"]
-            agg["chars"] += t["chars"]
+            agg["bytes"] += t["bytes"]
         merge_counts(removals, shard.stats.get("removals_per_rule", {}))
         merge_counts(norm_counts, shard.stats.get("normalize_counts", {}))
+    essays, sections, dup_files = _drop_identical_files(essays, sections)
+    quarantined.extend(dup_files)
     dd = json.loads(Path(dedup_path).read_text(encoding="utf-8"))
     clusters = {k: (v[0], v[1]) for k, v in dd["clusters"].items()}
     pairs = [DuplicatePair(**p) for p in dd["pairs"]]
@@ -342,8 +375,8 @@ def write_release_step(
     import shutil
     import tempfile
 
+    from . import card, changelog, report, versioning
     from . import release as rel
-    from . import versioning
 
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -358,9 +391,7 @@ def write_release_step(
     metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
     previous_dir = versioning.latest_release(out_root)
     previous = json.loads((previous_dir / rel.MANIFEST).read_text(encoding="utf-8")) if previous_dir else None
-    bump = "explicit"
-    if version is None:
-        version, bump = versioning.decide_version(previous, schema_fp, digests, metadata_digest)
+    version, bump = versioning.decide_version(previous, schema_fp, digests, metadata_digest, requested=version)
     final = out_root / version
     if final.exists():
         existing = json.loads((final / rel.MANIFEST).read_text(encoding="utf-8"))
@@ -373,8 +404,8 @@ def write_release_step(
         outputs = rel.write_tables(tmp, tables, cfg, version)
         stages = {}
         for stage, t in facts["stage_timings"].items():
-            mb = t["chars"] * 3 / 1e6  # UTF-8 Han is 3 bytes; a stable size measure across stages
-            stages[stage] = {"seconds": round(t["seconds"], 3), "chars": t["chars"],
+            mb = t["bytes"] / 1e6
+            stages[stage] = {"seconds": round(t["seconds"], 3), "input_mb": round(mb, 3),
                              "mb_per_s": round(mb / t["seconds"], 2) if t["seconds"] else None}
         for stage, sec in stage_seconds.items():
             stages.setdefault(stage, {})["wall_seconds"] = round(sec, 3)
@@ -414,6 +445,12 @@ def write_release_step(
         manifest = rel.build_manifest(cfg, version, outputs, parts)
         rel.write_json(tmp / rel.MANIFEST, manifest)
         rel.validate_release(tmp)
+        # The card, Croissant, report and changelog are part of the release when it first becomes visible.
+        card.write_card(tmp)
+        card.write_croissant(tmp)
+        report.write_report(tmp)
+        if previous_dir is not None:
+            changelog.write_changelog(previous_dir, tmp)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,81 @@
+"""`corpuspipe release --runner dask` gives the same bytes as the default runner.
+
+Each build runs the CLI in a subprocess with its own fresh Prefect home, so no build can reuse
+another's cached task results: both really compute every stage.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corpuspipe.release import DATA_FILES
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+    )
+    return subprocess.run([sys.executable, "-m", "corpuspipe.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def _release(tmp_path: Path, raw: Path, name: str, *extra: str) -> Path:
+    out = tmp_path / name
+    proc = _cli(tmp_path / f"home-{name}", "release", str(raw), "--out", str(out), "--version", "1.0.0", *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out / "1.0.0"
+
+
+def test_runner_selection():
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.release import build_release, with_runner
+
+    assert with_runner("thread") is build_release
+    assert isinstance(build_release.task_runner, ThreadPoolTaskRunner)
+    local = with_runner("dask").task_runner
+    assert isinstance(local, DaskTaskRunner) and local.address is None
+    assert local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"] is True
+    remote = with_runner("dask", "tcp://10.0.0.5:8786").task_runner
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://10.0.0.5:8786"
+    assert isinstance(with_runner("process").task_runner, ProcessPoolTaskRunner)
+    with pytest.raises(ValueError, match="unknown task runner"):
+        with_runner("ray")
+
+
+def test_cli_rejects_unknown_runner(tmp_path, raw_dir):
+    proc = _cli(tmp_path / "home", "release", str(raw_dir), "--out", str(tmp_path / "out"), "--runner", "ray")
+    assert proc.returncode == 2 and "unknown --runner 'ray'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_byte_identical_parquet(tmp_path, raw_dir):
+    default = _release(tmp_path, raw_dir, "default")
+    dask = _release(tmp_path, raw_dir, "dask", "--runner", "dask")
+    for fname in DATA_FILES.values():
+        assert (dask / fname).read_bytes() == (default / fname).read_bytes(), fname
+
+
+@pytest.mark.slow
+def test_existing_dask_cluster_by_address_runs_the_tasks(tmp_path, raw_dir):
+    from distributed import Client, LocalCluster
+
+    default = _release(tmp_path, raw_dir, "default")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            remote = _release(tmp_path, raw_dir, "remote", "--dask-address", cluster.scheduler_address)
+            ran = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.transition_log))
+    assert ran > 0  # the build's tasks went through this cluster's scheduler
+    for fname in DATA_FILES.values():
+        assert (remote / fname).read_bytes() == (default / fname).read_bytes(), fname
