@@ -68,19 +68,19 @@ def build_corpus(target_mb: float, trad_share: float, seed: int = 7) -> tuple[li
     return out, base, trad
 
 
-def _normalize_range(args: tuple[int, int, bool]) -> tuple[float, int, str, dict[str, int]]:
+def _normalize_range(args: tuple[int, int, bool]) -> tuple[float, float, int, str, dict[str, int]]:
     lo, hi, check = args
     cfg = NormalizeConfig()
     essays = [Essay(f"bench/{i}.txt", "0" * 64, i, TrackedText(CORPUS[i])) for i in range(lo, hi)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     counts = N.normalize_essays(essays, cfg)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     h = hashlib.sha256()
     for e in essays:
         h.update(e.text.encode())
         if check:
             assert rebuild_raw(e.text, e.body.edits) == e.body.raw
-    return dt, sum(len(e.body.edits) for e in essays), h.hexdigest(), counts
+    return dt, cpu, sum(len(e.body.edits) for e in essays), h.hexdigest(), counts
 
 
 def _split(n: int, parts: int) -> list[tuple[int, int]]:
@@ -133,9 +133,13 @@ def main() -> None:
             N._T2S._engine_run.cache_clear()
 
     # 1 process
-    dt1, edits, h1, counts = _normalize_range((0, len(corpus), False))
+    print(f"load average before timing: {os.getloadavg()}")
+    dt1, cpu1, edits, h1, counts = _normalize_range((0, len(corpus), True))
     info = N._T2S._engine_run.cache_info() if hasattr(N._T2S._engine_run, "cache_info") else "off"
-    print(f"1 process : {mb / dt1:6.2f} MB/s ({dt1:.1f} s), {edits} edits; phrase-run cache {info}")
+    print(
+        f"1 process : {mb / dt1:6.2f} MB/s wall ({dt1:.1f} s), {mb / cpu1:6.2f} MB/s per CPU-second; "
+        f"{edits} edits, rebuild_raw checked; phrase-run cache {info}"
+    )
     # N processes (fork: the corpus and loaded dictionaries are inherited; cache starts cold)
     if hasattr(N._T2S._engine_run, "cache_clear"):
         N._T2S._engine_run.cache_clear()
@@ -145,7 +149,14 @@ def main() -> None:
     with ctx.Pool(args.procs) as pool:
         results = pool.map(_normalize_range, [(a, b, False) for a, b in ranges])
     dtn = time.perf_counter() - t0
-    print(f"{args.procs} processes: {mb / dtn:6.2f} MB/s ({dtn:.1f} s wall incl. pool start), cpu {sum(r[0] for r in results):.1f} s")
+    cpu = sum(r[1] for r in results)
+    same = hashlib.sha256("".join(r[3] for r in results).encode()).hexdigest()
+    print(
+        f"{args.procs} processes: {mb / dtn:6.2f} MB/s wall ({dtn:.1f} s incl. pool start); "
+        f"CPU {cpu:.1f} s in total -> {mb / (cpu / args.procs):6.2f} MB/s if each process had its own core"
+    )
+    print(f"load average after: {os.getloadavg()}  (other jobs on the machine inflate the wall-clock figures)")
+    del same, h1
     top = sorted(((k, v) for k, v in counts.items() if k.endswith(".edits")), key=lambda kv: -kv[1])
     print("edits per rule:", ", ".join(f"{k[:-6]}={v}" for k, v in top))
     print(f"os.cpu_count()={os.cpu_count()}")

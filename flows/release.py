@@ -20,7 +20,7 @@ from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from corpuspipe import locking, steps, versioning
+from corpuspipe import locking, steps
 from corpuspipe.config import PipelineConfig
 from corpuspipe.model import QuarantineEntry
 
@@ -249,11 +249,11 @@ def _build(
     return release_dir
 
 
-@task(name="write-changelog")
-def changelog_task(previous_dir: str, release_dir: str) -> str:
-    from corpuspipe.changelog import write_changelog
+@task(name="publish-release")
+def publish_task(release_dir: str, target: str) -> str:
+    from corpuspipe.publish import publish
 
-    return str(write_changelog(Path(previous_dir), Path(release_dir)))
+    return publish(Path(release_dir), target)
 
 
 @flow(name="build_release", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
@@ -263,19 +263,20 @@ def build_release(
     version: str | None = None,
     config_path: str | None = None,
     lock_timeout: float = 0.0,
+    publish_target: str | None = None,
 ) -> str:
-    """Build a release while holding ``<out>/.lock``; add CHANGELOG.md against the previous release.
+    """Build a release (with its CHANGELOG.md against the previous one) while holding ``<out>/.lock``.
 
     The lock makes concurrent builds (CLI, schedule, serve) into one output wait or fail with the
     holder's pid; holding it also makes any ``.tmp-*`` dir a crashed build's leftover, safe to delete.
+    With ``publish_target`` (a path or fsspec URL) the release is then published there.
     """
     out_root = Path(out_dir).resolve()
     with locking.release_lock(out_root, timeout=lock_timeout):
         locking.clean_stale_tmp(out_root)
-        previous = versioning.latest_release(out_root)
         release_dir = _build(raw_dir=raw_dir, out_dir=out_dir, version=version, config_path=config_path)
-        if previous is not None and Path(release_dir).resolve() != previous.resolve():
-            changelog_task(str(previous), release_dir)
+    if publish_target:
+        publish_task(release_dir, publish_target)
     return release_dir
 
 

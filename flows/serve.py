@@ -14,7 +14,9 @@ from flows.release import build_release
 SCHEDULED_LOCK_TIMEOUT = 3600.0
 
 
-def serve_parameters(raw_dir: Path, out_dir: Path, config_path: Path | None = None) -> dict[str, object]:
+def serve_parameters(
+    raw_dir: Path, out_dir: Path, config_path: Path | None = None, publish_target: str | None = None
+) -> dict[str, object]:
     params: dict[str, object] = {
         "raw_dir": str(Path(raw_dir).resolve()),
         "out_dir": str(Path(out_dir).resolve()),
@@ -22,17 +24,24 @@ def serve_parameters(raw_dir: Path, out_dir: Path, config_path: Path | None = No
     }
     if config_path is not None:
         params["config_path"] = str(Path(config_path).resolve())
+    if publish_target:
+        params["publish_target"] = publish_target
     return params
 
 
 def serve_release(
-    cron: str, raw_dir: Path, out_dir: Path, config_path: Path | None = None, name: str = "corpuspipe-serve"
+    cron: str,
+    raw_dir: Path,
+    out_dir: Path,
+    config_path: Path | None = None,
+    name: str = "corpuspipe-serve",
+    publish_target: str | None = None,
 ) -> None:
     """Block forever, starting a build at every cron tick (and on `prefect deployment run`)."""
     build_release.serve(
         name=name,
         cron=cron,
-        parameters=serve_parameters(raw_dir, out_dir, config_path),
+        parameters=serve_parameters(raw_dir, out_dir, config_path, publish_target),
         description="Build a corpuspipe release on a schedule.",
         tags=["corpuspipe"],
         limit=1,  # one build at a time; the output lock covers builds from other processes

@@ -59,19 +59,24 @@ def test_cli_rejects_unknown_runner(tmp_path, raw_dir):
     assert proc.returncode == 2 and "unknown --runner 'ray'" in proc.stderr
 
 
+@pytest.fixture(scope="module")
+def default_release(tmp_path_factory, raw_dir) -> Path:
+    return _release(tmp_path_factory.mktemp("default"), raw_dir, "default")
+
+
 @pytest.mark.slow
-def test_dask_local_cluster_gives_byte_identical_parquet(tmp_path, raw_dir):
-    default = _release(tmp_path, raw_dir, "default")
+def test_dask_local_cluster_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
+    default = default_release
     dask = _release(tmp_path, raw_dir, "dask", "--runner", "dask")
     for fname in DATA_FILES.values():
         assert (dask / fname).read_bytes() == (default / fname).read_bytes(), fname
 
 
 @pytest.mark.slow
-def test_existing_dask_cluster_by_address_runs_the_tasks(tmp_path, raw_dir):
+def test_existing_dask_cluster_by_address_runs_the_tasks(default_release, tmp_path, raw_dir):
     from distributed import Client, LocalCluster
 
-    default = _release(tmp_path, raw_dir, "default")
+    default = default_release
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             remote = _release(tmp_path, raw_dir, "remote", "--dask-address", cluster.scheduler_address)

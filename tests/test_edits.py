@@ -29,6 +29,14 @@ def test_inline_removal_then_overlapping_change_merges_into_one_edit():
     assert rebuild_raw(t.text, t.edits) == raw[4:]
 
 
+def test_successive_insertions_at_one_point_keep_their_order():
+    t = TrackedText("ab")
+    t.apply([Replacement(1, 1, "X", "first")], "s1")
+    t.apply([Replacement(1, 1, "Y", "second")], "s2")
+    assert t.text == "aYXb"
+    assert rebuild_raw(t.text, t.edits) == "ab"
+
+
 def test_overlapping_replacements_are_rejected():
     t = TrackedText("abcdef")
     with pytest.raises(ValueError):

@@ -235,6 +235,13 @@ def test_wikisource_link_breaks_1954():
     assert e.script == "traditional"
 
 
+def test_invisible_characters_go():
+    # zero-width spaces from Wikisource markup sit at line starts (1956/1957 reports)
+    e = norm("又有什么不好呢？现在\n\u200b不是已经有越来越多的工商业者\ufeff认识到了吗？")
+    assert e.text == "又有什么不好呢？现在不是已经有越来越多的工商业者认识到了吗？"
+    assert {ed.rule for ed in e.body.edits} >= {"invisible"}
+
+
 def test_spaces_between_han_go():
     assert norm("全面 加强").text == "全面加强"
     assert norm("服务职 工群众。").text == "服务职工群众。"
@@ -319,7 +326,7 @@ def test_seeds_end_to_end():
 
 # -- idempotence --------------------------------------------------------------------------------
 
-_MIX = "组织工作和谐社會構建承擔著隨著著名的一二三是了，。、；：？！“”（）《》,.;:?!()-  \n\n\u3000０１２3456789１３８abcXYZ@臵布⽂学号姓名"
+_MIX = "\u200b组织工作和谐社會構建承擔著隨著著名的反覆一二三是了，。、；：？！“”（）《》,.;:?!()-  \n\n\u3000０１２3456789１３８abcXYZ@臵布⽂学号姓名"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -132,6 +132,7 @@ def serve(
     out: Path = typer.Option(Path("releases"), "--out", help="Where releases are written."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding the default configuration."),
     name: str = typer.Option("corpuspipe-serve", "--name", help="Deployment name (flow build_release)."),
+    publish: Optional[str] = typer.Option(None, "--publish", help="Publish each new release to this path or fsspec URL."),
 ) -> None:
     """Run build_release on a cron schedule in this long-lived process (needs a Prefect server: PREFECT_API_URL)."""
     _prefect_defaults()
@@ -152,7 +153,7 @@ def serve(
         _fail(str(exc))
     from flows.serve import serve_release
 
-    serve_release(cron=cron, raw_dir=raw_dir, out_dir=out, config_path=config, name=name)
+    serve_release(cron=cron, raw_dir=raw_dir, out_dir=out, config_path=config, name=name, publish_target=publish)
 
 
 def _summary(release_dir: Path) -> None:

@@ -10,7 +10,6 @@ invariant ``rebuild_raw(text, edits) == raw`` holds after every stage.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 
@@ -23,12 +22,12 @@ class Replacement(NamedTuple):
     rule: str
 
 
-@dataclass(frozen=True, slots=True)
-class Edit:
+class Edit(NamedTuple):
     """One change to the raw text.
 
     ``raw_start``/``raw_end`` index the whole decoded raw file; ``clean_start``/``clean_end``
-    index the current text of the owning :class:`TrackedText`.
+    index the current text of the owning :class:`TrackedText`.  A NamedTuple: stages create
+    hundreds of thousands of these, and tuples are several times cheaper than dataclasses.
     """
 
     raw_start: int
@@ -126,12 +125,12 @@ class TrackedText:
                 groups.append(([r], hit))
 
         consumed: set[int] = set()
-        fresh: list[tuple[int, int, str, str, str]] = []  # raw_start, raw_end, after, stage, rule
+        fresh: list[tuple[int, int, str, str, str, int]] = []  # raw_start, raw_end, after, stage, rule, clean_start
         for grp_reps, hit in groups:
             if not hit:
                 (r,) = grp_reps
                 rs = self._raw_at(r.start, old, ends)
-                fresh.append((rs, rs + (r.end - r.start), r.after, stage, r.rule))
+                fresh.append((rs, rs + (r.end - r.start), r.after, stage, r.rule, r.start))
                 continue
             first, last = old[hit[0]], old[hit[-1]]
             ms = min(grp_reps[0].start, first.clean_start)
@@ -147,16 +146,39 @@ class TrackedText:
             re_ = last.raw_end + (me - last.clean_end)
             stages = [s for i in hit for s in old[i].stage.split("+")] + [stage]
             rules = [x for i in hit for x in old[i].rule.split("+")] + [r.rule for r in grp_reps]
-            fresh.append((rs, re_, "".join(parts), "+".join(_dedup(stages)), "+".join(_dedup(rules))))
+            fresh.append((rs, re_, "".join(parts), "+".join(_dedup(stages)), "+".join(_dedup(rules)), ms))
             consumed.update(hit)
 
-        kept = [(e.raw_start, e.raw_end, e.after, e.stage, e.rule) for i, e in enumerate(old) if i not in consumed]
-        combined = sorted(kept + fresh, key=lambda t: (t[0], t[1]))
+        # New text from the current text: replace each group's clean span by its new content.
+        spans: list[tuple[int, int, str]] = []
+        for grp_reps, hit in groups:
+            if not hit:
+                spans.append((grp_reps[0].start, grp_reps[0].end, grp_reps[0].after))
+            else:
+                first, last = old[hit[0]], old[hit[-1]]
+                ms = min(grp_reps[0].start, first.clean_start)
+                me = max(grp_reps[-1].end, last.clean_end)
+                spans.append((ms, me, ""))  # content comes from the merged edit below
+        fresh_iter = iter(fresh)
+        pieces: list[str] = []
+        pos = 0
+        for (cs, ce, after), item in zip(spans, fresh_iter):
+            pieces.append(self._text[pos:cs])
+            pieces.append(item[2])
+            pos = ce
+        pieces.append(self._text[pos:])
+        new_text = "".join(pieces)
+
+        kept = [e for i, e in enumerate(old) if i not in consumed]
+        # Ties at one raw point (insertions) keep their order in the current text.
+        combined: list[Edit | tuple] = sorted(
+            [*kept, *fresh], key=lambda t: (t[0], t[1], t.clean_start if isinstance(t, Edit) else t[5])
+        )
         for a, b in zip(combined, combined[1:]):
             if b[0] < a[1]:
                 raise AssertionError(f"internal: overlapping edits after merge: {a} {b}")
         self._edits = self._materialize(combined)
-        self._text = self._render()
+        self._text = new_text
         return len(reps)
 
     def _raw_at(self, clean_pos: int, old: list[Edit], ends: list[int]) -> int:
@@ -168,16 +190,23 @@ class TrackedText:
             return self.base + clean_pos
         return old[i].raw_end + (clean_pos - old[i].clean_end)
 
-    def _materialize(self, items: list[tuple[int, int, str, str, str]]) -> list[Edit]:
+    def _materialize(self, items: list) -> list[Edit]:
+        """Edits with clean offsets recomputed; unchanged edits are reused when nothing shifted them."""
         out: list[Edit] = []
         delta = 0  # clean - raw(relative)
-        for rs, re_, after, stage, rule in items:
-            cs = rs - self.base + delta
-            ce = cs + len(after)
-            before = self.raw[rs - self.base : re_ - self.base]
+        base = self.base
+        for item in items:
+            if isinstance(item, Edit):
+                cs = item.raw_start - base + delta
+                out.append(item if cs == item.clean_start else item._replace(clean_start=cs, clean_end=cs + len(item.after)))
+                delta += len(item.after) - (item.raw_end - item.raw_start)
+                continue
+            rs, re_, after, stage, rule = item[:5]
+            before = self.raw[rs - base : re_ - base]
             if before == after:
                 continue
-            out.append(Edit(rs, re_, before, after, stage, rule, cs, ce))
+            cs = rs - base + delta
+            out.append(Edit(rs, re_, before, after, stage, rule, cs, cs + len(after)))
             delta += len(after) - (re_ - rs)
         return out
 
@@ -207,8 +236,8 @@ class TrackedText:
 def _overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
     if a0 == a1:  # zero-length old edit (pure deletion point) touching the new span
         return b0 <= a0 <= b1 and b0 != b1 and b0 < a0 < b1
-    if b0 == b1:
-        return a0 < b0 < a1
+    if b0 == b1:  # an insertion at an earlier edit's start goes before that edit's text: merge
+        return a0 <= b0 < a1
     return a0 < b1 and b0 < a1
 
 

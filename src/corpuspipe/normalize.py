@@ -39,12 +39,18 @@ _WS = " \t\u3000\u00a0"  # horizontal whitespace seen in scraped text (NBSP, ide
 _CJK_STABLE = "。、“”‘’《》「」『』【】〔〕…—·"
 _CTX = frozenset(_CJK_STABLE)
 
+# zero-width space, BOM/zero-width no-break space, soft hyphen: scraped-HTML residue, never text
+_INVISIBLE = "\u200b\ufeff\u00ad"
+_INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]+")
+
 # -- conversion tables (built once) ------------------------------------------------------------
 
 _T2S = _opencc.fast_converter("t2s")
 
 # One uint8 flag per code point; one numpy lookup classifies a whole essay.
-_F_TRAD, _F_SIMP, _F_TRIG, _F_PHRASE, _F_HAN, _F_FIX, _F_ZHU = 1, 2, 4, 8, 16, 32, 64
+# FIX: full-width alnum (repaired with t2s); PRE: invisible chars and PDF glyphs, repaired before
+# t2s because the characters they produce can complete a t2s phrase (覆⽂ -> 覆文 -> 复文).
+_F_TRAD, _F_SIMP, _F_TRIG, _F_PHRASE, _F_HAN, _F_FIX, _F_ZHU, _F_PRE = 1, 2, 4, 8, 16, 32, 64, 128
 _FLAGS = np.zeros(0x110000, dtype=np.uint8)
 
 
@@ -84,10 +90,14 @@ def _build_tables() -> dict[str, tuple[str, ...]]:
     mark(only_phrase, _F_PHRASE)
     for lo, hi in ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F)):
         _FLAGS[lo : hi + 1] |= _F_HAN
-    for lo, hi in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A), (0x2E80, 0x2EF3), (0x2F00, 0x2FD5)):
+    for lo, hi in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)):
         _FLAGS[lo : hi + 1] |= _F_FIX
-    _FLAGS[ord("臵")] |= _F_FIX
+    for lo, hi in ((0x2E80, 0x2EF3), (0x2F00, 0x2FD5)):
+        _FLAGS[lo : hi + 1] |= _F_PRE
+    _FLAGS[ord("臵")] |= _F_PRE
     _FLAGS[ord("著")] |= _F_ZHU
+    for ch in _INVISIBLE:
+        _FLAGS[ord(ch)] |= _F_PRE
     return only_phrase
 
 
@@ -254,15 +264,22 @@ def _kangxi_table() -> dict[int, str]:
 
 _KANGXI_TABLE = _kangxi_table()
 _KANGXI_RE = re.compile("[" + "".join(chr(c) for c in sorted(_KANGXI_TABLE)) + "]+")
-# PDF font-mapping glyphs: only in contexts where the intended character is certain
-# (the context char may sit across whitespace that a later step deletes).
-_PDF_CONTEXT = ((re.compile("臵"), frozenset("布位设配处安放购装倒搁闲"), "置"),)
+# PDF font-mapping glyphs: only in contexts where the intended character is certain (Simplified
+# and Traditional context chars: this runs before t2s; the context char may sit across
+# whitespace that a later step deletes).
+_PDF_CONTEXT = ((re.compile("臵"), frozenset("布位设配处安放购装倒搁闲佈設處購裝擱閑閒"), "置"),)
 
 
 def _char_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
-    reps: list[Replacement] = []
-    if cfg.fix_fullwidth_alnum:
-        reps += [Replacement(m.start(), m.end(), m.group().translate(_FW_ALNUM_TABLE), "fullwidth_alnum") for m in _FW_ALNUM_RE.finditer(text)]
+    """Full-width digits and Latin letters -> ASCII (``１９５５年`` -> ``1955年``), never NFKC."""
+    if not cfg.fix_fullwidth_alnum:
+        return []
+    return [Replacement(m.start(), m.end(), m.group().translate(_FW_ALNUM_TABLE), "fullwidth_alnum") for m in _FW_ALNUM_RE.finditer(text)]
+
+
+def _pre_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
+    """Invisible characters go; Kangxi radicals and PDF glyphs become the intended ideograph."""
+    reps = [Replacement(m.start(), m.end(), "", "invisible") for m in _INVISIBLE_RE.finditer(text)]
     if cfg.fix_pdf_glyphs:
         reps += [Replacement(m.start(), m.end(), m.group().translate(_KANGXI_TABLE), "pdf_glyph") for m in _KANGXI_RE.finditer(text)]
         for rx, ctx, repl in _PDF_CONTEXT:
@@ -552,10 +569,17 @@ def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] |
     text = essay.body.text
     cps = _codepoints(text)
     fl = _FLAGS[cps]
-    if not any(STAGE in e.stage.split("+") for e in essay.body.edits):
+    first_run = not any(STAGE in e.stage.split("+") for e in essay.body.edits)
+    if first_run:
         # the script of the text as it reached us; a re-run keeps the first answer
         trad, simp = int(np.count_nonzero(fl & _F_TRAD)), int(np.count_nonzero(fl & _F_SIMP))
         essay.script, essay.trad_ratio = _script_from_counts(trad, simp, cfg)
+    if (fl & _F_PRE).any():
+        # own apply, first: every later step must see the repaired characters
+        _apply(essay, _pre_repairs(text, cfg), counts)
+        text = essay.body.text
+        cps = _codepoints(text)
+        fl = _FLAGS[cps]
     counts[f"script.{essay.script}"] = counts.get(f"script.{essay.script}", 0) + 1
     _char_layer(essay, text, cps, fl, cfg, counts)
     if cfg.convert_traditional:
