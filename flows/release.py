@@ -36,7 +36,7 @@ def _progress(stage: str, done: int, total: int) -> None:
 def _digest_value(value: Any, h: "hashlib._Hash") -> None:
     """Hash file contents for path-like values, JSON for the rest."""
     if isinstance(value, (str, Path)) and len(str(value)) < 4096 and Path(value).is_file():
-        h.update(b"file:" + steps.file_digest(Path(value)).encode())
+        h.update(b"file:" + steps.file_sha256(Path(value)).encode())
     elif isinstance(value, dict):
         for k in sorted(value):
             h.update(str(k).encode())
@@ -284,7 +284,8 @@ def with_runner(runner: str = "thread", dask_address: str | None = None, workers
     """``build_release`` on the chosen task runner: thread (default), process, or dask.
 
     dask without an address starts a local cluster of ``workers`` single-threaded processes
-    (the stages are CPU-bound Python; threads would share the GIL).
+    (the stages are CPU-bound Python; threads would share the GIL).  Tasks pass paths, so the
+    workers of an existing cluster must see raw/ and the output directory at the same paths.
     """
     if runner == "thread":
         return build_release

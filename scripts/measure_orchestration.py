@@ -24,6 +24,15 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
+def _warm_up() -> None:
+    """Start the ephemeral server and import the stage modules outside the timings."""
+    from prefect import flow
+
+    import corpuspipe.steps  # noqa: F401
+
+    flow(lambda: None, name="warm-up")()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("raw", type=Path)
@@ -40,6 +49,7 @@ def main() -> int:
     print(f"{args.raw}: {files} files, {mb:.1f} MB, {os.cpu_count()} cores")
     tmp = Path(tempfile.mkdtemp(prefix="corpuspipe-measure-out-"))
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        _warm_up()
         for runner in args.runners.split(","):
             cfg = tmp / f"{runner}.toml"
             text = f'[release]\ndataset = "measure-{uuid.uuid4().hex[:8]}"\n'

@@ -269,9 +269,9 @@ def write_tables(out_dir: Path, tables: Mapping[str, pa.Table], cfg: PipelineCon
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from .versioning import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2) + "\n")
 
 
 @dataclass

@@ -26,15 +26,7 @@ from . import section as section_mod
 from . import watermark as watermark_mod
 from .config import PipelineConfig
 from .model import Essay, QuarantineEntry, Shard, merge_counts
-from .release import SectionRow, section_id
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from .release import SectionRow, file_sha256, section_id
 
 
 def step_key(stage: str, cfg: PipelineConfig, *parts: str) -> str:
@@ -64,7 +56,7 @@ def ingest_step(raw_root: Path, rel_paths: Sequence[str], cfg: PipelineConfig, w
     digests = []
     for rel in rel_paths:
         try:
-            digests.append(rel + ":" + file_digest(raw_root / rel))
+            digests.append(rel + ":" + file_sha256(raw_root / rel))
         except OSError as exc:  # unreadable: ingest_file quarantines it
             digests.append(rel + ":unreadable:" + type(exc).__name__)
     out = Path(work) / "ingest" / f"{step_key('ingest', cfg, *digests)}.json"
@@ -94,7 +86,7 @@ def select_boilerplate(stats: Iterable[Mapping[str, int]], n_docs: int, cfg: Pip
 
 def watermark_step(shard_path: Path, boilerplate: Sequence[str], cfg: PipelineConfig, work: Path) -> Path:
     bp_key = hashlib.sha256("\n".join(boilerplate).encode()).hexdigest()
-    out = Path(work) / "watermark" / f"{step_key('watermark', cfg, file_digest(shard_path), bp_key)}.json"
+    out = Path(work) / "watermark" / f"{step_key('watermark', cfg, file_sha256(shard_path), bp_key)}.json"
     shard = Shard.read(shard_path)
     start = time.perf_counter()
     chars = text_bytes(shard.essays)
@@ -106,7 +98,7 @@ def watermark_step(shard_path: Path, boilerplate: Sequence[str], cfg: PipelineCo
 
 # -- 3. normalize ----------------------------------------------------------------------------
 def normalize_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
-    out = Path(work) / "normalize" / f"{step_key('normalize', cfg, file_digest(shard_path))}.json"
+    out = Path(work) / "normalize" / f"{step_key('normalize', cfg, file_sha256(shard_path))}.json"
     shard = Shard.read(shard_path)
     start = time.perf_counter()
     chars = text_bytes(shard.essays)
@@ -123,7 +115,7 @@ def sections_path(shard_path: Path) -> Path:
 
 def section_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
     """Write the shard (with timings) plus a sections file beside it; return the shard path."""
-    out = Path(work) / "section" / f"{step_key('section', cfg, file_digest(shard_path))}.json"
+    out = Path(work) / "section" / f"{step_key('section', cfg, file_sha256(shard_path))}.json"
     shard = Shard.read(shard_path)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -205,7 +197,7 @@ def sections_from_units(pairs: Sequence[Any]) -> list[Any]:
 # -- 5. dedup: signatures per shard, then one corpus-level pass over band keys -----------
 def signature_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> dict[str, str]:
     """Signatures of a shard's documents and sections, written beside the shard."""
-    key = step_key("signature", cfg, file_digest(shard_path), file_digest(sections_path(shard_path)))
+    key = step_key("signature", cfg, file_sha256(shard_path), file_sha256(sections_path(shard_path)))
     base = Path(work) / "signature" / key
     base.parent.mkdir(parents=True, exist_ok=True)
     shard = Shard.read(shard_path)
@@ -223,7 +215,7 @@ def dedup_step(
     shard_paths: Sequence[Path], signature_paths: Sequence[Mapping[str, str]], cfg: PipelineConfig, work: Path
 ) -> Path:
     """Candidates from band keys, exact verification, clusters; one JSON result for the corpus."""
-    digest = step_key("dedup", cfg, *(file_digest(Path(p)) for sp in signature_paths for p in sorted(sp.values())))
+    digest = step_key("dedup", cfg, *(file_sha256(Path(p)) for sp in signature_paths for p in sorted(sp.values())))
     out = Path(work) / "dedup" / f"{digest}.json"
     start = time.perf_counter()
     doc_items: dict[str, Any] = {}
@@ -400,6 +392,7 @@ def write_release_step(
         raise ReleaseExists(f"{final}: version {version} already exists with different content")
 
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=out_root))
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a release is for everyone to read
     try:
         outputs = rel.write_tables(tmp, tables, cfg, version)
         stages = {}
