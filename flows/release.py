@@ -7,6 +7,7 @@ raw files reuses earlier work even if the files moved.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from corpuspipe import locking, steps
+from corpuspipe import locking, steps, versioning
 from corpuspipe.config import PipelineConfig
 from corpuspipe.model import QuarantineEntry
 
@@ -33,10 +34,40 @@ def _progress(stage: str, done: int, total: int) -> None:
         PROGRESS(stage, done, total)
 
 
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, remembered per (path, inode, size, mtime): each stage's output is hashed
+    once per process although the next stage's cache key and the dedup/write keys all read it."""
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = steps.file_sha256(path)
+    return _DIGESTS[key]
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the corpuspipe package's code and rule files.
+
+    TASK_SOURCE only covers the thin task bodies here; without this a change to a stage module
+    would silently reuse results computed by the old code.
+    """
+    import corpuspipe
+
+    root = Path(corpuspipe.__file__).parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".toml", ".json", ".txt") and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _digest_value(value: Any, h: "hashlib._Hash") -> None:
     """Hash file contents for path-like values, JSON for the rest."""
     if isinstance(value, (str, Path)) and len(str(value)) < 4096 and Path(value).is_file():
-        h.update(b"file:" + steps.file_sha256(Path(value)).encode())
+        h.update(b"file:" + _file_digest(Path(value)).encode())
     elif isinstance(value, dict):
         for k in sorted(value):
             h.update(str(k).encode())
@@ -50,9 +81,10 @@ def _digest_value(value: Any, h: "hashlib._Hash") -> None:
 
 def content_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """Cache key from the contents of every file a task reads, and its other arguments."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(code_fingerprint().encode())
     for name in sorted(parameters):
-        if name in ("work",):  # where outputs go does not change what they contain
+        # where outputs go does not change what they contain; a build's clock and timings neither
+        if name in ("work", "created_at", "stage_seconds"):
             continue
         h.update(name.encode())
         value = parameters[name]
@@ -111,13 +143,13 @@ def signature_task(shard_path: str, cfg_json: str, work: str) -> dict[str, str]:
     return steps.signature_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work))
 
 
-@task(name="detect-near-duplicates")
+@task(name="detect-near-duplicates", **CACHED)
 def dedup_task(shard_paths: list[str], signature_paths: list[dict[str, str]], cfg_json: str, work: str) -> str:
     cfg = PipelineConfig.model_validate_json(cfg_json)
     return str(steps.dedup_step([Path(p) for p in shard_paths], signature_paths, cfg, Path(work)))
 
 
-@task(name="write-release")
+@task(name="write-release", **CACHED)
 def write_task(
     shard_paths: list[str],
     dedup_path: str,
@@ -145,17 +177,30 @@ def validate_task(release_dir: str) -> dict[str, int]:
 
 # Tasks whose (cached) results name files under <out>/.work/: ingest/watermark/normalize/section
 # return a shard path (section also writes a .sections.json beside it), signatures a dict of paths.
-_WORK_OUTPUT_TASKS = {"ingest-shard", "remove-watermarks", "normalize-script", "section", "minhash-signatures"}
+_WORK_OUTPUT_TASKS = {"ingest-shard", "remove-watermarks", "normalize-script", "section", "minhash-signatures",
+                      "detect-near-duplicates"}
 
 
 def _missing_outputs(task_name: str, result: Any) -> bool:
     """True if a result points at work files that no longer exist (a cache hit after .work/ was cleaned)."""
+    if task_name == "write-release":  # reusable only while it is still the output's latest release
+        release = Path(result)
+        latest = versioning.latest_release(release.parent)
+        return latest is None or latest.resolve() != release.resolve()
     if task_name not in _WORK_OUTPUT_TASKS:
         return False
     paths = [str(v) for v in result.values()] if isinstance(result, dict) else [str(result)]
     if task_name == "section":
         paths.append(str(steps.sections_path(Path(result))))
     return not all(Path(p).is_file() for p in paths)
+
+
+def _checked(fn, *args: Any) -> Any:
+    """Run a task once; recompute it if its (cached) result names outputs that are gone."""
+    result = fn(*args)
+    if _missing_outputs(fn.name, result):
+        result = fn.with_options(refresh_cache=True)(*args)
+    return result
 
 
 def _map(fn, stage: str, items: Sequence[Any], **kwargs) -> list[Any]:
@@ -238,12 +283,13 @@ def _build(
 
     t = time.perf_counter()
     signatures = _map(signature_task, "signatures", sectioned, cfg_json=cfg_json, work=work)
-    dedup_path = dedup_task(sectioned, signatures, cfg_json, work)
+    dedup_path = _checked(dedup_task, sectioned, signatures, cfg_json, work)
     seconds["dedup"] = time.perf_counter() - t
 
     t = time.perf_counter()
     _progress("write", 0, 1)
-    release_dir = write_task(sectioned, dedup_path, quarantine, cfg_json, str(out_root), version, created_at, seconds)
+    release_dir = _checked(write_task, sectioned, dedup_path, quarantine, cfg_json, str(out_root), version, created_at,
+                           seconds)
     validate_task(release_dir)
     _progress("write", 1, 1)
     return release_dir

@@ -85,9 +85,11 @@ def test_unchanged_rerun_is_all_cache_hits_and_rewrites_no_step_output(prefect_h
     assert len(work_before) >= 4 * n
 
     second, run2 = _build(raw_copy, out, cfg)
-    states2 = task_states(run2, {t: n for t in PER_SHARD_TASKS})
+    states2 = task_states(run2, {**{t: n for t in PER_SHARD_TASKS}, "detect-near-duplicates": 1, "write-release": 1})
     for name in PER_SHARD_TASKS:
         assert states2[name] == ["Cached"] * n, (name, states2[name])
+    # corpus-wide steps: same inputs, and the release is still the latest, so both are reused too
+    assert states2["detect-near-duplicates"] == ["Cached"] and states2["write-release"] == ["Cached"]
     assert _mtimes(out / ".work") == work_before  # no shard file was rewritten
     assert second == first  # same content: the existing release is reused, no new version
     assert (out / "latest").read_text().strip() == first.name
