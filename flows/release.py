@@ -113,7 +113,7 @@ def ingest_task(rel_paths: list[str], raw_root: str, cfg_json: str, work: str) -
 
 
 @task(name="boilerplate-stats", **CACHED)
-def stats_task(shard_path: str, cfg_json: str) -> dict[str, int]:
+def stats_task(shard_path: str, cfg_json: str) -> dict[str, Any]:
     return steps.boilerplate_stats_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json))
 
 
@@ -268,8 +268,8 @@ def _build(
 
     t = time.perf_counter()
     stats = _map(stats_task, "boilerplate statistics", ingested, cfg_json=cfg_json)
-    n_docs = sum(steps.Shard.read(Path(p)).essays.__len__() for p in ingested)
-    boilerplate = select_task(stats, n_docs, cfg_json)
+    n_docs = sum(s["documents"] for s in stats)
+    boilerplate = select_task([s["doc_freq"] for s in stats], n_docs, cfg_json)
     cleaned = _map(watermark_task, "watermarks", ingested, boilerplate=boilerplate, cfg_json=cfg_json, work=work)
     seconds["watermark"] = time.perf_counter() - t
 
@@ -292,7 +292,30 @@ def _build(
                            seconds)
     validate_task(release_dir)
     _progress("write", 1, 1)
+    report_artifacts_task(release_dir)
+    used = [*ingested, *cleaned, *normalized, *sectioned, *map(steps.sections_path, map(Path, sectioned)), dedup_path]
+    used += [p for sig in signatures for p in sig.values()]
+    steps.prune_work(Path(work), map(Path, used))
     return release_dir
+
+
+@task(name="report-key-figures")
+def report_artifacts_task(release_dir: str) -> None:
+    """The report's key figures, and the changelog, as artifacts of the flow run."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from corpuspipe import report
+
+    figures = report.key_figures(Path(release_dir))
+    create_table_artifact(
+        key="corpuspipe-key-figures",
+        table=[{"figure": k, "value": v} for k, v in sorted(figures.items())],
+        description=f"Key figures of release {Path(release_dir).name}",
+    )
+    changelog = Path(release_dir) / "CHANGELOG.md"
+    if changelog.is_file():
+        create_markdown_artifact(key="corpuspipe-changelog", markdown=changelog.read_text(encoding="utf-8"),
+                                 description=f"Changes in release {Path(release_dir).name}")
 
 
 @task(name="publish-release")

@@ -72,9 +72,13 @@ def ingest_step(raw_root: Path, rel_paths: Sequence[str], cfg: PipelineConfig, w
 
 
 # -- 2. watermark: statistics first, then the corpus-level decision, then action ----------
-def boilerplate_stats_step(shard_path: Path, cfg: PipelineConfig) -> dict[str, int]:
+def boilerplate_stats_step(shard_path: Path, cfg: PipelineConfig) -> dict[str, Any]:
+    """Document frequencies of boilerplate candidates in one shard, and how many documents it has."""
     shard = Shard.read(shard_path)
-    return watermark_mod.collect_boilerplate_stats(shard.essays, cfg.watermark)
+    return {
+        "doc_freq": watermark_mod.collect_boilerplate_stats(shard.essays, cfg.watermark),
+        "documents": len(shard.essays),
+    }
 
 
 def select_boilerplate(stats: Iterable[Mapping[str, int]], n_docs: int, cfg: PipelineConfig) -> list[str]:
@@ -260,6 +264,21 @@ def dedup_step(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, sort_keys=True), encoding="utf-8")
     return out
+
+
+def prune_work(work: Path, keep: Iterable[Path]) -> int:
+    """Delete step outputs under ``work`` that this build did not use (earlier inputs or configs).
+
+    Outputs are content-addressed, so without pruning every changed input would leave its old
+    shards behind forever.  A cached task result naming a pruned file is recomputed by the flow.
+    """
+    keep_set = {Path(p).resolve() for p in keep}
+    removed = 0
+    for p in Path(work).rglob("*"):
+        if p.is_file() and p.resolve() not in keep_set:
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 # -- 6. write + validate -----------------------------------------------------------------
