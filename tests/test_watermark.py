@@ -375,3 +375,26 @@ def test_raw_is_rebuilt_exactly_and_watermarks_are_gone(pair: tuple[str, str], t
     assert essay.body.text == clean
     assert rebuild_raw(essay.body.text, essay.body.edits) == raw
     assert {e.stage for e in essay.body.edits} <= {"ingest", STAGE}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "来源：好范文网  作者：佚名  发布时间：2020-03-01",
+        "來源：好範文網  作者：佚名  發佈時間：2020-03-01",
+        "好范文网（www.haofanwen.com）为您提供优质范文，欢迎阅读参考。",
+        "第一範文網（www.diyifanwen.com）爲您提供優質範文，歡迎閱讀參考",
+    ],
+)
+def test_site_source_and_promo_header_lines_go_whole(header):
+    """Found on the bench corpus: a bare-URL cut alone left `好范文网（）为您提供…` behind."""
+    from corpuspipe.config import WatermarkConfig
+    from corpuspipe.edits import TrackedText, rebuild_raw
+    from corpuspipe.model import Essay
+    from corpuspipe.watermark import remove_watermarks
+
+    raw = f"{header}\n工会来源于群众，作者认为此事可行。\n"
+    essay = Essay("a.txt", "0" * 64, 0, TrackedText(raw))
+    remove_watermarks([essay], WatermarkConfig())
+    assert essay.text == "工会来源于群众，作者认为此事可行。\n"
+    assert rebuild_raw(essay.text, essay.body.edits) == raw
