@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_utils import kill_group
 
 from corpuspipe.locking import LockHeld, clean_stale_tmp, holder_pid, holds_lock, release_lock
 
@@ -52,13 +53,8 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process and its children (the ephemeral Prefect server), like a crash or OOM kill."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
+    """Like a crash or an OOM kill: the build and its ephemeral Prefect server die at once."""
+    kill_group(proc)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ subprocess (server, worker, serve) is killed with its process group in teardown.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from proc_utils import kill_group
 
 from corpuspipe.release import validate_release
 
@@ -95,12 +95,7 @@ def server(tmp_path_factory):
         yield srv
     finally:
         for proc in reversed(srv.procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            proc.wait(timeout=30)
+            kill_group(proc)
 
 
 def _deployment(server: Server, name: str) -> dict | None:
