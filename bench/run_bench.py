@@ -394,31 +394,6 @@ def run_release(raw: Path, input_bytes: int, log: Path, timeout: float, version:
     return facts
 
 
-def unique_view(raw: Path, view: Path) -> tuple[Path, int]:
-    """Hard links to the first file of each distinct content (workaround while equal files share a doc_id)."""
-    import hashlib  # noqa: PLC0415
-
-    shutil.rmtree(view, ignore_errors=True)
-    seen: set[str] = set()
-    total = 0
-    for p in sorted(raw.rglob("*")):
-        if not p.is_file():
-            continue
-        data = p.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        target = view / p.relative_to(raw)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(p, target)
-        except OSError:
-            shutil.copyfile(p, target)
-        total += len(data)
-    return view, total
-
-
 def print_table(rows: list[dict[str, Any]], corpus_bytes: int) -> None:
     print()
     print(f"{'stage':<16}{'status':<9}{'input MB':>10}{'seconds':>10}{'MB/s':>9}{'peak RSS MB':>13}")
@@ -448,8 +423,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset")
     ap.add_argument("--skip-release", action="store_true")
     ap.add_argument("--release-timeout", type=float, default=3600)
-    ap.add_argument("--release-unique-files", action="store_true",
-                    help="release a hard-linked view of raw without byte-identical duplicate files")
     ap.add_argument("--release-version", default="0.0.1", help="MAJOR.MINOR.PATCH (the CLI rejects 'bench')")
     ap.add_argument("--keep-state", type=Path, help="keep the pickled stage outputs here (debugging)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -484,9 +457,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("    " + json.dumps(r["extra"], ensure_ascii=False, default=str), flush=True)
     if not args.skip_release:
         print("  release    running corpuspipe release ...", flush=True)
-        rel_raw, rel_bytes = (unique_view(raw, corpus.parent / "raw-unique") if args.release_unique_files
-                              else (raw, corpus_bytes))
-        r = run_release(rel_raw, rel_bytes, logs / "release.log", args.release_timeout, args.release_version)
+        r = run_release(raw, corpus_bytes, logs / "release.log", args.release_timeout, args.release_version)
         rows.append(r)
         print(f"  release    {r['status']:<8} {r.get('seconds', 0):.2f}s", flush=True)
     print_table(rows, corpus_bytes)
