@@ -26,7 +26,6 @@ Also prints sectioning throughput in MB/s (UTF-8 bytes / wall time of section_te
 from __future__ import annotations
 
 import argparse
-import bisect
 import collections
 import json
 import re
@@ -37,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from corpuspipe.config import SectionConfig  # noqa: E402
-from corpuspipe.section import Section, section_text  # noqa: E402
+from corpuspipe.section import section_text  # noqa: E402
 
 _MD_HEAD = re.compile(r"^#+\s*", re.M)
 _INDENT = " \t\u3000\u00a0"

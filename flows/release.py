@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any, Callable, Sequence
 
 from prefect import flow, task
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
-from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from corpuspipe import locking, steps, versioning

@@ -376,4 +376,4 @@ _SEPS = ["", "\n", "\n\n", " \n  ", "\u3000\u3000", " ", ", ", " 5\n", "？", "\
 @given(st.lists(st.tuples(st.sampled_from(_FRAGMENTS), st.sampled_from(_SEPS)), max_size=12))
 def test_idempotent_on_seed_like_lines(parts):
     text = "".join(f + s for f, s in parts)
-    once = _assert_idempotent(text)
+    _assert_idempotent(text)

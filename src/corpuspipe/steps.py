@@ -15,7 +15,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
