@@ -144,6 +144,17 @@ def t2s_trigger_chars() -> frozenset[str]:
 
 
 @lru_cache(maxsize=None)
+def single_char_t2s() -> tuple[tuple[str, str], ...]:
+    """One-to-one Traditional -> Simplified pairs (TSCharacters, first candidate, changing ones only).
+
+    For same-length views of a text (watermark matching, shingling), not for conversion.
+    """
+    _mx, _mn, mapping = load_dict("TSCharacters.txt")
+    pairs = ((k, first_candidate(v)) for k, v in mapping.items())
+    return tuple((t, s) for t, s in pairs if len(t) == 1 and len(s) == 1 and t != s)
+
+
+@lru_cache(maxsize=None)
 def traditional_only_chars() -> frozenset[str]:
     """Keys of TSCharacters that always change (no candidate equals the key)."""
     _mx, _mn, mapping = load_dict("TSCharacters.txt")

