@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from corpuspipe.report import collect_stats
-from corpuspipe.versioning import atomic_write_text
+from corpuspipe.versioning import atomic_write_text, read_manifest
 
 CARD_NAME = "README.md"
 CROISSANT_NAME = "croissant.json"
@@ -51,10 +51,6 @@ _HF_DTYPES = {
     "int64": "int64", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
     "float": "float32", "float16": "float16", "double": "float64", "bool": "bool",
 }
-
-
-def _manifest(release_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(release_dir) / "MANIFEST.json").read_text(encoding="utf-8"))
 
 
 def _tables(release_dir: Path) -> dict[str, Path]:
@@ -276,7 +272,7 @@ def build_croissant(release_dir: Path) -> dict[str, Any]:
     import mlcroissant as mlc  # heavy import (rdflib, networkx): only when asked
 
     release_dir = Path(release_dir)
-    m = _manifest(release_dir)
+    m = read_manifest(release_dir)
     rc = _release_cfg(m)
     sha = {str(o["path"]): o for o in m.get("outputs", [])}
     ctx = mlc.Context(conforms_to="http://mlcommons.org/croissant/1.1")

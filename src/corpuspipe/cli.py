@@ -6,7 +6,6 @@ exit non-zero; they never show a traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -157,7 +156,9 @@ def serve(
 
 
 def _summary(release_dir: Path) -> None:
-    manifest = json.loads((release_dir / "MANIFEST.json").read_text(encoding="utf-8"))
+    from corpuspipe.versioning import read_manifest
+
+    manifest = read_manifest(release_dir)
     counts = {o["path"]: o["rows"] for o in manifest["outputs"]}
     out.print(f"release [bold]{manifest['version']}[/] written to {release_dir}", highlight=False)
     out.print("  " + ", ".join(f"{k.removesuffix('.parquet')}: {v}" for k, v in sorted(counts.items())), highlight=False)
@@ -188,11 +189,13 @@ def inspect(
     """Print counts per table, removals per rule, flags, and a sample."""
     import pyarrow.parquet as pq
 
+    from corpuspipe.versioning import read_manifest
+
     try:
         release_dir = _resolve_release(release_dir)
     except UserError as exc:
         _fail(str(exc))
-    manifest = json.loads((release_dir / "MANIFEST.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(release_dir)
     out.print(f"[bold]{manifest['dataset']}[/] {manifest['version']}  content {manifest['content_hash'][:12]}  "
               f"created {manifest['created_at']}", highlight=False)
     t = Table(title="tables")

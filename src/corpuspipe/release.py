@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 from . import __version__, schemas
 from .config import PipelineConfig
 from .model import Essay, QuarantineEntry, SourceInfo
+from .versioning import MANIFEST_NAME, atomic_write_text, content_hash, read_manifest
 
 DATA_FILES = {name: f"{name}.parquet" for name in schemas.TABLES}
-MANIFEST = "MANIFEST.json"
+MANIFEST = MANIFEST_NAME
 LIBRARIES = (
     "prefect",
     "pyarrow",
@@ -69,12 +70,6 @@ def _sorted_table(rows: dict[str, list], schema: pa.Schema, keys: Sequence[str])
     if table.num_rows:
         table = table.sort_by([(k, "ascending") for k in keys])
     return table
-
-
-@dataclass
-class ClusterInfo:
-    cluster_id: str
-    duplicate_of: str | None
 
 
 def documents_table(
@@ -219,13 +214,6 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def content_hash(outputs: Sequence[Mapping[str, Any]]) -> str:
-    h = hashlib.sha256()
-    for o in sorted(outputs, key=lambda o: o["path"]):
-        h.update(f"{o['path']}\0{o['sha256']}\n".encode())
-    return h.hexdigest()
-
-
 def library_versions() -> dict[str, str]:
     out = {}
     for name in LIBRARIES:
@@ -268,8 +256,6 @@ def write_tables(out_dir: Path, tables: Mapping[str, pa.Table], cfg: PipelineCon
 
 
 def write_json(path: Path, data: Any) -> None:
-    from .versioning import atomic_write_text
-
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2) + "\n")
 
 
@@ -327,7 +313,7 @@ def validate_release(release_dir: Path) -> dict[str, int]:
     manifest_path = release_dir / MANIFEST
     if not manifest_path.exists():
         raise ReleaseInvalid(f"{manifest_path}: missing")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(release_dir)
     outputs = {o["path"]: o for o in manifest["outputs"]}
     tables: dict[str, pa.Table] = {}
     for name, fname in DATA_FILES.items():

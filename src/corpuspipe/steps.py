@@ -400,11 +400,11 @@ def write_release_step(
     # the same digest versioning recomputes from a stored manifest, so an unchanged rebuild is bump "none"
     metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
     previous_dir = versioning.latest_release(out_root)
-    previous = json.loads((previous_dir / rel.MANIFEST).read_text(encoding="utf-8")) if previous_dir else None
+    previous = versioning.read_manifest(previous_dir) if previous_dir else None
     version, bump = versioning.decide_version(previous, schema_fp, digests, metadata_digest, requested=version)
     final = out_root / version
     if final.exists():
-        existing = json.loads((final / rel.MANIFEST).read_text(encoding="utf-8"))
+        existing = versioning.read_manifest(final)
         if existing.get("table_digests") == digests and existing.get("schema_fingerprint") == schema_fp:
             return final  # same content already released under this version
         raise ReleaseExists(f"{final}: version {version} already exists with different content")

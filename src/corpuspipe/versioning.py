@@ -193,7 +193,7 @@ def manifest_metadata_digest(manifest: Mapping[str, Any]) -> str:
 def content_hash(outputs: Sequence[Mapping[str, Any]]) -> str:
     """sha256 over the data files' sorted (name, sha256) pairs, as recorded in MANIFEST.json."""
     h = hashlib.sha256()
-    for o in sorted(outputs, key=lambda o: str(o["path"])):  # same bytes as release.content_hash
+    for o in sorted(outputs, key=lambda o: str(o["path"])):
         h.update(f"{o['path']}\0{o['sha256']}\n".encode())
     return h.hexdigest()
 
