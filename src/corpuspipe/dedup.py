@@ -408,6 +408,13 @@ def pairs_table(pairs: Sequence[DuplicatePair]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schemas.DUPLICATES)
 
 
+def skipped_count(signatures: pa.Table, min_len: int) -> int:
+    """Items that banding leaves out: stripped text shorter than ``min_len`` or no shingles at all."""
+    lengths = signatures.column("length").to_numpy()
+    nsh = signatures.column("n_shingles").to_numpy()
+    return int(((lengths < min_len) | (nsh == 0)).sum())
+
+
 def find_duplicates(
     items: Sequence[DedupItem], cfg: DedupConfig, level: str
 ) -> tuple[list[DuplicatePair], dict[str, tuple[str, str | None]], dict[str, int]]:
@@ -419,11 +426,9 @@ def find_duplicates(
     by_id = {it.id: it for it in items}
     pairs = verify_pairs(cands, by_id, signatures_by_id(sigs), cfg, level)
     clusters = assign_clusters([it.id for it in items], pairs, {it.id: it.quality for it in items})
-    lengths = sigs.column("length").to_numpy()
-    nsh = sigs.column("n_shingles").to_numpy()
     stats = {
         "items": len(items),
-        "skipped_short": int(((lengths < lo) | (nsh == 0)).sum()),
+        "skipped_short": skipped_count(sigs, lo),
         "candidates": len(cands),
         "verified": len(pairs),
         "near_duplicate": sum(p.relation == "near_duplicate" for p in pairs),

@@ -242,7 +242,7 @@ def dedup_step(
         for t in sig_tables:
             sig_by_id.update(dedup_mod.signatures_by_id(t))
         verified = dedup_mod.verify_pairs(candidates, items, sig_by_id, cfg.dedup, level)
-        skipped = sum(1 for it in items.values() if len(it.text) < lo)
+        skipped = sum(dedup_mod.skipped_count(t, lo) for t in sig_tables)
         if level == "section":
             verified = sections_from_units(verified)
             clusters = dedup_mod.assign_clusters(sorted(section_quality), verified, section_quality)
