@@ -132,24 +132,24 @@ def normalize_task(shard_path: str, cfg_json: str, work: str) -> str:
 
 
 @task(name="section", **CACHED)
-def section_task(shard_path: str, cfg_json: str, work: str) -> str:
-    return str(steps.section_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work)))
+def section_task(shard_path: str, cfg_json: str, work: str) -> dict[str, str]:
+    return steps.section_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work))
 
 
 @task(name="minhash-signatures", **CACHED)
-def signature_task(shard_path: str, cfg_json: str, work: str) -> dict[str, str]:
-    return steps.signature_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work))
+def signature_task(sectioned: dict[str, str], cfg_json: str, work: str) -> dict[str, str]:
+    return steps.signature_step(sectioned, PipelineConfig.model_validate_json(cfg_json), Path(work))
 
 
 @task(name="detect-near-duplicates", **CACHED)
-def dedup_task(shard_paths: list[str], signature_paths: list[dict[str, str]], cfg_json: str, work: str) -> str:
+def dedup_task(sectioned: list[dict[str, str]], signature_paths: list[dict[str, str]], cfg_json: str, work: str) -> str:
     cfg = PipelineConfig.model_validate_json(cfg_json)
-    return str(steps.dedup_step([Path(p) for p in shard_paths], signature_paths, cfg, Path(work)))
+    return str(steps.dedup_step(sectioned, signature_paths, cfg, Path(work)))
 
 
 @task(name="write-release", **CACHED)
 def write_task(
-    shard_paths: list[str],
+    sectioned: list[dict[str, str]],
     dedup_path: str,
     quarantine: list[QuarantineEntry],
     cfg_json: str,
@@ -161,7 +161,7 @@ def write_task(
     cfg = PipelineConfig.model_validate_json(cfg_json)
     return str(
         steps.write_release_step(
-            [Path(p) for p in shard_paths], Path(dedup_path), quarantine, cfg, Path(out_root), version, created_at, stage_seconds
+            sectioned, Path(dedup_path), quarantine, cfg, Path(out_root), version, created_at, stage_seconds
         )
     )
 
@@ -174,7 +174,7 @@ def validate_task(release_dir: str) -> dict[str, int]:
 
 
 # Tasks whose (cached) results name files under <out>/.work/: ingest/watermark/normalize/section
-# return a shard path (section also writes a .sections.json beside it), signatures a dict of paths.
+# return a shard path, section and signatures a dict of paths.
 _WORK_OUTPUT_TASKS = {"ingest-shard", "remove-watermarks", "normalize-script", "section", "minhash-signatures",
                       "detect-near-duplicates"}
 
@@ -188,8 +188,6 @@ def _missing_outputs(task_name: str, result: Any) -> bool:
     if task_name not in _WORK_OUTPUT_TASKS:
         return False
     paths = [str(v) for v in result.values()] if isinstance(result, dict) else [str(result)]
-    if task_name == "section":
-        paths.append(str(steps.sections_path(Path(result))))
     return not all(Path(p).is_file() for p in paths)
 
 
@@ -291,8 +289,8 @@ def _build(
     validate_task(release_dir)
     _progress("write", 1, 1)
     report_artifacts_task(release_dir)
-    used = [*ingested, *cleaned, *normalized, *sectioned, *map(steps.sections_path, map(Path, sectioned)), dedup_path]
-    used += [p for sig in signatures for p in sig.values()]
+    used = [*ingested, *cleaned, *normalized, dedup_path]
+    used += [p for outputs in (*sectioned, *signatures) for p in outputs.values()]
     steps.prune_work(Path(work), map(Path, used))
     return release_dir
 

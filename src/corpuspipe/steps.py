@@ -112,20 +112,19 @@ def normalize_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
 
 
 # -- 4. section ------------------------------------------------------------------------------
-def sections_path(shard_path: Path) -> Path:
-    return Path(shard_path).with_suffix(".sections.json")
+def section_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> dict[str, str]:
+    """Outline every essay of a shard; write only the sections (the shard itself is unchanged).
 
-
-def section_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
-    """Write the shard (with timings) plus a sections file beside it; return the shard path."""
+    Returns ``{"shard": <input shard>, "sections": <sections file>}``; later steps read both.
+    """
     out = Path(work) / "section" / f"{step_key('section', cfg, file_sha256(shard_path))}.json"
     shard = Shard.read(shard_path)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    chars = 0
+    size = 0
     for e in shard.essays:
         text = e.text
-        chars += len(text.encode("utf-8"))
+        size += len(text.encode("utf-8"))
         for s in section_mod.section_text(text, cfg.section):
             rows.append(
                 asdict(
@@ -143,15 +142,18 @@ def section_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
                     )
                 )
             )
-    _timed(shard, "section", start, chars)
+    timing = {"seconds": round(time.perf_counter() - start, 6), "bytes": size}
     out.parent.mkdir(parents=True, exist_ok=True)
-    sp = sections_path(out)
-    sp.write_text(json.dumps(rows, ensure_ascii=False, sort_keys=True), encoding="utf-8")
-    return shard.write(out)
+    out.write_text(json.dumps({"rows": rows, "timing": timing}, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+    return {"shard": str(shard_path), "sections": str(out)}
 
 
-def read_sections(shard_path: Path) -> list[SectionRow]:
-    return [SectionRow(**r) for r in json.loads(sections_path(shard_path).read_text(encoding="utf-8"))]
+def _sections_file(sectioned: Mapping[str, str]) -> dict[str, Any]:
+    return json.loads(Path(sectioned["sections"]).read_text(encoding="utf-8"))
+
+
+def read_sections(sectioned: Mapping[str, str]) -> list[SectionRow]:
+    return [SectionRow(**r) for r in _sections_file(sectioned)["rows"]]
 
 
 def dedup_items(shard: Shard, sections: Sequence[SectionRow], cfg: PipelineConfig) -> tuple[list, list]:
@@ -198,13 +200,13 @@ def sections_from_units(pairs: Sequence[Any]) -> list[Any]:
 
 
 # -- 5. dedup: signatures per shard, then one corpus-level pass over band keys -----------
-def signature_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> dict[str, str]:
-    """Signatures of a shard's documents and sections, written beside the shard."""
-    key = step_key("signature", cfg, file_sha256(shard_path), file_sha256(sections_path(shard_path)))
+def signature_step(sectioned: Mapping[str, str], cfg: PipelineConfig, work: Path) -> dict[str, str]:
+    """Signatures of a shard's documents and section units, written beside the shard's outputs."""
+    key = step_key("signature", cfg, file_sha256(Path(sectioned["shard"])), file_sha256(Path(sectioned["sections"])))
     base = Path(work) / "signature" / key
     base.parent.mkdir(parents=True, exist_ok=True)
-    shard = Shard.read(shard_path)
-    docs, secs = dedup_items(shard, read_sections(shard_path), cfg)
+    shard = Shard.read(Path(sectioned["shard"]))
+    docs, secs = dedup_items(shard, read_sections(sectioned), cfg)
     out = {}
     for level, items in (("document", docs), ("section", secs)):
         table = dedup_mod.compute_signatures(items, cfg.dedup)
@@ -215,7 +217,7 @@ def signature_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> dict[st
 
 
 def dedup_step(
-    shard_paths: Sequence[Path], signature_paths: Sequence[Mapping[str, str]], cfg: PipelineConfig, work: Path
+    sectioned: Sequence[Mapping[str, str]], signature_paths: Sequence[Mapping[str, str]], cfg: PipelineConfig, work: Path
 ) -> Path:
     """Candidates from band keys, exact verification, clusters; one JSON result for the corpus."""
     digest = step_key("dedup", cfg, *(file_sha256(Path(p)) for sp in signature_paths for p in sorted(sp.values())))
@@ -224,9 +226,9 @@ def dedup_step(
     doc_items: dict[str, Any] = {}
     unit_items: dict[str, Any] = {}
     section_quality: dict[str, int] = {}
-    for p in shard_paths:
-        shard = Shard.read(Path(p))
-        sections = read_sections(Path(p))
+    for part in sectioned:
+        shard = Shard.read(Path(part["shard"]))
+        sections = read_sections(part)
         docs, units = dedup_items(shard, sections, cfg)
         doc_items.update((d.id, d) for d in docs)
         unit_items.update((u.id, u) for u in units)
@@ -311,7 +313,7 @@ def _drop_identical_files(
     return list(kept.values()), list(unique_sections.values()), list(dropped.values())
 
 
-def assemble_tables(shard_paths: Sequence[Path], dedup_path: Path, quarantine: Sequence[QuarantineEntry]):
+def assemble_tables(sectioned: Sequence[Mapping[str, str]], dedup_path: Path, quarantine: Sequence[QuarantineEntry]):
     """All release tables in memory plus what the manifest needs from the shards."""
     from . import release as rel
     from .dedup import DuplicatePair
@@ -323,13 +325,15 @@ def assemble_tables(shard_paths: Sequence[Path], dedup_path: Path, quarantine: S
     stages: dict[str, dict[str, float]] = {}
     removals: dict[str, int] = {}
     norm_counts: dict[str, int] = {}
-    for p in shard_paths:
-        shard = Shard.read(Path(p))
+    for part in sectioned:
+        shard = Shard.read(Path(part["shard"]))
+        section_file = _sections_file(part)
         essays.extend(shard.essays)
-        sections.extend(read_sections(Path(p)))
+        sections.extend(SectionRow(**r) for r in section_file["rows"])
         sources.extend(shard.sources)
         quarantined.extend(shard.quarantine)
-        for stage, t in shard.stats.get("timings", {}).items():
+        timings = {**shard.stats.get("timings", {}), "section": section_file["timing"]}
+        for stage, t in timings.items():
             agg = stages.setdefault(stage, {"seconds": 0.0, "bytes": 0})
             agg["seconds"] += t["seconds"]
             agg["bytes"] += t["bytes"]
@@ -368,7 +372,7 @@ def assemble_tables(shard_paths: Sequence[Path], dedup_path: Path, quarantine: S
 
 
 def write_release_step(
-    shard_paths: Sequence[Path],
+    sectioned: Sequence[Mapping[str, str]],
     dedup_path: Path,
     quarantine: Sequence[QuarantineEntry],
     cfg: PipelineConfig,
@@ -390,7 +394,7 @@ def write_release_step(
 
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    tables, facts = assemble_tables(shard_paths, dedup_path, quarantine)
+    tables, facts = assemble_tables(sectioned, dedup_path, quarantine)
 
     digests = {name: versioning.table_digest(t) for name, t in tables.items()}
     from . import schemas as sch
