@@ -27,7 +27,7 @@ def seed_release(prefect_harness, raw_dir, tmp_path_factory) -> Path:
     return _build(raw_dir, tmp_path_factory.mktemp("releases"))
 
 
-def test_release_has_the_contract_files_and_validates(seed_release):
+def test_release_has_the_contract_files_and_validates(seed_release, raw_dir):
     for fname in list(DATA_FILES.values()) + ["MANIFEST.json"]:
         assert (seed_release / fname).is_file(), fname
     counts = validate_release(seed_release)
@@ -36,7 +36,9 @@ def test_release_has_the_contract_files_and_validates(seed_release):
     manifest = json.loads((seed_release / "MANIFEST.json").read_text(encoding="utf-8"))
     assert manifest["version"] == "1.0.0" and seed_release.name == "1.0.0"
     assert (seed_release.parent / "latest").read_text().strip() == "1.0.0"
-    assert {i["path"] for i in manifest["inputs"]} == {p.name for p in Path("raw").resolve().glob("*.txt")} or len(manifest["inputs"]) == 5
+    assert [i["path"] for i in manifest["inputs"]] == sorted(p.name for p in raw_dir.glob("*.txt"))
+    for i in manifest["inputs"]:
+        assert i["bytes"] == (raw_dir / i["path"]).stat().st_size and i["encoding"].startswith("utf-8")
     for key in ("dataset", "content_hash", "created_at", "pipeline", "libraries", "config", "config_hash", "stages"):
         assert key in manifest
     assert set(manifest["stages"]) >= {"ingest", "watermark", "normalize", "section", "dedup"}

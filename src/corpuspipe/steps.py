@@ -8,8 +8,10 @@ their inputs, the stage and the config, so equal inputs land on equal files.
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +24,7 @@ from . import dedup as dedup_mod
 from . import ingest as ingest_mod
 from . import normalize as normalize_mod
 from . import section as section_mod
+from . import schemas
 from . import watermark as watermark_mod
 from .config import PipelineConfig
 from .model import Essay, QuarantineEntry, Shard, merge_counts
@@ -386,9 +389,6 @@ def write_release_step(
     A crash never leaves a visible partial release: readers only ever see complete
     ``<out_root>/<version>/`` directories.
     """
-    import shutil
-    import tempfile
-
     from . import card, changelog, report, versioning
     from . import release as rel
 
@@ -397,9 +397,7 @@ def write_release_step(
     tables, facts = assemble_tables(sectioned, dedup_path, quarantine)
 
     digests = {name: versioning.table_digest(t) for name, t in tables.items()}
-    from . import schemas as sch
-
-    schema_fp = versioning.schema_fingerprint(sch.TABLES)
+    schema_fp = versioning.schema_fingerprint(schemas.TABLES)
     inputs = rel.source_inputs(facts["sources"])
     # the same digest versioning recomputes from a stored manifest, so an unchanged rebuild is bump "none"
     metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
