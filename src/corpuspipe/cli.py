@@ -62,6 +62,9 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The embedded server needs a few seconds more on a busy or fresh machine than the 20 s default.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # When a (cached) run ends quickly the embedded server is stopped while its event recorder is
+    # still flushing; Prefect logs that cancellation as tracebacks although the run succeeded.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
 
 @app.command()
