@@ -111,13 +111,13 @@ def ingest_task(rel_paths: list[str], raw_root: str, cfg_json: str, work: str) -
 
 
 @task(name="boilerplate-stats", **CACHED)
-def stats_task(shard_path: str, cfg_json: str) -> dict[str, Any]:
-    return steps.boilerplate_stats_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json))
+def stats_task(shard_path: str, cfg_json: str, work: str) -> str:
+    return str(steps.boilerplate_stats_step(Path(shard_path), PipelineConfig.model_validate_json(cfg_json), Path(work)))
 
 
-@task(name="select-boilerplate")
-def select_task(stats: list[dict[str, int]], n_docs: int, cfg_json: str) -> list[str]:
-    return steps.select_boilerplate(stats, n_docs, PipelineConfig.model_validate_json(cfg_json))
+@task(name="select-boilerplate", **CACHED)
+def select_task(stats_paths: list[str], cfg_json: str) -> list[str]:
+    return steps.select_boilerplate([Path(p) for p in stats_paths], PipelineConfig.model_validate_json(cfg_json))
 
 
 @task(name="remove-watermarks", **CACHED)
@@ -175,7 +175,7 @@ def validate_task(release_dir: str) -> dict[str, int]:
 
 # Tasks whose (cached) results name files under <out>/.work/: ingest/watermark/normalize/section
 # return a shard path, section and signatures a dict of paths.
-_WORK_OUTPUT_TASKS = {"ingest-shard", "remove-watermarks", "normalize-script", "section", "minhash-signatures",
+_WORK_OUTPUT_TASKS = {"ingest-shard", "boilerplate-stats", "remove-watermarks", "normalize-script", "section", "minhash-signatures",
                       "detect-near-duplicates"}
 
 
@@ -263,9 +263,8 @@ def _build(
     seconds["ingest"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    stats = _map(stats_task, "boilerplate statistics", ingested, cfg_json=cfg_json)
-    n_docs = sum(s["documents"] for s in stats)
-    boilerplate = select_task([s["doc_freq"] for s in stats], n_docs, cfg_json)
+    stats = _map(stats_task, "boilerplate statistics", ingested, cfg_json=cfg_json, work=work)
+    boilerplate = select_task(stats, cfg_json)
     cleaned = _map(watermark_task, "watermarks", ingested, boilerplate=boilerplate, cfg_json=cfg_json, work=work)
     seconds["watermark"] = time.perf_counter() - t
 
@@ -289,7 +288,7 @@ def _build(
     validate_task(release_dir)
     _progress("write", 1, 1)
     report_artifacts_task(release_dir)
-    used = [*ingested, *cleaned, *normalized, dedup_path]
+    used = [*ingested, *stats, *cleaned, *normalized, dedup_path]
     used += [p for outputs in (*sectioned, *signatures) for p in outputs.values()]
     steps.prune_work(Path(work), map(Path, used))
     return release_dir

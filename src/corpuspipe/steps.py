@@ -74,19 +74,31 @@ def ingest_step(raw_root: Path, rel_paths: Sequence[str], cfg: PipelineConfig, w
 
 
 # -- 2. watermark: statistics first, then the corpus-level decision, then action ----------
-def boilerplate_stats_step(shard_path: Path, cfg: PipelineConfig) -> dict[str, Any]:
-    """Document frequencies of boilerplate candidates in one shard, and how many documents it has."""
+def boilerplate_stats_step(shard_path: Path, cfg: PipelineConfig, work: Path) -> Path:
+    """Document frequencies of boilerplate candidates in one shard, and its document count, as a file.
+
+    A file, not a value: the frequencies run to thousands of keys a shard, and orchestrators copy,
+    walk and persist every value passed between tasks.
+    """
+    out = Path(work) / "stats" / f"{step_key('stats', cfg, file_sha256(shard_path))}.json"
     shard = Shard.read(shard_path)
-    return {
+    stats = {
         "doc_freq": watermark_mod.collect_boilerplate_stats(shard.essays, cfg.watermark),
         "documents": len(shard.essays),
     }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(stats, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+    return out
 
 
-def select_boilerplate(stats: Iterable[Mapping[str, int]], n_docs: int, cfg: PipelineConfig) -> list[str]:
+def select_boilerplate(stats_paths: Iterable[Path], cfg: PipelineConfig) -> list[str]:
+    """The corpus-level decision: sum the shards' frequencies, then select against the corpus size."""
     total: dict[str, int] = {}
-    for s in stats:
-        merge_counts(total, s)
+    n_docs = 0
+    for p in stats_paths:
+        stats = json.loads(Path(p).read_text(encoding="utf-8"))
+        merge_counts(total, stats["doc_freq"])
+        n_docs += stats["documents"]
     return watermark_mod.select_boilerplate(total, n_docs, cfg.watermark)
 
 
