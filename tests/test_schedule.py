@@ -46,7 +46,14 @@ class Server:
         return (self.home / name).read_text(errors="replace")[-4000:]
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return httpx.request(method, self.url + path, timeout=30, **kwargs)
+        """One API call; a 503 (SQLite busy under the serve process, worker and test at once) is
+        retried a few times, as Prefect's own client does."""
+        for attempt in range(5):
+            r = httpx.request(method, self.url + path, timeout=30, **kwargs)
+            if r.status_code != 503:
+                return r
+            time.sleep(0.5 * (attempt + 1))
+        return r
 
 
 def _free_port() -> int:
