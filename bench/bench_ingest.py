@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from corpuspipe.config import IngestConfig
-from corpuspipe.ingest import discover_sources, ingest_file
+from corpuspipe.core.config import IngestConfig
+from corpuspipe.stages.ingest.files import discover_sources, ingest_file
 
 
 def _reencode(src: Path, dst: Path, encoding: str) -> Path:

@@ -28,11 +28,11 @@ import random
 import time
 from pathlib import Path
 
-from corpuspipe import _opencc
-from corpuspipe import normalize as N
-from corpuspipe.config import NormalizeConfig
-from corpuspipe.edits import TrackedText, rebuild_raw
-from corpuspipe.model import Essay
+from corpuspipe.zh import opencc as _opencc
+from corpuspipe.stages import normalize as N
+from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.core.edits import TrackedText, rebuild_raw
+from corpuspipe.core.records import Essay
 
 ROOT = Path(__file__).resolve().parents[1]
 GOV = ROOT.parent / "shared" / "external" / "gov_reports"

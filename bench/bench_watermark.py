@@ -14,10 +14,10 @@ import statistics
 import time
 from pathlib import Path
 
-from corpuspipe.config import WatermarkConfig
-from corpuspipe.edits import TrackedText
-from corpuspipe.model import Essay
-from corpuspipe.watermark import collect_boilerplate_stats, remove_watermarks, select_boilerplate
+from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.core.edits import TrackedText
+from corpuspipe.core.records import Essay
+from corpuspipe.stages.watermark import collect_boilerplate_stats, remove_watermarks, select_boilerplate
 
 GOV = Path(__file__).resolve().parents[2] / "shared" / "external" / "gov_reports"
 

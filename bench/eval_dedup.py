@@ -34,8 +34,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from corpuspipe.config import DedupConfig, SectionConfig  # noqa: E402
-from corpuspipe.dedup import (  # noqa: E402
+from corpuspipe.core.config import DedupConfig, SectionConfig  # noqa: E402
+from corpuspipe.stages.dedup.minhash import (  # noqa: E402
     DedupItem,
     assign_clusters,
     band_keys,
@@ -148,7 +148,7 @@ def doc_eval(truth: dict, texts: dict[str, str], cfg: DedupConfig, workers: int 
 
 
 def _paragraph_units(text: str, scfg) -> list:
-    from corpuspipe.section import Section
+    from corpuspipe.stages.section import Section
 
     out, pos = [], 0
     for k, para in enumerate(text.split("\n")):
@@ -159,7 +159,7 @@ def _paragraph_units(text: str, scfg) -> list:
 
 
 def section_eval(truth: dict, texts: dict[str, str], cfg: DedupConfig, workers: int = 1, units: str = "sections") -> dict:
-    from corpuspipe.section import section_text
+    from corpuspipe.stages.section import section_text
 
     split = section_text if units == "sections" else _paragraph_units
     items: list[DedupItem] = []

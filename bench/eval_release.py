@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from corpuspipe.model import make_doc_id
+from corpuspipe.core.records import make_doc_id
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Heading precision/recall of corpuspipe.section against the external outline ground truth.
+"""Heading precision/recall of corpuspipe.stages.section against the external outline ground truth.
 
 Usage: .venv/bin/python bench/eval_sections.py [--external /work/shared/external] [--errors N]
 
@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from corpuspipe.config import SectionConfig  # noqa: E402
-from corpuspipe.section import section_text  # noqa: E402
+from corpuspipe.core.config import SectionConfig  # noqa: E402
+from corpuspipe.stages.section import section_text  # noqa: E402
 
 _MD_HEAD = re.compile(r"^#+\s*", re.M)
 _INDENT = " \t\u3000\u00a0"

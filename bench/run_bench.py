@@ -120,8 +120,8 @@ def _fallback_essays(raw: Path, truth: Path) -> list[Any]:
     """Without an ingest module: one essay per file, decoded with the recorded encoding."""
     import hashlib  # noqa: PLC0415
 
-    from corpuspipe.edits import TrackedText  # noqa: PLC0415
-    from corpuspipe.model import Essay  # noqa: PLC0415
+    from corpuspipe.core.edits import TrackedText  # noqa: PLC0415
+    from corpuspipe.core.records import Essay  # noqa: PLC0415
 
     essays = []
     for d in json.loads(truth.read_text(encoding="utf-8"))["documents"]:
@@ -132,7 +132,7 @@ def _fallback_essays(raw: Path, truth: Path) -> list[Any]:
 
 def run_stage(stage: str, raw: Path, state: Path, truth: Path) -> dict[str, Any]:
     """Run one stage on the state in ``state`` (a directory), update the state, return facts."""
-    from corpuspipe.config import PipelineConfig  # noqa: PLC0415
+    from corpuspipe.core.config import PipelineConfig  # noqa: PLC0415
 
     cfg = PipelineConfig()
     essays_p, sections_p = state / "essays.pkl", state / "sections.pkl"

@@ -19,9 +19,11 @@ from prefect import flow, task
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from corpuspipe import locking, steps, versioning
-from corpuspipe.config import PipelineConfig
-from corpuspipe.model import QuarantineEntry
+from corpuspipe.release import locking
+from corpuspipe import steps
+from corpuspipe.release import versioning
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.records import QuarantineEntry
 
 # Set by the CLI to draw a progress display: (stage, done, total) -> None
 PROGRESS: Callable[[str, int, int], None] | None = None
@@ -168,7 +170,7 @@ def write_task(
 
 @task(name="validate-release")
 def validate_task(release_dir: str) -> dict[str, int]:
-    from corpuspipe.release import validate_release
+    from corpuspipe.release.writer import validate_release
 
     return validate_release(Path(release_dir))
 
@@ -299,7 +301,7 @@ def report_artifacts_task(release_dir: str) -> None:
     """The report's key figures, and the changelog, as artifacts of the flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from corpuspipe import report
+    from corpuspipe.release import report
 
     figures = report.key_figures(Path(release_dir))
     create_table_artifact(
@@ -315,7 +317,7 @@ def report_artifacts_task(release_dir: str) -> None:
 
 @task(name="publish-release")
 def publish_task(release_dir: str, target: str) -> str:
-    from corpuspipe.publish import publish
+    from corpuspipe.release.publish import publish
 
     return publish(Path(release_dir), target)
 

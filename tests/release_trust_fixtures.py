@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpuspipe import schemas
-from corpuspipe.config import PipelineConfig
-from corpuspipe.versioning import (
+from corpuspipe.core import schemas
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.release.versioning import (
     content_hash,
     metadata_digest,
     register_release,

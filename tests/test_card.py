@@ -10,8 +10,8 @@ import pytest
 import yaml
 from release_trust_fixtures import make_tables, write_release
 
-from corpuspipe.card import size_category, write_card, write_croissant
-from corpuspipe.config import PipelineConfig
+from corpuspipe.release.card import size_category, write_card, write_croissant
+from corpuspipe.core.config import PipelineConfig
 
 
 @pytest.fixture

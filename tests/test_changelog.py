@@ -4,9 +4,9 @@ import pyarrow as pa
 import pytest
 from release_trust_fixtures import make_tables, write_release
 
-from corpuspipe import schemas
-from corpuspipe.changelog import diff_releases, diff_table, write_changelog
-from corpuspipe.config import PipelineConfig
+from corpuspipe.core import schemas
+from corpuspipe.release.changelog import diff_releases, diff_table, write_changelog
+from corpuspipe.core.config import PipelineConfig
 
 
 def _edit_docs(tables, changes):
@@ -116,7 +116,7 @@ def test_markdown_cells_are_escaped():
     rows = docs.to_pylist()
     rows.append(dict(rows[0], doc_id="evil|id`x"))
     d = diff_table("documents", docs, pa.Table.from_pylist(rows, schema=schemas.DOCUMENTS))
-    from corpuspipe.changelog import render_changelog
+    from corpuspipe.release.changelog import render_changelog
 
     md = render_changelog({"from": "1", "to": "2", "tables": {"documents": d},
                            "schema": {"tables_added": [], "tables_removed": [], "columns": {}},

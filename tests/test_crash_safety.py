@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from proc_utils import kill_group
 
-from corpuspipe.locking import LockHeld, clean_stale_tmp, holder_pid, holds_lock, release_lock
+from corpuspipe.release.locking import LockHeld, clean_stale_tmp, holder_pid, holds_lock, release_lock
 
 # Runs the real CLI, but write_table hangs after the first Parquet file of the release is written.
 HANGING_CLI = """
 import os, sys, time
 from pathlib import Path
-import corpuspipe.release as rel
+import corpuspipe.release.writer as rel
 
 _write = rel.write_table
 
@@ -35,7 +35,7 @@ app(sys.argv[1:], prog_name="corpuspipe")
 
 HOLD_LOCK = """
 import sys, time
-from corpuspipe.locking import release_lock
+from corpuspipe.release.locking import release_lock
 with release_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.readline()  # hold until the test closes stdin
@@ -128,7 +128,7 @@ def test_lock_is_reentrant_in_one_process_and_guards_cleanup(tmp_path):
 # -- the CLI, killed while writing ----------------------------------------------------------
 @pytest.mark.slow
 def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, raw_dir, tmp_path):
-    from corpuspipe.release import validate_release
+    from corpuspipe.release.writer import validate_release
 
     out = tmp_path / "releases"
     done = _cli(cli_env, "release", str(raw_dir), "--out", str(out), "--version", "1.0.0")

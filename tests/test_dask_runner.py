@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corpuspipe.release import DATA_FILES
+from corpuspipe.release.writer import DATA_FILES
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -14,9 +14,9 @@ from datasketch.lsh import _optimal_param
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe import schemas
-from corpuspipe.config import DedupConfig
-from corpuspipe.dedup import (
+from corpuspipe.core import schemas
+from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.minhash import (
     DedupItem,
     DuplicatePair,
     assign_clusters,
@@ -30,7 +30,7 @@ from corpuspipe.dedup import (
     signatures_numpy,
     verify_pairs,
 )
-from corpuspipe.shingles import char_shingles, shingle_hashes, strip_text, word_shingles
+from corpuspipe.stages.dedup.shingles import char_shingles, shingle_hashes, strip_text, word_shingles
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "raw"
@@ -51,7 +51,7 @@ def line_starting(prefix: str, start: str) -> str:
 
 def to_simplified(text: str) -> str:
     try:
-        from corpuspipe.normalize import to_simplified as conv  # the pipeline's converter, when present
+        from corpuspipe.stages.normalize import to_simplified as conv  # the pipeline's converter, when present
     except ImportError:
         from opencc import OpenCC
 
@@ -336,8 +336,8 @@ def test_seed_sections_reuse_and_near_pair():
 
 def test_seed_sections_via_sectioner():
     """Same acceptance through the pipeline's sectioner (leaf sections, doc id as group)."""
-    from corpuspipe.config import SectionConfig
-    from corpuspipe.section import section_text
+    from corpuspipe.core.config import SectionConfig
+    from corpuspipe.stages.section import section_text
 
     items = []
     for name, text in seed_essays().items():

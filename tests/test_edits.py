@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.edits import Replacement, TrackedText, rebuild_from_raw_offsets, rebuild_raw
-from corpuspipe.model import Essay, Shard
+from corpuspipe.core.edits import Replacement, TrackedText, rebuild_from_raw_offsets, rebuild_raw
+from corpuspipe.core.records import Essay, Shard
 
 
 def test_inline_removal_then_overlapping_change_merges_into_one_edit():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from corpuspipe.release import DATA_FILES
+from corpuspipe.release.writer import DATA_FILES
 
 pytestmark = pytest.mark.slow
 
@@ -117,8 +117,8 @@ def _edit(text: str, old: str, new: str) -> str:
 
 
 def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release(prefect_harness, raw_copy, tmp_path):
-    from corpuspipe.changelog import CHANGELOG_NAME, diff_releases
-    from corpuspipe.versioning import parse_version
+    from corpuspipe.release.changelog import CHANGELOG_NAME, diff_releases
+    from corpuspipe.release.versioning import parse_version
 
     cfg, out = _config(tmp_path), tmp_path / "out"
     n = len(list(raw_copy.iterdir()))

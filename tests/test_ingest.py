@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.config import IngestConfig
-from corpuspipe.edits import rebuild_raw
-from corpuspipe.ingest import decode_bytes, discover_sources, ingest_file
-from corpuspipe.model import Essay, Shard
+from corpuspipe.core.config import IngestConfig
+from corpuspipe.core.edits import rebuild_raw
+from corpuspipe.stages.ingest.files import decode_bytes, discover_sources, ingest_file
+from corpuspipe.core.records import Essay, Shard
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "raw"

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpuspipe import _opencc
-from corpuspipe import normalize as N
-from corpuspipe.config import NormalizeConfig, PipelineConfig
-from corpuspipe.edits import TrackedText, rebuild_raw
-from corpuspipe.model import Essay
+from corpuspipe.zh import opencc as _opencc
+from corpuspipe.stages import normalize as N
+from corpuspipe.core.config import NormalizeConfig, PipelineConfig
+from corpuspipe.core.edits import TrackedText, rebuild_raw
+from corpuspipe.core.records import Essay
 
 DATA = Path(__file__).parent / "data" / "normalize"
 REPO = Path(__file__).resolve().parents[1]
@@ -291,8 +291,8 @@ def test_config_switches():
 def _seed_essays() -> list[Essay]:
     """Seeds through ingest + watermark when those modules exist, else whole files."""
     try:
-        from corpuspipe.ingest import ingest_file
-        from corpuspipe.watermark import remove_watermarks
+        from corpuspipe.stages.ingest.files import ingest_file
+        from corpuspipe.stages.watermark import remove_watermarks
     except ImportError:
         return [_essay(p.read_text(encoding="utf-8")) for p in sorted(RAW.glob("*.txt"))]
     cfg = PipelineConfig()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from corpuspipe import normalize as N
-from corpuspipe.config import NormalizeConfig
-from corpuspipe.edits import TrackedText, rebuild_raw
-from corpuspipe.model import Essay
-from corpuspipe.pii import find_pii, id18_valid
+from corpuspipe.stages import normalize as N
+from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.core.edits import TrackedText, rebuild_raw
+from corpuspipe.core.records import Essay
+from corpuspipe.zh.pii import find_pii, id18_valid
 
 RAW = Path(__file__).resolve().parents[1] / "raw"
 

@@ -8,8 +8,8 @@ import fsspec
 import pytest
 from release_trust_fixtures import make_tables, write_release
 
-from corpuspipe.card import write_card
-from corpuspipe.publish import PublishError, publish, verify_release
+from corpuspipe.release.card import write_card
+from corpuspipe.release.publish import PublishError, publish, verify_release
 
 
 def _tree(root: Path) -> dict[str, str]:

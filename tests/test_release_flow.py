@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpuspipe import schemas
-from corpuspipe.edits import Edit, rebuild_raw
-from corpuspipe.release import DATA_FILES, validate_release
+from corpuspipe.core import schemas
+from corpuspipe.core.edits import Edit, rebuild_raw
+from corpuspipe.release.writer import DATA_FILES, validate_release
 
 pytestmark = pytest.mark.slow
 

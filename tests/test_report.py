@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from release_trust_fixtures import make_tables, write_release
 
-from corpuspipe.report import key_figures, length_histogram, svg_bars, write_report
+from corpuspipe.release.report import key_figures, length_histogram, svg_bars, write_report
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

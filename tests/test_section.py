@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.config import SectionConfig
-from corpuspipe.section import Section, cn_numeral, section_text
+from corpuspipe.core.config import SectionConfig
+from corpuspipe.stages.section import Section, cn_numeral, section_text
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "raw"
@@ -67,10 +67,10 @@ def seeds() -> dict[str, str]:
 
     Keyed by "<file prefix>:<essay index>"; also "004:union" for the trade-union essay of 004.
     """
-    from corpuspipe.config import PipelineConfig
-    from corpuspipe.ingest import ingest_file
-    from corpuspipe.normalize import normalize_essays
-    from corpuspipe.watermark import remove_watermarks
+    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.stages.ingest.files import ingest_file
+    from corpuspipe.stages.normalize import normalize_essays
+    from corpuspipe.stages.watermark import remove_watermarks
 
     cfg = PipelineConfig()
     essays = []

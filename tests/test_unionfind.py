@@ -7,7 +7,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.unionfind import UnionFind
+from corpuspipe.stages.dedup.unionfind import UnionFind
 
 
 def bfs_components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pytest
 from release_trust_fixtures import make_tables, write_release
 
-from corpuspipe import schemas
-from corpuspipe.config import PipelineConfig
-from corpuspipe.versioning import (
+from corpuspipe.core import schemas
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.release.versioning import (
     VersionError,
     decide_version,
     latest_release,

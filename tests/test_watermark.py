@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.config import PipelineConfig, WatermarkConfig
-from corpuspipe.edits import Replacement, TrackedText, rebuild_raw
-from corpuspipe.ingest import ingest_file
-from corpuspipe.model import Essay, merge_counts
-from corpuspipe.watermark import (
+from corpuspipe.core.config import PipelineConfig, WatermarkConfig
+from corpuspipe.core.edits import Replacement, TrackedText, rebuild_raw
+from corpuspipe.stages.ingest.files import ingest_file
+from corpuspipe.core.records import Essay, merge_counts
+from corpuspipe.stages.watermark import (
     BOILERPLATE_LINE_RULE,
     LINE_PREFIX,
     STAGE,
@@ -388,10 +388,10 @@ def test_raw_is_rebuilt_exactly_and_watermarks_are_gone(pair: tuple[str, str], t
 )
 def test_site_source_and_promo_header_lines_go_whole(header):
     """Found on the bench corpus: a bare-URL cut alone left `好范文网（）为您提供…` behind."""
-    from corpuspipe.config import WatermarkConfig
-    from corpuspipe.edits import TrackedText, rebuild_raw
-    from corpuspipe.model import Essay
-    from corpuspipe.watermark import remove_watermarks
+    from corpuspipe.core.config import WatermarkConfig
+    from corpuspipe.core.edits import TrackedText, rebuild_raw
+    from corpuspipe.core.records import Essay
+    from corpuspipe.stages.watermark import remove_watermarks
 
     raw = f"{header}\n工会来源于群众，作者认为此事可行。\n"
     essay = Essay("a.txt", "0" * 64, 0, TrackedText(raw))

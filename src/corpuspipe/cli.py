@@ -80,7 +80,7 @@ def release(
     """Build a release from RAW_DIR with Prefect (embedded ephemeral server by default)."""
     from contextlib import ExitStack
 
-    from corpuspipe.locking import LockHeld, release_lock
+    from corpuspipe.release.locking import LockHeld, release_lock
 
     if dask_address:
         runner = "dask"
@@ -102,7 +102,7 @@ def release(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     import flows.release as fr
-    from corpuspipe.release import ReleaseInvalid
+    from corpuspipe.release.writer import ReleaseInvalid
     from corpuspipe.steps import ReleaseExists
 
     with lock, Progress(
@@ -159,7 +159,7 @@ def serve(
 
 
 def _summary(release_dir: Path) -> None:
-    from corpuspipe.versioning import read_manifest
+    from corpuspipe.release.versioning import read_manifest
 
     manifest = read_manifest(release_dir)
     counts = {o["path"]: o["rows"] for o in manifest["outputs"]}
@@ -192,7 +192,7 @@ def inspect(
     """Print counts per table, removals per rule, flags, and a sample."""
     import pyarrow.parquet as pq
 
-    from corpuspipe.versioning import read_manifest
+    from corpuspipe.release.versioning import read_manifest
 
     try:
         release_dir = _resolve_release(release_dir)
@@ -246,7 +246,7 @@ def diff(
     b: Path = typer.Argument(..., help="Newer release; CHANGELOG.md is written into it."),
 ) -> None:
     """Write CHANGELOG.md into B: rows added/removed/changed per table, schema and config changes."""
-    from corpuspipe.changelog import write_changelog
+    from corpuspipe.release.changelog import write_changelog
 
     try:
         a, b = _resolve_release(a), _resolve_release(b)
@@ -261,8 +261,8 @@ def publish(
     target: str = typer.Argument(..., help="fsspec URL: a path, file://, s3:// (extra s3), gs:// (extra gcs)."),
 ) -> None:
     """Copy a release to TARGET/<version>/ after checking every sha256; refuses to overwrite other content."""
-    from corpuspipe.publish import PublishError
-    from corpuspipe.publish import publish as do_publish
+    from corpuspipe.release.publish import PublishError
+    from corpuspipe.release.publish import publish as do_publish
 
     try:
         url = do_publish(_resolve_release(release_dir), target)

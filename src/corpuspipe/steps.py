@@ -19,16 +19,16 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pyarrow.parquet as pq
 
-from . import __version__
-from . import dedup as dedup_mod
-from . import ingest as ingest_mod
-from . import normalize as normalize_mod
-from . import section as section_mod
-from . import schemas
-from . import watermark as watermark_mod
-from .config import PipelineConfig
-from .model import Essay, QuarantineEntry, Shard, merge_counts
-from .release import SectionRow, file_sha256, section_id
+from corpuspipe import __version__
+from corpuspipe.stages.dedup import minhash as dedup_mod
+from corpuspipe.stages.ingest import files as ingest_mod
+from corpuspipe.stages import normalize as normalize_mod
+from corpuspipe.stages import section as section_mod
+from corpuspipe.core import schemas
+from corpuspipe.stages import watermark as watermark_mod
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.records import Essay, QuarantineEntry, Shard, merge_counts
+from corpuspipe.release.writer import SectionRow, file_sha256, section_id
 
 
 def step_key(stage: str, cfg: PipelineConfig, *parts: str) -> str:
@@ -330,8 +330,8 @@ def _drop_identical_files(
 
 def assemble_tables(sectioned: Sequence[Mapping[str, str]], dedup_path: Path, quarantine: Sequence[QuarantineEntry]):
     """All release tables in memory plus what the manifest needs from the shards."""
-    from . import release as rel
-    from .dedup import DuplicatePair
+    from corpuspipe.release import writer as rel
+    from corpuspipe.stages.dedup.minhash import DuplicatePair
 
     essays: list[Essay] = []
     sections: list[SectionRow] = []
@@ -401,8 +401,11 @@ def write_release_step(
     A crash never leaves a visible partial release: readers only ever see complete
     ``<out_root>/<version>/`` directories.
     """
-    from . import card, changelog, report, versioning
-    from . import release as rel
+    from corpuspipe.release import card
+    from corpuspipe.release import changelog
+    from corpuspipe.release import report
+    from corpuspipe.release import versioning
+    from corpuspipe.release import writer as rel
 
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from corpuspipe.versioning import (
+from corpuspipe.release.versioning import (
     INDEX_NAME,
     LATEST_NAME,
     MANIFEST_NAME,

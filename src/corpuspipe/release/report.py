@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpuspipe.versioning import MANIFEST_NAME, atomic_write_text
+from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text
 
 REPORT_NAME = "report.html"
 _DOC_COLUMNS = ["doc_id", "title", "char_count", "script", "cluster_id", "cluster_size", "duplicate_of", "flags"]

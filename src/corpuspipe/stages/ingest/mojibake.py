@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .edits import Replacement
+from corpuspipe.core.edits import Replacement
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PUA = r"\ue000-\uf8ff"

@@ -28,10 +28,10 @@ from typing import Iterable, Iterator, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
-from ._opencc import single_char_t2s
-from .config import WatermarkConfig
-from .edits import Replacement
-from .model import Essay
+from corpuspipe.zh.opencc import single_char_t2s
+from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.core.edits import Replacement
+from corpuspipe.core.records import Essay
 
 STAGE = "watermark"
 BOILERPLATE_LINE_RULE = "boilerplate_line"

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .config import SectionConfig
+from corpuspipe.core.config import SectionConfig
 
 __all__ = ["Section", "section_text", "cn_numeral", "FAMILIES"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from .edits import Replacement
+from corpuspipe.core.edits import Replacement
 
 KINDS = ("id_card", "mobile", "email", "student_id", "exam_id", "staff_id", "name")
 

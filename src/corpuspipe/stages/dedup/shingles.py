@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._opencc import single_char_t2s
-from .config import DedupConfig
+from corpuspipe.zh.opencc import single_char_t2s
+from corpuspipe.core.config import DedupConfig
 
 _U64 = np.uint64
 # Everything that is not a letter/digit/Han character (\W) and the underscore.

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from corpuspipe.report import collect_stats
-from corpuspipe.versioning import atomic_write_text, read_manifest
+from corpuspipe.release.report import collect_stats
+from corpuspipe.release.versioning import atomic_write_text, read_manifest
 
 CARD_NAME = "README.md"
 CROISSANT_NAME = "croissant.json"

@@ -35,11 +35,11 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from ._ingest_mojibake import find_mojibake_repairs, mojibake_evidence, repair_string
-from ._ingest_split import analyse_essay, clean_title, split_lines, split_text
-from .config import IngestConfig
-from .edits import Replacement, TrackedText
-from .model import Essay, QuarantineEntry, Shard, SourceInfo
+from corpuspipe.stages.ingest.mojibake import find_mojibake_repairs, mojibake_evidence, repair_string
+from corpuspipe.stages.ingest.split import analyse_essay, clean_title, split_lines, split_text
+from corpuspipe.core.config import IngestConfig
+from corpuspipe.core.edits import Replacement, TrackedText
+from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
 
 STAGE = "ingest"
 

@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasketch.lsh import _optimal_param
 
-from . import schemas
-from .config import DedupConfig
-from .shingles import code_points, mix64, shingle_hashes, shingles_of_code_points, sorted_unique
-from .unionfind import UnionFind
+from corpuspipe.core import schemas
+from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.shingles import code_points, mix64, shingle_hashes, shingles_of_code_points, sorted_unique
+from corpuspipe.stages.dedup.unionfind import UnionFind
 
 LEVELS = ("document", "section")
 _SIG_EMPTY = np.uint32(0xFFFFFFFF)

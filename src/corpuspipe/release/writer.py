@@ -18,10 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import __version__, schemas
-from .config import PipelineConfig
-from .model import Essay, QuarantineEntry, SourceInfo
-from .versioning import MANIFEST_NAME, atomic_write_text, content_hash, read_manifest
+from corpuspipe import __version__
+from corpuspipe.core import schemas
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.records import Essay, QuarantineEntry, SourceInfo
+from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text, content_hash, read_manifest
 
 DATA_FILES = {name: f"{name}.parquet" for name in schemas.TABLES}
 MANIFEST = MANIFEST_NAME

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpuspipe import schemas
-from corpuspipe.versioning import MANIFEST_NAME, atomic_write_text
+from corpuspipe.core import schemas
+from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text
 
 CHANGELOG_NAME = "CHANGELOG.md"
 

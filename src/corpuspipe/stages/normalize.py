@@ -8,7 +8,7 @@ Han counts), which is what makes normalizing twice give the same text as normali
 
 Speed: one numpy lookup per essay classifies every character (script-exclusive, can-change-in-
 t2s, Han, needs-repair); an essay without t2s trigger characters never meets the converter, and
-the converter itself (:class:`corpuspipe._opencc.FastConverter`) only runs the slow engine on
+the converter itself (:class:`corpuspipe.zh.opencc.FastConverter`) only runs the slow engine on
 the rare character runs that hold a phrase key.  ``TrackedText.apply`` rebuilds all edits per
 call, so steps that touch nothing make no call and the character-level steps share one.
 """
@@ -23,11 +23,11 @@ from typing import Iterable
 
 import numpy as np
 
-from . import _opencc
-from .config import NormalizeConfig
-from .edits import Replacement
-from .model import Essay
-from .pii import find_pii
+from corpuspipe.zh import opencc as _opencc
+from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.core.edits import Replacement
+from corpuspipe.core.records import Essay
+from corpuspipe.zh.pii import find_pii
 
 STAGE = "normalize"
 
@@ -57,7 +57,7 @@ _FLAGS = np.zeros(0x110000, dtype=np.uint8)
 def _build_tables() -> dict[str, tuple[str, ...]]:
     """Fill the flag table; return phrase-only trigger chars with the phrase keys that hold them.
 
-    Trigger chars (see :func:`corpuspipe._opencc.t2s_trigger_chars`) are split in two: chars
+    Trigger chars (see :func:`corpuspipe.zh.opencc.t2s_trigger_chars`) are split in two: chars
     that change on their own (flag TRIG) and chars that change only inside a phrase (覆 in 反覆,
     flag PHRASE).  A PHRASE char triggers conversion only if one of its phrases is present, so
     Simplified text with 覆盖 skips the converter.

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from .edits import Edit, TrackedText
+from corpuspipe.core.edits import Edit, TrackedText
 
 
 def make_doc_id(source_sha256: str, essay_index: int) -> str:

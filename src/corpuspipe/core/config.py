@@ -56,7 +56,7 @@ class NormalizeConfig(_Section):
     # has at least this many Han characters (shorter unterminated lines are titles/headings)
     join_min_han: int = 30
     redact_pii: bool = True
-    # which kinds to redact (see corpuspipe.pii.KINDS); 15-digit legacy ID numbers are opt-in
+    # which kinds to redact (see corpuspipe.zh.pii.KINDS); 15-digit legacy ID numbers are opt-in
     pii_kinds: tuple[str, ...] = ("id_card", "mobile", "email", "student_id", "exam_id", "staff_id", "name")
     pii_id_card_15: bool = False
 
