@@ -28,7 +28,8 @@ from corpuspipe.core import schemas
 from corpuspipe.stages import watermark as watermark_mod
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard, merge_counts
-from corpuspipe.release.writer import SectionRow, file_sha256, section_id
+from corpuspipe.core.io import file_sha256
+from corpuspipe.core.records import SectionRow, section_id
 
 
 def step_key(stage: str, cfg: PipelineConfig, *parts: str) -> str:

@@ -142,3 +142,28 @@ def merge_counts(into: dict[str, int], more: Iterable[tuple[str, int]] | dict[st
     for k, v in items:
         into[k] = into.get(k, 0) + v
     return into
+
+
+@dataclass(frozen=True)
+class SectionRow:
+    """A section as produced by the sectioning stage, tied to its document."""
+
+    doc_id: str
+    path: str
+    level: int
+    ordinal: int
+    marker: str
+    marker_family: str
+    heading: str | None
+    char_start: int
+    char_end: int
+    parent_path: str | None
+
+
+def section_id(doc_id: str, path: str) -> str:
+    """Stable, sortable id: zero-padded ordinal path, so ids sort in document order."""
+    return doc_id + "-" + ".".join(f"{int(p):03d}" for p in path.split("."))
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

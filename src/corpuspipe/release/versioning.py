@@ -305,20 +305,9 @@ def dumps_index(index: Mapping[str, Any]) -> str:
     return json.dumps(index, sort_keys=True, ensure_ascii=False, indent=2) + "\n"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write next to the target and os.replace it, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; released files are for everyone to read
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+from corpuspipe.core.io import atomic_write_text  # noqa: E402  (re-exported for release modules)
 
 
 def read_manifest(release_dir: Path) -> dict[str, Any]:

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 from corpuspipe import __version__
 from corpuspipe.core import schemas
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.records import Essay, QuarantineEntry, SourceInfo
+from corpuspipe.core.io import file_sha256, write_json  # noqa: F401
+from corpuspipe.core.records import Essay, QuarantineEntry, SectionRow, SourceInfo, section_id, text_sha256  # noqa: F401
 from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text, content_hash, read_manifest
 
 DATA_FILES = {name: f"{name}.parquet" for name in schemas.TABLES}
@@ -41,29 +42,6 @@ LIBRARIES = (
 
 
 # -- row building ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SectionRow:
-    """A section as produced by the sectioning stage, tied to its document."""
-
-    doc_id: str
-    path: str
-    level: int
-    ordinal: int
-    marker: str
-    marker_family: str
-    heading: str | None
-    char_start: int
-    char_end: int
-    parent_path: str | None
-
-
-def section_id(doc_id: str, path: str) -> str:
-    """Stable, sortable id: zero-padded ordinal path, so ids sort in document order."""
-    return doc_id + "-" + ".".join(f"{int(p):03d}" for p in path.split("."))
-
-
-def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _sorted_table(rows: dict[str, list], schema: pa.Schema, keys: Sequence[str]) -> pa.Table:
@@ -207,12 +185,6 @@ def write_table(table: pa.Table, path: Path, cfg: PipelineConfig, version: str, 
     )
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -254,10 +226,6 @@ def write_tables(out_dir: Path, tables: Mapping[str, pa.Table], cfg: PipelineCon
             {"path": path.name, "bytes": path.stat().st_size, "rows": tables[name].num_rows, "sha256": file_sha256(path)}
         )
     return outputs
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2) + "\n")
 
 
 @dataclass
