@@ -15,20 +15,21 @@ from proc_utils import kill_group
 
 from corpuspipe.release.locking import LockHeld, clean_stale_tmp, holder_pid, holds_lock, release_lock
 
-# Runs the real CLI, but write_table hangs after the first Parquet file of the release is written.
+# Runs the real CLI, but the writer hangs after the first Parquet file of the release is complete.
 HANGING_CLI = """
 import os, sys, time
 from pathlib import Path
 import corpuspipe.release.writer as rel
 
-_write = rel.write_table
+_close = rel.TableStream.close
 
-def write_table(table, path, *args, **kwargs):
-    _write(table, path, *args, **kwargs)
-    Path(os.environ["CRASH_MARKER"]).write_text(str(path))
+def close(self):
+    out = _close(self)
+    Path(os.environ["CRASH_MARKER"]).write_text(str(self.path))
     time.sleep(3600)
+    return out
 
-rel.write_table = write_table
+rel.TableStream.close = close
 from corpuspipe.cli import app
 app(sys.argv[1:], prog_name="corpuspipe")
 """

@@ -37,7 +37,7 @@ def _release(tmp_path: Path, raw: Path, name: str, *extra: str) -> Path:
 
 
 def test_runner_selection():
-    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+    from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
     from flows.release import build_release, with_runner
@@ -49,7 +49,9 @@ def test_runner_selection():
     assert local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"] is True
     remote = with_runner("dask", "tcp://10.0.0.5:8786").task_runner
     assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://10.0.0.5:8786"
-    assert isinstance(with_runner("process").task_runner, ProcessPoolTaskRunner)
+    from flows.release import _ProcessPool
+
+    assert isinstance(with_runner("process"), _ProcessPool) and with_runner("process", workers=3).workers == 3
     with pytest.raises(ValueError, match="unknown task runner"):
         with_runner("ray")
 
@@ -70,6 +72,13 @@ def test_dask_local_cluster_gives_byte_identical_parquet(default_release, tmp_pa
     dask = _release(tmp_path, raw_dir, "dask", "--runner", "dask")
     for fname in DATA_FILES.values():
         assert (dask / fname).read_bytes() == (default / fname).read_bytes(), fname
+
+
+@pytest.mark.slow
+def test_thread_runner_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
+    thread = _release(tmp_path, raw_dir, "thread", "--runner", "thread")
+    for fname in DATA_FILES.values():
+        assert (thread / fname).read_bytes() == (default_release / fname).read_bytes(), fname
 
 
 @pytest.mark.slow

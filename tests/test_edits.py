@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpuspipe.core.edits import Replacement, TrackedText, rebuild_from_raw_offsets, rebuild_raw
-from corpuspipe.core.records import Essay, Shard
+from corpuspipe.core import shardio
+from corpuspipe.core.records import Essay
 
 
 def test_inline_removal_then_overlapping_change_merges_into_one_edit():
@@ -52,12 +53,12 @@ def test_slice_keeps_edits_and_raw_offsets():
     assert rebuild_raw(sub.text, sub.edits) == raw[sub.base : sub.base + len(sub.raw)]
 
 
-def test_essay_round_trips_through_shard_json(tmp_path):
+def test_essay_round_trips_through_a_shard_file(tmp_path):
     t = TrackedText("時間:2022\n正文,内容", base=10)
     t.apply([Replacement(0, 8, "", "time_header"), Replacement(10, 11, "，", "punct")], "x")
     e = Essay("a.txt", "0" * 64, 0, t, title="題", flags=["b", "a"])
-    path = Shard(essays=[e]).write(tmp_path / "s.json")
-    (back,) = Shard.read(path).essays
+    shardio.write_essays(tmp_path / "s.parquet", [e])
+    (back,) = shardio.read_essays(tmp_path / "s.parquet")
     assert back.text == e.text and back.body.edits == e.body.edits and back.doc_id == e.doc_id
 
 

@@ -1,26 +1,26 @@
-"""Incremental releases: unchanged raw files hit the task cache, changed/added ones are redone.
+"""Incremental releases: the pipeline's content-addressed work folder makes unchanged shards free.
 
 Each test builds with its own config (a unique dataset name changes every cache key), so the
 first build really computes and cache hits can only come from the build before it in the test.
+The flow reports what it reused (``flows.release.LAST_STATUS``); the same keys are checked
+without Prefect through ``pipeline.build``.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from corpuspipe import pipeline
+from corpuspipe.core.config import PipelineConfig
 from corpuspipe.release.writer import DATA_FILES
 
 pytestmark = pytest.mark.slow
-
-PER_SHARD_TASKS = ("ingest-shard", "boilerplate-stats", "remove-watermarks", "normalize-script", "section",
-                   "minhash-signatures")
 
 
 def _config(tmp_path: Path) -> Path:
@@ -30,42 +30,20 @@ def _config(tmp_path: Path) -> Path:
     return cfg
 
 
-def _build(raw: Path, out: Path, cfg: Path) -> tuple[Path, str]:
-    from flows.release import build_release
+def _build(raw: Path, out: Path, cfg: Path) -> tuple[Path, dict]:
+    import flows.release as fr
 
-    state = build_release(raw_dir=str(raw), out_dir=str(out), config_path=str(cfg), return_state=True)
-    return Path(state.result()), str(state.state_details.flow_run_id)
+    release = build_release_checked(fr, raw, out, cfg)
+    return Path(release), dict(fr.LAST_STATUS)
 
 
-def task_states(flow_run_id: str, expect: dict[str, int], timeout: float = 60.0) -> dict[str, list[str]]:
-    """State names of the flow run's task runs, by task name.
-
-    Task-run states reach the API through events, so poll (bounded) until at least ``expect``
-    runs per task name are recorded in a final state.
-    """
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        by_name: dict[str, list[str]] = {}
-        for r in runs:
-            if r.state is not None and r.state.is_final():
-                by_name.setdefault(r.name.rsplit("-", 1)[0], []).append(r.state.name)
-        if all(len(by_name.get(n, [])) >= k for n, k in expect.items()) or time.monotonic() > deadline:
-            return by_name
-        time.sleep(0.5)
+def build_release_checked(fr, raw: Path, out: Path, cfg: Path) -> str:
+    return fr.build_release(raw_dir=str(raw), out_dir=str(out), config_path=str(cfg))
 
 
 def _mtimes(root: Path) -> dict[str, int]:
-    """Per-shard step outputs (dedup/ is corpus-wide and redone on every run, by design)."""
-    return {
-        str(p.relative_to(root)): p.stat().st_mtime_ns
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] != "dedup"
-    }
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "build.json"}
 
 
 @pytest.fixture
@@ -75,22 +53,19 @@ def raw_copy(raw_dir, tmp_path) -> Path:
     return dst
 
 
-def test_unchanged_rerun_is_all_cache_hits_and_rewrites_no_step_output(prefect_harness, raw_copy, tmp_path):
+def test_unchanged_rerun_reuses_every_pass_and_rewrites_nothing(prefect_harness, raw_copy, tmp_path):
     cfg, out = _config(tmp_path), tmp_path / "out"
     n = len(list(raw_copy.iterdir()))
-    first, run1 = _build(raw_copy, out, cfg)
-    states1 = task_states(run1, {t: n for t in PER_SHARD_TASKS})
-    assert states1["ingest-shard"] == ["Completed"] * n  # fresh config: nothing to reuse yet
+    first, s1 = _build(raw_copy, out, cfg)
+    assert s1["status"] == "written" and s1["passes_run"] == 2 * n and s1["passes_cached"] == 0
     work_before = _mtimes(out / ".work")
     assert len(work_before) >= 4 * n
 
-    second, run2 = _build(raw_copy, out, cfg)
-    states2 = task_states(run2, {**{t: n for t in PER_SHARD_TASKS}, "detect-near-duplicates": 1, "write-release": 1})
-    for name in PER_SHARD_TASKS:
-        assert states2[name] == ["Cached"] * n, (name, states2[name])
-    # corpus-wide steps: same inputs, and the release is still the latest, so both are reused too
-    assert states2["detect-near-duplicates"] == ["Cached"] and states2["write-release"] == ["Cached"]
-    assert _mtimes(out / ".work") == work_before  # no shard file was rewritten
+    second, s2 = _build(raw_copy, out, cfg)
+    assert s2["passes_cached"] == 2 * n and s2["passes_run"] == 0
+    assert s2["reduces_cached"] == s2["reduces"] == 3
+    assert s2["status"] == "unchanged"
+    assert _mtimes(out / ".work") == work_before  # no work file was rewritten
     assert second == first  # same content: the existing release is reused, no new version
     assert (out / "latest").read_text().strip() == first.name
 
@@ -99,16 +74,46 @@ def test_deleted_work_files_are_recomputed_not_trusted(prefect_harness, raw_copy
     cfg, out = _config(tmp_path), tmp_path / "out"
     n = len(list(raw_copy.iterdir()))
     first, _ = _build(raw_copy, out, cfg)
-    shutil.rmtree(out / ".work")  # cache records now name files that are gone
+    shutil.rmtree(out / ".work")
 
-    again, run = _build(raw_copy, out, cfg)
-    states = task_states(run, {"ingest-shard": 2 * n})
-    # each shard: the cache hit (stale path) and then its refresh
-    assert sorted(states["ingest-shard"]) == ["Cached"] * n + ["Completed"] * n
-    assert again == first
-    for kind in ("ingest", "watermark", "normalize", "section"):
-        assert len(list((out / ".work" / kind).glob("*.json"))) >= n, kind
-    assert list((out / ".work" / "signature").iterdir())
+    again, s = _build(raw_copy, out, cfg)
+    assert s["passes_run"] == 2 * n and s["passes_cached"] == 0
+    assert again == first and s["status"] == "unchanged"
+    for k in (0, 1):
+        assert len(list((out / ".work" / f"pass{k}").glob("*.parquet"))) == n
+    assert list((out / ".work" / "dedup").iterdir())
+
+
+def test_a_deleted_shard_file_alone_is_recomputed(raw_copy, tmp_path):
+    """Without an orchestrator: the cache is the work folder, and a half-missing entry is never trusted."""
+    cfg = PipelineConfig.load(_config(tmp_path))
+    work = tmp_path / "work"
+    first = pipeline.build(raw_copy, cfg, work)
+    assert not any(r["cached"] for rs in first.passes for r in rs)
+    victim = Path(first.passes[1][0]["essays"])
+    victim.unlink()
+    again = pipeline.build(raw_copy, cfg, work)
+    cached = [[r["cached"] for r in rs] for rs in again.passes]
+    assert cached[0] == [True] * len(cached[0])
+    assert cached[1].count(False) == 1 and victim.is_file()
+    assert [r["key"] for rs in again.passes for r in rs] == [r["key"] for rs in first.passes for r in rs]
+
+
+def test_editing_the_rules_file_changes_every_key_that_depends_on_it(raw_copy, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rule = '[[rule]]\nname = "drop_mark"\nscope = "inline"\npattern = "{}"\n'
+    rules.write_text(rule.format("XYZZY"), encoding="utf-8")
+    cfg_file = _config(tmp_path)
+    cfg_file.write_text(cfg_file.read_text() + f'[watermark]\nrules_file = "{rules}"\n', encoding="utf-8")
+    cfg = PipelineConfig.load(cfg_file)
+    work = tmp_path / "work"
+    first = pipeline.build(raw_copy, cfg, work)
+    hash1 = cfg.config_hash()
+    rules.write_text(rule.format("QUUX"), encoding="utf-8")
+    cfg = PipelineConfig.load(cfg_file)
+    assert cfg.config_hash() != hash1  # the config text is the same; the rules changed
+    again = pipeline.build(raw_copy, cfg, work)
+    assert all(not r["cached"] for rs in again.passes for r in rs)
 
 
 def _edit(text: str, old: str, new: str) -> str:
@@ -133,9 +138,8 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
     cut = len(text) * 3 // 5
     (raw_copy / "005_copy.txt").write_text(text[:cut] + text[cut + 60 :], encoding="utf-8")
 
-    second, run = _build(raw_copy, out, cfg)
-    states = task_states(run, {"ingest-shard": n + 1})
-    assert sorted(states["ingest-shard"]) == ["Cached"] * (n - 1) + ["Completed"] * 2
+    second, s = _build(raw_copy, out, cfg)
+    assert s["passes_cached"] == 2 * (n - 1) and s["passes_run"] == 4  # the changed and the added file
 
     assert parse_version(second.name) > parse_version(first.name)
     assert (out / "latest").read_text().strip() == second.name

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.stages.ingest.files import decode_bytes, discover_sources, ingest_file
+from corpuspipe.core import shardio
 from corpuspipe.core.records import Essay, Shard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -364,8 +365,8 @@ def test_names_with_spaces_and_non_utf8_bytes_are_processed(tmp_path):
     assert essay.source_path == paths[0] and "non_utf8_path" in essay.flags
     spaced = ingest_file(tmp_path, paths[1], CFG)
     assert spaced.essays[0].title == EXPECTED_TITLES["000"][0] and not spaced.essays[0].flags
-    back = Shard.read(shard.write(tmp_path / "shard.json"))
-    assert back.essays[0].source_path == paths[0]
+    shardio.write_essays(tmp_path / "shard.parquet", shard.essays)
+    assert shardio.read_essays(tmp_path / "shard.parquet")[0].source_path == paths[0]
 
 
 def test_symlink_loops_are_quarantined_and_the_rest_proceeds(tmp_path):
@@ -429,8 +430,9 @@ def test_short_essays_are_kept_and_flagged(tmp_path):
     assert_partition(shard.essays, text)
 
 
-def test_shard_round_trips_through_json(tmp_path, seed_shards):
-    back = Shard.read(seed_shards["004"].write(tmp_path / "s.json"))
+def test_shard_round_trips_through_a_shard_file(tmp_path, seed_shards):
+    shardio.write_essays(tmp_path / "s.parquet", seed_shards["004"].essays)
+    back = Shard(essays=shardio.read_essays(tmp_path / "s.parquet"))
     assert _essay_view(back) == _essay_view(seed_shards["004"])
     assert rebuilt(back.essays) == seed_text("004")
 

@@ -73,9 +73,10 @@ def release(
     out: Path = typer.Option(Path("releases"), "--out", help="Where releases are written."),
     version: Optional[str] = typer.Option(None, "--version", help="Release version (default: chosen by comparing with the previous release)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding the default configuration."),
-    runner: str = typer.Option("thread", "--runner", help="Task runner: thread (default), process, or dask (a local cluster of 2 worker processes unless --dask-address)."),
+    runner: str = typer.Option("process", "--runner", help="Task runner: process (default: 2 worker processes), thread, or dask (a local cluster of 2 worker processes unless --dask-address)."),
     dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Scheduler address of an existing Dask cluster, e.g. tcp://host:8786 (implies --runner dask)."),
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait while another build holds OUT/.lock (default: refuse at once, exit 75)."),
+    allow_empty: bool = typer.Option(False, "--allow-empty", help="Write a release even when no document survives (refused by default)."),
 ) -> None:
     """Build a release from RAW_DIR with Prefect (embedded ephemeral server by default)."""
     from contextlib import ExitStack
@@ -103,7 +104,7 @@ def release(
 
     import flows.release as fr
     from corpuspipe.release.writer import ReleaseInvalid
-    from corpuspipe.steps import ReleaseExists
+    from corpuspipe.release.assemble import EmptyRelease, ReleaseExists
 
     with lock, Progress(
         TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -118,13 +119,14 @@ def release(
         fr.PROGRESS = on_progress
         try:
             release_dir = fr.with_runner(runner, dask_address)(
-                raw_dir=str(raw_dir), out_dir=str(out), version=version, config_path=str(config) if config else None
+                raw_dir=str(raw_dir), out_dir=str(out), version=version, config_path=str(config) if config else None,
+                allow_empty=allow_empty,
             )
-        except (ReleaseExists, ReleaseInvalid) as exc:
+        except (ReleaseExists, ReleaseInvalid, EmptyRelease) as exc:
             _fail(str(exc), 1)
         finally:
             fr.PROGRESS = None
-    _summary(Path(release_dir))
+    _summary(Path(release_dir), fr.LAST_STATUS.get("status", "written"))
 
 
 @app.command()
@@ -158,12 +160,16 @@ def serve(
     serve_release(cron=cron, raw_dir=raw_dir, out_dir=out, config_path=config, name=name, publish_target=publish)
 
 
-def _summary(release_dir: Path) -> None:
+def _summary(release_dir: Path, status: str = "written") -> None:
     from corpuspipe.release.versioning import read_manifest
 
     manifest = read_manifest(release_dir)
     counts = {o["path"]: o["rows"] for o in manifest["outputs"]}
-    out.print(f"release [bold]{manifest['version']}[/] written to {release_dir}", highlight=False)
+    if status == "unchanged":
+        out.print(f"release [bold]{manifest['version']}[/] unchanged (inputs, config and code as built): {release_dir}",
+                  highlight=False)
+    else:
+        out.print(f"release [bold]{manifest['version']}[/] written to {release_dir}", highlight=False)
     out.print("  " + ", ".join(f"{k.removesuffix('.parquet')}: {v}" for k, v in sorted(counts.items())), highlight=False)
     q = manifest["quarantine"]
     if q["count"]:

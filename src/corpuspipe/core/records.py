@@ -8,13 +8,11 @@ edits, so the source file is always ``"".join(rebuild(essay) for essay in file_e
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import orjson
 
-from corpuspipe.core.edits import Edit, TrackedText
+from corpuspipe.core.edits import TrackedText
 
 
 def make_doc_id(source_sha256: str, essay_index: int) -> str:
@@ -64,6 +62,8 @@ class Essay:
     flags: list[str] = field(default_factory=list)
     # counters a stage wants in the manifest, e.g. {"redacted.student_id": 1}
     stats: dict[str, int] = field(default_factory=dict)
+    # the outline, once the section stage ran (offsets into ``text``)
+    sections: list["SectionRow"] | None = None
     # edits recorded outside the body (title line etc.) that still belong to this essay's range
     # are ordinary body edits; nothing else is needed for lossless rebuild.
 
@@ -83,58 +83,19 @@ class Essay:
     def bump(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
 
-    # -- serialization between tasks -----------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "body"}
-        d["raw"] = self.body.raw
-        d["base"] = self.body.base
-        d["text"] = self.body.text  # stored so loading does not re-render
-        d["edits"] = [list(_edit_tuple(e)) for e in self.body.edits]
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Essay":
-        d = dict(d)
-        edits = [Edit(*e) for e in d.pop("edits")]
-        body = TrackedText(d.pop("raw"), d.pop("base"), edits, text=d.pop("text", None))
-        return cls(body=body, **d)
-
-
-def _edit_tuple(e: Edit) -> tuple:
-    return (e.raw_start, e.raw_end, e.before, e.after, e.stage, e.rule, e.clean_start, e.clean_end)
-
 
 @dataclass
 class Shard:
-    """What one task hands the next: the essays of a group of files plus what was rejected."""
+    """A batch: the essays of a group of files plus what was rejected (what every stage takes and returns)."""
 
     essays: list[Essay] = field(default_factory=list)
     sources: list[SourceInfo] = field(default_factory=list)
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
-    def write(self, path: Path) -> Path:
-        payload = {
-            "essays": [e.to_json() for e in self.essays],
-            "sources": [asdict(s) for s in self.sources],
-            "quarantine": [asdict(q) for q in self.quarantine],
-            "stats": self.stats,
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def read(cls, path: Path) -> "Shard":
-        d = orjson.loads(Path(path).read_bytes())
-        return cls(
-            essays=[Essay.from_json(e) for e in d["essays"]],
-            sources=[SourceInfo(**s) for s in d["sources"]],
-            quarantine=[QuarantineEntry(**q) for q in d["quarantine"]],
-            stats=d.get("stats", {}),
-        )
+    def text_bytes(self) -> int:
+        """UTF-8 size of the essays' current text (what a stage's MB/s is measured against)."""
+        return sum(len(e.body.text.encode("utf-8")) for e in self.essays)
 
 
 def merge_counts(into: dict[str, int], more: Iterable[tuple[str, int]] | dict[str, int]) -> dict[str, int]:

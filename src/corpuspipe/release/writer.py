@@ -14,6 +14,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -41,117 +42,6 @@ LIBRARIES = (
 )
 
 
-# -- row building ------------------------------------------------------------------------
-
-
-def _sorted_table(rows: dict[str, list], schema: pa.Schema, keys: Sequence[str]) -> pa.Table:
-    table = pa.Table.from_pydict(rows, schema=schema)
-    if table.num_rows:
-        table = table.sort_by([(k, "ascending") for k in keys])
-    return table
-
-
-def documents_table(
-    essays: Sequence[Essay],
-    clusters: Mapping[str, tuple[str, str | None]],
-    section_counts: Mapping[str, int],
-) -> pa.Table:
-    sizes: dict[str, int] = {}
-    for doc_id, (cid, _) in clusters.items():
-        sizes[cid] = sizes.get(cid, 0) + 1
-    cols: dict[str, list] = {f.name: [] for f in schemas.DOCUMENTS}
-    for e in essays:
-        did = e.doc_id
-        cid, dup = clusters.get(did, (did, None))
-        text = e.text
-        cols["doc_id"].append(did)
-        cols["source_path"].append(e.source_path)
-        cols["source_sha256"].append(e.source_sha256)
-        cols["essay_index"].append(e.essay_index)
-        cols["title"].append(e.title)
-        cols["author"].append(e.author)
-        cols["date"].append(e.date)
-        cols["url"].append(e.url)
-        cols["crawled_at"].append(e.crawled_at)
-        cols["text"].append(text)
-        cols["text_sha256"].append(text_sha256(text))
-        cols["script"].append(e.script)
-        cols["trad_ratio"].append(float(e.trad_ratio))
-        cols["char_count"].append(len(text))
-        cols["section_count"].append(section_counts.get(did, 0))
-        cols["edit_count"].append(len(e.body.edits))
-        cols["cluster_id"].append(cid)
-        cols["cluster_size"].append(sizes.get(cid, 1))
-        cols["duplicate_of"].append(dup)
-        cols["flags"].append(sorted(e.flags))
-    return _sorted_table(cols, schemas.DOCUMENTS, schemas.SORT_KEYS["documents"])
-
-
-def sections_table(
-    sections: Iterable[SectionRow],
-    doc_texts: Mapping[str, str],
-    clusters: Mapping[str, tuple[str, str | None]],
-) -> pa.Table:
-    cols: dict[str, list] = {f.name: [] for f in schemas.SECTIONS}
-    for s in sections:
-        sid = section_id(s.doc_id, s.path)
-        cid, dup = clusters.get(sid, (sid, None))
-        cols["section_id"].append(sid)
-        cols["doc_id"].append(s.doc_id)
-        cols["path"].append(s.path)
-        cols["level"].append(s.level)
-        cols["ordinal"].append(s.ordinal)
-        cols["marker"].append(s.marker)
-        cols["marker_family"].append(s.marker_family)
-        cols["heading"].append(s.heading)
-        cols["text"].append(doc_texts[s.doc_id][s.char_start : s.char_end])
-        cols["char_start"].append(s.char_start)
-        cols["char_end"].append(s.char_end)
-        cols["parent_id"].append(section_id(s.doc_id, s.parent_path) if s.parent_path else None)
-        cols["cluster_id"].append(cid)
-        cols["duplicate_of"].append(dup)
-    return _sorted_table(cols, schemas.SECTIONS, ["section_id"])
-
-
-def duplicates_table(pairs: Iterable[Any]) -> pa.Table:
-    cols: dict[str, list] = {f.name: [] for f in schemas.DUPLICATES}
-    for p in pairs:
-        for name in cols:
-            cols[name].append(getattr(p, name))
-    return _sorted_table(cols, schemas.DUPLICATES, schemas.SORT_KEYS["duplicates"])
-
-
-def edits_table(essays: Sequence[Essay]) -> pa.Table:
-    cols: dict[str, list] = {f.name: [] for f in schemas.EDITS}
-    for e in essays:
-        did = e.doc_id
-        for ed in e.body.edits:
-            cols["doc_id"].append(did)
-            cols["source_path"].append(e.source_path)
-            cols["essay_index"].append(e.essay_index)
-            cols["stage"].append(ed.stage)
-            cols["rule"].append(ed.rule)
-            cols["raw_start"].append(ed.raw_start)
-            cols["raw_end"].append(ed.raw_end)
-            cols["clean_start"].append(ed.clean_start)
-            cols["clean_end"].append(ed.clean_end)
-            cols["before"].append(ed.before)
-            cols["after"].append(ed.after)
-    return _sorted_table(cols, schemas.EDITS, schemas.SORT_KEYS["edits"])
-
-
-def quarantine_table(entries: Iterable[QuarantineEntry]) -> pa.Table:
-    cols: dict[str, list] = {f.name: [] for f in schemas.QUARANTINE}
-    for q in entries:
-        cols["path"].append(q.path)
-        cols["line"].append(q.line)
-        cols["reason"].append(q.reason)
-        cols["detail"].append(q.detail)
-        cols["bytes"].append(q.bytes)
-        cols["sha256"].append(q.sha256)
-    return _sorted_table(cols, schemas.QUARANTINE, schemas.SORT_KEYS["quarantine"])
-
-
 # -- writing -----------------------------------------------------------------------------
 def parquet_metadata(cfg: PipelineConfig, version: str, table: str) -> dict[bytes, bytes]:
     meta = {
@@ -163,28 +53,6 @@ def parquet_metadata(cfg: PipelineConfig, version: str, table: str) -> dict[byte
         "corpuspipe.version": version,
     }
     return {k.encode(): meta[k].encode() for k in sorted(meta)}
-
-
-def write_table(table: pa.Table, path: Path, cfg: PipelineConfig, version: str, name: str) -> None:
-    """Write one table with fixed options so equal inputs give equal bytes."""
-    schema = schemas.TABLES[name].with_metadata(parquet_metadata(cfg, version, name))
-    table = table.cast(schema)
-    rc = cfg.release
-    compression = None if rc.compression == "none" else rc.compression
-    pq.write_table(
-        table,
-        path,
-        compression=compression,
-        compression_level=rc.compression_level if compression in ("zstd", "gzip") else None,
-        row_group_size=rc.row_group_size,
-        use_dictionary=True,
-        write_statistics=True,
-        store_schema=True,
-        data_page_version="2.0",
-        version="2.6",
-    )
-
-
 
 
 def library_versions() -> dict[str, str]:
@@ -214,18 +82,6 @@ def git_commit(start: Path | None = None) -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def write_tables(out_dir: Path, tables: Mapping[str, pa.Table], cfg: PipelineConfig, version: str) -> list[dict]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    for name in sorted(tables):
-        path = out_dir / DATA_FILES[name]
-        write_table(tables[name], path, cfg, version, name)
-        outputs.append(
-            {"path": path.name, "bytes": path.stat().st_size, "rows": tables[name].num_rows, "sha256": file_sha256(path)}
-        )
-    return outputs
 
 
 @dataclass
@@ -276,15 +132,266 @@ class ReleaseInvalid(Exception):
     """A written release breaks its own contract."""
 
 
+    """A written release breaks its own contract."""
+
+
+# -- streaming digests ---------------------------------------------------------------------
+class _ColumnHasher:
+    """Digest of one column's logical values, fed batch by batch: equal values in equal order give
+    an equal digest however the rows were cut into batches (each kind of buffer goes to its own
+    running hash, so no framing depends on batch sizes).  Nulls count, chunking and offset width do not."""
+
+    def __init__(self, t: pa.DataType):
+        from corpuspipe.release.versioning import _logical_type
+
+        self.type = t
+        self.logical = _logical_type(t)
+        self.valid = hashlib.sha256()
+        self.a = hashlib.sha256()  # lengths / values
+        self.b = hashlib.sha256()  # string bytes
+        self.child: list[_ColumnHasher] = []
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            self.child = [_ColumnHasher(t.value_type)]
+        elif pa.types.is_struct(t):
+            self.child = [_ColumnHasher(t.field(i).type) for i in range(t.num_fields)]
+
+    def update(self, arr: pa.Array) -> None:
+        t = arr.type
+        if pa.types.is_dictionary(t):
+            arr, t = arr.dictionary_decode(), t.value_type
+        self.valid.update(pc.is_valid(arr).to_numpy(zero_copy_only=False).astype("u1").tobytes())
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            filled = pa.concat_arrays([pc.fill_null(arr.cast(pa.large_string()), "")])
+            self.a.update(pc.binary_length(filled).to_numpy(zero_copy_only=False).astype("<i8").tobytes())
+            offs = np.frombuffer(filled.buffers()[1], dtype="<i8")[filled.offset: filled.offset + len(filled) + 1]
+            data = filled.buffers()[2]
+            if data is not None and len(offs):
+                self.b.update(memoryview(data)[offs[0]: offs[-1]])
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            self.a.update(pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype("<i8").tobytes())
+            self.child[0].update(pc.list_flatten(arr))
+        elif pa.types.is_struct(t):
+            for i, ch in enumerate(self.child):
+                ch.update(pc.struct_field(arr, [i]))
+        else:
+            zero = pa.scalar(0.0 if pa.types.is_floating(t) else 0, t)
+            vals = pc.fill_null(arr, zero).to_numpy(zero_copy_only=False)
+            self.a.update(vals.astype(vals.dtype.newbyteorder("<")).tobytes())
+
+    def hexdigest(self) -> str:
+        h = hashlib.sha256(self.logical.encode())
+        for part in (self.valid, self.a, self.b):
+            h.update(part.digest())
+        for ch in self.child:
+            h.update(ch.hexdigest().encode())
+        return h.hexdigest()
+
+
+class TableDigest:
+    """sha256 of a table's rows in row order, computed while it is written (see _ColumnHasher)."""
+
+    def __init__(self, schema: pa.Schema):
+        self.rows = 0
+        self.cols = {f.name: _ColumnHasher(f.type) for f in schema}
+
+    def update(self, batch: pa.Table | pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        for name, h in self.cols.items():
+            col = batch.column(name)
+            for chunk in (col.chunks if isinstance(col, pa.ChunkedArray) else [col]):
+                h.update(chunk)
+
+    def hexdigest(self) -> str:
+        h = hashlib.sha256(f"rows={self.rows}\n".encode())
+        for name in sorted(self.cols):
+            h.update(f"{name}\t{self.cols[name].logical}\t{self.cols[name].hexdigest()}\n".encode())
+        return h.hexdigest()
+
+
+def table_digest_of_file(path: Path) -> str:
+    """The streaming digest of a written table, read one row group at a time."""
+    pf = pq.ParquetFile(path)
+    d = TableDigest(pf.schema_arrow)
+    for i in range(pf.num_row_groups):
+        d.update(pf.read_row_group(i))
+    return d.hexdigest()
+
+
+# -- streaming table writer ------------------------------------------------------------------
+class TableStream:
+    """One release table written row group by row group, with fixed options (equal rows, equal bytes)."""
+
+    def __init__(self, path: Path, name: str, cfg: PipelineConfig, version: str):
+        self.name, self.path = name, Path(path)
+        self.schema = schemas.TABLES[name].with_metadata(parquet_metadata(cfg, version, name))
+        rc = cfg.release
+        compression = None if rc.compression == "none" else rc.compression
+        self.writer = pq.ParquetWriter(
+            self.path, self.schema, compression=compression,
+            compression_level=rc.compression_level if compression in ("zstd", "gzip") else None,
+            use_dictionary=True, write_statistics=True, store_schema=True, data_page_version="2.0", version="2.6",
+        )
+        self.row_group = rc.row_group_size
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.rows = 0
+        self.digest = TableDigest(self.schema)
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        table = table.cast(self.schema)
+        self.digest.update(table)
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self.pending_rows >= self.row_group:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self.pending:
+            return
+        merged = pa.concat_tables(self.pending)
+        full = (merged.num_rows // self.row_group) * self.row_group if not final else merged.num_rows
+        if full:
+            self.writer.write_table(merged.slice(0, full), row_group_size=self.row_group)
+        rest = merged.slice(full)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = rest.num_rows
+
+    def close(self) -> dict:
+        self._flush(final=True)
+        self.writer.close()
+        return {"path": self.path.name, "bytes": self.path.stat().st_size, "rows": self.rows,
+                "sha256": file_sha256(self.path)}
+
+
+def _table(schema: pa.Schema, cols: dict[str, list]) -> pa.Table:
+    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)
+
+
+class _Clusters:
+    """Cluster membership of clustered ids only (everything else is its own cluster), joined per batch."""
+
+    def __init__(self, path: str | None):
+        if path and Path(path).is_file():
+            t = pq.read_table(path)
+        else:
+            t = pa.table({"id": pa.array([], pa.string()), "cluster_id": pa.array([], pa.string()),
+                          "duplicate_of": pa.array([], pa.string()), "cluster_size": pa.array([], pa.int32())})
+        self.ids = t["id"].combine_chunks()
+        self.t = t
+
+    def lookup(self, ids: list[str]) -> tuple[list[str], list[str | None], list[int]]:
+        if not ids:
+            return [], [], []
+        idx = pc.index_in(pa.array(ids, pa.string()), value_set=self.ids).to_pylist()
+        cid = self.t["cluster_id"].to_pylist() if len(self.ids) and any(i is not None for i in idx) else []
+        dup = self.t["duplicate_of"].to_pylist() if cid else []
+        size = self.t["cluster_size"].to_pylist() if cid else []
+        out_c, out_d, out_s = [], [], []
+        for x, i in zip(ids, idx):
+            if i is None:
+                out_c.append(x), out_d.append(None), out_s.append(1)
+            else:
+                out_c.append(cid[i]), out_d.append(dup[i]), out_s.append(int(size[i]))
+        return out_c, out_d, out_s
+
+
+def batch_tables(shard: pa.Table, doc_clusters: _Clusters, sec_clusters: _Clusters) -> dict[str, pa.Table]:
+    """The documents, sections and edits rows of one row group of a shard file, in release order
+    (by id within the batch).  Columnar: edits (tens per document) never become Python objects."""
+    from corpuspipe.core.records import make_doc_id
+
+    ids = [make_doc_id(s, i) for s, i in zip(shard["source_sha256"].to_pylist(), shard["essay_index"].to_pylist())]
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    shard = shard.take(pa.array(order, pa.int64()))
+    ids = [ids[i] for i in order]
+    id_arr = pa.array(ids, pa.string())
+    texts = shard["text"].to_pylist()
+    cid, dup, size = doc_clusters.lookup(ids)
+    text_col = shard["text"].cast(pa.string())
+    docs = {
+        "doc_id": id_arr,
+        **{k: shard[k] for k in ("source_path", "source_sha256", "essay_index", "title", "author", "date", "url",
+                                 "crawled_at", "script")},
+        "text": text_col,
+        "text_sha256": pa.array([text_sha256(x) for x in texts], pa.string()),
+        "trad_ratio": shard["trad_ratio"].cast(pa.float32()),
+        "char_count": pc.utf8_length(text_col).cast(pa.int32()),
+        "section_count": pc.list_value_length(shard["sections"]).cast(pa.int32()),
+        "edit_count": pc.list_value_length(shard["edits"]).cast(pa.int32()),
+        "cluster_id": pa.array(cid, pa.string()),
+        "cluster_size": pa.array(size, pa.int32()),
+        "duplicate_of": pa.array(dup, pa.string()),
+        "flags": pa.array([sorted(f) for f in shard["flags"].to_pylist()], pa.list_(pa.string())),
+    }
+    documents = pa.Table.from_arrays([docs[f.name] for f in schemas.DOCUMENTS], schema=schemas.DOCUMENTS)
+
+    edits_col = shard["edits"].combine_chunks()
+    parent = pc.list_parent_indices(edits_col)
+    flat = edits_col.flatten()
+    ed = {
+        "doc_id": id_arr.take(parent), "source_path": shard["source_path"].combine_chunks().take(parent),
+        "essay_index": shard["essay_index"].combine_chunks().take(parent),
+        **{k: flat.field(k) for k in ("stage", "rule", "raw_start", "raw_end", "clean_start", "clean_end", "before",
+                                       "after")},
+    }
+    edits = pa.Table.from_arrays([ed[f.name].cast(f.type) for f in schemas.EDITS], schema=schemas.EDITS)
+    edits = edits.sort_by([("doc_id", "ascending"), ("raw_start", "ascending"), ("raw_end", "ascending")])
+
+    secs_col = shard["sections"].combine_chunks()
+    sparent = pc.list_parent_indices(secs_col).to_pylist()
+    sflat = secs_col.flatten()
+    paths = sflat.field("path").to_pylist()
+    parents = sflat.field("parent_path").to_pylist()
+    starts = sflat.field("char_start").to_pylist()
+    ends = sflat.field("char_end").to_pylist()
+    sids = [section_id(ids[d], p) for d, p in zip(sparent, paths)]
+    s_cid, s_dup, _ = sec_clusters.lookup(sids)
+    sec = {
+        "section_id": pa.array(sids, pa.string()),
+        "doc_id": id_arr.take(pa.array(sparent, pa.int64())),
+        **{k: sflat.field(k) for k in ("path", "level", "ordinal", "marker", "marker_family", "heading", "char_start",
+                                       "char_end")},
+        "text": pa.array([texts[d][a:b] for d, a, b in zip(sparent, starts, ends)], pa.string()),
+        "parent_id": pa.array([section_id(ids[d], pp) if pp else None for d, pp in zip(sparent, parents)], pa.string()),
+        "cluster_id": pa.array(s_cid, pa.string()),
+        "duplicate_of": pa.array(s_dup, pa.string()),
+    }
+    sections = pa.Table.from_arrays([sec[f.name].cast(f.type) for f in schemas.SECTIONS], schema=schemas.SECTIONS)
+    sections = sections.sort_by([("section_id", "ascending")])
+    return {"documents": documents, "sections": sections, "edits": edits}
+
+
+def quarantine_table(entries: Iterable[QuarantineEntry]) -> pa.Table:
+    rows = sorted(entries, key=lambda q: (q.path, q.line or 0, q.reason))
+    cols = {f.name: [getattr(q, f.name) for q in rows] for f in schemas.QUARANTINE}
+    return _table(schemas.QUARANTINE, cols)
+
+
+# -- streaming validation --------------------------------------------------------------------
+def _iter_rows(path: Path, columns: Sequence[str]) -> Iterable[tuple]:
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=list(columns))
+        yield from zip(*(t.column(c).to_pylist() for c in columns))
+
+
 def validate_release(release_dir: Path) -> dict[str, int]:
-    """Re-read a release and check the contract; return row counts or raise ReleaseInvalid."""
+    """Re-read a release and check its contract, one row group at a time; return row counts or raise.
+
+    Documents, sections and edits are written in the same document order, so section and edit
+    texts are checked against their document's text by walking the three files in step: memory
+    is one row group of each, plus the set of document ids (uniqueness).
+    """
     problems: list[str] = []
     manifest_path = release_dir / MANIFEST
     if not manifest_path.exists():
         raise ReleaseInvalid(f"{manifest_path}: missing")
     manifest = read_manifest(release_dir)
     outputs = {o["path"]: o for o in manifest["outputs"]}
-    tables: dict[str, pa.Table] = {}
+    counts: dict[str, int] = {}
     for name, fname in DATA_FILES.items():
         path = release_dir / fname
         if not path.exists():
@@ -293,58 +400,75 @@ def validate_release(release_dir: Path) -> dict[str, int]:
         out = outputs.get(fname)
         if out is None or out["sha256"] != file_sha256(path):
             problems.append(f"{fname}: sha256 does not match the manifest")
-        table = pq.read_table(path)
-        if not table.schema.equals(schemas.TABLES[name], check_metadata=False):
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
+        if not schema.equals(schemas.TABLES[name], check_metadata=False):
             problems.append(f"{fname}: schema differs from schemas.{name.upper()}")
-        md = table.schema.metadata or {}
+        md = schema.metadata or {}
         if md.get(b"corpuspipe.version", b"").decode() != manifest["version"]:
             problems.append(f"{fname}: version metadata differs from the manifest")
-        if out is not None and out["rows"] != table.num_rows:
+        counts[name] = pf.metadata.num_rows
+        if out is not None and out["rows"] != pf.metadata.num_rows:
             problems.append(f"{fname}: row count differs from the manifest")
-        tables[name] = table
     if manifest.get("content_hash") != content_hash(manifest["outputs"]):
         problems.append("MANIFEST.json: content_hash does not match outputs")
-
-    docs = tables.get("documents")
-    if docs is not None:
-        ids = docs["doc_id"].to_pylist()
-        if ids != sorted(ids) or len(set(ids)) != len(ids):
-            problems.append("documents: doc_id not unique and sorted")
-        texts = dict(zip(ids, docs["text"].to_pylist()))
-        id_set = set(ids)
-        for cid in set(docs["cluster_id"].to_pylist()):
-            if cid not in id_set:
-                problems.append(f"documents: cluster_id {cid} is not a document")
-                break
-        secs = tables.get("sections")
-        if secs is not None:
-            sids = secs["section_id"].to_pylist()
-            if sids != sorted(sids) or len(set(sids)) != len(sids):
-                problems.append("sections: section_id not unique and sorted")
-            for did, s, e, t in zip(
-                secs["doc_id"].to_pylist(),
-                secs["char_start"].to_pylist(),
-                secs["char_end"].to_pylist(),
-                secs["text"].to_pylist(),
-            ):
-                if did not in texts or texts[did][s:e] != t:
-                    problems.append(f"sections: text of a section in {did} is not the document slice [{s}:{e}]")
-                    break
-        edits = tables.get("edits")
-        if edits is not None and edits.num_rows:
-            for did, cs, ce, after in zip(
-                edits["doc_id"].to_pylist(),
-                edits["clean_start"].to_pylist(),
-                edits["clean_end"].to_pylist(),
-                edits["after"].to_pylist(),
-            ):
-                if did not in texts or texts[did][cs:ce] != after:
-                    problems.append(f"edits: an edit of {did} does not match the document text at [{cs}:{ce}]")
-                    break
-    dups = tables.get("duplicates")
-    if dups is not None and dups.num_rows:
-        if not pc.all(pc.less(dups["a_id"], dups["b_id"])).as_py():
-            problems.append("duplicates: a_id < b_id violated")
+    if not problems:
+        problems += _check_rows(release_dir)
     if problems:
         raise ReleaseInvalid("; ".join(problems))
-    return {name: t.num_rows for name, t in tables.items()}
+    return counts
+
+
+def _check_rows(release_dir: Path) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    cluster_ids: set[str] = set()
+    docs = _iter_rows(release_dir / DATA_FILES["documents"], ["doc_id", "text", "cluster_id"])
+    current: tuple[str, str] | None = None
+
+    def doc_text(did: str) -> str | None:
+        """Advance the document cursor to ``did`` (documents come in the same order)."""
+        nonlocal current
+        while current is None or current[0] != did:
+            nxt = next(docs, None)
+            if nxt is None:
+                return None
+            if nxt[0] in seen:
+                problems.append(f"documents: doc_id {nxt[0]} not unique")
+            seen.add(nxt[0])
+            cluster_ids.add(nxt[2])
+            current = (nxt[0], nxt[1])
+        return current[1]
+
+    # sections and edits are each in document order; walk sections first, then edits in a second cursor
+    last_sid = ""
+    last_doc = None
+    for sid, did, s, e, t in _iter_rows(release_dir / DATA_FILES["sections"],
+                                        ["section_id", "doc_id", "char_start", "char_end", "text"]):
+        if did == last_doc and sid <= last_sid:
+            problems.append(f"sections: section_id {sid} not unique and sorted within its document")
+            break
+        last_sid, last_doc = sid, did
+        text = doc_text(did)
+        if text is None or text[s:e] != t:
+            problems.append(f"sections: text of a section in {did} is not the document slice [{s}:{e}]")
+            break
+    for _ in iter(lambda: doc_text("\0"), None):  # drain the rest of the documents
+        pass
+    docs = _iter_rows(release_dir / DATA_FILES["documents"], ["doc_id", "text", "cluster_id"])
+    current = None
+    seen_again = seen
+    seen = set()
+    for did, cs, ce, after in _iter_rows(release_dir / DATA_FILES["edits"], ["doc_id", "clean_start", "clean_end", "after"]):
+        text = doc_text(did)
+        if text is None or text[cs:ce] != after:
+            problems.append(f"edits: an edit of {did} does not match the document text at [{cs}:{ce}]")
+            break
+    missing = cluster_ids - seen_again
+    if missing:
+        problems.append(f"documents: cluster_id {sorted(missing)[0]} is not a document")
+    for a, b in _iter_rows(release_dir / DATA_FILES["duplicates"], ["a_id", "b_id"]):
+        if not a < b:
+            problems.append("duplicates: a_id < b_id violated")
+            break
+    return problems

@@ -1,0 +1,121 @@
+"""Intermediate shards as Parquet: a batch of essays (raw slice, edits, clean text, sections).
+
+Between fused passes the engine persists each shard's essays here, content-addressed under
+``<out>/.work``.  Parquet, not JSON: columns are built from the edits' tuples without one Python
+dict per edit, the text compresses with zstd level 1 (fast; these files are rewritten every
+build that changes them), and a reader can take one row group at a time, so a pass over a huge
+shard holds one row group, not the shard.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpuspipe.core.edits import Edit, TrackedText
+from corpuspipe.core.records import Essay, SectionRow
+
+EDIT = pa.struct([
+    ("raw_start", pa.int64()), ("raw_end", pa.int64()), ("before", pa.string()), ("after", pa.string()),
+    ("stage", pa.string()), ("rule", pa.string()), ("clean_start", pa.int64()), ("clean_end", pa.int64()),
+])
+SECTION = pa.struct([
+    ("path", pa.string()), ("level", pa.int8()), ("ordinal", pa.int32()), ("marker", pa.string()),
+    ("marker_family", pa.string()), ("heading", pa.string()), ("char_start", pa.int32()), ("char_end", pa.int32()),
+    ("parent_path", pa.string()),
+])
+SCHEMA = pa.schema([
+    ("source_path", pa.string()), ("source_sha256", pa.string()), ("essay_index", pa.int32()),
+    ("title", pa.string()), ("author", pa.string()), ("date", pa.string()), ("url", pa.string()),
+    ("crawled_at", pa.string()), ("script", pa.string()), ("trad_ratio", pa.float64()),
+    ("flags", pa.list_(pa.string())), ("stats", pa.string()),
+    ("raw", pa.large_string()), ("base", pa.int64()), ("text", pa.large_string()),
+    ("edits", pa.list_(EDIT)), ("sections", pa.list_(SECTION)),
+])
+_SCALARS = ("source_path", "source_sha256", "essay_index", "title", "author", "date", "url", "crawled_at", "script",
+            "trad_ratio")
+_EDIT_FIELDS = Edit._fields
+_SECTION_FIELDS = [f.name for f in SECTION]
+ROW_GROUP = 2048  # essays a row group: a reader's unit of memory
+
+
+def _list_of_structs(rows_per_essay: Sequence[Sequence[tuple]], fields: Sequence[str], struct: pa.StructType) -> pa.Array:
+    offsets = [0]
+    cols: list[list] = [[] for _ in fields]
+    for rows in rows_per_essay:
+        for row in rows:
+            for c, v in zip(cols, row):
+                c.append(v)
+        offsets.append(offsets[-1] + len(rows))
+    children = [pa.array(c, type=struct.field(i).type) for i, c in enumerate(cols)]
+    values = pa.StructArray.from_arrays(children, fields=list(struct))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+
+
+def essays_table(essays: Sequence[Essay]) -> pa.Table:
+    cols: dict[str, pa.Array] = {}
+    for name in _SCALARS:
+        cols[name] = pa.array([getattr(e, name) for e in essays], type=SCHEMA.field(name).type)
+    cols["flags"] = pa.array([list(e.flags) for e in essays], type=SCHEMA.field("flags").type)
+    cols["stats"] = pa.array([json.dumps(e.stats, sort_keys=True) if e.stats else "" for e in essays], pa.string())
+    cols["raw"] = pa.array([e.body.raw for e in essays], pa.large_string())
+    cols["base"] = pa.array([e.body.base for e in essays], pa.int64())
+    cols["text"] = pa.array([e.body.text for e in essays], pa.large_string())
+    cols["edits"] = _list_of_structs([e.body.edits for e in essays], _EDIT_FIELDS, EDIT)
+    secs = [[(s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading, s.char_start, s.char_end, s.parent_path)
+             for s in (e.sections or ())] for e in essays]
+    cols["sections"] = _list_of_structs(secs, _SECTION_FIELDS, SECTION)
+    sectioned = pa.array([e.sections is not None for e in essays], pa.bool_())
+    table = pa.Table.from_arrays([cols[f.name] for f in SCHEMA], schema=SCHEMA)
+    return table.append_column("sectioned", sectioned)
+
+
+def _struct_rows(arr: pa.ListArray, fields: Sequence[str]) -> list[list[tuple]]:
+    """list<struct> column -> per row, a list of tuples (column-wise: no dict per value)."""
+    flat = arr.flatten()
+    child_cols = [flat.field(i).to_pylist() for i in range(len(fields))]
+    tuples = list(zip(*child_cols)) if child_cols else []
+    offs = arr.offsets.to_pylist()
+    return [tuples[offs[i]:offs[i + 1]] for i in range(len(arr))]
+
+
+def table_essays(table: pa.Table) -> list[Essay]:
+    cols = {name: table.column(name).to_pylist() for name in (*_SCALARS, "flags", "stats", "raw", "base", "text",
+                                                               "sectioned")}
+    edits = _struct_rows(table.column("edits").combine_chunks(), _EDIT_FIELDS)
+    secs = _struct_rows(table.column("sections").combine_chunks(), _SECTION_FIELDS)
+    out = []
+    for i in range(table.num_rows):
+        body = TrackedText(cols["raw"][i], cols["base"][i], [Edit(*t) for t in edits[i]], text=cols["text"][i])
+        e = Essay(body=body, **{k: cols[k][i] for k in _SCALARS})
+        e.flags = list(cols["flags"][i])
+        e.stats = json.loads(cols["stats"][i]) if cols["stats"][i] else {}
+        if cols["sectioned"][i]:
+            doc_id = e.doc_id
+            e.sections = [SectionRow(doc_id, *t) for t in secs[i]]
+        out.append(e)
+    return out
+
+
+def write_essays(path: Path, essays: Sequence[Essay]) -> None:
+    """Write a shard's essays (atomically: temp name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(essays_table(essays), tmp, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
+    tmp.replace(path)
+
+
+def iter_essays(path: Path) -> Iterator[list[Essay]]:
+    """The essays of a shard file, one row group at a time."""
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        yield table_essays(pf.read_row_group(i))
+
+
+def read_essays(path: Path) -> list[Essay]:
+    return [e for group in iter_essays(path) for e in group]

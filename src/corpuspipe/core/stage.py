@@ -1,0 +1,142 @@
+"""The one stage interface: every step of the pipeline is a small unit of a declared kind.
+
+Three kinds, after datatrove's ``PipelineStep`` and data-juicer's operator kinds, cut to what a
+release needs:
+
+* :class:`SourceStage` turns a list of raw files into a :class:`Batch` (ingestion).
+* :class:`ShardStage` takes a batch and returns it (watermarks, normalization, sectioning).
+  It may only look at its own batch and at corpus-level *facts* decided earlier.
+* :class:`CorpusStage` needs the whole corpus for one decision (boilerplate selection,
+  near-duplicate clustering).  It is split in two: ``collect`` runs per shard and returns a small
+  partial result (or writes one to ``ctx.work``), ``reduce`` runs once over all partials and
+  returns the *fact* that later stages and the writer read from ``ctx.facts[stage.name]``.
+
+Stages never import Prefect and never know how they are scheduled: the engine
+(:mod:`corpuspipe.pipeline`) fuses consecutive shard stages into one task per shard and puts a
+corpus stage's ``collect`` at the end of the preceding fused pass.  A stage declares which part of
+the configuration it reads (``config_slice``) and any files it depends on (``input_files``, e.g. a
+user rules file); both go into the cache key of every pass that runs it, by content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.records import Essay, QuarantineEntry, SourceInfo
+
+
+@dataclass
+class Batch:
+    """What flows between stages: essays (with their sections once sectioned) plus what was rejected."""
+
+    essays: list[Essay] = field(default_factory=list)
+    sources: list[SourceInfo] = field(default_factory=list)
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+
+    def text_bytes(self) -> int:
+        return sum(len(e.body.text.encode("utf-8")) for e in self.essays)
+
+
+@dataclass
+class StageTiming:
+    seconds: float = 0.0
+    bytes: int = 0  # UTF-8 bytes of the stage's input text (raw bytes for the source stage)
+
+    def add(self, seconds: float, nbytes: int) -> None:
+        self.seconds += seconds
+        self.bytes += nbytes
+
+
+class Context:
+    """What a stage sees besides its batch: the config, earlier corpus facts, a work folder, counters.
+
+    Counters are plain ``{name: int}`` per stage; the engine sums them over shards and puts them in
+    the manifest, so nothing a stage counts is write-only.
+    """
+
+    def __init__(self, cfg: PipelineConfig, facts: dict[str, Any] | None = None, work: Path | None = None,
+                 shard_key: str = ""):
+        self.cfg = cfg
+        self.facts = facts or {}
+        self.work = Path(work) if work is not None else None
+        self.shard_key = shard_key
+        self.counts: dict[str, dict[str, int]] = {}
+        self.timings: dict[str, StageTiming] = {}
+
+    def count(self, stage: str, key: str, n: int = 1) -> None:
+        c = self.counts.setdefault(stage, {})
+        c[key] = c.get(key, 0) + int(n)
+
+    def count_all(self, stage: str, counts: dict[str, int]) -> None:
+        for k, v in counts.items():
+            self.count(stage, k, v)
+
+    def timed(self, stage: str, seconds: float, nbytes: int) -> None:
+        self.timings.setdefault(stage, StageTiming()).add(seconds, nbytes)
+
+
+class Stage:
+    """Base of every stage: a name, a kind, the config section it reads, the files it depends on."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    #: sections of PipelineConfig this stage reads (their JSON goes into the cache key)
+    config_sections: ClassVar[tuple[str, ...]] = ()
+
+    def config_slice(self, cfg: PipelineConfig) -> dict[str, Any]:
+        dumped = cfg.model_dump(mode="json")
+        return {s: dumped[s] for s in self.config_sections}
+
+    def input_files(self, cfg: PipelineConfig) -> list[Path]:
+        """Files besides the data that change this stage's output (e.g. a user rules file)."""
+        return []
+
+    def fingerprint(self, cfg: PipelineConfig) -> str:
+        """Config slice + contents of the stage's input files: what its cache key needs beyond the data."""
+        h = hashlib.sha256(f"{self.kind}:{self.name}\0".encode())
+        h.update(json.dumps(self.config_slice(cfg), sort_keys=True, ensure_ascii=False).encode())
+        for p in self.input_files(cfg):
+            h.update(b"\0file\0" + hashlib.sha256(Path(p).read_bytes()).hexdigest().encode())
+        return h.hexdigest()
+
+
+class SourceStage(Stage):
+    kind: ClassVar[str] = "source"
+
+    def read(self, raw_root: Path, rel_paths: Sequence[str], ctx: Context) -> Batch:
+        raise NotImplementedError
+
+
+class ShardStage(Stage):
+    kind: ClassVar[str] = "shard"
+
+    def process(self, batch: Batch, ctx: Context) -> Batch:
+        raise NotImplementedError
+
+
+class CorpusStage(Stage):
+    kind: ClassVar[str] = "corpus"
+
+    def collect(self, batch: Batch, ctx: Context) -> Any:
+        """Per shard: a small, JSON-able partial result (write bigger ones under ``ctx.work``)."""
+        raise NotImplementedError
+
+    def reduce(self, partials: Sequence[Any], ctx: Context) -> Any:
+        """Once: the corpus-level fact, JSON-able (paths as strings), stored as ``ctx.facts[name]``."""
+        raise NotImplementedError
+
+
+def run_shard_stages(stages: Sequence[ShardStage], batch: Batch, ctx: Context) -> Batch:
+    """Run shard stages in order over one batch, timing each against its input text size."""
+    for st in stages:
+        nbytes = batch.text_bytes()
+        t0 = time.perf_counter()
+        batch = st.process(batch, ctx)
+        ctx.timed(st.name, time.perf_counter() - t0, nbytes)
+    return batch

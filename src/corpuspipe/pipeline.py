@@ -1,0 +1,404 @@
+"""The pipeline: one list of stages, the plan that fuses them, and the functions that run it.
+
+``STAGES`` is the pipeline.  :func:`plan` cuts it into *passes*: a pass takes one shard through
+every consecutive shard stage in one go (one task, one process) and ends where a corpus-level
+stage needs the whole corpus — its ``collect`` runs at the end of the pass, its ``reduce`` once
+between passes, its ``apply`` (if any) at the start of the next pass.  With today's stages:
+
+    pass 0: ingest                         -> collect identical_files, watermark
+    reduce: identical_files, watermark
+    pass 1: apply identical_files, watermark; normalize; section  -> collect dedup
+    reduce: dedup
+    write : the release, streamed shard by shard
+
+Everything here is plain Python over paths: the Prefect flow (``flows/release.py``), the local
+runner below (tests, bench) and the Dask/process runners call the same :func:`run_pass`,
+:func:`run_reduce` and the release writer, so no stage is wired by hand anywhere else.
+
+**One cache mechanism.**  Each pass's output for a shard is stored under ``<out>/.work/pass<k>/``
+named by a key over: the code fingerprint, the fingerprints of the stages it runs (config slice
++ contents of their input files, e.g. a user rules file), the *contents* of its inputs (raw file
+bytes for pass 0, the previous pass's key after that) and the facts it applies.  The metadata file
+is written last, so its presence means the output is complete; a re-run finds it and skips the
+work.  Reduces are keyed the same way over their partials.  Orchestrators add no cache of their
+own, so a re-run is as cheap under Prefect as in a test.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import xxhash
+
+from corpuspipe import __version__
+from corpuspipe.core import shardio
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.io import write_json
+from corpuspipe.core.records import QuarantineEntry, Shard, SourceInfo
+from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage
+from corpuspipe.stages import catalog
+
+STAGES: tuple[Stage, ...] = (
+    catalog.Ingest(),
+    catalog.IdenticalFiles(),
+    catalog.Watermark(),
+    catalog.Normalize(),
+    catalog.Section(),
+    catalog.NearDuplicates(),
+)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One fused pass over every shard."""
+
+    index: int
+    source: SourceStage | None  # only the first pass reads raw files
+    applies: tuple[CorpusStage, ...]  # decided before this pass; applied to each batch first
+    stages: tuple[ShardStage, ...]
+    collects: tuple[CorpusStage, ...]  # their partial results are gathered at the end of the pass
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in (*([self.source] if self.source else []), *self.applies, *self.stages)]
+
+
+def plan(stages: Sequence[Stage] = STAGES) -> list[Pass]:
+    """Cut the stage list into passes at corpus stages (consecutive corpus stages share one cut)."""
+    if not stages or stages[0].kind != "source":
+        raise ValueError("a pipeline starts with its source stage")
+    passes: list[Pass] = []
+    source: SourceStage | None = stages[0]  # type: ignore[assignment]
+    applies: list[CorpusStage] = []
+    shard: list[ShardStage] = []
+    collects: list[CorpusStage] = []
+    for st in stages[1:]:
+        if st.kind == "shard":
+            if collects:  # a shard stage after corpus stages starts the next pass
+                passes.append(Pass(len(passes), source, tuple(applies), tuple(shard), tuple(collects)))
+                source, applies, shard, collects = None, [c for c in collects if hasattr(c, "apply")], [], []
+            shard.append(st)  # type: ignore[arg-type]
+        elif st.kind == "corpus":
+            collects.append(st)  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"stage {st.name}: a {st.kind} stage can only come first")
+    passes.append(Pass(len(passes), source, tuple(applies), tuple(shard), tuple(collects)))
+    return passes
+
+
+# -- fingerprints and keys -----------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the package's code and shipped data: a changed stage module never reuses old work."""
+    import corpuspipe
+
+    root = Path(corpuspipe.__file__).parent
+    h = hashlib.sha256(__version__.encode())
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".toml", ".json", ".txt") and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _key(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() + b"\0")
+    return h.hexdigest()[:32]
+
+
+def file_digest(path: Path) -> str:
+    """Fast content digest for cache keys (xxh3-128: ~10 GB/s, so hashing a crawl costs nothing)."""
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fact_digest(fact: Any) -> str:
+    return hashlib.sha256(json.dumps(fact, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+# -- shards ----------------------------------------------------------------------------------
+def shard_paths(items: Sequence[tuple[str, int]], size: int, max_bytes: int) -> list[list[str]]:
+    """Cut the sorted paths after every path whose hash is 0 mod ``size`` (~size files a shard),
+    and wherever a shard would pass ``max_bytes`` or 2x size files.
+
+    Boundaries depend on the paths (and sizes), not on positions, so adding or removing a file
+    changes only its own shard and every other shard keeps its cache key.
+    """
+    shards: list[list[str]] = []
+    current: list[str] = []
+    nbytes = 0
+    size = max(size, 1)
+    for p, n in items:
+        if current and nbytes + n > max_bytes:
+            shards.append(current)
+            current, nbytes = [], 0
+        current.append(p)
+        nbytes += n
+        cut = int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "big") % size == 0
+        if cut or len(current) >= 2 * size:
+            shards.append(current)
+            current, nbytes = [], 0
+    if current:
+        shards.append(current)
+    return shards
+
+
+def discover(raw_root: Path, cfg: PipelineConfig) -> tuple[list[list[str]], list[QuarantineEntry]]:
+    """The raw files to read, cut into shards, and what discovery already rejected."""
+    from corpuspipe.stages.ingest import files as ingest_files
+
+    rel_paths, quarantine = ingest_files.discover_sources(Path(raw_root), cfg.ingest)
+    sized = []
+    for rel in rel_paths:
+        try:
+            sized.append((rel, os.stat(Path(raw_root) / rel).st_size))
+        except OSError:
+            sized.append((rel, 0))  # ingest quarantines it with the reason
+    return shard_paths(sized, cfg.release.shard_files, cfg.release.shard_max_bytes), quarantine
+
+
+# -- one pass over one shard -----------------------------------------------------------------
+@dataclass
+class ShardResult:
+    """What a pass hands on: where its essays are, and the small facts about them."""
+
+    key: str
+    essays: str  # path of the shard's essays (Parquet)
+    sources: list[dict] = field(default_factory=list)
+    quarantine: list[dict] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: dict[str, list[float]] = field(default_factory=dict)  # stage -> [seconds, bytes]
+    partials: dict[str, Any] = field(default_factory=dict)  # corpus stage -> its collect() result
+    essay_count: int = 0
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("cached")
+        return d
+
+
+def _meta_path(work: Path, index: int, key: str) -> Path:
+    return Path(work) / f"pass{index}" / f"{key}.json"
+
+
+def _load_cached(meta: Path, work: Path) -> ShardResult | None:
+    """A finished pass output, if its metadata and every file it names are still there."""
+    try:
+        d = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    result = ShardResult(**d, cached=True)
+    if not Path(result.essays).is_file():
+        return None
+    if not all(Path(f).exists() for f in _paths_in(result.partials, work)):
+        return None
+    return result
+
+
+def pass_key(p: Pass, cfg: PipelineConfig, input_key: str, facts: dict[str, Any]) -> str:
+    parts = [code_fingerprint(), f"pass{p.index}", input_key]
+    for st in (*([p.source] if p.source else []), *p.applies, *p.stages, *p.collects):
+        parts.append(st.fingerprint(cfg))
+    for st in p.applies:
+        parts.append(_fact_digest(facts.get(st.name)))
+    return _key(*parts)
+
+
+def run_pass(
+    index: int,
+    shard: list[str] | dict,
+    cfg_json: str,
+    raw_root: str,
+    work: str,
+    facts: dict[str, Any] | None = None,
+) -> dict:
+    """Run pass ``index`` over one shard: raw paths for pass 0, the previous pass's result after.
+
+    Returns the :class:`ShardResult` as a dict (cheap to pass between processes and orchestrators).
+    """
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    p = plan()[index]
+    facts = facts or {}
+    work_dir = Path(work)
+    if p.source is not None:
+        rel_paths = list(shard)  # type: ignore[arg-type]
+        digests = []
+        for rel in rel_paths:
+            try:
+                digests.append(f"{rel}:{file_digest(Path(raw_root) / rel)}")
+            except OSError as exc:  # ingest quarantines it; the key still differs from a readable file
+                digests.append(f"{rel}:unreadable:{type(exc).__name__}")
+        input_key = _key(*digests)
+    else:
+        prev = ShardResult(**{k: v for k, v in shard.items() if k != "cached"})  # type: ignore[union-attr]
+        input_key = prev.key
+    key = pass_key(p, cfg, input_key, facts)
+    meta = _meta_path(work_dir, index, key)
+    cached = _load_cached(meta, work_dir)
+    if cached is not None:
+        return {**cached.to_json(), "cached": True}
+
+    ctx = Context(cfg, facts, work_dir, shard_key=key)
+    if p.source is not None:
+        t0 = time.perf_counter()
+        batch = p.source.read(Path(raw_root), rel_paths, ctx)
+        ctx.timed(p.source.name, time.perf_counter() - t0, sum(s.bytes for s in batch.sources))
+    else:
+        batch = Shard(
+            essays=shardio.read_essays(Path(prev.essays)),
+            sources=[SourceInfo(**s) for s in prev.sources],
+            quarantine=[QuarantineEntry(**q) for q in prev.quarantine],
+        )
+    for st in (*p.applies, *p.stages):
+        nbytes = batch.text_bytes()
+        t0 = time.perf_counter()
+        batch = st.apply(batch, ctx) if st.kind == "corpus" else st.process(batch, ctx)  # type: ignore[attr-defined]
+        ctx.timed(st.name, time.perf_counter() - t0, nbytes)
+    partials = {}
+    for st in p.collects:
+        nbytes = batch.text_bytes()
+        t0 = time.perf_counter()
+        partials[st.name] = st.collect(batch, ctx)
+        ctx.timed(f"{st.name}.collect", time.perf_counter() - t0, nbytes)
+    essays_path = work_dir / f"pass{index}" / f"{key}.parquet"
+    shardio.write_essays(essays_path, batch.essays)
+    result = ShardResult(
+        key=key,
+        essays=str(essays_path),
+        sources=[asdict(s) for s in batch.sources],
+        quarantine=[asdict(q) for q in batch.quarantine],
+        counts=ctx.counts,
+        timings={k: [round(v.seconds, 6), v.bytes] for k, v in sorted(ctx.timings.items())},
+        partials=partials,
+        essay_count=len(batch.essays),
+    )
+    write_json(meta, result.to_json())  # last: its presence means the pass is complete
+    return {**result.to_json(), "cached": False}
+
+
+def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict:
+    """The corpus-level decision of one stage over all shards' partials; cached by their content."""
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    st = next(s for s in STAGES if s.name == stage_name)
+    partials = [r["partials"][stage_name] for r in results]
+    key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
+    meta = Path(work) / "reduce" / f"{stage_name}-{key}.json"
+    try:
+        d = json.loads(meta.read_text(encoding="utf-8"))
+        if all(Path(p).exists() for p in d.get("files", [])):
+            return {**d, "cached": True}
+    except (OSError, ValueError):
+        pass
+    ctx = Context(cfg, {}, Path(work), shard_key=key)
+    t0 = time.perf_counter()
+    fact = st.reduce(partials, ctx)  # type: ignore[attr-defined]
+    seconds = time.perf_counter() - t0
+    files = sorted(_paths_in(fact, Path(work)))
+    out = {"stage": stage_name, "key": key, "fact": fact, "counts": ctx.counts, "seconds": round(seconds, 6),
+           "files": files}
+    write_json(meta, out)
+    return {**out, "cached": False}
+
+
+def _paths_in(value: Any, work: Path) -> Iterator[str]:
+    if isinstance(value, str) and value.startswith(str(work)):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _paths_in(v, work)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _paths_in(v, work)
+
+
+def work_files(build: "BuildResult", work: Path) -> set[Path]:
+    """Every work file a build used (the rest of ``.work`` may be pruned)."""
+    keep: set[Path] = set()
+    for index, results in enumerate(build.passes):
+        for r in results:
+            keep.add(Path(r["essays"]))
+            keep.add(_meta_path(work, index, r["key"]))
+            keep.update(Path(p) for p in _paths_in(r["partials"], work))
+    for red in build.reduces.values():
+        keep.update(Path(p) for p in red.get("files", []))
+        keep.add(Path(work) / "reduce" / f"{red['stage']}-{red['key']}.json")
+    return keep
+
+
+def prune_work(work: Path, keep: set[Path]) -> int:
+    """Delete work files this build did not use (earlier inputs or configs): content-addressed
+    files would otherwise pile up with every changed input.  Deleting ``.work`` is always safe."""
+    keep_set = {p.resolve() for p in keep}
+    removed = 0
+    for p in Path(work).rglob("*"):
+        if p.is_file() and p.resolve() not in keep_set:
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# -- a whole build without an orchestrator -------------------------------------------------
+Mapper = Callable[[Callable[..., dict], list[Any]], list[dict]]
+
+
+def serial_map(fn: Callable[..., dict], args: list[tuple]) -> list[dict]:
+    return [fn(*a) for a in args]
+
+
+def process_map(workers: int) -> Mapper:
+    def run(fn: Callable[..., dict], args: list[tuple]) -> list[dict]:
+        if len(args) <= 1 or workers <= 1:
+            return serial_map(fn, args)
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            return list(ex.map(fn, *zip(*args)))
+
+    return run
+
+
+@dataclass
+class BuildResult:
+    quarantine: list[QuarantineEntry]
+    passes: list[list[dict]]
+    reduces: dict[str, dict]
+    wall: dict[str, float]
+
+
+def build(raw_root: Path, cfg: PipelineConfig, work: Path, mapper: Mapper = serial_map,
+          progress: Callable[[str, int, int], None] | None = None) -> BuildResult:
+    """Run every pass and reduce of the plan; return what the release writer needs."""
+    cfg_json = cfg.model_dump_json()
+    raw, work_s = str(Path(raw_root).resolve()), str(Path(work).resolve())
+    wall: dict[str, float] = {}
+    t = time.perf_counter()
+    shards, quarantine = discover(Path(raw), cfg)
+    wall["discover"] = time.perf_counter() - t
+    facts: dict[str, Any] = {}
+    reduces: dict[str, dict] = {}
+    inputs: list[Any] = shards
+    all_results: list[list[dict]] = []
+    for p in plan():
+        t = time.perf_counter()
+        results = mapper(run_pass, [(p.index, s, cfg_json, raw, work_s, facts) for s in inputs])
+        wall[f"pass{p.index}"] = time.perf_counter() - t
+        all_results.append(results)
+        for st in p.collects:
+            t = time.perf_counter()
+            red = run_reduce(st.name, results, cfg_json, work_s)
+            wall[f"{st.name}.reduce"] = time.perf_counter() - t
+            reduces[st.name] = red
+            facts[st.name] = red["fact"]
+        inputs = results
+    return BuildResult(quarantine, all_results, reduces, wall)

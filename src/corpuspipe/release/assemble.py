@@ -1,0 +1,276 @@
+"""Assemble a release from a finished build, streaming: one shard in memory at a time.
+
+The last pass's shard files are read in shard order; each batch becomes rows of ``documents``,
+``sections`` and ``edits`` (sorted by id within the batch; one row group holds several batches),
+joined with the near-duplicate clusters, and appended to one Parquet file per table while each
+table's digest is computed on the fly.  Rows are therefore in a deterministic order — shard by
+shard, by id within a shard — without a global sort (which would need the whole corpus or an
+external sort).
+
+Versions are decided from content, but the version is also written into every Parquet file's
+metadata.  So: an unchanged build (same code, config and inputs: the *build key*) returns the
+existing release without writing anything; otherwise the tables are written under the version a
+row change would get, and only when the digests then show that no row changed (a metadata-only
+change: patch, or nothing at all) are they written again under the right version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from corpuspipe import __version__
+from corpuspipe.core import schemas
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.records import QuarantineEntry, SourceInfo
+from corpuspipe.release import card, changelog, report, versioning
+from corpuspipe.release import writer as rel
+
+
+class ReleaseExists(Exception):
+    """The version being written already exists with different content (releases are immutable)."""
+
+
+class EmptyRelease(Exception):
+    """The build found no document to release (refused unless allow_empty)."""
+
+
+@dataclass
+class Assembled:
+    release_dir: Path
+    version: str
+    status: str  # written | unchanged
+
+
+def build_key(build: Any, cfg: PipelineConfig) -> str:
+    """Everything the release's content depends on: code, config (with rules files), every shard's
+    final key and the corpus decisions, and what discovery rejected."""
+    from corpuspipe.pipeline import code_fingerprint
+
+    h = hashlib.sha256(f"{code_fingerprint()}\0{cfg.config_hash()}\0".encode())
+    for r in build.passes[-1]:
+        h.update(r["key"].encode() + b"\0")
+    for name in sorted(build.reduces):
+        h.update(f"{name}:{build.reduces[name]['key']}\0".encode())
+    h.update(json.dumps([q.__dict__ for q in build.quarantine], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _stage_summary(build: Any, wall: Mapping[str, float]) -> dict[str, dict]:
+    """Per stage of the pipeline: compute seconds summed over shards (``seconds``; a corpus stage's
+    ``collect_seconds`` and ``reduce_seconds`` are part of it), the input size and MB/s of its
+    per-shard work, and its counters.  (Wall seconds of each pass go to the manifest's ``orchestration``.)"""
+    from corpuspipe.pipeline import STAGES
+
+    names = [s.name for s in STAGES]
+    stages: dict[str, dict] = {n: {"seconds": 0.0, "bytes": 0, "collect_seconds": 0.0, "reduce_seconds": 0.0,
+                                   "counts": {}} for n in names}
+
+    def add_counts(name: str, counts: Mapping[str, int]) -> None:
+        c = stages.setdefault(name, {"seconds": 0.0, "bytes": 0, "counts": {}})["counts"]
+        for k, v in counts.items():
+            c[k] = c.get(k, 0) + v
+
+    for results in build.passes:
+        for r in results:
+            for name, (sec, nbytes) in r["timings"].items():
+                base, _, part = name.partition(".")
+                s = stages[base]
+                if part == "collect":
+                    s["collect_seconds"] += sec
+                else:
+                    s["bytes"] += nbytes
+                s["seconds"] += sec
+            for name, counts in r["counts"].items():
+                add_counts(name, counts)
+    for name, red in build.reduces.items():
+        stages[name]["reduce_seconds"] += red["seconds"]
+        stages[name]["seconds"] += red["seconds"]
+        for stage, counts in red.get("counts", {}).items():
+            add_counts(stage, counts)
+    out: dict[str, dict] = {}
+    for name, s in stages.items():
+        mb = s["bytes"] / 1e6
+        work = s["seconds"] - s.get("collect_seconds", 0.0) - s.get("reduce_seconds", 0.0)
+        entry: dict[str, Any] = {"seconds": round(s["seconds"], 3), "input_mb": round(mb, 3),
+                                 "mb_per_s": round(mb / s["seconds"], 2) if s["seconds"] > 0 and mb else None}
+        if s.get("collect_seconds") or s.get("reduce_seconds"):
+            entry["apply_seconds"] = round(work, 3)
+            entry["collect_seconds"] = round(s["collect_seconds"], 3)
+            entry["reduce_seconds"] = round(s["reduce_seconds"], 3)
+        if s["counts"]:
+            entry["counts"] = dict(sorted(s["counts"].items()))
+        out[name] = entry
+    return out
+
+
+def _write_tables(tmp: Path, build: Any, cfg: PipelineConfig, version: str, quarantine: list[QuarantineEntry]):
+    dedup = build.reduces.get("dedup", {}).get("fact") or {}
+    doc_cl = rel._Clusters((dedup.get("document") or {}).get("clusters"))
+    sec_cl = rel._Clusters((dedup.get("section") or {}).get("clusters"))
+    streams = {name: rel.TableStream(tmp / rel.DATA_FILES[name], name, cfg, version) for name in schemas.TABLES}
+    flags: dict[str, int] = {}
+    levels: dict[str, int] = {}
+    try:
+        for r in build.passes[-1]:
+            pf = pq.ParquetFile(r["essays"])
+            for i in range(pf.num_row_groups):
+                tables = rel.batch_tables(pf.read_row_group(i), doc_cl, sec_cl)
+                for name, t in tables.items():
+                    streams[name].add(t)
+                for f, n in _value_counts(pc.list_flatten(tables["documents"]["flags"])):
+                    flags[f] = flags.get(f, 0) + n
+                for lv, n in _value_counts(tables["sections"]["level"]):
+                    levels[str(lv)] = levels.get(str(lv), 0) + n
+        for level in ("document", "section"):
+            path = (dedup.get(level) or {}).get("pairs")
+            if path and Path(path).is_file():
+                pf = pq.ParquetFile(path)
+                for i in range(pf.num_row_groups):
+                    streams["duplicates"].add(pf.read_row_group(i))
+        streams["quarantine"].add(rel.quarantine_table(quarantine))
+        outputs = [streams[n].close() for n in sorted(streams)]
+    except BaseException:
+        for s in streams.values():
+            try:
+                s.writer.close()
+            except Exception:  # noqa: BLE001  (already failing; keep the first error)
+                pass
+        raise
+    digests = {n: streams[n].digest.hexdigest() for n in streams}
+    return outputs, digests, dict(sorted(flags.items())), dict(sorted(levels.items()))
+
+
+def _value_counts(arr) -> list[tuple[Any, int]]:
+    vc = pc.value_counts(arr)
+    return list(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())) if len(vc) else []
+
+
+def write_release(
+    build: Any,
+    cfg: PipelineConfig,
+    out_root: Path,
+    version: str | None,
+    created_at: str,
+    wall: Mapping[str, float],
+    allow_empty: bool = False,
+) -> Assembled:
+    """Write the release into a temporary directory, validate it, then rename it into place."""
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    sources = sorted((SourceInfo(**s) for rs in build.passes[-1] for s in rs["sources"]), key=lambda s: s.path)
+    quarantine = list(build.quarantine)
+    for rs in build.passes[-1]:
+        quarantine.extend(QuarantineEntry(**q) for q in rs["quarantine"])
+    quarantine.sort(key=lambda q: (q.path, q.line or 0, q.reason))
+    n_docs = sum(r["essay_count"] for r in build.passes[-1])
+    if n_docs == 0 and not allow_empty:
+        raise EmptyRelease(
+            f"no documents to release ({len(quarantine)} inputs quarantined); nothing was written "
+            "(pass --allow-empty to write an empty release)")
+
+    bkey = build_key(build, cfg)
+    schema_fp = versioning.schema_fingerprint(schemas.TABLES)
+    inputs = rel.source_inputs(sources)
+    metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
+    previous_dir = versioning.latest_release(out_root)
+    previous = versioning.read_manifest(previous_dir) if previous_dir else None
+    if previous is not None and previous.get("build_key") == bkey and version in (None, previous["version"]):
+        return Assembled(previous_dir, previous["version"], "unchanged")
+
+    # provisional: the version a row change would get (checked against the digests below)
+    if version is not None:
+        provisional = version
+    elif previous is None:
+        provisional = versioning.FIRST_VERSION
+    else:
+        prev_fp = previous.get("schema_fingerprint")
+        provisional = versioning.bump_version(previous["version"], "major" if prev_fp != schema_fp else "minor")
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{provisional}-", dir=out_root))
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a release is for everyone to read
+    try:
+        outputs, digests, flags, levels = _write_tables(tmp, build, cfg, provisional, quarantine)
+        final_version, bump = versioning.decide_version(previous, schema_fp, digests, metadata_digest,
+                                                        requested=version)
+        if bump == "none" and previous_dir is not None and version is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return Assembled(previous_dir, previous["version"], "unchanged")
+        if final_version != provisional:  # metadata-only change: the version in the files must change too
+            for p in tmp.glob("*.parquet"):
+                p.unlink()
+            outputs, digests, flags, levels = _write_tables(tmp, build, cfg, final_version, quarantine)
+        final = out_root / final_version
+        if final.exists():
+            existing = versioning.read_manifest(final)
+            if existing.get("table_digests") == digests and existing.get("schema_fingerprint") == schema_fp:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return Assembled(final, final_version, "unchanged")
+            raise ReleaseExists(f"{final}: version {final_version} already exists with different content")
+
+        stages = _stage_summary(build, wall)
+        counts = {o["path"].removesuffix(".parquet"): o["rows"] for o in outputs}
+        removals = {k.removeprefix("removed."): v for k, v in (stages["watermark"].get("counts") or {}).items()
+                    if k.startswith("removed.")}
+        normalize_counts = (stages.get("normalize") or {}).get("counts", {})
+        dedup_fact = build.reduces.get("dedup", {}).get("fact") or {}
+        stages.setdefault("section", {}).setdefault("counts", {})["per_level"] = levels
+        parts = rel.ManifestParts(
+            created_at=created_at,
+            inputs=inputs,
+            stages=stages,
+            quarantine=quarantine,
+            extra={
+                "build_key": bkey,
+                "orchestration": {"wall_seconds": {k: round(v, 3) for k, v in sorted(wall.items())},
+                                  "shards": len(build.passes[-1]),
+                                  "passes": len(build.passes)},
+                "schema_fingerprint": schema_fp,
+                "table_digests": digests,
+                "metadata_digest": metadata_digest,
+                "version_bump": bump,
+                "previous_version": previous["version"] if previous else None,
+                "dedup": {**_lsh(cfg), "document": (dedup_fact.get("document") or {}).get("stats"),
+                          "section": (dedup_fact.get("section") or {}).get("stats")},
+                "removals_per_rule": dict(sorted(removals.items())),
+                "normalize": dict(sorted(normalize_counts.items())),
+                "redactions": {k: v for k, v in sorted(normalize_counts.items()) if k.startswith("pii")},
+                "flags": flags,
+                "counts": counts,
+            },
+        )
+        manifest = rel.build_manifest(cfg, final_version, outputs, parts)
+        rel.write_json(tmp / rel.MANIFEST, manifest)
+        rel.validate_release(tmp)
+        # The card, Croissant, report and changelog are part of the release when it first becomes visible.
+        card.write_card(tmp)
+        card.write_croissant(tmp)
+        report.write_report(tmp)
+        if previous_dir is not None:
+            changelog.write_changelog(previous_dir, tmp)
+        manifest["files"] = [
+            {"path": p.name, "bytes": p.stat().st_size, "sha256": rel.file_sha256(p)}
+            for p in sorted(tmp.iterdir()) if p.is_file() and p.name != rel.MANIFEST
+        ]
+        rel.write_json(tmp / rel.MANIFEST, manifest)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    versioning.register_release(out_root, final_version, manifest)
+    return Assembled(final, final_version, "written")
+
+
+def _lsh(cfg: PipelineConfig) -> dict:
+    from corpuspipe.stages.dedup import minhash
+
+    return minhash.lsh_params(cfg.dedup)
