@@ -27,6 +27,9 @@ class IngestConfig(_Section):
     jsonl_crawled_at_field: str = "crawl_time"
     min_essay_chars: int = 50
     max_title_chars: int = 40  # a longer line is never taken for a title
+    # A symlink whose target lies outside the raw root is quarantined (symlink_outside_root):
+    # a crawl folder must not pull in /etc/passwd or another user's files by a link.
+    follow_external_symlinks: bool = False
 
 
 class WatermarkConfig(_Section):

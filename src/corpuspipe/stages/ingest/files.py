@@ -34,6 +34,7 @@ import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 from charset_normalizer import from_bytes
@@ -402,17 +403,45 @@ def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]
     return essays
 
 
+def _error(exc: BaseException) -> str:
+    """A quarantine detail for an unexpected failure: the exception's type, never its message
+    (messages can quote the input, e.g. json's or a codec's)."""
+    return f"error: {type(exc).__name__}"
+
+
+def _field_names(keys: Iterable[str], limit: int = 20) -> str:
+    """Record keys for a quarantine detail: sorted, each cut to 40 printable characters."""
+    names = sorted({"".join(c if c.isprintable() else "?" for c in k[:40]) for k in keys})
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more if names else "(none)"
+
+
 def _jsonl_essays(
     text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]
 ) -> tuple[list[Essay], list[QuarantineEntry], int]:
+    """One essay per good record.  Each line is isolated: any exception while parsing or
+    processing it (``json`` raises RecursionError on a line nested 100,000 deep and
+    ValueError on an integer of over 4,300 digits) quarantines that line alone.
+    """
     essays: list[Essay] = []
     quarantine: list[QuarantineEntry] = []
     blank = 0
+    records = 0  # lines that parsed as JSON objects
+    fields_seen: set[str] = set()  # keys of the objects that lacked the text field
+    field = cfg.jsonl_text_field
 
     def reject(lineno: int, reason: str, detail: str) -> None:
         quarantine.append(QuarantineEntry(src.rel_path, reason, detail, line=lineno, sha256=src.sha256))
 
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    pos = 0
+    lineno = 0
+    while pos <= len(text):
+        end = text.find("\n", pos)
+        if end < 0:
+            end = len(text)
+        line = text[pos:end]
+        pos = end + 1
+        lineno += 1
         if not line.strip():
             blank += 1
             continue
@@ -424,49 +453,105 @@ def _jsonl_essays(
         except json.JSONDecodeError as exc:
             reject(lineno, "bad_json", f"{exc.msg} at column {exc.colno}")
             continue
+        except RecursionError as exc:
+            reject(lineno, "bad_json", f"{_error(exc)} (nested too deeply)")
+            continue
+        except Exception as exc:  # ValueError: an integer too long to convert; anything else
+            reject(lineno, "bad_json", _error(exc))
+            continue
         if not isinstance(record, dict):
             reject(lineno, "bad_json", f"a JSON {type(record).__name__}, not an object")
             continue
-        body_text = record.get(cfg.jsonl_text_field)
-        if not isinstance(body_text, str):
-            reject(lineno, "missing_text", f"no string field {cfg.jsonl_text_field!r}")
+        records += 1
+        try:
+            essay = _jsonl_essay(record, src, cfg, flags, len(essays))
+        except _RecordRejected as exc:
+            if exc.reason == "missing_text":
+                fields_seen.update(record)
+            reject(lineno, exc.reason, exc.detail)
             continue
-        if not body_text.strip():
-            reject(lineno, "empty", f"field {cfg.jsonl_text_field!r} is blank")
+        except Exception as exc:
+            reject(lineno, "error", _error(exc))
             continue
-        if _SURROGATE.search(body_text):
-            reject(lineno, "bad_text", "lone surrogate code points")
-            continue
-        title = record.get(cfg.jsonl_title_field)
-        title = clean_title(title) if isinstance(title, str) and title.strip() else None
-        lines = split_lines(body_text)
-        span = analyse_essay(body_text, lines, 0, len(lines), cfg.max_title_chars, known_title=title)
-        url, crawled = record.get(cfg.jsonl_url_field), record.get(cfg.jsonl_crawled_at_field)
-        essay = Essay(
-            source_path=src.rel_path,
-            source_sha256=src.sha256,
-            essay_index=len(essays),
-            body=TrackedText(body_text, base=0),
-            title=span.title,
-            author=span.author,
-            date=span.date,
-            url=str(url) if url is not None else None,
-            crawled_at=str(crawled) if crawled is not None else None,
+        essays.append(essay)
+    missing = [q for q in quarantine if q.reason == "missing_text"]
+    if not essays and missing and len(missing) == records:
+        # Every record lacks the field: most likely the wrong field name.  One row that names
+        # the fields found instead of one row per record.
+        quarantine = [q for q in quarantine if q.reason != "missing_text"]
+        quarantine.append(
+            QuarantineEntry(
+                src.rel_path,
+                "missing_text",
+                f"no {field!r} field in any of {records} records; fields seen: {_field_names(fields_seen)}",
+                sha256=src.sha256,
+            )
         )
-        removals = [Replacement(r.start, r.end, "", r.rule) for r in span.removals if r.end > r.start]
-        essays.append(_finish_essay(essay, cfg, removals, flags))
     return essays, quarantine, blank
+
+
+class _RecordRejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _jsonl_essay(record: dict, src: _FileInput, cfg: IngestConfig, flags: list[str], index: int) -> Essay:
+    field = cfg.jsonl_text_field
+    body_text = record.get(field)
+    if not isinstance(body_text, str):
+        found = "no" if body_text is None else f"a {type(body_text).__name__}, not a string, in"
+        raise _RecordRejected("missing_text", f"{found} {field!r} field; fields seen: {_field_names(record)}")
+    if not body_text.strip():
+        raise _RecordRejected("empty", f"field {field!r} is blank")
+    if _SURROGATE.search(body_text):
+        raise _RecordRejected("bad_text", "lone surrogate code points")
+    title = record.get(cfg.jsonl_title_field)
+    title = clean_title(title) if isinstance(title, str) and title.strip() else None
+    lines = split_lines(body_text)
+    span = analyse_essay(body_text, lines, 0, len(lines), cfg.max_title_chars, known_title=title)
+    url, crawled = record.get(cfg.jsonl_url_field), record.get(cfg.jsonl_crawled_at_field)
+    essay = Essay(
+        source_path=src.rel_path,
+        source_sha256=src.sha256,
+        essay_index=index,
+        body=TrackedText(body_text, base=0),
+        title=span.title,
+        author=span.author,
+        date=span.date,
+        url=str(url) if url is not None else None,
+        crawled_at=str(crawled) if crawled is not None else None,
+    )
+    removals = [Replacement(r.start, r.end, "", r.rule) for r in span.removals if r.end > r.start]
+    return _finish_essay(essay, cfg, removals, flags)
 
 
 def ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
     """Read, decode, split into essays.  Returns Shard(essays=[...], sources=[SourceInfo(...)], quarantine=[...]).
 
     A whole file that cannot be used yields no essays and one quarantine entry; a JSONL
-    file can also yield essays plus per-line entries.
+    file can also yield essays plus per-line entries.  Never raises (except on
+    KeyboardInterrupt/SystemExit): an unexpected failure quarantines the file as
+    ``error`` with the exception's type, so one bad file never stops a release.
     """
-    path = _resolve(Path(raw_root), rel_path)
+    try:
+        return _ingest_file(Path(raw_root), rel_path, cfg)
+    except Exception as exc:
+        shard = Shard(stats={"ingest.files": 1, "ingest.quarantined_files": 1})
+        shard.quarantine.append(QuarantineEntry(rel_path, "error", _error(exc)))
+        return shard
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
+    path = _resolve(raw_root, rel_path)
     shard = Shard(stats={"ingest.files": 1})
-    flags = ["non_utf8_path"] if "\\x" in rel_path and path != Path(raw_root) / rel_path else []
+    flags = ["non_utf8_path"] if "\\x" in rel_path and path != raw_root / rel_path else []
 
     def reject(reason: str, detail: str, size: int | None = None, sha: str | None = None) -> Shard:
         shard.quarantine.append(QuarantineEntry(rel_path, reason, detail, bytes=size, sha256=sha))
@@ -474,7 +559,12 @@ def ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
         return shard
 
     try:
-        size = os.stat(path).st_size
+        st = os.stat(path)
+        if not cfg.follow_external_symlinks and not _inside(path, raw_root):
+            return reject("symlink_outside_root", "resolves outside the raw root")
+        if not stat.S_ISREG(st.st_mode):
+            return reject("not_a_regular_file", _file_kind(st.st_mode))
+        size = st.st_size
         if size > cfg.max_file_bytes:
             return reject("too_large", f"{size} bytes > {cfg.max_file_bytes}", size)
         with open(path, "rb") as fh:
@@ -494,7 +584,10 @@ def ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
         text, encoding = decode_bytes(data)
     except DecodeRejected as exc:
         return reject(exc.reason, exc.detail, len(data), sha)
-    if "\ufffd" in text and encoding == "utf-8" and b"\xef\xbf\xbd" not in data:
+    size = len(data)
+    replaced = "\ufffd" in text and encoding == "utf-8" and b"\xef\xbf\xbd" not in data
+    del data  # the essays hold the text twice (raw and current); the bytes are not needed
+    if replaced:
         flags.append("decode_replaced")
 
     if is_jsonl:
@@ -503,14 +596,24 @@ def ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
         shard.stats["ingest.jsonl_blank_lines"] = blank
         kind = "jsonl"
     else:
-        longest = max(map(len, text.split("\n")))
+        longest = _longest_line(text)
         if longest > cfg.max_line_chars:
-            return reject("line_too_long", f"a line of {longest} chars > {cfg.max_line_chars}", len(data), sha)
+            return reject("line_too_long", f"a line of {longest} chars > {cfg.max_line_chars}", size, sha)
         if not text.strip():
-            return reject("empty", "only whitespace after decoding", len(data), sha)
+            return reject("empty", "only whitespace after decoding", size, sha)
         essays = _text_essays(text, src, cfg, flags)
         kind = "text"
     shard.essays = essays
-    shard.sources.append(SourceInfo(rel_path, len(data), sha, encoding, kind, len(essays)))
+    shard.sources.append(SourceInfo(rel_path, size, sha, encoding, kind, len(essays)))
     shard.stats["ingest.essays"] = len(essays)
     return shard
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"),
+    ):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"

@@ -84,16 +84,20 @@ class EssaySpan:
 
 
 def split_lines(text: str) -> list[Line]:
-    """Lines with offsets; ``end`` includes the line break."""
-    parts = text.split("\n")
-    if parts and parts[-1] == "":
-        parts.pop()
+    """Lines with offsets; ``end`` includes the line break.
+
+    Walks the text with ``find`` instead of ``split``: a split held a second full copy of a
+    200 MB file (as 1.1M line strings) beside the stripped contents.
+    """
     lines: list[Line] = []
+    n = len(text)
     pos = 0
-    last = len(parts) - 1
-    for i, raw in enumerate(parts):
-        end = pos + len(raw) + (1 if i < last or text.endswith("\n") else 0)
+    while pos < n:
+        nl = text.find("\n", pos)
+        stop = n if nl < 0 else nl
+        raw = text[pos:stop]
         content = raw.strip()
+        end = n if nl < 0 else nl + 1
         lines.append(Line(pos, end, content, len(raw) - len(raw.lstrip()) if content else 0))
         pos = end
     return lines
