@@ -18,7 +18,8 @@ Contract with the rest of the pipeline:
   ``short``: dropping them here would break the partition of the file; the release decides.
 * A name that is not valid UTF-8 is listed as its bytes with ``\\xNN`` escapes (a lossless,
   JSON/Parquet-safe form); :func:`ingest_file` maps it back and flags its essays
-  ``non_utf8_path``.  Hidden files and directories (leading dot) are skipped.
+  ``non_utf8_path``.  Hidden files and directories (leading dot), links out of the raw root,
+  non-regular files and unmatched extensions are not listed but quarantined with a reason.
 """
 
 from __future__ import annotations
@@ -104,12 +105,17 @@ def _matches(rel: str, globs: tuple[str, ...]) -> bool:
 
 
 def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list[QuarantineEntry]]:
-    """Recursive; returns sorted POSIX paths relative to raw_root of candidate files, plus
-    quarantine entries for things that cannot even be listed/read.
+    """Recursive; returns sorted POSIX paths relative to raw_root of candidate files, plus a
+    quarantine entry (with a reason) for every entry that is not listed:
 
-    Follows symlinks, but a directory link back to one of its ancestors is a ``symlink_loop``
-    and a second way into an already listed directory is ``symlink_duplicate`` (listing it
-    twice would ingest the same files twice).
+    * ``hidden``: a name with a leading dot (one row for a hidden directory, not its files);
+    * ``symlink_outside_root``: a link whose target resolves outside the raw root (unless
+      ``follow_external_symlinks``); ``broken_symlink``, ``symlink_loop`` (a link to itself or
+      a directory link back to one of its ancestors), ``symlink_duplicate`` (a second way into
+      an already listed directory: listing it twice would ingest the same files twice);
+    * ``not_a_regular_file``: FIFO, socket, device (opening a FIFO would block the build);
+    * ``unsupported_extension``: no include glob matches;
+    * ``unreadable``/``unreadable_dir``: no permission or an I/O error.
     """
     raw_root = Path(raw_root)
     found: list[str] = []
@@ -118,6 +124,7 @@ def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list
         root_st = os.stat(raw_root)
     except OSError as exc:
         return [], [QuarantineEntry(".", "unreadable_dir", f"{type(exc).__name__}: {exc.strerror}")]
+    real_root = os.path.realpath(raw_root)
     seen_dirs = {(root_st.st_dev, root_st.st_ino)}
     stack: list[tuple[str, str, frozenset[tuple[int, int]]]] = [
         (os.fspath(raw_root), "", frozenset(seen_dirs))
@@ -131,10 +138,11 @@ def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list
             quarantine.append(QuarantineEntry(_safe_name(rel_dir or "."), "unreadable_dir", exc.strerror or ""))
             continue
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             safe = _safe_name(rel)
+            if entry.name.startswith("."):
+                quarantine.append(QuarantineEntry(safe, "hidden", "name starts with a dot"))
+                continue
             try:
                 st = os.stat(entry.path)  # follows symlinks
             except OSError as exc:
@@ -145,11 +153,19 @@ def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list
                 else:
                     quarantine.append(QuarantineEntry(safe, "unreadable", exc.strerror or ""))
                 continue
+            if (
+                not cfg.follow_external_symlinks
+                and entry.is_symlink()
+                and not _within(os.path.realpath(entry.path), real_root)
+            ):
+                # The target is not named: the detail goes into the release.
+                quarantine.append(QuarantineEntry(safe, "symlink_outside_root", "target is outside the raw root"))
+                continue
             if stat.S_ISDIR(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if key in ancestors:
                     quarantine.append(
-                        QuarantineEntry(safe, "symlink_loop", f"links back to {os.path.realpath(entry.path)}")
+                        QuarantineEntry(safe, "symlink_loop", f"links back to {_safe_name(_relative(entry.path, real_root))}")
                     )
                 elif key in seen_dirs:
                     quarantine.append(QuarantineEntry(safe, "symlink_duplicate", "directory already listed"))
@@ -157,13 +173,28 @@ def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list
                     seen_dirs.add(key)
                     stack.append((entry.path, rel, ancestors | {key}))
                 continue
-            if not stat.S_ISREG(st.st_mode) or not _matches(rel, cfg.include_globs):
+            if not stat.S_ISREG(st.st_mode):
+                quarantine.append(QuarantineEntry(safe, "not_a_regular_file", _file_kind(st.st_mode)))
+                continue
+            if not _matches(rel, cfg.include_globs):
+                ext = os.path.splitext(entry.name)[1]
+                detail = f"{_safe_name(ext)!r} matches no include glob" if ext else "no extension matches an include glob"
+                quarantine.append(QuarantineEntry(safe, "unsupported_extension", detail, bytes=st.st_size))
                 continue
             if not os.access(entry.path, os.R_OK):
                 quarantine.append(QuarantineEntry(safe, "unreadable", "no read permission", bytes=st.st_size))
                 continue
             found.append(safe)
     return sorted(found), sorted(quarantine, key=lambda q: (q.path, q.reason))
+
+
+def _within(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _relative(path: str, real_root: str) -> str:
+    real = os.path.realpath(path)
+    return os.path.relpath(real, real_root) if _within(real, real_root) else "outside the raw root"
 
 
 # -- decoding ----------------------------------------------------------------------------
@@ -483,7 +514,7 @@ def _jsonl_essays(
             QuarantineEntry(
                 src.rel_path,
                 "missing_text",
-                f"no {field!r} field in any of {records} records; fields seen: {_field_names(fields_seen)}",
+                f'no "{field}" field; fields seen: {_field_names(fields_seen)} (all {records} records)',
                 sha256=src.sha256,
             )
         )
@@ -502,7 +533,7 @@ def _jsonl_essay(record: dict, src: _FileInput, cfg: IngestConfig, flags: list[s
     body_text = record.get(field)
     if not isinstance(body_text, str):
         found = "no" if body_text is None else f"a {type(body_text).__name__}, not a string, in"
-        raise _RecordRejected("missing_text", f"{found} {field!r} field; fields seen: {_field_names(record)}")
+        raise _RecordRejected("missing_text", f'{found} "{field}" field; fields seen: {_field_names(record)}')
     if not body_text.strip():
         raise _RecordRejected("empty", f"field {field!r} is blank")
     if _SURROGATE.search(body_text):
@@ -544,8 +575,7 @@ def ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
 
 
 def _inside(path: Path, root: Path) -> bool:
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+    return _within(os.path.realpath(path), os.path.realpath(root))
 
 
 def _ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
