@@ -212,9 +212,11 @@ def _longest_line(data: bytes | str) -> int:
         pos = end + 1
 
 
-# Strict candidates after UTF-8, in order of preference on a tie.  cp950 is Big5 plus
-# Microsoft's extensions; big5hkscs adds the Hong Kong characters cp950 lacks.
-_STRICT_CJK = ("gb18030", "cp950", "big5hkscs")
+# Strict candidates after UTF-8, in order of preference on a tie.  Plain Big5 first: cp950
+# decodes the same bytes except a few punctuation marks, which it maps to math symbols
+# (A241 -> U+2215 instead of the full-width ／ Chinese text means); cp950 (Microsoft's
+# extensions) only when Big5 fails, then big5hkscs (Hong Kong characters).
+_STRICT_CJK = ("gb18030", "big5", "cp950", "big5hkscs")
 # Never in prose: C0/C1 controls other than whitespace, U+FFFD, noncharacters.
 _NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd\ufffe\uffff]")
 _SAMPLE_CHARS = 256 * 1024  # per slice: the verdict never needs the whole of a big file
@@ -290,8 +292,8 @@ def _candidate(codec: str, text: str) -> _Candidate:
 def _strict_cjk(data: bytes) -> list[_Candidate]:
     out: list[_Candidate] = []
     for codec in _STRICT_CJK:
-        if codec == "big5hkscs" and any(c.codec == "cp950" for c in out):
-            continue  # HKSCS only when plain Big5 failed
+        if codec in ("cp950", "big5hkscs") and any(c.codec.startswith(("big5", "cp950")) for c in out):
+            continue  # extensions only when plain Big5 failed
         try:
             out.append(_candidate(codec, data.decode(codec)))
         except UnicodeDecodeError:
