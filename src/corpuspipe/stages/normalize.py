@@ -7,9 +7,12 @@ change (Han-ness, the class of a line's last character, commas and sentence ends
 Han counts), which is what makes normalizing twice give the same text as normalizing once.
 
 Speed: one numpy lookup per essay classifies every character (script-exclusive, can-change-in-
-t2s, Han, needs-repair); an essay without t2s trigger characters never meets the converter, and
-the converter itself (:class:`corpuspipe.zh.opencc.FastConverter`) only runs the slow engine on
-the rare character runs that hold a phrase key.  ``TrackedText.apply`` rebuilds all edits per
+t2s, Han, needs-repair); only the *sentences* holding a t2s trigger character meet the converter
+(t2s is local at 。！？；!?\n: no dictionary phrase holds one, see :data:`CUT_CHARS`), and the
+converter itself (:class:`corpuspipe.zh.opencc.FastConverter`) only runs the slow engine on the
+rare character runs that hold a phrase key.  Gating per document was not enough: on a
+crawl-shaped corpus a Simplified essay with one stray Traditional character sent the whole
+essay through the converter (stage 12.5 -> 1.2 MB/s).  ``TrackedText.apply`` rebuilds all edits per
 call, so steps that touch nothing make no call and the character-level steps share one.
 """
 
@@ -127,8 +130,93 @@ def needs_t2s(text: str) -> bool:
     return bool(text) and _needs_t2s_flags(text, _FLAGS[_codepoints(text)])
 
 
+# -- per-sentence gating -------------------------------------------------------------------------
+#
+# t2s is local at these characters: no key or value of any dictionary in the t2s chain holds
+# one (checked below against the dictionaries actually loaded; a character that ever appears in
+# one is dropped from the set), so no phrase match can cross them, and the engine also splits
+# its input at each of them.  Hence t2s(a + c + b) == t2s(a) + c + t2s(b) for a cut c, and a
+# sentence without trigger characters is its own t2s: converting only the sentences that hold a
+# trigger gives the same text as converting the whole essay.
+_CUT_CANDIDATES = "。！？；!?\n"
+
+
+def _cut_chars() -> str:
+    used: set[str] = set()
+    for step in _opencc.converter("t2s")._dict_chain_data:
+        for _mx, _mn, mapping in step:
+            for k, v in mapping.items():
+                used.update(k)
+                used.update(v)
+    return "".join(c for c in _CUT_CANDIDATES if c not in used)
+
+
+CUT_CHARS = _cut_chars()
+_CUT = np.zeros(0x110000, dtype=bool)
+_CUT[[ord(c) for c in CUT_CHARS]] = True
+# Selected sentences closer than this are converted as one block (the text between them is its
+# own t2s): one converter call per block costs ~15 us, so mostly-Traditional text becomes a few
+# large blocks instead of thousands of sentences.
+_BLOCK_GAP = 256
+
+
+def _t2s_blocks(text: str, cps: np.ndarray, fl: np.ndarray) -> list[tuple[int, int]]:
+    """Spans of ``text`` to convert: runs of sentences holding a t2s trigger (sorted, disjoint)."""
+    trig = np.flatnonzero(fl & _F_TRIG)
+    phrase = np.flatnonzero(fl & _F_PHRASE)
+    if trig.size == 0 and phrase.size == 0:
+        return []
+    n = len(text)
+    cuts = np.flatnonzero(_CUT[cps])
+    # sentence k = text[cuts[k-1]+1 : cuts[k]] (from 0 / to n at the ends); a trigger is never a cut
+    ends = np.append(cuts, n)
+    starts = np.concatenate(([0], cuts + 1))
+    ks = np.unique(np.searchsorted(cuts, trig)).tolist() if trig.size else []
+    if phrase.size:  # phrase-only characters (覆 in 反覆, not in 覆盖) trigger only inside a phrase
+        have = set(ks)
+        for k in np.unique(np.searchsorted(cuts, phrase)).tolist():
+            if k not in have:
+                s, e = int(starts[k]), int(ends[k])
+                if _needs_t2s_flags(text[s:e], fl[s:e]):
+                    ks.append(k)
+        ks.sort()
+    blocks: list[tuple[int, int]] = []
+    for k in ks:
+        s, e = int(starts[k]), int(ends[k])
+        if blocks and s - blocks[-1][1] <= _BLOCK_GAP:
+            blocks[-1] = (blocks[-1][0], e)
+        else:
+            blocks.append((s, e))
+    return blocks
+
+
+def _t2s_gated(text: str, cps: np.ndarray, fl: np.ndarray, use_cache: bool = True) -> str:
+    """t2s(text), running the converter only on the sentences that can change."""
+    blocks = _t2s_blocks(text, cps, fl)
+    if not blocks:
+        return text
+    if blocks[0] == (0, len(text)):
+        return _T2S.convert(text, use_cache=use_cache)
+    pieces: list[str] = []
+    pos = 0
+    for s, e in blocks:
+        pieces.append(text[pos:s])
+        pieces.append(_T2S.convert(text[s:e], use_cache=use_cache))
+        pos = e
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
 def t2s_raw(text: str, use_cache: bool = True) -> str:
     """OpenCC t2s (current dictionaries), identical to ``converter('t2s').convert(text)``."""
+    if not text:
+        return text
+    cps = _codepoints(text)
+    return _t2s_gated(text, cps, _FLAGS[cps], use_cache)
+
+
+def t2s_whole(text: str, use_cache: bool = True) -> str:
+    """t2s gated per document only (the reference the per-sentence gate must equal)."""
     if not needs_t2s(text):
         return text
     return _T2S.convert(text, use_cache=use_cache)
@@ -501,9 +589,9 @@ def _count(counts: dict[str, int], rule: str, edits: int, chars: int) -> None:
 
 def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> tuple[list[Replacement], str]:
     """t2s as coalesced replacements, and the converted text.  Never crosses a newline."""
-    if not _needs_t2s_flags(text, fl):
+    new = _t2s_text(text, cps, fl)
+    if new is text:
         return [], text
-    new = _T2S.convert(text)
     if len(new) == len(text):
         return _runs_to_replacements(text, new, cps, _codepoints(new), 0, "t2s"), new
     reps: list[Replacement] = []
@@ -515,6 +603,10 @@ def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> tuple[list[
             reps += _diff_replacements(old, nl, off, "t2s")
         off += len(old) + 1
     return reps, new
+
+
+# the whole-text conversion used by the stage; tests swap in the engine on the whole text
+_t2s_text = _t2s_gated
 
 
 def _char_layer(essay: Essay, text: str, cps: np.ndarray, fl: np.ndarray, cfg: NormalizeConfig, counts: dict[str, int]) -> None:
