@@ -105,6 +105,11 @@ def _build_tables() -> dict[str, tuple[str, ...]]:
 
 
 _PHRASE_ONLY = _build_tables()
+# per phrase-only char: a regex of its phrase keys and their longest length (189 keys in all)
+_PHRASE_KEY_RE = {
+    ch: (re.compile("|".join(re.escape(k) for k in sorted(ks, key=lambda k: (-len(k), k)))), max(map(len, ks)))
+    for ch, ks in sorted(_PHRASE_ONLY.items())
+}
 
 
 def _codepoints(text: str) -> np.ndarray:
@@ -173,13 +178,18 @@ def _t2s_blocks(text: str, cps: np.ndarray, fl: np.ndarray) -> list[tuple[int, i
     starts = np.concatenate(([0], cuts + 1))
     ks = np.unique(np.searchsorted(cuts, trig)).tolist() if trig.size else []
     if phrase.size:  # phrase-only characters (覆 in 反覆, not in 覆盖) trigger only inside a phrase
+        # An occurrence of a key holding the char at p lies in text[p-L+1 : p+L]; the window is
+        # clipped to the sentence, so whatever the search finds selects the right sentence.
         have = set(ks)
-        for k in np.unique(np.searchsorted(cuts, phrase)).tolist():
-            if k not in have:
-                s, e = int(starts[k]), int(ends[k])
-                if _needs_t2s_flags(text[s:e], fl[s:e]):
-                    ks.append(k)
-        ks.sort()
+        pk = np.searchsorted(cuts, phrase).tolist()
+        for p, k in zip(phrase.tolist(), pk):
+            if k in have:
+                continue
+            rx, span = _PHRASE_KEY_RE[text[p]]
+            if rx.search(text, max(int(starts[k]), p - span + 1), min(int(ends[k]), p + span)):
+                have.add(k)
+        if len(have) > len(ks):
+            ks = sorted(have)
     blocks: list[tuple[int, int]] = []
     for k in ks:
         s, e = int(starts[k]), int(ends[k])
