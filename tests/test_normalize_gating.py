@@ -154,3 +154,22 @@ def test_gated_equals_whole_property(parts):
 @given(st.text(alphabet="反覆著乾隆於瞭解後來麼覆蓋这个個。！？；!?\n，、 著名显随", max_size=60))
 def test_gated_equals_whole_on_dense_triggers(text):
     assert N.t2s_raw(text) == ENGINE.convert(text)
+
+
+# -- faster scans that must find exactly what the plain regexes find ---------------------------
+
+_WS_ALPHABET = " \t\u3000\u00a0\r\n,;:?!()a中，。"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=_WS_ALPHABET, max_size=40), st.integers(0, 5), st.integers(0, 5))
+def test_gap_scan_equals_gap_regex(text, lo, cut):
+    hi = max(lo, len(text) - cut)
+    assert list(N._gaps(text, lo, hi)) == [(m.start(), m.end()) for m in N._GAP_RE.finditer(text, lo, hi)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=_WS_ALPHABET, max_size=40))
+def test_punctuation_scan_equals_run_regex(text):
+    ref = [(m.start(), m.start("run"), m.group("run"), m.end()) for m in N._PUNCT_RUN_RE.finditer(text)]
+    assert list(N._punct_runs(text)) == ref

@@ -389,6 +389,24 @@ def _pre_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
 
 # a gap between two lines' content: trailing ws, newline(s), blank lines, indentation
 _GAP_RE = re.compile(f"[{_WS}]*\n(?:[{_WS}\r]*\n)*[{_WS}]*")
+# The same gaps found from their first newline: sre only fast-scans for a pattern that starts
+# with a character (class); a leading ``[ws]*`` makes it try every position (145 MB/s -> ~600).
+_GAP_CORE_RE = re.compile(f"\n(?:[{_WS}\r]*\n)*[{_WS}]*")
+
+
+def _left_ws(text: str, i: int, floor: int) -> int:
+    """Start of the run of horizontal whitespace ending at ``i``, not before ``floor``."""
+    while i > floor and text[i - 1] in _WS:
+        i -= 1
+    return i
+
+
+def _gaps(text: str, lo: int, hi: int) -> Iterable[tuple[int, int]]:
+    """(start, end) of each ``_GAP_RE.finditer(text, lo, hi)`` match, scanned from the newline."""
+    prev = lo
+    for m in _GAP_CORE_RE.finditer(text, lo, hi):
+        yield _left_ws(text, m.start(), prev), m.end()
+        prev = m.end()
 # a line ends a sentence/paragraph if its last char is one of these (ASCII and full-width alike,
 # so later punctuation repair cannot change the decision)
 _FINAL = frozenset("。！？!?；;：:…”\"’』」）)】]》>.")
@@ -439,8 +457,7 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> list[Replacement]:
             return reps
     end_content = len(text.rstrip(_STRIP))
     para_start = lead  # start of the current (possibly joined) paragraph
-    for m in _GAP_RE.finditer(text, lead, end_content):
-        gs, ge = m.start(), m.end()
+    for gs, ge in _gaps(text, lead, end_content):
         if ge >= end_content:
             continue
         # Blank lines between do not block a join: the output has none left, so a decision that
@@ -480,6 +497,9 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> list[Replacement]:
 
 _ASCII_TO_FW = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
 _PUNCT_RUN_RE = re.compile(f"[{_WS}]*(?P<run>[,;:?!](?:[{_WS}]*[,;:?!])*)[{_WS}]*")
+# the same runs found from their first mark (leading whitespace added back by _left_ws): 104 -> ~400 MB/s
+_PUNCT_CORE_RE = re.compile(f"[,;:?!](?:[{_WS}]*[,;:?!])*")
+_WS_TAIL_RE = re.compile(f"[{_WS}]*")
 _PAREN_RE = re.compile(r"[(（](?P<body>[^()（）\n]{0,100})[)）]")
 _WS_RUN_RE = re.compile(f"[{_WS}]+")
 _SPACE_NEIGHBORS = frozenset(_CJK_STABLE + "，；：？！（）")
@@ -502,6 +522,18 @@ def _neighbor_right(text: str, i: int) -> str:
     return text[i] if i < n and text[i] != "\n" else ""
 
 
+def _punct_runs(text: str) -> Iterable[tuple[int, int, str, int]]:
+    """(start, run start, run, end) of each ``_PUNCT_RUN_RE.finditer(text)`` match, found faster."""
+    prev = 0
+    for m in _PUNCT_CORE_RE.finditer(text):
+        rs = m.start()
+        if rs < prev:
+            continue
+        end = _WS_TAIL_RE.match(text, m.end()).end()
+        yield _left_ws(text, rs, prev), rs, m.group(), end
+        prev = end
+
+
 def _punctuation(text: str) -> list[Replacement]:
     """ASCII , ; : ? ! ( ) next to Chinese become full-width; numbers, URLs, Latin keep theirs."""
     reps: list[Replacement] = []
@@ -522,16 +554,15 @@ def _punctuation(text: str) -> list[Replacement]:
                 reps.append(Replacement(o, o + 1, "（", "punct"))
             if text[c] == ")":
                 reps.append(Replacement(c, c + 1, "）", "punct"))
-    for m in _PUNCT_RUN_RE.finditer(text):
-        left = _neighbor_left(text, m.start())
-        right = _neighbor_right(text, m.end())
+    for start, rs, run, end in _punct_runs(text):
+        left = _neighbor_left(text, start)
+        right = _neighbor_right(text, end)
         if not (_is_ctx(left) or _is_ctx(right)):
             continue
-        run = m.group("run")
-        if run[0] == "?" and m.start("run") + 1 < len(text) and "\x40" <= text[m.start("run") + 1] <= "\x7e" and _HAN_RE.match(left or " "):
+        if run[0] == "?" and rs + 1 < len(text) and "\x40" <= text[rs + 1] <= "\x7e" and _HAN_RE.match(left or " "):
             continue  # GBK mojibake (lost lead byte): flagged by ingest, left as is
         body = "".join(ch for ch in run if ch not in _WS).translate(_ASCII_TO_FW)
-        reps.append(Replacement(m.start(), m.end(), body, "punct"))
+        reps.append(Replacement(start, end, body, "punct"))
     reps.sort(key=lambda r: r.start)
     return reps
 
