@@ -419,7 +419,13 @@ def test_discover_walks_recursively_applies_globs_and_skips_hidden(tmp_path):
     for rel in ("d1/d2/deep.TXT", "d1/a.jsonl", "top.md", "skip.csv", ".hidden.txt", ".cache/c.txt"):
         (tmp_path / rel).write_text("x", encoding="utf-8")
     paths, quarantine = discover_sources(tmp_path, CFG)
-    assert paths == ["d1/a.jsonl", "d1/d2/deep.TXT", "top.md"] and quarantine == []
+    assert paths == ["d1/a.jsonl", "d1/d2/deep.TXT", "top.md"]
+    # Skipped entries are listed with a reason; a hidden directory is one row, not its files.
+    assert [(q.path, q.reason) for q in quarantine] == [
+        (".cache", "hidden"),
+        (".hidden.txt", "hidden"),
+        ("skip.csv", "unsupported_extension"),
+    ]
 
 
 def test_short_essays_are_kept_and_flagged(tmp_path):

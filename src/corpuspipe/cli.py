@@ -6,8 +6,10 @@ exit non-zero; they never show a traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +27,10 @@ class UserError(Exception):
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escape: messages hold [brackets] (extras like corpuspipe[s3], TOML tables) that rich would eat
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -57,6 +62,54 @@ def check_writable(out_dir: Path) -> None:
         raise UserError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
 
 
+def is_connection_refused(exc: BaseException) -> bool:
+    """httpx.ConnectError (or 'Connection refused') anywhere in the exception's chain."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 20:
+        if type(cur).__name__ == "ConnectError" or isinstance(cur, ConnectionRefusedError) \
+                or "Connection refused" in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+def _reset_ephemeral_server() -> None:
+    """Forget Prefect's embedded server so the next flow run starts a fresh one on a new port."""
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+    except ImportError:  # pragma: no cover
+        return
+    for server in list(SubprocessASGIServer._instances.values()):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001  (already dead: that is why we are here)
+            pass
+
+
+def run_with_server_retry(run, task_started, attempts: int = 3, wait: float = 2.0):
+    """Run the flow; if Prefect's embedded server refused the connection before any task ran, start
+    a new server and try again (issue 13 #13).
+
+    On a busy 2-core machine shared by six engineers' test servers a release failed with
+    ``httpx.ConnectError: Connection refused``: the embedded server had died or its port (picked at
+    random from 8000-8999 by every ephemeral server on the machine) answered for someone else's
+    server, which then stopped.  A retry is safe only while no task has run; after that the error
+    is reported as it is.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except Exception as exc:  # noqa: BLE001
+            if attempt == attempts or task_started() or not is_connection_refused(exc):
+                raise
+            console.print(f"[yellow]warning:[/] Prefect's embedded server refused the connection; "
+                          f"restarting it (attempt {attempt + 1} of {attempts})", highlight=False, soft_wrap=True)
+            _reset_ephemeral_server()
+            time.sleep(wait * attempt)
+
+
 def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -83,16 +136,19 @@ def release(
 
     from corpuspipe.release.locking import LockHeld, release_lock
 
+    from corpuspipe import preflight
+
     if dask_address:
         runner = "dask"
-    try:
+    try:  # everything a user can get wrong, in one line, before Prefect is imported (preflight.py)
         check_raw_dir(raw_dir)
         check_writable(out)
-        if config is not None and not config.is_file():
-            raise UserError(f"config file not found: {config}")
+        cfg = preflight.load_config(config)
+        preflight.check_rules(cfg)
+        preflight.check_version(version, out)
         if runner not in ("thread", "process", "dask"):
             raise UserError(f"unknown --runner {runner!r}: use thread, process or dask")
-    except UserError as exc:
+    except (UserError, preflight.PreflightError) as exc:
         _fail(str(exc))
     lock = ExitStack()  # taken before Prefect starts so a refusal is immediate; the flow re-enters it
     try:
@@ -117,11 +173,21 @@ def release(
             progress.update(bars[stage], completed=done if total else 1)
 
         fr.PROGRESS = on_progress
-        try:
-            release_dir = fr.with_runner(runner, dask_address)(
+        started = [False]
+
+        def run_flow() -> str:
+            return fr.with_runner(runner, dask_address)(
                 raw_dir=str(raw_dir), out_dir=str(out), version=version, config_path=str(config) if config else None,
                 allow_empty=allow_empty,
             )
+
+        def tracking_progress(stage: str, done: int, total: int) -> None:
+            started[0] = True
+            on_progress(stage, done, total)
+
+        fr.PROGRESS = tracking_progress
+        try:
+            release_dir = run_with_server_retry(run_flow, lambda: started[0])
         except (ReleaseExists, ReleaseInvalid, EmptyRelease) as exc:
             _fail(str(exc), 1)
         finally:
@@ -151,9 +217,12 @@ def serve(
     try:
         check_raw_dir(raw_dir)
         check_writable(out)
-        if config is not None and not config.is_file():
-            raise UserError(f"config file not found: {config}")
-    except UserError as exc:
+        from corpuspipe import preflight
+
+        preflight.check_rules(preflight.load_config(config))
+        if publish:
+            preflight.check_publish_target(publish)
+    except (UserError, preflight.PreflightError) as exc:
         _fail(str(exc))
     from flows.serve import serve_release
 
@@ -246,19 +315,46 @@ def inspect(
         out.print(f"- {d['doc_id']} [{d['script']}] {d['title']!r} ({d['char_count']} chars): {snippet}…", highlight=False)
 
 
+def _inside_release(path: Path) -> Path | None:
+    """The release directory ``path`` would be written into, if any (releases are immutable)."""
+    for parent in Path(os.path.abspath(path)).parents:
+        if (parent / "MANIFEST.json").is_file():
+            return parent
+    return None
+
+
 @app.command()
 def diff(
     a: Path = typer.Argument(..., help="Older release (or releases root)."),
-    b: Path = typer.Argument(..., help="Newer release; CHANGELOG.md is written into it."),
+    b: Path = typer.Argument(..., help="Newer release (or releases root)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write CHANGELOG markdown here instead of stdout (never into a release)."),
 ) -> None:
-    """Write CHANGELOG.md into B: rows added/removed/changed per table, schema and config changes."""
-    from corpuspipe.release.changelog import write_changelog
+    """Print the changelog of B against A (rows added/removed/changed per table, schema and config
+    changes) to stdout, or write it to --out.  Releases are never written to."""
+    from corpuspipe.release.changelog import changelog_text
 
     try:
         a, b = _resolve_release(a), _resolve_release(b)
+        if out_path is not None:
+            release_dir = _inside_release(out_path)
+            if release_dir is not None:
+                raise UserError(f"refusing to write into release {release_dir} (releases are immutable); "
+                                "choose --out outside it or print to stdout")
     except UserError as exc:
         _fail(str(exc))
-    out.print(f"wrote {write_changelog(a, b)}", highlight=False)
+    text = changelog_text(a, b)
+    if out_path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    if out_path.exists() and not out_path.is_file():  # /dev/stdout, a pipe: write through
+        with open(out_path, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        from corpuspipe.core.io import atomic_write_text
+
+        atomic_write_text(out_path, text)
+    console.print(f"wrote {out_path}", highlight=False)
 
 
 @app.command()
@@ -267,21 +363,40 @@ def publish(
     target: str = typer.Argument(..., help="fsspec URL: a path, file://, s3:// (extra s3), gs:// (extra gcs)."),
 ) -> None:
     """Copy a release to TARGET/<version>/ after checking every sha256; refuses to overwrite other content."""
-    from corpuspipe.release.publish import PublishError
-    from corpuspipe.release.publish import publish as do_publish
+    from corpuspipe.preflight import PreflightError, check_publish_target
 
     try:
-        url = do_publish(_resolve_release(release_dir), target)
-    except UserError as exc:
+        resolved = _resolve_release(release_dir)
+        check_publish_target(target)
+    except (UserError, PreflightError) as exc:
         _fail(str(exc))
+    from corpuspipe.release.publish import ALREADY_PUBLISHED, PublishError, publish_release
+
+    try:
+        result = publish_release(resolved, target)
     except PublishError as exc:
         _fail(str(exc), 1)
-    out.print(f"published {url}", highlight=False)
+    if result.status == ALREADY_PUBLISHED:
+        out.print(f"already published {result.url} (identical content); nothing copied", highlight=False)
+    else:
+        out.print(f"published {result.url}", highlight=False)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """Console entry: a disk-full or permission error anywhere is one line, never a traceback."""
+    try:
+        app()
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            msg = f"no space left on the device{f' writing {exc.filename}' if exc.filename else ''}; free some space and run again"
+        else:
+            where = f": {exc.filename}" if exc.filename else ""
+            msg = f"{exc.strerror or exc}{where}"
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -12,21 +12,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are refused (a typo would otherwise silently keep a default); every numeric key has
+    # its range, so `dedup.threshold = 1.5` is refused before a build starts (preflight.py).
+    # allow_inf_nan=False: `inf`/`nan` are valid TOML floats but no valid setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class IngestConfig(_Section):
     """How raw files are found, decoded and split into essays."""
 
     include_globs: tuple[str, ...] = ("**/*.txt", "**/*.jsonl", "**/*.md")
-    max_file_bytes: int = 200 * 1024 * 1024
-    max_line_chars: int = 1_000_000  # a longer line is not prose (quarantined)
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    max_line_chars: int = Field(1_000_000, ge=1)  # a longer line is not prose (quarantined)
     jsonl_text_field: str = "text"
     jsonl_title_field: str = "title"
     jsonl_url_field: str = "url"
     jsonl_crawled_at_field: str = "crawl_time"
-    min_essay_chars: int = 50
-    max_title_chars: int = 40  # a longer line is never taken for a title
+    min_essay_chars: int = Field(50, ge=0)
+    max_title_chars: int = Field(40, ge=1)  # a longer line is never taken for a title
+    # A symlink whose target lies outside the raw root is quarantined (symlink_outside_root):
+    # a crawl folder must not pull in /etc/passwd or another user's files by a link.
+    follow_external_symlinks: bool = False
 
 
 class WatermarkConfig(_Section):
@@ -34,11 +40,11 @@ class WatermarkConfig(_Section):
 
     rules_file: str | None = None  # extra TOML rules on top of the shipped ones
     detect_boilerplate: bool = True
-    min_doc_frequency: int = 3  # a candidate must recur in at least this many documents...
+    min_doc_frequency: int = Field(3, ge=1)  # a candidate must recur in at least this many documents...
     # ...and in this share of documents (scales with corpus size).  0.08: the formulaic openers of the
     # real government reports recur in <= 6.8% of them, their Wikisource notice in 13.6%.
-    min_doc_share: float = 0.08
-    min_chars: int = 8
+    min_doc_share: float = Field(0.08, ge=0.0, le=1.0)
+    min_chars: int = Field(8, ge=1)
     allowlist: tuple[str, ...] = ()
 
 
@@ -46,15 +52,15 @@ class NormalizeConfig(_Section):
     """Script conversion, text repair and personal-data redaction."""
 
     convert_traditional: bool = True
-    trad_ratio_traditional: float = 0.5  # >= this: traditional
-    trad_ratio_mixed: float = 0.05  # >= this: mixed
+    trad_ratio_traditional: float = Field(0.5, ge=0.0, le=1.0)  # >= this: traditional
+    trad_ratio_mixed: float = Field(0.05, ge=0.0, le=1.0)  # >= this: mixed
     fix_punctuation: bool = True
     fix_fullwidth_alnum: bool = True
     join_broken_lines: bool = True
     fix_pdf_glyphs: bool = True
     # a line that does not end a sentence is joined to the next only if its paragraph so far
     # has at least this many Han characters (shorter unterminated lines are titles/headings)
-    join_min_han: int = 30
+    join_min_han: int = Field(30, ge=0)
     redact_pii: bool = True
     # which kinds to redact (see corpuspipe.zh.pii.KINDS); 15-digit legacy ID numbers are opt-in
     pii_kinds: tuple[str, ...] = ("id_card", "mobile", "email", "student_id", "exam_id", "staff_id", "name")
@@ -64,26 +70,26 @@ class NormalizeConfig(_Section):
 class SectionConfig(_Section):
     """Outline detection."""
 
-    max_heading_chars: int = 60
-    min_sequence: int = 2  # run-in markers inside a paragraph need a sequence this long
+    max_heading_chars: int = Field(60, ge=1)
+    min_sequence: int = Field(2, ge=1)  # run-in markers inside a paragraph need a sequence this long
 
 
 class DedupConfig(_Section):
     """MinHash near-duplicate and reuse detection."""
 
     shingle: Literal["char", "word"] = "char"
-    ngram: int = 5
-    num_perm: int = 128
-    threshold: float = 0.35  # measured: bench F1 0.991 at 0.35 vs 0.920 at 0.5 (8%-edit copies: J~0.44)
-    containment_threshold: float = 0.8
-    min_section_chars: int = 80
-    seed: int = 1
+    ngram: int = Field(5, ge=1, le=64)
+    num_perm: int = Field(128, ge=2, le=4096)
+    threshold: float = Field(0.35, gt=0.0, le=1.0)  # measured: bench F1 0.991 at 0.35 vs 0.920 at 0.5 (8%-edit copies: J~0.44)
+    containment_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    min_section_chars: int = Field(80, ge=0)
+    seed: int = Field(1, ge=0, lt=2**32)
     # Reuse candidates: a second, lower-threshold banding guarantees candidates (at the
     # containment threshold) for pairs whose shingle-set sizes differ by up to this ratio.
     # 0 disables reuse banding (near-duplicate banding still reports reuse it happens to find).
-    reuse_max_ratio: float = 3.0
-    lsh_fn_weight: float = 0.5  # datasketch optimal-param weight on false negatives (fp = 1 - this)
-    max_bucket: int = 100  # larger LSH buckets emit star+chain pairs instead of all pairs
+    reuse_max_ratio: float = Field(3.0, ge=0.0)
+    lsh_fn_weight: float = Field(0.5, ge=0.0, le=1.0)  # datasketch optimal-param weight on false negatives (fp = 1 - this)
+    max_bucket: int = Field(100, ge=2)  # larger LSH buckets emit star+chain pairs instead of all pairs
 
 
 class ReleaseConfig(_Section):
@@ -99,13 +105,13 @@ class ReleaseConfig(_Section):
     license_link: str = ""
     citation: str = ""
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
-    compression_level: int = 9
-    row_group_size: int = 50_000
+    compression_level: int = Field(9, ge=1, le=22)
+    row_group_size: int = Field(50_000, ge=1)
     # Files per shard (one task per shard and pass), cut where a path's hash says (content-defined:
     # adding a file changes only its own shard).  512 files (~2.5 MB of essays) keeps the number of
     # tasks a 1 GB crawl needs in the hundreds; the byte cap keeps a shard of big files small.
-    shard_files: int = 512
-    shard_max_bytes: int = 32 * 1024 * 1024
+    shard_files: int = Field(512, ge=1)
+    shard_max_bytes: int = Field(32 * 1024 * 1024, ge=1)
 
 
 class PipelineConfig(_Section):

@@ -369,8 +369,17 @@ def render_changelog(diff: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def changelog_text(a_dir: Path, b_dir: Path) -> str:
+    """CHANGELOG.md of release B against A, as text: `corpuspipe diff` prints it and never writes into
+    a release (finished releases are sealed read-only, issue 13 #10)."""
+    return render_changelog(diff_releases(a_dir, b_dir))
+
+
 def write_changelog(a_dir: Path, b_dir: Path) -> Path:
-    """Diff release A against B and write B/CHANGELOG.md (atomically); returns its path."""
+    """Diff release A against B and write B/CHANGELOG.md (atomically); returns its path.
+
+    Only for the writer, into the release's temporary directory before it is renamed into place and
+    sealed; the CLI uses :func:`changelog_text`."""
     path = Path(b_dir) / CHANGELOG_NAME
     atomic_write_text(path, render_changelog(diff_releases(a_dir, b_dir)))
     return path

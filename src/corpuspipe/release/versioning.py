@@ -314,14 +314,151 @@ def read_manifest(release_dir: Path) -> dict[str, Any]:
     return json.loads((Path(release_dir) / MANIFEST_NAME).read_text(encoding="utf-8"))
 
 
-def register_release(releases_root: Path, version: str, manifest: dict) -> None:
-    """Add a release to `releases/index.json` and point `releases/latest` at the newest version."""
+class ReleaseCheckError(ValueError):
+    """A release directory does not match its own MANIFEST.json."""
+
+
+def manifest_files(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every file the manifest vouches for: its ``files`` list (all files but MANIFEST.json, written by
+    the writer since issue 13), else ``outputs`` (the Parquet tables only) for older releases."""
+    files = manifest.get("files")
+    if isinstance(files, list) and files:
+        return [dict(f) for f in files]
+    return [dict(o) for o in manifest.get("outputs", [])]
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_release_dir(release_dir: Path, *, hashes: bool = True) -> dict[str, Any]:
+    """The manifest of a complete, untouched release, or ReleaseCheckError naming every problem.
+
+    Checks presence, size and (with ``hashes``) sha256 of every file in ``manifest_files`` and that
+    ``content_hash`` matches the outputs list.  Read-only: sealed releases (0444) pass.
+    """
+    release_dir = Path(release_dir)
+    mpath = release_dir / MANIFEST_NAME
+    if not mpath.is_file():
+        raise ReleaseCheckError(f"{release_dir} is not a release: {MANIFEST_NAME} is missing")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        version = str(manifest["version"])
+        outputs = list(manifest["outputs"])
+        parse_version(version)
+        files = manifest_files(manifest)
+        for f in files:
+            rel = str(f["path"])
+            if rel == MANIFEST_NAME or rel.startswith("/") or ".." in Path(rel).parts:
+                raise ValueError(f"bad path {rel!r} in files")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReleaseCheckError(f"{mpath}: unreadable manifest ({exc})") from None
+    if not outputs:
+        raise ReleaseCheckError(f"{mpath}: lists no output files")
+    problems = []
+    for f in files:
+        rel = str(f["path"])
+        path = release_dir / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+            continue
+        size = path.stat().st_size
+        if "bytes" in f and size != int(f["bytes"]):
+            problems.append(f"{rel}: size {size} differs from the manifest's {f['bytes']}")
+        elif hashes and _file_sha256(path) != f.get("sha256"):
+            problems.append(f"{rel}: sha256 differs from the manifest (file changed after the release was written)")
+    if manifest.get("content_hash") != content_hash(outputs):
+        problems.append("MANIFEST.json: content_hash does not match its outputs list")
+    if problems:
+        raise ReleaseCheckError("; ".join(problems))
+    return manifest
+
+
+def seal_release(release_dir: Path) -> list[Path]:
+    """Make every file of a finished release read-only (0444) so no later command (diff, a user's
+    editor, a stray ``>``) can change a release in place; returns the files sealed, sorted.
+
+    Directories keep their mode: removing a whole release stays possible for its owner.
+    """
+    sealed = []
+    for p in sorted(Path(release_dir).rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            os.chmod(p, 0o444)
+            sealed.append(p)
+    return sealed
+
+
+def register_release(releases_root: Path, version: str, manifest: dict) -> bool:
+    """Add a release to `releases/index.json` and point `releases/latest` at the newest version.
+
+    Idempotent: registering a release that is already listed with the same content rewrites nothing
+    (returns False); a re-run after a crash repairs whichever of index.json and latest is behind.
+    Callers serialise registrations with the build lock (locking.release_lock).
+    """
     root = Path(releases_root)
     index_path = root / INDEX_NAME
     current = json.loads(index_path.read_text(encoding="utf-8")) if index_path.exists() else None
     merged = merge_index(current, version, manifest)
-    atomic_write_text(index_path, dumps_index(merged))
-    atomic_write_text(root / LATEST_NAME, f"{merged['latest']}\n")
+    changed = False
+    text = dumps_index(merged)
+    if current is None or dumps_index(current) != text:
+        atomic_write_text(index_path, text)
+        changed = True
+    latest_path = root / LATEST_NAME
+    latest = f"{merged['latest']}\n"
+    if not latest_path.is_file() or latest_path.read_text(encoding="utf-8") != latest:
+        atomic_write_text(latest_path, latest)
+        changed = True
+    return changed
+
+
+def reconcile(out_root: Path) -> list[str]:
+    """Register complete release directories that index.json or latest do not know about.
+
+    A build that crashes between ``os.replace(tmp, <version>)`` and ``register_release`` leaves a
+    complete release that the index does not list and ``latest`` does not name; the next build then
+    decides the same version again and fails with ReleaseExists.  The engine calls this at build start
+    under the build lock.  A directory is registered only if it is named by a version, its manifest
+    names the same version and every file matches the manifest (size and sha256; only unlisted
+    directories are hashed, so the cost is paid once, after a crash).  Incomplete or altered
+    directories are left alone and not registered.  Returns the versions registered, in version order.
+    """
+    root = Path(out_root)
+    if not root.is_dir():
+        return []
+    index_path = root / INDEX_NAME
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.exists() else {}
+    except ValueError:
+        index = {}  # a corrupt index is rebuilt from the release dirs below
+    listed = {str(e.get("version")): e for e in index.get("releases", []) if isinstance(e, dict)}
+    found: list[tuple[str, dict[str, Any]]] = []
+    for p in sorted(root.iterdir(), key=lambda p: _version_key(p.name)):
+        if not (p.is_dir() and _SEMVER.match(p.name) and (p / MANIFEST_NAME).is_file()):
+            continue
+        if p.name in listed:
+            continue
+        try:
+            manifest = check_release_dir(p)
+        except ReleaseCheckError:
+            continue
+        if str(manifest.get("version")) != p.name:
+            continue
+        found.append((p.name, manifest))
+    registered = []
+    for version, manifest in found:
+        register_release(root, version, manifest)
+        registered.append(version)
+    if not found and listed:  # index complete; latest may still be behind
+        newest = max(listed, key=_version_key)
+        manifest = read_manifest(root / newest) if (root / newest / MANIFEST_NAME).is_file() else None
+        if manifest is not None and str(manifest.get("version")) == newest:
+            register_release(root, newest, manifest)
+    return registered
 
 
 def latest_release(releases_root: Path) -> Path | None:

@@ -7,9 +7,24 @@ change (Han-ness, the class of a line's last character, commas and sentence ends
 Han counts), which is what makes normalizing twice give the same text as normalizing once.
 
 Speed: one numpy lookup per essay classifies every character (script-exclusive, can-change-in-
-t2s, Han, needs-repair); an essay without t2s trigger characters never meets the converter, and
-the converter itself (:class:`corpuspipe.zh.opencc.FastConverter`) only runs the slow engine on
-the rare character runs that hold a phrase key.  ``TrackedText.apply`` rebuilds all edits per
+t2s, Han, needs-repair); only the *sentences* holding a t2s trigger character meet the converter
+(t2s is local at 。！？；!?\n: no dictionary phrase holds one, see :data:`CUT_CHARS`), and the
+converter itself (:class:`corpuspipe.zh.opencc.FastConverter`) only runs the slow engine on the
+rare character runs that hold a phrase key.  Gating per document was not enough: on a
+crawl-shaped corpus a Simplified essay with one stray Traditional character sent the whole
+essay through the converter (stage 12.5 -> 1.2 MB/s).
+
+Measured (``bench/profile_normalize.py``: 152 essays ingested from raw/ + gov reports + laws,
+5.9 MB per kind, CPU seconds on a shared 2-core machine, noisy +-20 %):
+
+* limits: classifying every character (UTF-32 + flag lookup) ~880 MB/s; the sentence gate
+  ~140 MB/s; the fast converter on whole essays ~35 MB/s; the plain engine 2.4-2.8 MB/s.
+* stage: Simplified 12.7 MB/s, Simplified with one stray Traditional character per essay
+  10.8 MB/s (was 5.4 with per-document gating), 25 % Traditional essays 5.1, all Traditional
+  2.0 MB/s.  Not the 25 MB/s aimed at: ``TrackedText.apply`` (core/edits.py) takes ~40 % of the
+  stray-character run (28k edits, mostly blank-line ``whitespace`` edits) and ~60 % of the
+  Traditional run (152k t2s edits, one per changed stretch); the rest is line structure
+  (~12 %), spacing, PII and punctuation (~5 % each).  ``TrackedText.apply`` rebuilds all edits per
 call, so steps that touch nothing make no call and the character-level steps share one.
 """
 
@@ -102,6 +117,11 @@ def _build_tables() -> dict[str, tuple[str, ...]]:
 
 
 _PHRASE_ONLY = _build_tables()
+# per phrase-only char: a regex of its phrase keys and their longest length (189 keys in all)
+_PHRASE_KEY_RE = {
+    ch: (re.compile("|".join(re.escape(k) for k in sorted(ks, key=lambda k: (-len(k), k)))), max(map(len, ks)))
+    for ch, ks in sorted(_PHRASE_ONLY.items())
+}
 
 
 def _codepoints(text: str) -> np.ndarray:
@@ -127,8 +147,98 @@ def needs_t2s(text: str) -> bool:
     return bool(text) and _needs_t2s_flags(text, _FLAGS[_codepoints(text)])
 
 
+# -- per-sentence gating -------------------------------------------------------------------------
+#
+# t2s is local at these characters: no key or value of any dictionary in the t2s chain holds
+# one (checked below against the dictionaries actually loaded; a character that ever appears in
+# one is dropped from the set), so no phrase match can cross them, and the engine also splits
+# its input at each of them.  Hence t2s(a + c + b) == t2s(a) + c + t2s(b) for a cut c, and a
+# sentence without trigger characters is its own t2s: converting only the sentences that hold a
+# trigger gives the same text as converting the whole essay.
+_CUT_CANDIDATES = "。！？；!?\n"
+
+
+def _cut_chars() -> str:
+    used: set[str] = set()
+    for step in _opencc.converter("t2s")._dict_chain_data:
+        for _mx, _mn, mapping in step:
+            for k, v in mapping.items():
+                used.update(k)
+                used.update(v)
+    return "".join(c for c in _CUT_CANDIDATES if c not in used)
+
+
+CUT_CHARS = _cut_chars()
+_CUT = np.zeros(0x110000, dtype=bool)
+_CUT[[ord(c) for c in CUT_CHARS]] = True
+# Selected sentences closer than this are converted as one block (the text between them is its
+# own t2s): one converter call per block costs ~15 us, so mostly-Traditional text becomes a few
+# large blocks instead of thousands of sentences.
+_BLOCK_GAP = 256
+
+
+def _t2s_blocks(text: str, cps: np.ndarray, fl: np.ndarray) -> list[tuple[int, int]]:
+    """Spans of ``text`` to convert: runs of sentences holding a t2s trigger (sorted, disjoint)."""
+    trig = np.flatnonzero(fl & _F_TRIG)
+    phrase = np.flatnonzero(fl & _F_PHRASE)
+    if trig.size == 0 and phrase.size == 0:
+        return []
+    n = len(text)
+    cuts = np.flatnonzero(_CUT[cps])
+    # sentence k = text[cuts[k-1]+1 : cuts[k]] (from 0 / to n at the ends); a trigger is never a cut
+    ends = np.append(cuts, n)
+    starts = np.concatenate(([0], cuts + 1))
+    ks = np.unique(np.searchsorted(cuts, trig)).tolist() if trig.size else []
+    if phrase.size:  # phrase-only characters (覆 in 反覆, not in 覆盖) trigger only inside a phrase
+        # An occurrence of a key holding the char at p lies in text[p-L+1 : p+L]; the window is
+        # clipped to the sentence, so whatever the search finds selects the right sentence.
+        have = set(ks)
+        pk = np.searchsorted(cuts, phrase).tolist()
+        for p, k in zip(phrase.tolist(), pk):
+            if k in have:
+                continue
+            rx, span = _PHRASE_KEY_RE[text[p]]
+            if rx.search(text, max(int(starts[k]), p - span + 1), min(int(ends[k]), p + span)):
+                have.add(k)
+        if len(have) > len(ks):
+            ks = sorted(have)
+    blocks: list[tuple[int, int]] = []
+    for k in ks:
+        s, e = int(starts[k]), int(ends[k])
+        if blocks and s - blocks[-1][1] <= _BLOCK_GAP:
+            blocks[-1] = (blocks[-1][0], e)
+        else:
+            blocks.append((s, e))
+    return blocks
+
+
+def _t2s_gated(text: str, cps: np.ndarray, fl: np.ndarray, use_cache: bool = True) -> str:
+    """t2s(text), running the converter only on the sentences that can change."""
+    blocks = _t2s_blocks(text, cps, fl)
+    if not blocks:
+        return text
+    if blocks[0] == (0, len(text)):
+        return _T2S.convert(text, use_cache=use_cache)
+    pieces: list[str] = []
+    pos = 0
+    for s, e in blocks:
+        pieces.append(text[pos:s])
+        pieces.append(_T2S.convert(text[s:e], use_cache=use_cache))
+        pos = e
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
 def t2s_raw(text: str, use_cache: bool = True) -> str:
     """OpenCC t2s (current dictionaries), identical to ``converter('t2s').convert(text)``."""
+    if not text:
+        return text
+    cps = _codepoints(text)
+    return _t2s_gated(text, cps, _FLAGS[cps], use_cache)
+
+
+def t2s_whole(text: str, use_cache: bool = True) -> str:
+    """t2s gated per document only (the reference the per-sentence gate must equal)."""
     if not needs_t2s(text):
         return text
     return _T2S.convert(text, use_cache=use_cache)
@@ -291,6 +401,24 @@ def _pre_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
 
 # a gap between two lines' content: trailing ws, newline(s), blank lines, indentation
 _GAP_RE = re.compile(f"[{_WS}]*\n(?:[{_WS}\r]*\n)*[{_WS}]*")
+# The same gaps found from their first newline: sre only fast-scans for a pattern that starts
+# with a character (class); a leading ``[ws]*`` makes it try every position (145 MB/s -> ~600).
+_GAP_CORE_RE = re.compile(f"\n(?:[{_WS}\r]*\n)*[{_WS}]*")
+
+
+def _left_ws(text: str, i: int, floor: int) -> int:
+    """Start of the run of horizontal whitespace ending at ``i``, not before ``floor``."""
+    while i > floor and text[i - 1] in _WS:
+        i -= 1
+    return i
+
+
+def _gaps(text: str, lo: int, hi: int) -> Iterable[tuple[int, int]]:
+    """(start, end) of each ``_GAP_RE.finditer(text, lo, hi)`` match, scanned from the newline."""
+    prev = lo
+    for m in _GAP_CORE_RE.finditer(text, lo, hi):
+        yield _left_ws(text, m.start(), prev), m.end()
+        prev = m.end()
 # a line ends a sentence/paragraph if its last char is one of these (ASCII and full-width alike,
 # so later punctuation repair cannot change the decision)
 _FINAL = frozenset("。！？!?；;：:…”\"’』」）)】]》>.")
@@ -341,8 +469,7 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> list[Replacement]:
             return reps
     end_content = len(text.rstrip(_STRIP))
     para_start = lead  # start of the current (possibly joined) paragraph
-    for m in _GAP_RE.finditer(text, lead, end_content):
-        gs, ge = m.start(), m.end()
+    for gs, ge in _gaps(text, lead, end_content):
         if ge >= end_content:
             continue
         # Blank lines between do not block a join: the output has none left, so a decision that
@@ -382,6 +509,9 @@ def _line_structure(text: str, cfg: NormalizeConfig) -> list[Replacement]:
 
 _ASCII_TO_FW = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
 _PUNCT_RUN_RE = re.compile(f"[{_WS}]*(?P<run>[,;:?!](?:[{_WS}]*[,;:?!])*)[{_WS}]*")
+# the same runs found from their first mark (leading whitespace added back by _left_ws): 104 -> ~400 MB/s
+_PUNCT_CORE_RE = re.compile(f"[,;:?!](?:[{_WS}]*[,;:?!])*")
+_WS_TAIL_RE = re.compile(f"[{_WS}]*")
 _PAREN_RE = re.compile(r"[(（](?P<body>[^()（）\n]{0,100})[)）]")
 _WS_RUN_RE = re.compile(f"[{_WS}]+")
 _SPACE_NEIGHBORS = frozenset(_CJK_STABLE + "，；：？！（）")
@@ -404,6 +534,18 @@ def _neighbor_right(text: str, i: int) -> str:
     return text[i] if i < n and text[i] != "\n" else ""
 
 
+def _punct_runs(text: str) -> Iterable[tuple[int, int, str, int]]:
+    """(start, run start, run, end) of each ``_PUNCT_RUN_RE.finditer(text)`` match, found faster."""
+    prev = 0
+    for m in _PUNCT_CORE_RE.finditer(text):
+        rs = m.start()
+        if rs < prev:
+            continue
+        end = _WS_TAIL_RE.match(text, m.end()).end()
+        yield _left_ws(text, rs, prev), rs, m.group(), end
+        prev = end
+
+
 def _punctuation(text: str) -> list[Replacement]:
     """ASCII , ; : ? ! ( ) next to Chinese become full-width; numbers, URLs, Latin keep theirs."""
     reps: list[Replacement] = []
@@ -424,16 +566,15 @@ def _punctuation(text: str) -> list[Replacement]:
                 reps.append(Replacement(o, o + 1, "（", "punct"))
             if text[c] == ")":
                 reps.append(Replacement(c, c + 1, "）", "punct"))
-    for m in _PUNCT_RUN_RE.finditer(text):
-        left = _neighbor_left(text, m.start())
-        right = _neighbor_right(text, m.end())
+    for start, rs, run, end in _punct_runs(text):
+        left = _neighbor_left(text, start)
+        right = _neighbor_right(text, end)
         if not (_is_ctx(left) or _is_ctx(right)):
             continue
-        run = m.group("run")
-        if run[0] == "?" and m.start("run") + 1 < len(text) and "\x40" <= text[m.start("run") + 1] <= "\x7e" and _HAN_RE.match(left or " "):
+        if run[0] == "?" and rs + 1 < len(text) and "\x40" <= text[rs + 1] <= "\x7e" and _HAN_RE.match(left or " "):
             continue  # GBK mojibake (lost lead byte): flagged by ingest, left as is
         body = "".join(ch for ch in run if ch not in _WS).translate(_ASCII_TO_FW)
-        reps.append(Replacement(m.start(), m.end(), body, "punct"))
+        reps.append(Replacement(start, end, body, "punct"))
     reps.sort(key=lambda r: r.start)
     return reps
 
@@ -501,9 +642,9 @@ def _count(counts: dict[str, int], rule: str, edits: int, chars: int) -> None:
 
 def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> tuple[list[Replacement], str]:
     """t2s as coalesced replacements, and the converted text.  Never crosses a newline."""
-    if not _needs_t2s_flags(text, fl):
+    new = _t2s_text(text, cps, fl)
+    if new is text:
         return [], text
-    new = _T2S.convert(text)
     if len(new) == len(text):
         return _runs_to_replacements(text, new, cps, _codepoints(new), 0, "t2s"), new
     reps: list[Replacement] = []
@@ -515,6 +656,10 @@ def _t2s_replacements(text: str, cps: np.ndarray, fl: np.ndarray) -> tuple[list[
             reps += _diff_replacements(old, nl, off, "t2s")
         off += len(old) + 1
     return reps, new
+
+
+# the whole-text conversion used by the stage; tests swap in the engine on the whole text
+_t2s_text = _t2s_gated
 
 
 def _char_layer(essay: Essay, text: str, cps: np.ndarray, fl: np.ndarray, cfg: NormalizeConfig, counts: dict[str, int]) -> None:

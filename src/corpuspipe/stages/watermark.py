@@ -16,6 +16,7 @@ found in the view is the same span in the real text and both scripts need only o
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import tomllib
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+import regex
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
 from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.core.config import WatermarkConfig
@@ -41,6 +43,98 @@ RUN_PREFIX = "R|"  # doc-frequency keys of bracketed inline runs
 
 _SHIPPED_RULES = "watermarks.toml"
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_log = logging.getLogger(__name__)
+
+# Per document and rule.  The shipped rules take < 5 ms on a 1 MB document; a user's `(a|aa)+$` on
+# 60 characters runs for minutes.  1 s stops it without ever touching a sane rule.
+RULE_TIMEOUT_SECONDS = 1.0
+
+
+def catastrophic_reason(pattern: str) -> str | None:
+    """Why ``pattern`` backtracks exponentially, if it obviously does, else None.
+
+    A cheap structural check on Python's own regex parser (< 1 ms per rule): an unbounded repeat
+    whose body is, apart from parts that may match nothing, itself an unbounded repeat -- ``(a+)+``,
+    ``(\\w*\\s?)*``, ``(?:x+)+y`` -- lets one input split across the two repeats in exponentially
+    many ways.  Bodies with a required separator (``(?:\\.[a-z]+)*``, as in the shipped URL rule)
+    are fine.  Subtler cases like ``(a|aa)+$`` pass this check and are caught by the per-document
+    timeout instead.  Patterns Python cannot parse (regex-only syntax) are not judged here.
+    """
+    try:
+        from re import _constants as C  # noqa: N812
+        from re import _parser as P  # noqa: N812
+
+        tree = P.parse(pattern)
+    except Exception:  # noqa: BLE001  (a regex-only construct: no verdict)
+        return None
+    unbounded = (C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", None))
+
+    def items(sub):
+        # flatten one level of groups so (?:(a+))+ is seen like (a+)+
+        for op, av in sub:
+            if op is C.SUBPATTERN:
+                yield from items(av[-1])
+            else:
+                yield op, av
+
+    def is_unbounded(op, av) -> bool:
+        return op in unbounded and op is not None and av[1] is C.MAXREPEAT and op is not getattr(
+            C, "POSSESSIVE_REPEAT", object())
+
+    def walk(sub) -> str | None:
+        for op, av in sub:
+            if is_unbounded(op, av):
+                body = list(items(av[2]))
+                inner = [(o, a) for o, a in body if is_unbounded(o, a)]
+                rest_empty = all(P.SubPattern(sub.state, [(o, a)]).getwidth()[0] == 0
+                                 for o, a in body if not is_unbounded(o, a))
+                if inner and rest_empty:
+                    return "a repeated group whose body is itself repeated (like (a+)+) backtracks exponentially"
+            for child in _children(op, av):
+                found = walk(child)
+                if found:
+                    return found
+        return None
+
+    def _children(op, av):
+        if op is C.SUBPATTERN:
+            return [av[-1]]
+        if op in unbounded and op is not None:
+            return [av[2]]
+        if op is C.BRANCH:
+            return list(av[1])
+        if op in (C.ASSERT, C.ASSERT_NOT):
+            return [av[1]]
+        if op is getattr(C, "ATOMIC_GROUP", None):
+            return [av]
+        return []
+
+    return walk(tree)
+
+
+class RuleGuard:
+    """Per-run state of rule matching: rules that timed out are disabled for the rest of the run.
+
+    One guard per run (the engine passes it to every shard of one process); without one each
+    remove_watermarks call makes its own.  ``counters()`` is what the stage reports.
+    """
+
+    def __init__(self, timeout: float = RULE_TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+        self.timeouts: dict[str, int] = {}
+
+    def disabled(self, name: str) -> bool:
+        return name in self.timeouts
+
+    def record_timeout(self, name: str, doc_id: str = "") -> None:
+        self.timeouts[name] = self.timeouts.get(name, 0) + 1
+        _log.warning("watermark rule %r ran over %.1f s on document %s and is disabled for the rest of this run",
+                     name, self.timeout, doc_id or "?")
+
+    def counters(self) -> dict[str, int]:
+        out = {"rule_timeouts": sum(self.timeouts.values())}
+        out.update({f"rule_timeouts.{k}": v for k, v in sorted(self.timeouts.items())})
+        return out
 
 
 # ----------------------------------------------------------------------------- rules
@@ -55,7 +149,7 @@ class WatermarkRule(BaseModel):
     description: str = ""
     # Optional prefilter: the rule only runs on texts whose lower-cased view contains one of these.
     require: tuple[str, ...] = ()
-    _regex: re.Pattern[str] = PrivateAttr()
+    _regex: regex.Pattern[str] = PrivateAttr()
 
     @field_validator("name")
     @classmethod
@@ -67,12 +161,19 @@ class WatermarkRule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _check_pattern(cls, v: str) -> str:
+        # Messages never repeat the pattern: rules files sit beside secrets, and the CLI prints them.
         try:
-            rx = re.compile(v, re.MULTILINE)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {v!r}: {exc}") from exc
-        if rx.match(""):
-            raise ValueError(f"pattern matches the empty string: {v!r}")
+            rx = regex.compile(v, regex.MULTILINE | regex.V0)
+        except regex.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        why = catastrophic_reason(v)
+        if why:
+            raise ValueError(f"pattern refused: {why}")
+        try:
+            if rx.match("", timeout=RULE_TIMEOUT_SECONDS):
+                raise ValueError("pattern matches the empty string")
+        except TimeoutError:
+            raise ValueError("pattern refused: it times out on the empty string") from None
         return v
 
     @field_validator("require")
@@ -83,10 +184,12 @@ class WatermarkRule(BaseModel):
         return tuple(x.lower() for x in v)
 
     def model_post_init(self, __context: object) -> None:
-        self._regex = re.compile(self.pattern, re.MULTILINE)
+        # `regex`, not `re`: it takes a per-call timeout= (re has none, so `(a|aa)+$` hung a build) and
+        # runs `(a+)+$` on 'a'*34+'!' in ~1 ms where re needs minutes.  V0 keeps re's semantics.
+        self._regex = regex.compile(self.pattern, regex.MULTILINE | regex.V0)
 
     @property
-    def regex(self) -> re.Pattern[str]:
+    def regex(self) -> regex.Pattern[str]:
         return self._regex
 
 
@@ -97,19 +200,62 @@ class _RulesFile(BaseModel):
     allowlist: dict[str, list[str]] = {}
 
 
+class RulesFileError(ValueError):
+    """A rules file that cannot be used; the message names the file and the rule, never its contents."""
+
+
+def _safe_errors(exc: ValidationError, data: object) -> str:
+    """pydantic's errors without ``input_value``: a rules file may hold an ``api_key = "…"`` line."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = list(err.get("loc", ()))
+        where = ".".join(str(x) for x in loc)
+        if len(loc) >= 2 and loc[0] == "rule" and isinstance(loc[1], int):
+            rules = data.get("rule") if isinstance(data, dict) else None
+            name = None
+            if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
+                name = rules[loc[1]].get("name")
+            label = f"rule {name!r}" if isinstance(name, str) and _RULE_NAME.match(name) else f"rule #{loc[1] + 1}"
+            where = " ".join([label, *(str(x) for x in loc[2:])])
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where or 'file'}: {msg}")
+    return "; ".join(parts)
+
+
 def _read_rules_file(text: str, origin: str) -> _RulesFile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{origin}: not valid TOML: {exc}") from exc
-    parsed = _RulesFile.model_validate(data)
+        raise RulesFileError(f"{origin}: not valid TOML: {exc}") from None
+    if not isinstance(data.get("rule", []), list) or not data.get("rule") and not data.get("allowlist"):
+        raise RulesFileError(f"{origin}: no [[rule]] table (see the shipped rules/watermarks.toml for the format)")
+    try:
+        parsed = _RulesFile.model_validate(data)
+    except ValidationError as exc:
+        raise RulesFileError(f"{origin}: {_safe_errors(exc, data)}") from None
     extra_keys = set(parsed.allowlist) - {"phrases"}
     if extra_keys:
-        raise ValueError(f"{origin}: [allowlist] only takes 'phrases', got {sorted(extra_keys)}")
+        raise RulesFileError(f"{origin}: [allowlist] only takes 'phrases', got {sorted(extra_keys)}")
     names = [r.name for r in parsed.rule]
     if len(names) != len(set(names)):
-        raise ValueError(f"{origin}: duplicate rule names in {names}")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise RulesFileError(f"{origin}: duplicate rule names {dup}")
     return parsed
+
+
+def check_rules_file(path: str | Path) -> int:
+    """Preflight: the file exists, is UTF-8 TOML with rules, and every pattern compiles and is not
+    obviously catastrophic.  Returns the number of rules; RulesFileError otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesFileError(f"rules file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise RulesFileError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise RulesFileError(f"cannot read rules file {path}: {exc.strerror or exc}") from None
+    return len(_read_rules_file(text, str(path)).rule)
 
 
 @lru_cache(maxsize=8)
@@ -299,8 +445,15 @@ def find_spans(
     line_keys: frozenset[str] = frozenset(),
     run_keys: frozenset[str] = frozenset(),
     min_chars: int = 8,
+    guard: RuleGuard | None = None,
+    doc_id: str = "",
 ) -> list[Span]:
-    """All removals for one text: rule matches and detected boilerplate, non-overlapping, sorted."""
+    """All removals for one text: rule matches and detected boilerplate, non-overlapping, sorted.
+
+    Each rule gets ``guard.timeout`` seconds on this text; one that runs over adds no span, is
+    recorded in the guard and skipped for every later text of the run.
+    """
+    guard = guard if guard is not None else RuleGuard()
     view = normalized_view(text)
     spans: list[Span] = []
     line_scoped: set[tuple[int, int]] = set()
@@ -310,7 +463,14 @@ def find_spans(
     for rule in rules:
         if rule.require and present.isdisjoint(rule.require):
             continue
-        for m in rule.regex.finditer(view):
+        if guard.disabled(rule.name):
+            continue
+        try:
+            matches = list(rule.regex.finditer(view, timeout=guard.timeout))
+        except TimeoutError:
+            guard.record_timeout(rule.name, doc_id)
+            continue
+        for m in matches:
             if m.end() == m.start():
                 continue
             if rule.scope == "line":
@@ -374,15 +534,23 @@ def _drop_emptied_lines(view: str, spans: list[Span], line_scoped: set[tuple[int
     return out
 
 
-def remove_watermarks(essays: list[Essay], cfg: WatermarkConfig, boilerplate: Sequence[str] = ()) -> dict[str, int]:
+def remove_watermarks(
+    essays: list[Essay], cfg: WatermarkConfig, boilerplate: Sequence[str] = (), guard: RuleGuard | None = None
+) -> dict[str, int]:
     """Apply rules + detected boilerplate as edits with stage "watermark"; return counts of chars removed per rule.
-    Also bump essay.stats[f"watermark.{rule}"] with removed char counts."""
+    Also bump essay.stats[f"watermark.{rule}"] with removed char counts, and
+    essay.stats["watermark.rule_timeout.<rule>"] on the document where a rule timed out.
+    Timeouts are counted in ``guard`` (``guard.counters()["rule_timeouts"]``): pass one guard per run."""
     rules = load_rules(cfg.rules_file)
+    guard = guard if guard is not None else RuleGuard()
     line_keys = frozenset(k[len(LINE_PREFIX) :] for k in boilerplate if k.startswith(LINE_PREFIX))
     run_keys = frozenset(k[len(RUN_PREFIX) :] for k in boilerplate if k.startswith(RUN_PREFIX))
     removed: dict[str, int] = {}
     for essay in essays:
-        spans = find_spans(essay.body.text, rules, line_keys, run_keys, cfg.min_chars)
+        before = dict(guard.timeouts)
+        spans = find_spans(essay.body.text, rules, line_keys, run_keys, cfg.min_chars, guard, essay.doc_id)
+        for name in guard.timeouts.keys() - before.keys():
+            essay.bump(f"{STAGE}.rule_timeout.{name}", 1)
         if not spans:
             continue
         essay.body.apply([Replacement(s.start, s.end, "", s.rule) for s in spans], STAGE)
