@@ -263,6 +263,7 @@ def write_release(
         ]
         rel.write_json(tmp / rel.MANIFEST, manifest)
         os.replace(tmp, final)
+        versioning.seal_release(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

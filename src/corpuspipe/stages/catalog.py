@@ -136,8 +136,16 @@ class Watermark(CorpusStage):
         ctx.count(self.name, "boilerplate_keys_selected", len(selected))
         return selected
 
+    _guard: watermark_mod.RuleGuard | None = None
+
     def apply(self, batch: Shard, ctx: Context) -> Shard:
-        removed = watermark_mod.remove_watermarks(batch.essays, ctx.cfg.watermark, ctx.facts.get(self.name) or ())
+        # one guard per process: a user rule that times out is disabled for every later shard here
+        guard = Watermark._guard = Watermark._guard or watermark_mod.RuleGuard()
+        before = guard.counters()
+        removed = watermark_mod.remove_watermarks(batch.essays, ctx.cfg.watermark, ctx.facts.get(self.name) or (),
+                                                  guard=guard)
+        after = guard.counters()
+        ctx.count_all(self.name, {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)})
         ctx.count_all(self.name, {f"removed.{rule}": n for rule, n in removed.items()})
         return batch
 

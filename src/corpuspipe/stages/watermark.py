@@ -258,8 +258,25 @@ def check_rules_file(path: str | Path) -> int:
     return len(_read_rules_file(text, str(path)).rule)
 
 
-@lru_cache(maxsize=8)
+def _stamp(path: str | None) -> tuple[int, int] | None:
+    """(mtime, size) of a rules file: the memo below must never serve a file's old rules after an edit
+    (a long-lived ``serve`` process or worker builds again after the user changed the file)."""
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def _load_files(extra_rules_file: str | None) -> tuple[tuple[WatermarkRule, ...], tuple[str, ...]]:
+    return _load_files_at(extra_rules_file, _stamp(extra_rules_file))
+
+
+@lru_cache(maxsize=8)
+def _load_files_at(extra_rules_file: str | None, stamp: tuple[int, int] | None
+                   ) -> tuple[tuple[WatermarkRule, ...], tuple[str, ...]]:
     shipped_text = resources.files("corpuspipe").joinpath("rules", _SHIPPED_RULES).read_text(encoding="utf-8")
     shipped = _read_rules_file(shipped_text, _SHIPPED_RULES)
     rules = {r.name: r for r in shipped.rule}
