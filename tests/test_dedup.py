@@ -23,13 +23,13 @@ from corpuspipe.stages.dedup.minhash import (
     band_keys,
     candidate_pairs,
     compute_signatures,
-    find_duplicates,
     lsh_params,
     pairs_table,
     signatures_by_id,
     signatures_numpy,
     verify_pairs,
 )
+from corpuspipe.stages.dedup.disk import dedup_in_memory as find_duplicates
 from corpuspipe.stages.dedup.shingles import char_shingles, shingle_hashes, strip_text, word_shingles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -379,8 +379,18 @@ def test_find_duplicates_counts_skipped_sections():
     pairs, clusters, stats = find_duplicates(items, CFG, "section")
     assert pairs == [] and stats["skipped_short"] == 2 and stats["candidates"] == 0
     assert clusters == {"a": ("a", None), "b": ("b", None)}
+    # documents: a title-only or watermark-only page (stripped text < min_document_chars) is never
+    # a near-duplicate, even of an identical page; a real body of the same kind is
     pairs, clusters, stats = find_duplicates(items, CFG, "document")
-    assert [(p.a_id, p.b_id) for p in pairs] == [("a", "b")] and clusters["b"] == ("a", "a")
+    assert pairs == [] and stats["skipped_short"] == 2
+    assert clusters == {"a": ("a", None), "b": ("b", None)}
+    wm = "来源：www.fanwen.com 更多范文请访问"  # a page that is only a watermark: 21 stripped chars
+    (para,) = gov_paragraphs(limit=1)
+    docs = [DedupItem("w1", wm, len(wm)), DedupItem("w2", wm, len(wm)), DedupItem("p1", para, len(para)),
+            DedupItem("p2", para, len(para))]
+    pairs, clusters, stats = find_duplicates(docs, CFG, "document")
+    assert [(p.a_id, p.b_id) for p in pairs] == [("p1", "p2")] and stats["skipped_short"] == 2
+    assert clusters["w2"] == ("w2", None) and clusters["p2"] == ("p1", "p1")
 
 
 def test_shard_tables_round_trip_through_parquet(tmp_path):
