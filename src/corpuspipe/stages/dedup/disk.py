@@ -214,15 +214,20 @@ def _write_bands(fi: int, path: Path, cfg: DedupConfig, lo: int, parts: int, out
 # -- phase 2: candidates ---------------------------------------------------------------------
 
 
-def _bucket_pairs(members: np.ndarray, max_bucket: int) -> np.ndarray:
-    """Pairs of one bucket's sorted unique members: all if small, else star to the first + chain."""
+def _bucket_pairs(members: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+    """(star, other) pairs of one bucket's sorted unique members.
+
+    star: every member with the first (smallest); other: the remaining pairs if the bucket has at
+    most ``max_bucket`` members, else a chain of neighbours (linear).
+    """
     z = members.size
-    if z <= max_bucket:
-        i, j = np.triu_indices(z, 1)
-        return np.stack((members[i], members[j]), axis=1)
     star = np.stack((np.full(z - 1, members[0]), members[1:]), axis=1)
-    chain = np.stack((members[1:-1], members[2:]), axis=1)
-    return np.concatenate((star, chain))
+    if z <= max_bucket:
+        i, j = np.triu_indices(z - 1, 1)
+        other = np.stack((members[1:][i], members[1:][j]), axis=1)
+    else:
+        other = np.stack((members[1:-1], members[2:]), axis=1)
+    return star, other
 
 
 def _unique_pairs(p: np.ndarray) -> np.ndarray:
@@ -235,7 +240,7 @@ def _unique_pairs(p: np.ndarray) -> np.ndarray:
     return p[keep]
 
 
-def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: int) -> np.ndarray:
+def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
     keys, ehs, ghs = [], [], []
     for fi in range(n_files):
         off = np.load(band_dir / f"{fi:05d}.off.npy")
@@ -245,7 +250,7 @@ def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: i
         for lst, name in ((keys, "key"), (ehs, "eh"), (ghs, "gh")):
             lst.append(np.load(band_dir / f"{fi:05d}.{name}.npy", mmap_mode="r")[a:b].copy())
     if not keys:
-        return np.empty((0, 2), np.uint64)
+        return np.empty((0, 2), np.uint64), np.empty((0, 2), np.uint64)
     key, eh, gh = np.concatenate(keys), np.concatenate(ehs), np.concatenate(ghs)
     del keys, ehs, ghs
     order = np.lexsort((eh, key))
@@ -257,19 +262,24 @@ def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: i
     key, eh, gh = key[keep], eh[keep], gh[keep]
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     sizes = np.diff(np.append(starts, key.size))
-    out = []
+    stars, others = [], []
     two = starts[sizes == 2]
-    out.append(np.stack((eh[two], eh[two + 1], gh[two], gh[two + 1]), axis=1))
+    stars.append(np.stack((eh[two], eh[two + 1], gh[two], gh[two + 1]), axis=1))
     for s, z in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist()):
         mem = eh[s : s + z]
         grp = dict(zip(mem.tolist(), gh[s : s + z].tolist()))
-        pr = _bucket_pairs(mem, max_bucket)
-        ga = np.fromiter((grp[x] for x in pr[:, 0].tolist()), np.uint64, len(pr))
-        gb = np.fromiter((grp[x] for x in pr[:, 1].tolist()), np.uint64, len(pr))
-        out.append(np.concatenate((pr, ga[:, None], gb[:, None]), axis=1))
-    allp = np.concatenate(out)
-    allp = allp[allp[:, 2] != allp[:, 3]][:, :2]  # same group (document) never pairs
-    return _unique_pairs(allp)  # already (lo, hi): members are sorted by eh
+        for out, pr in zip((stars, others), _bucket_pairs(mem, max_bucket)):
+            ga = np.fromiter((grp[x] for x in pr[:, 0].tolist()), np.uint64, len(pr))
+            gb = np.fromiter((grp[x] for x in pr[:, 1].tolist()), np.uint64, len(pr))
+            out.append(np.concatenate((pr, ga[:, None], gb[:, None]), axis=1))
+
+    def clean(chunks: list[np.ndarray]) -> np.ndarray:
+        if not chunks:
+            return np.empty((0, 2), np.uint64)
+        allp = np.concatenate(chunks)
+        return _unique_pairs(allp[allp[:, 2] != allp[:, 3]][:, :2])  # same group never pairs; (lo, hi) already
+
+    return clean(stars), clean(others)
 
 
 # -- entities and verification ---------------------------------------------------------------
@@ -360,30 +370,51 @@ class _Verifier:
                 rel = relation(self.cfg, j, cab, cba)
                 key = (rel == "near_duplicate", j, max(cab, cba))
                 if best_key is None or key > best_key:
-                    best_key, best = key, (float(np.mean(ga == gb)), j, cab, cba, rel)
+                    best_key, best = key, (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel)
         return best if best is not None and best[4] is not None else None  # None: not a duplicate
 
 
 # -- phase 4: clusters -----------------------------------------------------------------------
 
 
-def _clusters(candidates: np.ndarray, ver: _Verifier) -> dict[int, int]:
-    """entity -> representative, for members of clusters of >= 2 (no chaining; see module doc)."""
+def _near_components(ver: _Verifier) -> dict[int, int]:
+    """entity -> component label (smallest member hash) over the verified near-duplicate pairs."""
+    near = sorted(p for p, r in ver.results.items() if r is not None and r[4] == "near_duplicate")
+    nodes = sorted({h for p in near for h in p})
+    pos = {h: i for i, h in enumerate(nodes)}
+    uf = UnionFind(len(nodes))
+    for a, b in near:
+        uf.union(pos[a], pos[b])
+    return {nodes[i]: nodes[c[0]] for c in uf.components() for i in c}
+
+
+def _clusters(deferred: Sequence[tuple[int, int]], ver: _Verifier) -> dict[int, int]:
+    """entity -> representative, for members of clusters of >= 2 (no chaining; see module doc).
+
+    Candidates whose two sides were already connected by verified near-duplicate pairs
+    (``deferred``) were not scored: they cannot change the components.  They are scored here only
+    when both sides are left over from one component after its representative took its members,
+    so the split of the remainder is the same as if every candidate had been scored first.
+    """
     near = [(a, b) for (a, b), r in ver.results.items() if r is not None and r[4] == "near_duplicate"]
     nodes = sorted({h for p in near for h in p})
     if not nodes:
         return {}
-    rank = {h: ver.ent[h].rank for h in nodes}
-    adj: dict[int, list[int]] = {h: [] for h in nodes}
+    rank = {h: ver.ent[h].rank for h in set(nodes) | {h for p in deferred for h in p}}
+    adj: dict[int, set[int]] = {}
     for a, b in near:
-        adj[a].append(b)
-        adj[b].append(a)
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    waiting: dict[int, list[int]] = {}
+    for a, b in deferred:
+        waiting.setdefault(a, []).append(b)
 
     def components(members: set[int]) -> list[list[int]]:
-        uf = UnionFind(len(order := sorted(members, key=rank.__getitem__)))
+        order = sorted(members, key=rank.__getitem__)
         pos = {h: i for i, h in enumerate(order)}
+        uf = UnionFind(len(order))
         for h in order:
-            for g in adj[h]:
+            for g in adj.get(h, ()):
                 if g in pos:
                     uf.union(pos[h], pos[g])
         return [[order[i] for i in c] for c in uf.components() if len(c) > 1]
@@ -391,11 +422,10 @@ def _clusters(candidates: np.ndarray, ver: _Verifier) -> dict[int, int]:
     rep_of: dict[int, int] = {}
     pending = components(set(nodes))
     while pending:
-        reps = [c[0] for c in pending]  # components list members in rank order
-        ver.score([(m, c[0]) for c in pending for m in c[1:]])
-        nxt = []
-        for c, rep in zip(pending, reps):
-            rest = set()
+        ver.score([(m, c[0]) for c in pending for m in c[1:]])  # members list in rank order: c[0] is the representative
+        rests = []
+        for c in pending:
+            rep, rest = c[0], set()
             for m in c[1:]:
                 r = ver.results[(min(m, rep), max(m, rep))]
                 if r is not None and r[4] == "near_duplicate":
@@ -403,8 +433,16 @@ def _clusters(candidates: np.ndarray, ver: _Verifier) -> dict[int, int]:
                     rep_of[rep] = rep
                 else:
                     rest.add(m)
-            nxt.extend(components(rest))
-        pending = nxt
+            if len(rest) > 1:
+                rests.append(rest)
+        todo = [(a, b) for rest in rests for a in sorted(rest) for b in waiting.get(a, ()) if b in rest]
+        ver.score(todo)
+        for a, b in todo:
+            r = ver.results[(a, b)]
+            if r is not None and r[4] == "near_duplicate":
+                adj.setdefault(a, set()).add(b)
+                adj.setdefault(b, set()).add(a)
+        pending = [c for rest in rests for c in components(rest)]
     return rep_of
 
 
@@ -433,24 +471,25 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     seconds["bands"] = time.perf_counter() - t
     t = time.perf_counter()
 
-    cand = _unique_pairs(
-        np.concatenate(
-            [_partition_candidates(band_dir, len(sig_paths), p, cfg.max_bucket) for p in range(parts)]
-            or [np.empty((0, 2), np.uint64)]
-        )
-    )
+    star_parts, other_parts = zip(*[_partition_candidates(band_dir, len(sig_paths), p, cfg.max_bucket) for p in range(parts)])
+    star = _unique_pairs(np.concatenate(star_parts))
+    other = _unique_pairs(np.concatenate(other_parts))
     shutil.rmtree(band_dir, ignore_errors=True)
     seconds["candidates"] = time.perf_counter() - t
     t = time.perf_counter()
 
-    entities = _load_entities(sig_paths, np.unique(cand.reshape(-1)))
+    entities = _load_entities(sig_paths, np.unique(np.concatenate((star.reshape(-1), other.reshape(-1)))))
     ver = _Verifier(sig_paths, entities, cfg)
-    cand_list = [tuple(p) for p in cand.tolist()]
-    ver.score(cand_list)
+    star_list = [tuple(p) for p in star.tolist()]
+    ver.score(star_list)
+    other_list = sorted({tuple(p) for p in other.tolist()} - set(star_list))
+    linked = _near_components(ver)
+    deferred = [(a, b) for a, b in other_list if a in linked and linked.get(a) == linked.get(b)]
+    ver.score([(a, b) for a, b in other_list if not (a in linked and linked.get(a) == linked.get(b))])
     seconds["verify"] = time.perf_counter() - t
     t = time.perf_counter()
 
-    rep_of = _clusters(cand, ver)
+    rep_of = _clusters(deferred, ver)
     seconds["cluster"] = time.perf_counter() - t
     t = time.perf_counter()
 
@@ -472,8 +511,8 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "items": items,
         "skipped_short": skipped,
         "partitions": parts,
-        "candidates": len(cand_list),
-        "verified_pairs": len(ver.results),
+        "candidates": len(star_list) + len(other_list),
+        "verified_pairs": len(ver.results),  # candidates inside a verified component wait (see _clusters)
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
         "reuse": sum(r.relation == "reuse" for r in rows),
         "clusters_with_duplicates": len(members),
