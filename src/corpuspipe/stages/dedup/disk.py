@@ -137,7 +137,7 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
     """One shard's items -> one Parquet file (rows sorted by id); returns small stats."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     items = sorted(items, key=lambda it: it.id)
     sig = compute_signatures(items, cfg)
     entities = [it.key for it in items]
@@ -168,6 +168,7 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
         "bytes": sum(len(it.text.encode("utf-8")) for it in items),
         "skipped_short": int(((lengths < lo) | (nsh == 0)).sum()),
         "seconds": round(time.perf_counter() - start, 6),
+        "cpu_seconds": round(time.process_time() - start_cpu, 6),
     }
 
 
@@ -214,19 +215,19 @@ def _write_bands(fi: int, path: Path, cfg: DedupConfig, lo: int, parts: int, out
 # -- phase 2: candidates ---------------------------------------------------------------------
 
 
-def _bucket_pairs(members: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
-    """(star, other) pairs of one bucket's sorted unique members.
+def _bucket_pairs(z: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+    """(star, other) index pairs into one bucket of z sorted unique members.
 
     star: every member with the first (smallest); other: the remaining pairs if the bucket has at
     most ``max_bucket`` members, else a chain of neighbours (linear).
     """
-    z = members.size
-    star = np.stack((np.full(z - 1, members[0]), members[1:]), axis=1)
+    rest = np.arange(1, z)
+    star = np.stack((np.zeros(z - 1, np.int64), rest), axis=1)
     if z <= max_bucket:
         i, j = np.triu_indices(z - 1, 1)
-        other = np.stack((members[1:][i], members[1:][j]), axis=1)
+        other = np.stack((rest[i], rest[j]), axis=1)
     else:
-        other = np.stack((members[1:-1], members[2:]), axis=1)
+        other = np.stack((rest[:-1], rest[1:]), axis=1)
     return star, other
 
 
@@ -264,20 +265,17 @@ def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: i
     sizes = np.diff(np.append(starts, key.size))
     stars, others = [], []
     two = starts[sizes == 2]
-    stars.append(np.stack((eh[two], eh[two + 1], gh[two], gh[two + 1]), axis=1))
+    stars.append(np.stack((two, two + 1), axis=1))
     for s, z in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist()):
-        mem = eh[s : s + z]
-        grp = dict(zip(mem.tolist(), gh[s : s + z].tolist()))
-        for out, pr in zip((stars, others), _bucket_pairs(mem, max_bucket)):
-            ga = np.fromiter((grp[x] for x in pr[:, 0].tolist()), np.uint64, len(pr))
-            gb = np.fromiter((grp[x] for x in pr[:, 1].tolist()), np.uint64, len(pr))
-            out.append(np.concatenate((pr, ga[:, None], gb[:, None]), axis=1))
+        for out, pr in zip((stars, others), _bucket_pairs(z, max_bucket)):
+            out.append(pr + s)  # row indices into the sorted partition
 
     def clean(chunks: list[np.ndarray]) -> np.ndarray:
         if not chunks:
             return np.empty((0, 2), np.uint64)
-        allp = np.concatenate(chunks)
-        return _unique_pairs(allp[allp[:, 2] != allp[:, 3]][:, :2])  # same group never pairs; (lo, hi) already
+        idx = np.concatenate(chunks)
+        idx = idx[gh[idx[:, 0]] != gh[idx[:, 1]]]  # same group (document) never pairs
+        return _unique_pairs(np.stack((eh[idx[:, 0]], eh[idx[:, 1]]), axis=1))  # (lo, hi): sorted by eh
 
     return clean(stars), clean(others)
 
@@ -457,7 +455,8 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     sig_paths = [Path(p) for p in sig_paths]
     lo = min_length(cfg, level)
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
+    cpu: dict[str, float] = {}
+    t, c = time.perf_counter(), time.process_time()
 
     band_dir = work / f"{level}.bands"
     shutil.rmtree(band_dir, ignore_errors=True)
@@ -468,15 +467,15 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         s = _write_bands(fi, path, cfg, lo, parts, band_dir)
         items += s["items"]
         skipped += s["skipped_short"]
-    seconds["bands"] = time.perf_counter() - t
-    t = time.perf_counter()
+    seconds["bands"], cpu["bands"] = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
 
     star_parts, other_parts = zip(*[_partition_candidates(band_dir, len(sig_paths), p, cfg.max_bucket) for p in range(parts)])
     star = _unique_pairs(np.concatenate(star_parts))
     other = _unique_pairs(np.concatenate(other_parts))
     shutil.rmtree(band_dir, ignore_errors=True)
-    seconds["candidates"] = time.perf_counter() - t
-    t = time.perf_counter()
+    seconds["candidates"], cpu["candidates"] = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
 
     entities = _load_entities(sig_paths, np.unique(np.concatenate((star.reshape(-1), other.reshape(-1)))))
     ver = _Verifier(sig_paths, entities, cfg)
@@ -486,12 +485,12 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     linked = _near_components(ver)
     deferred = [(a, b) for a, b in other_list if a in linked and linked.get(a) == linked.get(b)]
     ver.score([(a, b) for a, b in other_list if not (a in linked and linked.get(a) == linked.get(b))])
-    seconds["verify"] = time.perf_counter() - t
-    t = time.perf_counter()
+    seconds["verify"], cpu["verify"] = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
 
     rep_of = _clusters(deferred, ver)
-    seconds["cluster"] = time.perf_counter() - t
-    t = time.perf_counter()
+    seconds["cluster"], cpu["cluster"] = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
 
     rows = _pair_rows(ver, rep_of, cfg, level)
     pairs_path = work / f"{level}.duplicates.parquet"
@@ -505,7 +504,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     )
     clusters_path = work / f"{level}.clusters.parquet"
     _write(pa.Table.from_pylist([dict(zip(CLUSTERS.names, c)) for c in crow], schema=CLUSTERS), clusters_path)
-    seconds["write"] = time.perf_counter() - t
+    seconds["write"], cpu["write"] = time.perf_counter() - t, time.process_time() - c
 
     stats = {
         "items": items,
@@ -518,6 +517,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "clusters_with_duplicates": len(members),
         "largest_cluster": max((len(v) for v in members.values()), default=0),
         "seconds": {k: round(v, 6) for k, v in seconds.items()},
+        "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},  # what MB/s per core should use on a busy machine
     }
     return DedupOutcome(pairs_path, clusters_path, stats)
 
