@@ -87,8 +87,8 @@ def plan(n_docs: int, seed: int = 0) -> list[tuple[int, float, bool]]:
     return docs[:n_docs]
 
 
-def child(mb: float, shard_docs: int) -> None:
-    cfg = DedupConfig()
+def child(mb: float, shard_docs: int, partition_rows: int) -> None:
+    cfg = DedupConfig(partition_rows=partition_rows)
     src = _source()
     n_docs = int(mb * 1e6 / (2000 * 3))
     docs = plan(n_docs)
@@ -165,13 +165,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, nargs="+", default=[50, 200])
     ap.add_argument("--shard-docs", type=int, default=2000)
+    ap.add_argument("--partition-rows", type=int, default=500_000, help="band rows per candidate partition")
     ap.add_argument("--child", type=float, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        child(a.child, a.shard_docs)
+        child(a.child, a.shard_docs, a.partition_rows)
         return 0
     for mb in a.mb:
-        r = subprocess.run([sys.executable, __file__, "--child", str(mb), "--shard-docs", str(a.shard_docs)],
+        r = subprocess.run([sys.executable, __file__, "--child", str(mb), "--shard-docs", str(a.shard_docs),
+                            "--partition-rows", str(a.partition_rows)],
                            capture_output=True, text=True)
         print(r.stdout.strip() or r.stderr[-2000:], flush=True)
     return 0

@@ -9,10 +9,14 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    of up to ``max_bucket`` entities gives all its pairs, a larger one a star to its smallest member
    plus a chain (linear).  Pairs inside one group (document) are dropped.  Only the candidate pairs
    (linear in the duplicates found) outlive a partition.
-3. **verify** — every candidate is verified exactly (Jaccard and both containments of the shingle
-   sets; an entity with several units scores its best unit pair).  Pairs are grouped by the files
-   their two sides live in, so each file's text column is read once per file pair that has
-   candidates, and only the candidates' rows are shingled.
+3. **verify** — candidates are verified exactly (Jaccard and both containments of the shingle
+   sets; an entity with several units scores its best unit pair); estimates never decide.  Star
+   edges first; a remaining candidate whose two sides are already connected by verified
+   near-duplicate pairs waits (it cannot change the components) and is scored only if the
+   representative split in phase 4 needs it.  A 500-copy family: 42,430 candidates, 8,942 exact
+   comparisons, same clusters.  Pairs are grouped by the files their two sides live in, so each
+   file's text column is read once per file pair that has candidates, and only the candidates'
+   rows are shingled.
 4. **cluster** — no chaining: connected components of verified near-duplicate pairs are only
    *candidate* clusters.  In each, the best-ranked entity is the representative and every other
    member is verified against it; members that are near-duplicates of it join its cluster, the
