@@ -80,6 +80,9 @@ from corpuspipe.stages.dedup.minhash import (
 from corpuspipe.stages.dedup.shingles import shingle_hashes
 from corpuspipe.stages.dedup.unionfind import UnionFind
 
+# Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
+# ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
+_SIG_ROW_GROUP = 512
 _READ_BATCH = 8192  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
 _PARQUET = dict(compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False)
 
@@ -125,12 +128,12 @@ def _h64(strings: Sequence[str]) -> np.ndarray:
     return np.fromiter((xxhash.xxh3_64_intdigest(s.encode("utf-8")) for s in strings), np.uint64, len(strings))
 
 
-def _write(table: pa.Table, path: Path) -> None:
+def _write(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
     """Atomic, deterministic Parquet write (fixed options, no timestamps)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, **_PARQUET)
+    pq.write_table(table, tmp, row_group_size=row_group_size, **_PARQUET)
     tmp.replace(path)
 
 
@@ -163,7 +166,7 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
         ],
         schema=sig_file_schema(cfg.num_perm),
     )
-    _write(table, path)
+    _write(table, path, row_group_size=_SIG_ROW_GROUP)
     lo = min_length(cfg, level)
     lengths = sig.column("length").to_numpy()
     nsh = sig.column("n_shingles").to_numpy()
@@ -331,30 +334,55 @@ class _Verifier:
         self.cfg = cfg
         self.results: dict[tuple[int, int], tuple | None] = {}  # (lo, hi) eh -> (est, j, c_lo_hi, c_hi_lo, rel) | None
         self.units_scored = 0
+        self.rows_read = 0
 
     def _load(self, fi: int, rows: set[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        idx = pa.array(sorted(rows), pa.int64())
-        t = pq.read_table(self.paths[fi], columns=["text", "signature"])
+        """Shingles and signatures of some rows of one file, reading only their row groups."""
+        pf = pq.ParquetFile(self.paths[fi])
+        bounds = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+        want = np.array(sorted(rows), np.int64)
+        groups = sorted(set((np.searchsorted(bounds, want, side="right") - 1).tolist()))
+        t = pf.read_row_groups(groups, columns=["text", "signature"])
+        # row index in the file -> row index in the table of the groups read
+        base = np.cumsum([0] + [int(bounds[g + 1] - bounds[g]) for g in groups])
+        local = np.empty(want.size, np.int64)
+        for k, g in enumerate(groups):
+            sel = (want >= bounds[g]) & (want < bounds[g + 1])
+            local[sel] = want[sel] - bounds[g] + base[k]
+        idx = pa.array(local, pa.int64())
         texts = t.column("text").take(idx).to_pylist()
         sig = t.column("signature").take(idx)
         width = sig.type.list_size
         mat = sig.combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-        return {r: (shingle_hashes(x, self.cfg), mat[k]) for k, (r, x) in enumerate(zip(idx.to_pylist(), texts))}
+        self.rows_read += want.size
+        return {r: (shingle_hashes(x, self.cfg), mat[k]) for k, (r, x) in enumerate(zip(want.tolist(), texts))}
 
     def score(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """Score pairs not yet scored.  Per file fa (in order), the rows of fa that any pair needs are
+        loaded once; then per partner file fb, only the rows that pairs with fa need: memory is two
+        shards' candidate rows at most, and each file is opened once per partner file."""
         todo = sorted({(min(a, b), max(a, b)) for a, b in pairs} - self.results.keys())
-        blocks: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        blocks: dict[int, dict[int, list[tuple[int, int]]]] = {}
         for a, b in todo:
             fa, fb = sorted((self.ent[a].file, self.ent[b].file))
-            blocks.setdefault((fa, fb), []).append((a, b))
-        for (fa, fb), block in sorted(blocks.items()):
-            need: dict[int, set[int]] = {fa: set(), fb: set()}
-            for a, b in block:
-                for h in (a, b):
-                    need[self.ent[h].file].update(self.ent[h].rows)
-            units = {f: self._load(f, rows) for f, rows in need.items()}
-            for a, b in block:
-                self.results[(a, b)] = self._best(units, a, b)
+            blocks.setdefault(fa, {}).setdefault(fb, []).append((a, b))
+        for fa in sorted(blocks):
+            need_a: set[int] = set()
+            for block in blocks[fa].values():
+                for a, b in block:
+                    for h in (a, b):
+                        if self.ent[h].file == fa:
+                            need_a.update(self.ent[h].rows)
+            units = {fa: self._load(fa, need_a)}
+            for fb in sorted(blocks[fa]):
+                block = blocks[fa][fb]
+                if fb != fa:
+                    need_b = {r for a, b in block for h in (a, b) if self.ent[h].file == fb for r in self.ent[h].rows}
+                    units[fb] = self._load(fb, need_b)
+                for a, b in block:
+                    self.results[(a, b)] = self._best(units, a, b)
+                if fb != fa:
+                    del units[fb]
 
     def _best(self, units, a: int, b: int):
         ea, eb = self.ent[a], self.ent[b]
@@ -515,7 +543,8 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "skipped_short": skipped,
         "partitions": parts,
         "candidates": len(star_list) + len(other_list),
-        "verified_pairs": len(ver.results),  # candidates inside a verified component wait (see _clusters)
+        "verified_pairs": len(ver.results),
+        "rows_read_for_verify": ver.rows_read,  # candidates inside a verified component wait (see _clusters)
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
         "reuse": sum(r.relation == "reuse" for r in rows),
         "clusters_with_duplicates": len(members),
