@@ -2,7 +2,8 @@
 
 Usage: ``python bench/scale_dedup.py [--mb 50 200] [--shard-docs 2000]``
 
-Each size runs in its own subprocess (so ``ru_maxrss`` is that run's peak).  The corpus is made on
+Each size runs in two subprocesses, so ``ru_maxrss`` is each phase's own peak: generating the corpus
+and writing signatures (per shard), then ``find_duplicates`` alone.  The corpus is made on
 the fly, shard by shard, and never held whole: documents are stitched from random 3-12 char runs
 of the real gov reports in /work/shared/external (realistic 5-gram overlap, no long copies; ~2,000
 chars each); 30% of the bases get 1-3 copies with 1-8% character edits, a fifth of copies is
@@ -87,42 +88,46 @@ def plan(n_docs: int, seed: int = 0) -> list[tuple[int, float, bool]]:
     return docs[:n_docs]
 
 
-def child(mb: float, shard_docs: int, partition_rows: int) -> None:
-    cfg = DedupConfig(partition_rows=partition_rows)
+def child_signatures(mb: float, shard_docs: int, out_dir: Path) -> None:
+    """Generate the corpus shard by shard and write its signature files (own process: own peak RSS)."""
+    cfg = DedupConfig()
     src = _source()
     n_docs = int(mb * 1e6 / (2000 * 3))
     docs = plan(n_docs)
     conv = None
     sig_s = 0.0
     text_bytes = 0
-    with tempfile.TemporaryDirectory(prefix="scale-dedup-") as tmp:
-        tmp = Path(tmp)
-        paths = []
-        for k in range(0, n_docs, shard_docs):
-            items = []
-            for i in range(k, min(n_docs, k + shard_docs)):
-                b, rate, trad = docs[i]
-                text = base_text(src, b)
-                if b != i:
-                    text = perturb(text, rate, seed=i)
-                if trad:
-                    if conv is None:
-                        from opencc import OpenCC
+    for k in range(0, n_docs, shard_docs):
+        items = []
+        for i in range(k, min(n_docs, k + shard_docs)):
+            b, rate, trad = docs[i]
+            text = base_text(src, b)
+            if b != i:
+                text = perturb(text, rate, seed=i)
+            if trad:
+                if conv is None:
+                    from opencc import OpenCC
 
-                        conv = OpenCC("s2t")
-                    text = conv.convert(text)
-                items.append(DedupItem(f"d{i:07d}", text, len(text), script="traditional" if trad else "simplified"))
-            text_bytes += sum(len(it.text.encode()) for it in items)
-            p = tmp / f"sig{k // shard_docs:04d}.parquet"
-            sig_s += write_signatures(items, "document", cfg, p)["cpu_seconds"]
-            paths.append(p)
-            del items
-        rss_sig = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        out = find_duplicates(paths, "document", cfg, tmp / "work")
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        pairs = pq.read_table(out.pairs_path).to_pylist()
-        clusters = pq.read_table(out.clusters_path).to_pylist()
-    base_of = {f"d{i:07d}": b for i, (b, _, _) in enumerate(docs)}
+                    conv = OpenCC("s2t")
+                text = conv.convert(text)
+            items.append(DedupItem(f"d{i:07d}", text, len(text), script="traditional" if trad else "simplified"))
+        text_bytes += sum(len(it.text.encode()) for it in items)
+        sig_s += write_signatures(items, "document", cfg, out_dir / f"sig{k // shard_docs:04d}.parquet")["cpu_seconds"]
+        del items
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"docs": n_docs, "text_mb": text_bytes / 1e6, "cpu_seconds": sig_s, "peak_rss_mb": rss}))
+
+
+def child_find(mb: float, partition_rows: int, sig_dir: Path) -> None:
+    """find_duplicates alone over the signature files (own process: its peak RSS is the stage's)."""
+    cfg = DedupConfig(partition_rows=partition_rows)
+    paths = sorted(sig_dir.glob("sig*.parquet"))
+    out = find_duplicates(paths, "document", cfg, sig_dir / "work")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pairs = pq.read_table(out.pairs_path).to_pylist()
+    clusters = pq.read_table(out.clusters_path).to_pylist()
+    n_docs = int(mb * 1e6 / (2000 * 3))
+    docs = plan(n_docs)
     cid = {r["id"]: r["cluster_id"] for r in clusters}
     cells: dict[tuple[str, int], int] = {}
     per_c: dict[str, int] = {}
@@ -135,30 +140,44 @@ def child(mb: float, shard_docs: int, partition_rows: int) -> None:
         per_b[b] = per_b.get(b, 0) + 1
     c2 = lambda n: n * (n - 1) // 2  # noqa: E731
     tp, pred, true = sum(map(c2, cells.values())), sum(map(c2, per_c.values())), sum(map(c2, per_b.values()))
-    fam_ids = {d for d, b in base_of.items() if b == 7}
-    fam_rows = sum(1 for p in pairs if p["a_id"] in fam_ids and p["b_id"] in fam_ids)
-    mbt = text_bytes / 1e6
-    s = out.stats["cpu_seconds"]  # CPU seconds: 6 engineers share 2 cores, wall time is noise
-    print(
-        json.dumps(
-            {
-                "docs": n_docs,
-                "text_mb": round(mbt, 1),
-                "mb_per_s_per_core": {"signatures": round(mbt / sig_s, 1), **{k: round(mbt / v, 1) for k, v in s.items() if v}},
-                "cpu_seconds": {"signatures": round(sig_s, 1), **{k: round(v, 2) for k, v in s.items()}},
-                "peak_rss_mb_after_signatures": round(rss_sig),
-                "peak_rss_mb": round(rss),
-                "partitions": out.stats["partitions"],
-                "candidates": out.stats["candidates"],
-                "rows": len(pairs),
-                "family_size": len(fam_ids),
-                "family_rows": fam_rows,
-                "largest_cluster": out.stats["largest_cluster"],
-                "precision": round(tp / pred, 4) if pred else 1.0,
-                "recall": round(tp / true, 4) if true else 1.0,
-            }
-        )
-    )
+    fam_ids = {f"d{i:07d}" for i, (b, _, _) in enumerate(docs) if b == 7}
+    st = out.stats
+    print(json.dumps({
+        "cpu_seconds": st["cpu_seconds"],
+        "peak_rss_mb": rss,
+        "partitions": st["partitions"],
+        "candidates": st["candidates"],
+        "verified_pairs": st["verified_pairs"],
+        "rows": len(pairs),
+        "family_size": len(fam_ids),
+        "family_rows": sum(1 for p in pairs if p["a_id"] in fam_ids and p["b_id"] in fam_ids),
+        "largest_cluster": st["largest_cluster"],
+        "precision": round(tp / pred, 4) if pred else 1.0,
+        "recall": round(tp / true, 4) if true else 1.0,
+    }))
+
+
+def run_size(mb: float, shard_docs: int, partition_rows: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="scale-dedup-") as tmp:
+        def sub(*args: str) -> dict:
+            r = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+            if r.returncode:
+                raise SystemExit(r.stderr[-2000:])
+            return json.loads(r.stdout)
+
+        sig = sub("--child-signatures", str(mb), "--shard-docs", str(shard_docs), "--dir", tmp)
+        find = sub("--child-find", str(mb), "--partition-rows", str(partition_rows), "--dir", tmp)
+    mbt = sig["text_mb"]
+    cpu = {"signatures": sig["cpu_seconds"], **find.pop("cpu_seconds")}
+    return {
+        "docs": sig["docs"],
+        "text_mb": round(mbt, 1),
+        "mb_per_s_per_core": {k: round(mbt / v, 1) for k, v in cpu.items() if v}
+        | {"stage": round(mbt / sum(cpu.values()), 1)},
+        "peak_rss_mb_signatures": round(sig["peak_rss_mb"]),
+        "peak_rss_mb_find": round(find.pop("peak_rss_mb")),
+        **find,
+    }
 
 
 def main() -> int:
@@ -166,16 +185,17 @@ def main() -> int:
     ap.add_argument("--mb", type=float, nargs="+", default=[50, 200])
     ap.add_argument("--shard-docs", type=int, default=2000)
     ap.add_argument("--partition-rows", type=int, default=500_000, help="band rows per candidate partition")
-    ap.add_argument("--child", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--child-signatures", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--child-find", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.child:
-        child(a.child, a.shard_docs, a.partition_rows)
-        return 0
-    for mb in a.mb:
-        r = subprocess.run([sys.executable, __file__, "--child", str(mb), "--shard-docs", str(a.shard_docs),
-                            "--partition-rows", str(a.partition_rows)],
-                           capture_output=True, text=True)
-        print(r.stdout.strip() or r.stderr[-2000:], flush=True)
+    if a.child_signatures:
+        child_signatures(a.child_signatures, a.shard_docs, a.dir)
+    elif a.child_find:
+        child_find(a.child_find, a.partition_rows, a.dir)
+    else:
+        for mb in a.mb:
+            print(json.dumps(run_size(mb, a.shard_docs, a.partition_rows)), flush=True)
     return 0
 
 

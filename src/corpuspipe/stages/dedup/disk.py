@@ -543,8 +543,8 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "skipped_short": skipped,
         "partitions": parts,
         "candidates": len(star_list) + len(other_list),
-        "verified_pairs": len(ver.results),
-        "rows_read_for_verify": ver.rows_read,  # candidates inside a verified component wait (see _clusters)
+        "verified_pairs": len(ver.results),  # exact comparisons: candidates inside a verified component wait
+        "rows_read_for_verify": ver.rows_read,
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
         "reuse": sum(r.relation == "reuse" for r in rows),
         "clusters_with_duplicates": len(members),
