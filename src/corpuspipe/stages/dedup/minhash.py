@@ -1,8 +1,11 @@
 """MinHash near-duplicate and text-reuse detection, in stages that shard and partition.
 
-Pipeline: ``compute_signatures`` (per shard) -> ``band_keys`` (per shard) -> ``candidate_pairs``
-(partitionable by band) -> ``verify_pairs`` (exact Jaccard/containment on shingle sets) ->
-``assign_clusters`` (union-find over near-duplicate pairs, deterministic representative).
+The building blocks: parameters (``lsh_params``), signatures (``compute_signatures``), band keys
+(``band_matrix``/``fold_band``) and the exact comparison (``compare_sets``/``relation``).  The
+stage itself, over signature files in bounded memory, is ``disk.py``.
+
+Legacy, used only by ``steps.py`` (delete with it): ``band_keys``, ``candidate_pairs``,
+``verify_pairs``, ``assign_clusters`` (connected components: chains), ``skipped_count``.
 
 Choices (measured, see NOTES and bench/eval_dedup.py):
 - Signatures: numpy ``(a*x + b) mod 2**32`` permutations over 32-bit shingle hashes, batched over
