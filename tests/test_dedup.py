@@ -531,3 +531,35 @@ def test_items_for_document_units_and_section_rows_linear():
     members = [(k, d) for k, (c, d) in clusters.items() if d is not None]
     assert len(members) > 60
     assert all(rows.get((min(k, d), max(k, d))) == "near_duplicate" for k, d in members)
+
+
+def test_section_level_one_shard_or_five_identical_and_reuse_found(tmp_path):
+    """Section units of the seeds plus edited copies: the planted 000/001 reuse is found whatever the split."""
+    from corpuspipe.core.config import SectionConfig
+    from corpuspipe.core.records import SectionRow
+    from corpuspipe.stages.dedup import find_duplicates as find_on_disk, items_for_document, write_signatures
+    from corpuspipe.stages.section import section_text
+
+    docs = dict(seed_essays())
+    docs.update({f"{k}_copy": perturb(v, 0.02, seed=7) for k, v in list(docs.items())[:4]})
+    by_doc = []
+    for name, text in sorted(docs.items()):
+        rows = [SectionRow(name, s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading, s.char_start,
+                           s.char_end, s.parent_path) for s in section_text(text, SectionConfig())]
+        by_doc.append(items_for_document(name, text, rows, flags=[], script="simplified", cfg=CFG)[1])
+    outs = []
+    for n in (1, 5):
+        paths = []
+        for k in range(n):
+            p = tmp_path / f"n{n}" / f"sig{k}.parquet"
+            write_signatures([u for units in by_doc[k::n] for u in units], "section", CFG, p)
+            paths.append(p)
+        outs.append(find_on_disk(paths, "section", CFG, tmp_path / f"n{n}" / "work"))
+    one, five = outs
+    assert one.pairs_path.read_bytes() == five.pairs_path.read_bytes()
+    assert one.clusters_path.read_bytes() == five.clusters_path.read_bytes()
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(one.pairs_path).to_pylist()
+    assert any(r["a_id"].startswith("s000-") and r["b_id"].startswith("s001-") and r["relation"] == "reuse" for r in rows)
+    assert one.stats["clusters_with_duplicates"] > 0
