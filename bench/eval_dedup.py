@@ -172,6 +172,14 @@ def section_eval(truth: dict, texts: dict[str, str], cfg: DedupConfig, workers: 
         key = tuple(sorted((doc_of[p.a_id], doc_of[p.b_id])))
         if linked.get(key) != "reuse":
             linked[key] = p.relation
+    # rows are linear in cluster size: documents linked through a shared section cluster count too
+    members: dict[str, set[str]] = {}
+    for sid, (cid, _) in res["clusters"].items():
+        if cid != sid:
+            members.setdefault(cid, {doc_of[cid]}).add(doc_of[sid])
+    for docs in members.values():
+        for key in itertools.combinations(sorted(docs), 2):
+            linked.setdefault(key, "near_duplicate")
     planted = truth["section_copies"]
     hits = [tuple(sorted((s["from"], s["to"]))) in linked for s in planted]
     res["sections"] = len(items)
