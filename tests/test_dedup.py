@@ -23,13 +23,13 @@ from corpuspipe.stages.dedup.minhash import (
     band_keys,
     candidate_pairs,
     compute_signatures,
-    find_duplicates,
     lsh_params,
     pairs_table,
     signatures_by_id,
     signatures_numpy,
     verify_pairs,
 )
+from corpuspipe.stages.dedup.disk import dedup_in_memory as find_duplicates
 from corpuspipe.stages.dedup.shingles import char_shingles, shingle_hashes, strip_text, word_shingles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -379,8 +379,18 @@ def test_find_duplicates_counts_skipped_sections():
     pairs, clusters, stats = find_duplicates(items, CFG, "section")
     assert pairs == [] and stats["skipped_short"] == 2 and stats["candidates"] == 0
     assert clusters == {"a": ("a", None), "b": ("b", None)}
+    # documents: a title-only or watermark-only page (stripped text < min_document_chars) is never
+    # a near-duplicate, even of an identical page; a real body of the same kind is
     pairs, clusters, stats = find_duplicates(items, CFG, "document")
-    assert [(p.a_id, p.b_id) for p in pairs] == [("a", "b")] and clusters["b"] == ("a", "a")
+    assert pairs == [] and stats["skipped_short"] == 2
+    assert clusters == {"a": ("a", None), "b": ("b", None)}
+    wm = "来源：www.fanwen.com 更多范文请访问"  # a page that is only a watermark: 21 stripped chars
+    (para,) = gov_paragraphs(limit=1)
+    docs = [DedupItem("w1", wm, len(wm)), DedupItem("w2", wm, len(wm)), DedupItem("p1", para, len(para)),
+            DedupItem("p2", para, len(para))]
+    pairs, clusters, stats = find_duplicates(docs, CFG, "document")
+    assert [(p.a_id, p.b_id) for p in pairs] == [("p1", "p2")] and stats["skipped_short"] == 2
+    assert clusters["w2"] == ("w2", None) and clusters["p2"] == ("p1", "p1")
 
 
 def test_shard_tables_round_trip_through_parquet(tmp_path):
@@ -402,3 +412,154 @@ def test_shard_tables_round_trip_through_parquet(tmp_path):
         direct.append(bk)
         loaded.append(pq.read_table(tmp_path / f"bands{k}.parquet"))
     assert candidate_pairs(direct) == candidate_pairs(loaded) == [(f"s1_{i}", f"s2_{i}") for i in range(4)]
+
+
+# -- at scale: shards, linear rows, no chaining, representative rule ------------------------
+
+
+def _family_corpus() -> list[DedupItem]:
+    """Real report paragraphs as documents: edited copies, a Traditional copy, and a family of 500."""
+    paras = gov_paragraphs(limit=24)
+    items = [DedupItem(f"o{i:02d}", p, len(p)) for i, p in enumerate(paras[:18])]
+    items += [DedupItem(f"e{i:02d}", perturb(p, 0.03, seed=i), len(p) - 1) for i, p in enumerate(paras[:10])]
+    items.append(DedupItem("t05", _to_traditional(paras[5]), len(paras[5]), script="traditional"))
+    fam = paras[20] + paras[21]
+    items += [DedupItem(f"f{k:03d}", perturb(fam, 0.02, seed=1000 + k), len(fam)) for k in range(500)]
+    return items
+
+
+def _to_traditional(text: str) -> str:
+    from opencc import OpenCC
+
+    return OpenCC("s2t").convert(text)
+
+
+def test_one_shard_or_five_give_identical_files(tmp_path):
+    from corpuspipe.stages.dedup import find_duplicates as find_on_disk, write_signatures
+
+    items = _family_corpus()[:110]
+    outs = []
+    for n in (1, 5):
+        paths = []
+        for k in range(n):
+            p = tmp_path / f"n{n}" / f"sig{k}.parquet"
+            write_signatures(items[k::n], "document", CFG, p)
+            paths.append(p)
+        outs.append(find_on_disk(paths[::-1], "document", CFG, tmp_path / f"n{n}" / "work"))
+    one, five = outs
+    assert one.pairs_path.read_bytes() == five.pairs_path.read_bytes()
+    assert one.clusters_path.read_bytes() == five.clusters_path.read_bytes()
+    assert one.stats["near_duplicate"] > 10 and one.stats["largest_cluster"] >= 70
+
+
+def test_family_of_500_writes_linear_rows():
+    items = _family_corpus()
+    pairs, clusters, stats = find_duplicates(items, CFG, "document")
+    fam = [p for p in pairs if p.a_id.startswith("f") and p.b_id.startswith("f")]
+    assert len(fam) <= 1000  # all pairs would be 124,750
+    reps = {clusters[f"f{k:03d}"][0] for k in range(500)}
+    assert len(reps) == 1 and stats["largest_cluster"] == 500
+    (rep,) = reps
+    assert sum(1 for p in fam if rep in (p.a_id, p.b_id)) == 499
+    # the edited copies and the Traditional copy still find their originals
+    assert clusters["e03"] == ("o03", "o03") and clusters["t05"] == ("o05", "o05")
+    assert stats["near_duplicate"] == len([p for p in pairs if p.relation == "near_duplicate"])
+
+
+def test_no_chaining_member_needs_a_verified_pair_with_its_representative():
+    p = gov_paragraphs(limit=5)
+    a, b, c = p[0] + p[1] + p[2], p[1] + p[2] + p[3], p[2] + p[3] + p[4]  # A~B, B~C, A!~C
+    items = [DedupItem("a", a, 3000), DedupItem("b", b, 2000), DedupItem("c", c, 1000)]
+    pairs, clusters, _ = find_duplicates(items, CFG, "document")
+    rel = {(x.a_id, x.b_id): x.relation for x in pairs}
+    assert rel.get(("a", "b")) == "near_duplicate" and rel.get(("b", "c")) == "near_duplicate"
+    assert ("a", "c") not in rel or rel[("a", "c")] != "near_duplicate"
+    assert clusters["b"] == ("a", "a")
+    assert clusters["c"] == ("c", None)  # connected components would have put it under "a"
+
+
+def test_representative_rank_flags_then_script_then_length_then_id():
+    (para,) = gov_paragraphs(limit=1)
+    trad = _to_traditional(para)
+    base = [
+        DedupItem("d1", para, 100, flags=1),  # flagged: loses despite being longest
+        DedupItem("d2", trad, 90, script="traditional"),  # converted copy: loses to a Simplified one
+        DedupItem("d3", para, 80),
+        DedupItem("d4", para, 80),  # tie with d3 on everything but id
+    ]
+    _, clusters, _ = find_duplicates(base, CFG, "document")
+    assert {k: v[0] for k, v in clusters.items()} == {k: "d3" for k in ("d1", "d2", "d3", "d4")}
+    _, clusters, _ = find_duplicates(base[:3], CFG, "document")
+    assert clusters["d1"] == ("d3", "d3")
+    _, clusters, _ = find_duplicates(base[:2], CFG, "document")
+    assert clusters["d1"] == ("d2", "d2")  # fewer flags first, even over a Simplified original
+
+
+def test_items_for_document_units_and_section_rows_linear():
+    from corpuspipe.core.config import SectionConfig
+    from corpuspipe.core.records import SectionRow, section_id
+    from corpuspipe.stages.dedup import items_for_document
+    from corpuspipe.stages.section import section_text
+
+    essays = seed_essays()
+    text = essays["s004_2"]
+    rows = [
+        SectionRow("doc", s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading, s.char_start, s.char_end,
+                   s.parent_path)
+        for s in section_text(text, SectionConfig())
+    ]
+    doc, units = items_for_document("doc", text, rows, flags=["truncated"], script="simplified", cfg=CFG)
+    assert doc.id == "doc" and doc.flags == 1 and doc.quality == len(text)
+    parents = {r.parent_path for r in rows if r.parent_path}
+    leaves = {section_id("doc", r.path) for r in rows if r.path not in parents}
+    assert {u.entity for u in units} == leaves and all(u.group == "doc" for u in units)
+    assert all(u.id == u.entity or u.id.startswith(u.entity + "#") for u in units)
+    # 60 copies of this document: section rows stay linear in the family size
+    items = []
+    for k in range(60):
+        t = perturb(text, 0.01, seed=k)
+        rs = [SectionRow(f"c{k:02d}", r.path, r.level, r.ordinal, r.marker, r.marker_family, r.heading,
+                         r.char_start, r.char_end, r.parent_path) for r in section_text(t, SectionConfig())]
+        items += items_for_document(f"c{k:02d}", t, rs, flags=[], script="simplified", cfg=CFG)[1]
+    pairs, clusters, stats = find_duplicates(items, CFG, "section")
+    n_entities = len({u.entity for u in items})
+    assert 0 < len(pairs) <= 2 * n_entities
+    assert all(not p.a_id.split("#")[0] == p.b_id.split("#")[0] for p in pairs)
+    # every member has its verified row against its representative (similar sections of one essay,
+    # （一）/（二） here, can share a cluster through copies in other documents)
+    rows = {(p.a_id, p.b_id): p.relation for p in pairs}
+    members = [(k, d) for k, (c, d) in clusters.items() if d is not None]
+    assert len(members) > 60
+    assert all(rows.get((min(k, d), max(k, d))) == "near_duplicate" for k, d in members)
+
+
+def test_section_level_one_shard_or_five_identical_and_reuse_found(tmp_path):
+    """Section units of the seeds plus edited copies: the planted 000/001 reuse is found whatever the split."""
+    from corpuspipe.core.config import SectionConfig
+    from corpuspipe.core.records import SectionRow
+    from corpuspipe.stages.dedup import find_duplicates as find_on_disk, items_for_document, write_signatures
+    from corpuspipe.stages.section import section_text
+
+    docs = dict(seed_essays())
+    docs.update({f"{k}_copy": perturb(v, 0.02, seed=7) for k, v in list(docs.items())[:4]})
+    by_doc = []
+    for name, text in sorted(docs.items()):
+        rows = [SectionRow(name, s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading, s.char_start,
+                           s.char_end, s.parent_path) for s in section_text(text, SectionConfig())]
+        by_doc.append(items_for_document(name, text, rows, flags=[], script="simplified", cfg=CFG)[1])
+    outs = []
+    for n in (1, 5):
+        paths = []
+        for k in range(n):
+            p = tmp_path / f"n{n}" / f"sig{k}.parquet"
+            write_signatures([u for units in by_doc[k::n] for u in units], "section", CFG, p)
+            paths.append(p)
+        outs.append(find_on_disk(paths, "section", CFG, tmp_path / f"n{n}" / "work"))
+    one, five = outs
+    assert one.pairs_path.read_bytes() == five.pairs_path.read_bytes()
+    assert one.clusters_path.read_bytes() == five.clusters_path.read_bytes()
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(one.pairs_path).to_pylist()
+    assert any(r["a_id"].startswith("s000-") and r["b_id"].startswith("s001-") and r["relation"] == "reuse" for r in rows)
+    assert one.stats["clusters_with_duplicates"] > 0

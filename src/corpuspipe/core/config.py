@@ -90,6 +90,16 @@ class DedupConfig(_Section):
     reuse_max_ratio: float = Field(3.0, ge=0.0)
     lsh_fn_weight: float = Field(0.5, ge=0.0, le=1.0)  # datasketch optimal-param weight on false negatives (fp = 1 - this)
     max_bucket: int = Field(100, ge=2)  # larger LSH buckets emit star+chain pairs instead of all pairs
+    # A document whose stripped text is shorter than this is never a near-duplicate of anything:
+    # a title-only or watermark-only page.  30 stripped chars = 26 five-gram shingles, where one
+    # edited character already moves Jaccard by ~0.3 (the score is noise), and is shorter than
+    # any real essay body (ingest keeps essays of >= 50 raw chars).
+    min_document_chars: int = Field(30, ge=0)
+    # Band rows (24 bytes each) per in-memory candidate partition: 4M rows = ~100 MB at the sort.
+    partition_rows: int = Field(4_000_000, ge=1000)
+    # Rows beyond "member -> representative": each item may take part in this many other verified
+    # pairs (reuse, near-duplicates across clusters).  Keeps rows linear in cluster size.
+    extra_pairs_per_item: int = Field(1, ge=0)
 
 
 class ReleaseConfig(_Section):

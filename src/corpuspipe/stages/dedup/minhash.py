@@ -1,8 +1,11 @@
 """MinHash near-duplicate and text-reuse detection, in stages that shard and partition.
 
-Pipeline: ``compute_signatures`` (per shard) -> ``band_keys`` (per shard) -> ``candidate_pairs``
-(partitionable by band) -> ``verify_pairs`` (exact Jaccard/containment on shingle sets) ->
-``assign_clusters`` (union-find over near-duplicate pairs, deterministic representative).
+The building blocks: parameters (``lsh_params``), signatures (``compute_signatures``), band keys
+(``band_matrix``/``fold_band``) and the exact comparison (``compare_sets``/``relation``).  The
+stage itself, over signature files in bounded memory, is ``disk.py``.
+
+Legacy, used only by ``steps.py`` (delete with it): ``band_keys``, ``candidate_pairs``,
+``verify_pairs``, ``assign_clusters`` (connected components: chains), ``skipped_count``.
 
 Choices (measured, see NOTES and bench/eval_dedup.py):
 - Signatures: numpy ``(a*x + b) mod 2**32`` permutations over 32-bit shingle hashes, batched over
@@ -47,6 +50,15 @@ class DedupItem:
     # Pairs inside one group are never reported: pass the doc_id for sections, whose outline is
     # nested (a parent's text contains its children's, which would otherwise all be "reuse").
     group: str | None = None
+    # What pairs and clusters are reported for: a paragraph unit ``<section_id>#NNN`` judges its
+    # section, whose score is its best unit pair.  None = the item itself.
+    entity: str | None = None
+    flags: int = 0  # number of quality flags: the representative rule prefers the fewest
+    script: str = "simplified"  # of the raw essay: a Simplified original beats a converted copy
+
+    @property
+    def key(self) -> str:
+        return self.entity if self.entity is not None else self.id
 
 
 @dataclass(frozen=True)
@@ -123,10 +135,14 @@ def _bandings(cfg: DedupConfig) -> list[tuple[int, int]]:
 
 
 def min_length(cfg: DedupConfig, level: str) -> int:
-    """Stripped-char length below which an item is skipped (sections only; any non-empty document counts)."""
+    """Stripped-char length below which an item is never banded, hence never a duplicate.
+
+    Sections: ``min_section_chars``; documents: ``min_document_chars`` (title-only and
+    watermark-only pages would otherwise all be near-duplicates of each other).
+    """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    return cfg.min_section_chars if level == "section" else 1
+    return cfg.min_section_chars if level == "section" else cfg.min_document_chars
 
 
 def _permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -217,6 +233,58 @@ def signatures_by_id(signatures: pa.Table) -> dict[str, np.ndarray]:
 
 # -- LSH banding --------------------------------------------------------------------------
 
+
+def band_matrix(mat: np.ndarray, cfg: DedupConfig) -> np.ndarray:
+    """(n, bands) uint64 band keys of an (n, num_perm) signature matrix, both bandings side by side.
+
+    Column j holds band j's key (near-duplicate bands first, then reuse bands); keys of different
+    bands never need telling apart by the caller: ``fold_band`` mixes the band index in.
+    """
+    mat = np.asarray(mat).astype(np.uint64)
+    n = mat.shape[0]
+    out: list[np.ndarray] = []
+    for nb, nr in _bandings(cfg):
+        if nb * nr > cfg.num_perm:
+            raise ValueError(f"bands*rows {nb}*{nr} > num_perm {cfg.num_perm}")
+        cube = mat[:, : nb * nr].reshape(n, nb, nr)
+        h = np.zeros((n, nb), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(nr):
+                h = h * _BAND_BASE + cube[:, :, k]
+        out.append(mix64(h, seed=cfg.seed + nr))
+    return np.concatenate(out, axis=1) if out else np.empty((n, 0), np.uint64)
+
+
+def fold_band(keys: np.ndarray) -> np.ndarray:
+    """(n, bands) keys -> one uint64 per (item, band) with the band mixed in: one sort, no lexsort."""
+    bands = mix64(np.arange(keys.shape[1], dtype=np.uint64), seed=7)
+    with np.errstate(over="ignore"):
+        return keys ^ bands[None, :]
+
+
+def compare_sets(sa: np.ndarray, sb: np.ndarray) -> tuple[float, float, float]:
+    """(exact Jaccard, |A&B|/|A|, |A&B|/|B|) of two sorted unique shingle arrays (both non-empty).
+
+    searchsorted on the sorted arrays: ~3x faster than np.intersect1d, which re-sorts both.
+    """
+    if sa.size > sb.size:
+        j, cba, cab = compare_sets(sb, sa)
+        return j, cab, cba
+    pos = np.searchsorted(sb, sa)
+    pos[pos == sb.size] = 0
+    inter = int(np.count_nonzero(sb[pos] == sa))
+    return inter / (sa.size + sb.size - inter), inter / sa.size, inter / sb.size
+
+
+def relation(cfg: DedupConfig, j: float, cab: float, cba: float) -> str | None:
+    """near_duplicate (Jaccard >= threshold), reuse (one side >= containment_threshold inside the other), or None."""
+    if j >= cfg.threshold:
+        return "near_duplicate"
+    if max(cab, cba) >= cfg.containment_threshold:
+        return "reuse"
+    return None
+
+
 BAND_SCHEMA = pa.schema(
     [
         pa.field("band", pa.int16(), nullable=False),
@@ -235,23 +303,11 @@ def band_keys(signatures: pa.Table, cfg: DedupConfig, *, min_length: int = 1) ->
     mat = signatures_numpy(signatures)
     keep = (signatures.column("n_shingles").to_numpy() > 0) & (signatures.column("length").to_numpy() >= min_length)
     idx = np.flatnonzero(keep)
-    mat = mat[idx].astype(np.uint64)
     n = idx.size
-    bands_out: list[np.ndarray] = []
-    keys_out: list[np.ndarray] = []
-    offset = 0
-    for nb, nr in _bandings(cfg):
-        if nb * nr > cfg.num_perm:
-            raise ValueError(f"bands*rows {nb}*{nr} > num_perm {cfg.num_perm}")
-        cube = mat[:, : nb * nr].reshape(n, nb, nr)
-        h = np.zeros((n, nb), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for k in range(nr):
-                h = h * _BAND_BASE + cube[:, :, k]
-        keys = mix64(h, seed=cfg.seed + nr)  # (n, nb); band-major output below
-        keys_out.append(keys.T.reshape(-1))
-        bands_out.append(np.repeat(np.arange(offset, offset + nb, dtype=np.int16), n))
-        offset += nb
+    keys = band_matrix(mat[idx], cfg)
+    offset = keys.shape[1]
+    keys_out = [keys.T.reshape(-1)]  # band-major
+    bands_out = [np.repeat(np.arange(offset, dtype=np.int16), n)]
     # id as dictionary<int32, string>: the shard's ids once, not once per band (74x less memory)
     id_col = signatures.column("id").combine_chunks()
     ids = pa.DictionaryArray.from_arrays(pa.array(np.tile(idx, offset).astype(np.int32), pa.int32()), id_col)
@@ -360,15 +416,9 @@ def verify_pairs(
         sa, sb = sh(a_id), sh(b_id)
         if sa.size == 0 or sb.size == 0:
             continue
-        inter = np.intersect1d(sa, sb, assume_unique=True).size
-        union = sa.size + sb.size - inter
-        j = inter / union
-        cab, cba = inter / sa.size, inter / sb.size
-        if j >= cfg.threshold:
-            rel = "near_duplicate"
-        elif max(cab, cba) >= cfg.containment_threshold:
-            rel = "reuse"
-        else:
+        j, cab, cba = compare_sets(sa, sb)
+        rel = relation(cfg, j, cab, cba)
+        if rel is None:
             continue
         ga, gb = signatures_by_id.get(a_id), signatures_by_id.get(b_id)
         est = float(np.mean(ga == gb)) if ga is not None and gb is not None else float("nan")
@@ -413,26 +463,3 @@ def skipped_count(signatures: pa.Table, min_len: int) -> int:
     lengths = signatures.column("length").to_numpy()
     nsh = signatures.column("n_shingles").to_numpy()
     return int(((lengths < min_len) | (nsh == 0)).sum())
-
-
-def find_duplicates(
-    items: Sequence[DedupItem], cfg: DedupConfig, level: str
-) -> tuple[list[DuplicatePair], dict[str, tuple[str, str | None]], dict[str, int]]:
-    """All stages in-process: pairs, clusters (every item, skipped ones as singletons), stats."""
-    lo = min_length(cfg, level)
-    sigs = compute_signatures(items, cfg)
-    bands = band_keys(sigs, cfg, min_length=lo)
-    cands = candidate_pairs([bands], max_bucket=cfg.max_bucket)
-    by_id = {it.id: it for it in items}
-    pairs = verify_pairs(cands, by_id, signatures_by_id(sigs), cfg, level)
-    clusters = assign_clusters([it.id for it in items], pairs, {it.id: it.quality for it in items})
-    stats = {
-        "items": len(items),
-        "skipped_short": skipped_count(sigs, lo),
-        "candidates": len(cands),
-        "verified": len(pairs),
-        "near_duplicate": sum(p.relation == "near_duplicate" for p in pairs),
-        "reuse": sum(p.relation == "reuse" for p in pairs),
-        "duplicates_marked": sum(1 for _, d in clusters.values() if d is not None),
-    }
-    return pairs, clusters, stats

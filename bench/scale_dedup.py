@@ -1,0 +1,203 @@
+"""Dedup at scale: MB/s per phase, peak RSS at two corpus sizes, rows of a 500-copy family, P/R.
+
+Usage: ``python bench/scale_dedup.py [--mb 50 200] [--shard-docs 2000]``
+
+Each size runs in two subprocesses, so ``ru_maxrss`` is each phase's own peak: generating the corpus
+and writing signatures (per shard), then ``find_duplicates`` alone.  The corpus is made on
+the fly, shard by shard, and never held whole: documents are stitched from random 3-12 char runs
+of the real gov reports in /work/shared/external (realistic 5-gram overlap, no long copies; ~2,000
+chars each); 30% of the bases get 1-3 copies with 1-8% character edits, a fifth of copies is
+converted to Traditional (OpenCC s2t); one base has a family of 500 copies (1-3% edits), spread
+over all shards.  Truth is "same base"; P/R are over the pairs implied by the clusters (the
+representative rule makes clusters, not rows, the result), counted from the cluster x base
+contingency table so the family's 124,750 pairs are never listed.
+
+Phases: ``signatures`` = ``write_signatures`` per shard (shingling + MinHash + Parquet with text);
+then ``find_duplicates``' bands / candidates / verify / cluster / write.  MB/s are of UTF-8 text
+per CPU second (``time.process_time``): the machine is shared, wall time measures the neighbours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from corpuspipe.core.config import DedupConfig  # noqa: E402
+from corpuspipe.stages.dedup import DedupItem, find_duplicates, write_signatures  # noqa: E402
+
+GOV = Path("/work/shared/external/gov_reports")
+FAMILY = 500
+
+
+def _source() -> str:
+    out = []
+    for name in ("government_work_reports.jsonl", "cpc_congress_reports.jsonl"):
+        for ln in (GOV / name).read_text(encoding="utf-8").splitlines():
+            if ln.strip():
+                out.append(json.loads(ln)["content"])
+    return "".join(out)
+
+
+def base_text(src: str, b: int) -> str:
+    rng = np.random.default_rng(b)
+    n = int(rng.integers(1200, 2800))
+    k = n // 7 + 1
+    starts = rng.integers(0, len(src) - 12, size=k)
+    sizes = rng.integers(3, 12, size=k)
+    return "".join(src[s : s + z] for s, z in zip(starts.tolist(), sizes.tolist()))[:n]
+
+
+def perturb(text: str, rate: float, seed: int) -> str:
+    rng = random.Random(seed)
+    chars = list(text)
+    for i in rng.sample(range(len(chars)), max(1, round(len(chars) * rate))):
+        r = rng.random()
+        chars[i] = "鑫" if r < 0.6 else ("鑫" + chars[i] if r < 0.8 else "")
+    return "".join(chars)
+
+
+def plan(n_docs: int, seed: int = 0) -> list[tuple[int, float, bool]]:
+    """doc index -> (base, edit rate, traditional); base == index for an original."""
+    rng = random.Random(seed)
+    docs: list[tuple[int, float, bool]] = []
+    fam_base = 7
+    fam_slots = set(rng.sample(range(100, n_docs), FAMILY))
+    while len(docs) < n_docs:
+        if len(docs) in fam_slots:
+            docs.append((fam_base, rng.choice((0.01, 0.02, 0.03)), False))
+            continue
+        orig = len(docs)
+        docs.append((orig, 0.0, False))
+        if rng.random() < 0.3:
+            for _ in range(rng.randint(1, 3)):
+                if len(docs) < n_docs and len(docs) not in fam_slots:
+                    docs.append((orig, rng.choice((0.01, 0.02, 0.03, 0.05, 0.08)), rng.random() < 0.2))
+    return docs[:n_docs]
+
+
+def child_signatures(mb: float, shard_docs: int, out_dir: Path) -> None:
+    """Generate the corpus shard by shard and write its signature files (own process: own peak RSS)."""
+    cfg = DedupConfig()
+    src = _source()
+    n_docs = int(mb * 1e6 / (2000 * 3))
+    docs = plan(n_docs)
+    conv = None
+    sig_s = 0.0
+    text_bytes = 0
+    for k in range(0, n_docs, shard_docs):
+        items = []
+        for i in range(k, min(n_docs, k + shard_docs)):
+            b, rate, trad = docs[i]
+            text = base_text(src, b)
+            if b != i:
+                text = perturb(text, rate, seed=i)
+            if trad:
+                if conv is None:
+                    from opencc import OpenCC
+
+                    conv = OpenCC("s2t")
+                text = conv.convert(text)
+            items.append(DedupItem(f"d{i:07d}", text, len(text), script="traditional" if trad else "simplified"))
+        text_bytes += sum(len(it.text.encode()) for it in items)
+        sig_s += write_signatures(items, "document", cfg, out_dir / f"sig{k // shard_docs:04d}.parquet")["cpu_seconds"]
+        del items
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"docs": n_docs, "text_mb": text_bytes / 1e6, "cpu_seconds": sig_s, "peak_rss_mb": rss}))
+
+
+def child_find(mb: float, partition_rows: int, sig_dir: Path) -> None:
+    """find_duplicates alone over the signature files (own process: its peak RSS is the stage's)."""
+    cfg = DedupConfig(partition_rows=partition_rows)
+    paths = sorted(sig_dir.glob("sig*.parquet"))
+    out = find_duplicates(paths, "document", cfg, sig_dir / "work")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pairs = pq.read_table(out.pairs_path).to_pylist()
+    clusters = pq.read_table(out.clusters_path).to_pylist()
+    n_docs = int(mb * 1e6 / (2000 * 3))
+    docs = plan(n_docs)
+    cid = {r["id"]: r["cluster_id"] for r in clusters}
+    cells: dict[tuple[str, int], int] = {}
+    per_c: dict[str, int] = {}
+    per_b: dict[int, int] = {}
+    for i, (b, _, _) in enumerate(docs):
+        d = f"d{i:07d}"
+        c = cid.get(d, d)
+        cells[(c, b)] = cells.get((c, b), 0) + 1
+        per_c[c] = per_c.get(c, 0) + 1
+        per_b[b] = per_b.get(b, 0) + 1
+    c2 = lambda n: n * (n - 1) // 2  # noqa: E731
+    tp, pred, true = sum(map(c2, cells.values())), sum(map(c2, per_c.values())), sum(map(c2, per_b.values()))
+    fam_ids = {f"d{i:07d}" for i, (b, _, _) in enumerate(docs) if b == 7}
+    st = out.stats
+    print(json.dumps({
+        "cpu_seconds": st["cpu_seconds"],
+        "peak_rss_mb": rss,
+        "partitions": st["partitions"],
+        "candidates": st["candidates"],
+        "verified_pairs": st["verified_pairs"],
+        "rows": len(pairs),
+        "family_size": len(fam_ids),
+        "family_rows": sum(1 for p in pairs if p["a_id"] in fam_ids and p["b_id"] in fam_ids),
+        "largest_cluster": st["largest_cluster"],
+        "precision": round(tp / pred, 4) if pred else 1.0,
+        "recall": round(tp / true, 4) if true else 1.0,
+    }))
+
+
+def run_size(mb: float, shard_docs: int, partition_rows: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="scale-dedup-") as tmp:
+        def sub(*args: str) -> dict:
+            r = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+            if r.returncode:
+                raise SystemExit(r.stderr[-2000:])
+            return json.loads(r.stdout)
+
+        sig = sub("--child-signatures", str(mb), "--shard-docs", str(shard_docs), "--dir", tmp)
+        find = sub("--child-find", str(mb), "--partition-rows", str(partition_rows), "--dir", tmp)
+    mbt = sig["text_mb"]
+    cpu = {"signatures": sig["cpu_seconds"], **find.pop("cpu_seconds")}
+    return {
+        "docs": sig["docs"],
+        "text_mb": round(mbt, 1),
+        "mb_per_s_per_core": {k: round(mbt / v, 1) for k, v in cpu.items() if v}
+        | {"stage": round(mbt / sum(cpu.values()), 1)},
+        "peak_rss_mb_signatures": round(sig["peak_rss_mb"]),
+        "peak_rss_mb_find": round(find.pop("peak_rss_mb")),
+        **find,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=float, nargs="+", default=[50, 200])
+    ap.add_argument("--shard-docs", type=int, default=2000)
+    ap.add_argument("--partition-rows", type=int, default=500_000, help="band rows per candidate partition")
+    ap.add_argument("--child-signatures", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--child-find", type=float, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child_signatures:
+        child_signatures(a.child_signatures, a.shard_docs, a.dir)
+    elif a.child_find:
+        child_find(a.child_find, a.partition_rows, a.dir)
+    else:
+        for mb in a.mb:
+            print(json.dumps(run_size(mb, a.shard_docs, a.partition_rows)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
