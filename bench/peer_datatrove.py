@@ -10,8 +10,13 @@ on our overhead, not a like-for-like race.
 
 Run it with its own interpreter (datatrove is never a corpuspipe dependency):
 
-    python3 -m venv /work/tmp/dt-venv && /work/tmp/dt-venv/bin/pip install datatrove==0.10.1
+    python3 -m venv /work/tmp/dt-venv
+    /work/tmp/dt-venv/bin/pip install datatrove==0.10.1 regex tokenizers orjson "xxhash<4"
     /work/tmp/dt-venv/bin/python bench/peer_datatrove.py bench/out/crawl100 [--work DIR] [--workers 2]
+
+``regex``/``tokenizers`` (its "processing" extra) are imported by ``datatrove.pipeline.dedup``,
+``orjson`` by its JSONL writer; ``xxhash<4`` because datatrove 0.10.1 hashes ``str`` and xxhash 4
+rejects it ("Strings must be encoded before hashing").
 
 Input: every ``.txt`` file under ``CORPUS/raw`` (decoded strict UTF-8 / UTF-16 with BOM /
 GB18030 / Big5, in that order) and every record of the ``.jsonl`` files.  Prints wall time per
