@@ -411,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--order", type=int, default=2, choices=(2, 3))
     a = ap.parse_args(argv)
+    if a.out.exists() and any(a.out.iterdir()) and not ((a.out / "truth.jsonl").exists() or (a.out / "raw").is_dir()):
+        print(f"error: --out {a.out} exists and is not a corpus made by this script; not deleting it", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     model = train(a.order)
     t_model = time.perf_counter() - t0
