@@ -84,3 +84,110 @@ def test_traditional_documents_use_traditional_only_characters(mc, two_runs):
     for d in trad:
         text = (root / "raw" / d["path"]).read_bytes().decode(d["encoding"])
         assert sum(c in trad_only for c in text) >= 10, d["path"]
+
+
+# --- the crawl-shaped generator (bench/make_crawl.py) ---------------------------------------------
+CRAWL = Path(__file__).resolve().parents[1] / "bench" / "make_crawl.py"
+COPY_KINDS = {"near_copy", "trad_copy", "family"}
+
+
+@pytest.fixture(scope="module")
+def crawl_mod():
+    spec = importlib.util.spec_from_file_location("bench_make_crawl", CRAWL)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    if not all(f.exists() for f in mod.training_files(mod.EXTERNAL)[:2]):
+        pytest.skip(f"external text not available at {mod.EXTERNAL}")
+    return mod
+
+
+@pytest.fixture(scope="module")
+def crawl_runs(crawl_mod, tmp_path_factory):
+    a, b = tmp_path_factory.mktemp("crawl_a"), tmp_path_factory.mktemp("crawl_b")
+    for out in (a, b):
+        assert crawl_mod.main(["--out", str(out), "--mb", "2", "--seed", "5"]) == 0
+    return a, b
+
+
+def _crawl_truth(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _crawl_text(root: Path, row: dict) -> str:
+    data = (root / "raw" / row["path"]).read_bytes()
+    if row["line"] is not None:
+        return json.loads(data.decode("utf-8").splitlines()[row["line"]])["text"]
+    return data.decode(row["encoding"])  # strict: the truth encoding must decode the file
+
+
+def _grams(text: str) -> set[str]:
+    from corpuspipe.zh.opencc import single_char_t2s
+
+    fold = {ord(t): s for t, s in single_char_t2s()}
+    han = "".join(c for c in text.translate(fold) if "\u4e00" <= c <= "\u9fff")
+    return {han[i : i + 5] for i in range(len(han) - 4)}
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / max(1, len(a | b))
+
+
+def test_crawl_same_seed_gives_byte_identical_files(crawl_runs):
+    a, b = crawl_runs
+    fa, fb = _files(a), _files(b)
+    assert fa.keys() == fb.keys() and len(fa) > 100
+    assert [k for k in fa if fa[k] != fb[k]] == []
+
+
+def test_crawl_truth_matches_the_files(crawl_runs):
+    root = crawl_runs[0]
+    truth = _crawl_truth(root)
+    on_disk = {p.relative_to(root / "raw").as_posix() for p in (root / "raw").rglob("*") if p.is_file()}
+    assert {t["path"] for t in truth} == on_disk
+    assert all(p.count("/") == 3 for p in on_disk)  # site/yyyy/mm/file
+    assert 2.0e6 <= sum((root / "raw" / p).stat().st_size for p in on_disk) < 2.3e6
+    kinds = {t["kind"] for t in truth}
+    assert {"original", "near_copy", "trad_copy", "family", "title_only"} <= kinds
+    assert {t["encoding"] for t in truth} >= {"utf-8", "gb18030"} and len({t["encoding"] for t in truth}) >= 4
+    assert any(t["line"] is not None for t in truth)  # JSON Lines exports
+    by_id = {t["essay_id"]: t for t in truth}
+    for t in truth:
+        text = _crawl_text(root, t)
+        if t["line"] is None:
+            assert t["title"] in text
+        else:  # a crawler export keeps the title in its own field
+            line = (root / "raw" / t["path"]).read_text(encoding="utf-8").splitlines()[t["line"]]
+            assert json.loads(line)["title"] == t["title"]
+        if t["kind"] in COPY_KINDS:
+            assert by_id[t["source"]]["kind"] == "original"
+        if t["kind"] == "title_only":
+            assert t["chars"] == 0
+    family = [t for t in truth if t["kind"] == "family"]
+    assert len({t["source"] for t in family}) == 1 and len(family) >= 10
+
+
+def test_crawl_copies_resemble_their_source_and_originals_do_not(crawl_runs):
+    root = crawl_runs[0]
+    truth = _crawl_truth(root)
+    by_id = {t["essay_id"]: t for t in truth}
+    grams = {t["essay_id"]: _grams(_crawl_text(root, t)) for t in truth if t["chars"] > 300}
+    copies = [t for t in truth if t["kind"] in COPY_KINDS and t["essay_id"] in grams and t["source"] in grams]
+    assert len(copies) > 20
+    for t in copies:
+        assert _jaccard(grams[t["essay_id"]], grams[t["source"]]) > 0.2, t["essay_id"]
+    originals = sorted(t["essay_id"] for t in truth if t["kind"] == "original" and t["essay_id"] in grams)
+    worst = max(_jaccard(grams[x], grams[y]) for x, y in zip(originals, originals[1:]))
+    assert worst < 0.1
+
+
+def test_crawl_traditional_copies_are_traditional(crawl_runs):
+    from corpuspipe.zh.opencc import traditional_only_chars
+
+    root = crawl_runs[0]
+    trad_only = traditional_only_chars()
+    trad = [t for t in _crawl_truth(root) if t["kind"] == "trad_copy" and t["chars"] > 300]
+    assert trad
+    for t in trad:
+        han = [c for c in _crawl_text(root, t) if "\u4e00" <= c <= "\u9fff"]
+        assert sum(c in trad_only for c in han) > 0.05 * len(han), t["essay_id"]

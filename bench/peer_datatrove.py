@@ -1,0 +1,150 @@
+"""Time datatrove's MinHash near-duplicate removal on the same crawl corpus, as a peer figure.
+
+Why: "our release takes X s" means little without what a well-kept peer takes for the part it
+does.  datatrove (HuggingFace) runs MinHash as four steps joined through folders (signatures →
+buckets → clusters → filter); here with 2 workers, character 5-grams (a character tokenizer
+instead of its word tokenizers, like corpuspipe's shingles) and its default 14×8 bands.  It
+does *less* than a corpuspipe release: no decoding repairs, watermark removal, script
+normalization, sectioning, exact verification or Parquet release — so the ratio is a lower bound
+on our overhead, not a like-for-like race.
+
+Run it with its own interpreter (datatrove is never a corpuspipe dependency):
+
+    python3 -m venv /work/tmp/dt-venv
+    /work/tmp/dt-venv/bin/pip install datatrove==0.10.1 regex tokenizers orjson "xxhash<4"
+    /work/tmp/dt-venv/bin/python bench/peer_datatrove.py bench/out/crawl100 [--work DIR] [--workers 2]
+
+``regex``/``tokenizers`` (its "processing" extra) are imported by ``datatrove.pipeline.dedup``,
+``orjson`` by its JSONL writer; ``xxhash<4`` because datatrove 0.10.1 hashes ``str`` and xxhash 4
+rejects it ("Strings must be encoded before hashing").
+
+Input: every ``.txt`` file under ``CORPUS/raw`` (decoded strict UTF-8 / UTF-16 with BOM /
+GB18030 / Big5, in that order) and every record of the ``.jsonl`` files.  Prints wall time per
+step and in total, and how many documents it removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.dedup.minhash import (
+    MinhashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupFilter,
+    MinhashDedupSignature,
+)
+from datatrove.pipeline.writers.jsonl import JsonlWriter
+from datatrove.utils.word_tokenizers import WordTokenizer
+
+
+def decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    for enc in ("utf-8-sig", "gb18030", "big5"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+class CharTokenizer(WordTokenizer):
+    """Characters as tokens, spaces dropped: datatrove's n_grams=5 then means character 5-grams."""
+
+    def __init__(self) -> None:
+        super().__init__("zh")
+
+    def word_tokenize(self, text: str) -> list[str]:
+        return [c for c in text if not c.isspace()]
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        return [text]
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        return [(i, i + 1) for i in range(len(text))]
+
+
+class CrawlReader(PipelineStep):
+    """Reads files[rank::world_size] (a fixed, sorted list), so the filter step sees the same order."""
+
+    name = "crawl reader"
+    type = "📖 - READER"
+
+    def __init__(self, raw: str):
+        super().__init__()
+        self.raw = raw
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        root = Path(self.raw)
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files[rank::world_size]:
+            rel = path.relative_to(root).as_posix()
+            if path.suffix == ".jsonl":
+                for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+                    rec = json.loads(line)
+                    yield Document(text=rec.get("text", ""), id=f"{rel}#{i}")
+            else:
+                yield Document(text=decode(path.read_bytes()), id=rel)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--work", type=Path, default=Path("/work/tmp/dt-work"))
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args(argv)
+    raw = (a.corpus / "raw" if (a.corpus / "raw").is_dir() else a.corpus).resolve()
+    if a.work.exists():
+        shutil.rmtree(a.work)
+    w = str(a.work)
+    config = MinhashConfig(n_grams=5)  # 14 buckets x 8 hashes, its default
+    tok = CharTokenizer()
+    n = a.workers
+    steps = {
+        "signatures": LocalPipelineExecutor(
+            pipeline=[CrawlReader(str(raw)), MinhashDedupSignature(output_folder=f"{w}/sigs", config=config, language=tok)],
+            tasks=n, workers=n, logging_dir=f"{w}/logs/sigs"),
+        "buckets": LocalPipelineExecutor(
+            pipeline=[MinhashDedupBuckets(input_folder=f"{w}/sigs", output_folder=f"{w}/buckets", config=config)],
+            tasks=config.num_buckets, workers=n, logging_dir=f"{w}/logs/buckets"),
+        "clusters": LocalPipelineExecutor(
+            pipeline=[MinhashDedupCluster(input_folder=f"{w}/buckets", output_folder=f"{w}/remove_ids", config=config)],
+            tasks=1, workers=1, logging_dir=f"{w}/logs/clusters"),
+        "filter": LocalPipelineExecutor(
+            pipeline=[CrawlReader(str(raw)),
+                      MinhashDedupFilter(input_folder=f"{w}/remove_ids",
+                                         exclusion_writer=JsonlWriter(f"{w}/removed")),
+                      JsonlWriter(output_folder=f"{w}/deduplicated")],
+            tasks=n, workers=n, logging_dir=f"{w}/logs/filter"),
+    }
+    total = 0.0
+    times = {}
+    for name, ex in steps.items():
+        t0 = time.perf_counter()
+        ex.run()
+        times[name] = time.perf_counter() - t0
+        total += times[name]
+    removed = 0
+    for f in (a.work / "removed").glob("*.jsonl*"):
+        import gzip  # noqa: PLC0415
+
+        with gzip.open(f, "rt", encoding="utf-8") if f.suffix == ".gz" else open(f, encoding="utf-8") as fh:
+            removed += sum(1 for _ in fh)
+    mb = sum(p.stat().st_size for p in raw.rglob("*") if p.is_file()) / 1e6
+    print(f"datatrove MinHash (4 steps, {n} workers, char 5-grams, {config.num_buckets}x{config.hashes_per_bucket}) "
+          f"on {mb:,.1f} MB: wall {total:.1f} s ({mb / total:.2f} MB/s); "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; removed {removed:,} documents")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
