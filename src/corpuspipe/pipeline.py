@@ -252,38 +252,49 @@ def run_pass(
         return {**cached.to_json(), "cached": True}
 
     ctx = Context(cfg, facts, work_dir, shard_key=key)
-    if p.source is not None:
-        t0 = time.perf_counter()
-        batch = p.source.read(Path(raw_root), rel_paths, ctx)
-        ctx.timed(p.source.name, time.perf_counter() - t0, sum(s.bytes for s in batch.sources))
-    else:
-        batch = Shard(
-            essays=shardio.read_essays(Path(prev.essays)),
-            sources=[SourceInfo(**s) for s in prev.sources],
-            quarantine=[QuarantineEntry(**q) for q in prev.quarantine],
-        )
-    for st in (*p.applies, *p.stages):
-        nbytes = batch.text_bytes()
-        t0 = time.perf_counter()
-        batch = st.apply(batch, ctx) if st.kind == "corpus" else st.process(batch, ctx)  # type: ignore[attr-defined]
-        ctx.timed(st.name, time.perf_counter() - t0, nbytes)
-    partials = {}
-    for st in p.collects:
-        nbytes = batch.text_bytes()
-        t0 = time.perf_counter()
-        partials[st.name] = st.collect(batch, ctx)
-        ctx.timed(f"{st.name}.collect", time.perf_counter() - t0, nbytes)
     essays_path = work_dir / f"pass{index}" / f"{key}.parquet"
-    shardio.write_essays(essays_path, batch.essays)
+    writer = shardio.EssayWriter(essays_path)
+    partials: dict[str, list] = {st.name: [] for st in p.collects}
+    n_essays = 0
+    try:
+        if p.source is not None:
+            t0 = time.perf_counter()
+            shard_batch = p.source.read(Path(raw_root), rel_paths, ctx)
+            ctx.timed(p.source.name, time.perf_counter() - t0, sum(s.bytes for s in shard_batch.sources))
+            groups: Iterator[list] = iter([shard_batch.essays])
+        else:
+            shard_batch = Shard(sources=[SourceInfo(**s) for s in prev.sources],
+                                quarantine=[QuarantineEntry(**q) for q in prev.quarantine])
+            groups = shardio.iter_essays(Path(prev.essays))  # one row group at a time: bounded memory
+        for g, essays in enumerate(groups):
+            batch = Shard(essays=essays, sources=shard_batch.sources, quarantine=shard_batch.quarantine)
+            for st in (*p.applies, *p.stages):
+                nbytes = batch.text_bytes()
+                t0 = time.perf_counter()
+                batch = st.apply(batch, ctx) if st.kind == "corpus" else st.process(batch, ctx)  # type: ignore[attr-defined]
+                ctx.timed(st.name, time.perf_counter() - t0, nbytes)
+            ctx.shard_key = f"{key}-{g:04d}"  # collect files are named per group
+            for st in p.collects:
+                nbytes = batch.text_bytes()
+                t0 = time.perf_counter()
+                partials[st.name].append(st.collect(batch, ctx))
+                ctx.timed(f"{st.name}.collect", time.perf_counter() - t0, nbytes)
+            writer.write(batch.essays)
+            n_essays += len(batch.essays)
+            shard_batch.sources, shard_batch.quarantine = batch.sources, batch.quarantine
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
     result = ShardResult(
         key=key,
         essays=str(essays_path),
-        sources=[asdict(s) for s in batch.sources],
-        quarantine=[asdict(q) for q in batch.quarantine],
+        sources=[asdict(s) for s in shard_batch.sources],
+        quarantine=[asdict(q) for q in shard_batch.quarantine],
         counts=ctx.counts,
         timings={k: [round(v.seconds, 6), v.bytes] for k, v in sorted(ctx.timings.items())},
         partials=partials,
-        essay_count=len(batch.essays),
+        essay_count=n_essays,
     )
     write_json(meta, result.to_json())  # last: its presence means the pass is complete
     return {**result.to_json(), "cached": False}
@@ -293,7 +304,7 @@ def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: st
     """The corpus-level decision of one stage over all shards' partials; cached by their content."""
     cfg = PipelineConfig.model_validate_json(cfg_json)
     st = next(s for s in STAGES if s.name == stage_name)
-    partials = [r["partials"][stage_name] for r in results]
+    partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
     key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
     meta = Path(work) / "reduce" / f"{stage_name}-{key}.json"
     try:

@@ -101,13 +101,42 @@ def table_essays(table: pa.Table) -> list[Essay]:
     return out
 
 
+class EssayWriter:
+    """A shard file written group by group (atomically: temp name, renamed on ``close``), so a pass
+    never holds more than one group's Arrow copy of its essays."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.writer = pq.ParquetWriter(self.tmp, SCHEMA.append(pa.field("sectioned", pa.bool_())),
+                                       compression="zstd", compression_level=1)
+        self.rows = 0
+
+    def write(self, essays: Sequence[Essay]) -> None:
+        for i in range(0, len(essays), ROW_GROUP):
+            chunk = essays[i:i + ROW_GROUP]
+            self.writer.write_table(essays_table(chunk), row_group_size=ROW_GROUP)
+            self.rows += len(chunk)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.tmp.replace(self.path)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def write_essays(path: Path, essays: Sequence[Essay]) -> None:
-    """Write a shard's essays (atomically: temp name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(essays_table(essays), tmp, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
-    tmp.replace(path)
+    """Write a shard's essays, one row group of ``ROW_GROUP`` essays at a time."""
+    w = EssayWriter(path)
+    try:
+        w.write(essays)
+    except BaseException:
+        w.abort()
+        raise
+    w.close()
 
 
 def iter_essays(path: Path) -> Iterator[list[Essay]]:

@@ -171,6 +171,9 @@ def write_release(
     quarantine = list(build.quarantine)
     for rs in build.passes[-1]:
         quarantine.extend(QuarantineEntry(**q) for q in rs["quarantine"])
+    from corpuspipe.stages.catalog import IdenticalFiles
+
+    quarantine.extend(IdenticalFiles.quarantine((build.reduces.get("identical_files") or {}).get("fact")))
     quarantine.sort(key=lambda q: (q.path, q.line or 0, q.reason))
     n_docs = sum(r["essay_count"] for r in build.passes[-1])
     if n_docs == 0 and not allow_empty:

@@ -283,19 +283,18 @@ class _Clusters:
         self.t = t
 
     def lookup(self, ids: list[str]) -> tuple[list[str], list[str | None], list[int]]:
+        """(cluster_id, duplicate_of, cluster_size) per id: an Arrow join of the batch's ids only."""
         if not ids:
             return [], [], []
-        idx = pc.index_in(pa.array(ids, pa.string()), value_set=self.ids).to_pylist()
-        cid = self.t["cluster_id"].to_pylist() if len(self.ids) and any(i is not None for i in idx) else []
-        dup = self.t["duplicate_of"].to_pylist() if cid else []
-        size = self.t["cluster_size"].to_pylist() if cid else []
-        out_c, out_d, out_s = [], [], []
-        for x, i in zip(ids, idx):
-            if i is None:
-                out_c.append(x), out_d.append(None), out_s.append(1)
-            else:
-                out_c.append(cid[i]), out_d.append(dup[i]), out_s.append(int(size[i]))
-        return out_c, out_d, out_s
+        idx = pc.index_in(pa.array(ids, pa.string()), value_set=self.ids)
+        if idx.null_count == len(ids):
+            return list(ids), [None] * len(ids), [1] * len(ids)
+        cid = self.t["cluster_id"].take(idx).to_pylist()
+        dup = self.t["duplicate_of"].take(idx).to_pylist()
+        size = self.t["cluster_size"].take(idx).to_pylist()
+        hit = idx.is_valid().to_pylist()
+        return ([c if h else x for x, c, h in zip(ids, cid, hit)], [d if h else None for d, h in zip(dup, hit)],
+                [int(s) if h else 1 for s, h in zip(size, hit)])
 
 
 def batch_tables(shard: pa.Table, doc_clusters: _Clusters, sec_clusters: _Clusters) -> dict[str, pa.Table]:

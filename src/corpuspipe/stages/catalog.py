@@ -53,30 +53,31 @@ class IdenticalFiles(CorpusStage):
     def collect(self, batch: Shard, ctx: Context) -> list[list[str]]:
         return sorted([s.sha256, s.path] for s in batch.sources)
 
-    def reduce(self, partials: Sequence[Any], ctx: Context) -> dict[str, str]:
+    def reduce(self, partials: Sequence[Any], ctx: Context) -> dict[str, list[str]]:
+        """dropped path -> [kept path, sha256]."""
         kept: dict[str, str] = {}
-        dropped: dict[str, str] = {}
-        for sha, path in sorted(p for part in partials for p in part):
+        dropped: dict[str, list[str]] = {}
+        for sha, path in sorted({(sha, path) for part in partials for sha, path in part}):
             if sha in kept:
-                dropped[path] = kept[sha]
+                dropped[path] = [kept[sha], sha]
             else:
                 kept[sha] = path
-        return dict(sorted(dropped.items()))  # dropped path -> kept path
+        ctx.count(self.name, "files_dropped", len(dropped))
+        return dict(sorted(dropped.items()))
 
     def apply(self, batch: Shard, ctx: Context) -> Shard:
-        dropped: dict[str, str] = ctx.facts.get(self.name) or {}
-        if not dropped:
-            return batch
-        gone = {e.source_path for e in batch.essays if e.source_path in dropped}
-        batch.essays = [e for e in batch.essays if e.source_path not in dropped]
-        for path in sorted(gone | {s.path for s in batch.sources if s.path in dropped}):
-            sha = next((s.sha256 for s in batch.sources if s.path == path), None)
-            batch.quarantine.append(QuarantineEntry(
-                path=path, reason="duplicate_file",
-                detail=f"byte-identical to {dropped[path]}; its essays are released from there", sha256=sha))
-            ctx.count(self.name, "files_dropped")
-        batch.sources = [s for s in batch.sources if s.path not in dropped]
+        """Drop the copies' essays and sources (idempotent: a shard's groups share its sources)."""
+        dropped = ctx.facts.get(self.name) or {}
+        if dropped:
+            batch.essays = [e for e in batch.essays if e.source_path not in dropped]
+            batch.sources = [s for s in batch.sources if s.path not in dropped]
         return batch
+
+    @staticmethod
+    def quarantine(fact: dict[str, list[str]] | None) -> list[QuarantineEntry]:
+        return [QuarantineEntry(path=path, reason="duplicate_file", sha256=sha,
+                                detail=f"byte-identical to {kept}; its essays are released from there")
+                for path, (kept, sha) in sorted((fact or {}).items())]
 
 
 _BP_PARTS = 16  # partitions of the boilerplate key space: the reduce holds one at a time
