@@ -32,6 +32,7 @@ __all__ = [
     "numeral_chars",
     "cn_to_int",
     "cn_small_value",
+    "int_to_cn",
 ]
 
 # Digit characters and their values (两 is the counting form of 2; 〇/零 are placeholders).
@@ -89,3 +90,28 @@ def cn_small_value(s: str) -> int:
         tens, _, ones = s.partition("十")
         return (_SMALL_VALUE.get(tens, 1) if tens else 1) * 10 + (_SMALL_VALUE.get(ones, 0) if ones else 0)
     return _SMALL_VALUE.get(s, 0) if len(s) == 1 else 0
+
+
+def int_to_cn(n: int) -> str:
+    """Canonical numeral of 1..9999 as documents write it: 十一 (not 一十一), 一百零一, 一千零一十.
+
+    The inverse of :func:`cn_to_int` (round trip tested for 1..9999); used by tests and benches
+    that generate markers, never to rewrite text.
+    """
+    if not 1 <= n <= 9999:
+        raise ValueError(f"int_to_cn covers 1..9999, got {n}")
+    digits = "零一二三四五六七八九"
+    out: list[str] = []
+    pending_zero = False
+    for value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
+        d, n = divmod(n, value)
+        if d == 0:
+            pending_zero = bool(out)
+            continue
+        if pending_zero:
+            out.append("零")
+            pending_zero = False
+        if not (unit == "十" and d == 1 and not out):
+            out.append(digits[d])
+        out.append(unit)
+    return "".join(out)

@@ -47,6 +47,8 @@ A.                  A-Z then . ． not      A-Z a-z, \\s*, 、 . ．   A-Z then 
 circled             ①-⑳                    ①-⑳ and ⑴-⒇           ①-⑳                   --
 other               首先/其次/再次/最后     一要..十要; 摘要 关键词    --                    --
                                            参考文献 heads
+第X篇 (essay)       pian: 篇 then ：/:/     header: 第X篇 or 篇X,    --                    in the 第X class
+                    space                  any title after
 ==================  =====================  =====================  ====================  ===================
 
 Numbers: ingest reads its numerals with :func:`corpuspipe.zh.numerals.cn_small_value` (lenient,
