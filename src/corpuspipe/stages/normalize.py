@@ -42,16 +42,26 @@ from corpuspipe.zh import opencc as _opencc
 from corpuspipe.core.config import NormalizeConfig
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.records import Essay
+from corpuspipe.zh.chars import (
+    CJK_STABLE_PUNCT,
+    FULLWIDTH_ALNUM_RANGES,
+    FULLWIDTH_OFFSET,
+    HAN,
+    HAN_RANGES,
+    HSPACE,
+    KANGXI_RANGES,
+    SENTENCE_END,
+)
+from corpuspipe.zh.outline import normalize_marker_re
 from corpuspipe.zh.pii import find_pii
 
 STAGE = "normalize"
 
-HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _HAN_RE = re.compile(f"[{HAN}]")
-_WS = " \t\u3000\u00a0"  # horizontal whitespace seen in scraped text (NBSP, ideographic space)
+_WS = HSPACE  # horizontal whitespace seen in scraped text (NBSP, ideographic space)
 
 # CJK punctuation the normalizer never produces: a stable "Chinese context" signal.
-_CJK_STABLE = "。、“”‘’《》「」『』【】〔〕…—·"
+_CJK_STABLE = CJK_STABLE_PUNCT
 _CTX = frozenset(_CJK_STABLE)
 
 # zero-width space, BOM/zero-width no-break space, soft hyphen: scraped-HTML residue, never text
@@ -103,11 +113,11 @@ def _build_tables() -> dict[str, tuple[str, ...]]:
     mark(_opencc.simplified_only_chars(), _F_SIMP)
     mark(char_level, _F_TRIG)
     mark(only_phrase, _F_PHRASE)
-    for lo, hi in ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F)):
+    for lo, hi in HAN_RANGES:
         _FLAGS[lo : hi + 1] |= _F_HAN
-    for lo, hi in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)):
+    for lo, hi in FULLWIDTH_ALNUM_RANGES:
         _FLAGS[lo : hi + 1] |= _F_FIX
-    for lo, hi in ((0x2E80, 0x2EF3), (0x2F00, 0x2FD5)):
+    for lo, hi in KANGXI_RANGES:
         _FLAGS[lo : hi + 1] |= _F_PRE
     _FLAGS[ord("臵")] |= _F_PRE
     _FLAGS[ord("著")] |= _F_ZHU
@@ -357,14 +367,14 @@ def _diff_replacements(old: str, new: str, offset: int, rule: str, gap: int = _M
 
 # -- character repairs ---------------------------------------------------------------------------
 
-_FW_ALNUM_RE = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+")
-_FW_ALNUM_TABLE = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for cp in range(r[0], r[1] + 1)}
+_FW_ALNUM_RE = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in FULLWIDTH_ALNUM_RANGES) + "]+")
+_FW_ALNUM_TABLE = {cp: cp - FULLWIDTH_OFFSET for lo, hi in FULLWIDTH_ALNUM_RANGES for cp in range(lo, hi + 1)}
 
 
 def _kangxi_table() -> dict[int, str]:
     """Kangxi radicals / CJK radical supplement -> the ideograph NFKC names (only these code points)."""
     out: dict[int, str] = {}
-    for cp in list(range(0x2E80, 0x2EF4)) + list(range(0x2F00, 0x2FD6)):
+    for cp in (c for lo, hi in KANGXI_RANGES for c in range(lo, hi + 1)):
         ch = chr(cp)
         n = unicodedata.normalize("NFKC", ch)
         if n != ch and len(n) == 1 and _HAN_RE.match(n):
@@ -422,21 +432,13 @@ def _gaps(text: str, lo: int, hi: int) -> Iterable[tuple[int, int]]:
 # a line ends a sentence/paragraph if its last char is one of these (ASCII and full-width alike,
 # so later punctuation repair cannot change the decision)
 _FINAL = frozenset("。！？!?；;：:…”\"’』」）)】]》>.")
-_NUM = "一二三四五六七八九十百零〇"
-_MARKER_RE = re.compile(
-    rf"(?:[{_NUM}]+[、.．]"
-    rf"|[（(][{_NUM}\d]+[）)]"
-    rf"|第[{_NUM}\d]+[章节篇条部款、，,：:]"
-    rf"|\d{{1,2}}[、．](?!\d)|\d{{1,2}}\.(?!\d)"
-    rf"|[A-Z][.．、](?![A-Za-z])"
-    rf"|[①-⑳]"
-    rf"|[{_NUM}]是)"
-)
+# a paragraph opening with an outline marker is a heading, never joined (zh.outline, normalize's reading)
+_MARKER_RE = normalize_marker_re()
 _PAGE_NUM_RE = re.compile(rf"[{_WS}]+\d{{1,4}}$")  # at a line end, after Han or a comma (checked)
 _STRIP = _WS + "\r\n"
 
 
-_SENT_END_RE = re.compile("[。！？!?]")
+_SENT_END_RE = re.compile(f"[{SENTENCE_END}]")
 _COMMA_RE = re.compile("[，,]")
 # a line starting with one of these continues the previous line (Wikisource link breaks: "…——\n憲法\n，接着")
 _CONTINUATION = frozenset("，,、。；;：:？?！!）)」』”…")

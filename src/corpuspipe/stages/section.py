@@ -8,7 +8,9 @@ is not open nests under the innermost open section; an open family closes everyt
 after it.  Two fixed exceptions: 章/节/部分 never nest inside an article or list item, and a bare
 ``一、`` title line never nests inside an article (appendices after the last 第X条).
 
-Markers are found by one compiled regex (line starts; ``一是``/``第一，``/``首先`` also after a
+The marker grammar (family patterns, the compiled matcher, ordinal parsing) is
+:mod:`corpuspipe.zh.outline`'s, shared with ingest, normalize and watermark.  Markers are found by
+one compiled regex (line starts; ``一是``/``第一，``/``首先`` also after a
 sentence or clause end) and kept only when they form runs ("chains") of consecutive ordinals,
 which rejects ``1.5亿``, dates, a lone ``三、`` and ``一是`` inside a clause.  A run may only
 continue while its previous item is still open: a link that the tree shows to cross a higher
@@ -34,9 +36,11 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from corpuspipe.core.config import SectionConfig
+from corpuspipe.zh import outline
+from corpuspipe.zh.chars import HSPACE, SEMICOLONS, SENTENCE_END
+from corpuspipe.zh.numerals import cn_to_int
 
 __all__ = ["Section", "section_text", "cn_numeral", "FAMILIES"]
 
@@ -56,98 +60,23 @@ class Section:
     parent_path: str | None
 
 
-_CN = "一二三四五六七八九十百千零〇两"
-_CN_CLASS = f"[{_CN}]+"
-_DIG = "[0-9０-９]{1,3}"
-_SP = " \t\u3000\u00a0"
-_SPACE = f"[{_SP}]"
-
-# Family -> regex for the marker text.  The order matters where prefixes overlap: 第X章 and 第X条
-# before 第X，; 一是 before 一、 (both start with a numeral but differ at the next char).
-_FAMILY_PATTERNS: dict[str, str] = {
-    "bian": f"第{_CN_CLASS}编(?!{_SPACE}*[，,的])",
-    "zhang": f"第{_CN_CLASS}章(?!{_SPACE}*[，,的])",
-    "jie": f"第{_CN_CLASS}[节節](?![，,的课])",
-    "bufen": f"第{_CN_CLASS}部分(?![，,的])",
-    "pian": f"第{_CN_CLASS}篇(?=[：:{_SP}])",
-    "tiao": f"第{_CN_CLASS}[条條](?=[{_SP}\n]|$)",
-    "di_comma": f"第{_CN_CLASS}[，,、：:]",
-    "cn_shi": f"{_CN_CLASS}是(?![，,。；：、的否])",
-    "first_next": "(?:首先|其次|再次|最后)[，,：:]?",
-    "cn_dun": f"{_CN_CLASS}(?:、|．(?![0-9０-９]))",
-    "cn_paren": f"[（(]{_CN_CLASS}[）)]",
-    "paren_arabic": f"[（(]{_DIG}[）)]",
-    "arabic_dun": f"{_DIG}、",
-    "arabic_dot": f"{_DIG}[.．](?![0-9０-９.．%％])",
-    "circled": "[①-⑳]",
-    "latin_dot": "[A-Z][.．](?![A-Za-z0-9])",
-}
-FAMILIES: tuple[str, ...] = ("preamble", *_FAMILY_PATTERNS)
-
-# Families that may also start inside a paragraph, after a sentence or clause end.
-_INLINE_FAMILIES = frozenset({"cn_shi", "first_next", "di_comma"})
-# Families whose lone "1" at a line start is believable; the others need a run.
-_STRONG_FAMILIES = frozenset(
-    {"bian", "zhang", "jie", "bufen", "pian", "tiao", "cn_dun", "cn_paren", "paren_arabic", "arabic_dun", "arabic_dot"}
-)
-_NO_HEADING = frozenset({"tiao"})
-_STRUCTURAL = frozenset({"bian", "zhang", "jie", "bufen", "pian"})
+_SP = HSPACE
 _MAX_OPEN_RUNS = 64  # runs of one family a marker may continue (bounds the work on hostile input)
+_NO_HEADING = frozenset({"tiao"})  # articles never have a heading: their first sentence is content
 
-_ALTS = "|".join(f"(?P<{name}>{pat})" for name, pat in _FAMILY_PATTERNS.items())
-# The separator is consumed (not a lookbehind) so that the regex engine can skip ahead to the
-# next separator character quickly; position 0 is tried separately with _FIRST_RE.
-# Characters a marker (or its indentation) can start with: a lookahead on them lets the engine
-# skip most sentence ends without trying every family (2x faster).
-_FIRST_CHARS = f"[{_SP}第{_CN}首其再最（(0-9０-９①-⑳A-Z]"
-_MARKER_RE = re.compile(rf"(?P<sep>[\n。；！？：;!?:])(?={_FIRST_CHARS}){_SPACE}*(?:{_ALTS})")
-_FIRST_RE = re.compile(rf"{_SPACE}*(?:{_ALTS})")
-_SENT_END_RE = re.compile(r"[。！？；!?;]")
-_CLAUSE_END = "。！？；!?;：:，,、"
-_HEAD_STRIP = " \t\u3000\u00a0，,：:。！？；!?;、.．"
+# The grammar (families, matchers, ordinals) is corpuspipe.zh.outline's; these names are the
+# ones this module always used.
+FAMILIES = outline.FAMILIES
+_INLINE_FAMILIES = outline.INLINE_FAMILIES
+_STRONG_FAMILIES = outline.STRONG_FAMILIES
+_STRUCTURAL = outline.STRUCTURAL_FAMILIES
+_MARKER_RE, _FIRST_RE = outline.section_matchers()
+_ordinal = outline.ordinal
+cn_numeral = cn_to_int
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
-_FIRST_NEXT = {"首先": 1, "其次": 2, "再次": 3}
-
-
-@lru_cache(maxsize=4096)
-def cn_numeral(s: str) -> int | None:
-    """Value of a Chinese numeral up to the thousands (一百零一 -> 101), None if malformed."""
-    total, digit = 0, None
-    for ch in s:
-        if ch in "零〇":
-            continue  # placeholder in 一百零一
-        if ch in _CN_DIGITS:
-            if digit is not None:  # two digits in a row: only "一二" style lists, not a numeral
-                return None
-            digit = _CN_DIGITS[ch]
-        elif ch in _CN_UNITS:
-            total += (1 if digit is None else digit) * _CN_UNITS[ch]
-            digit = None
-        else:
-            return None
-    total += digit or 0
-    return total or None
-
-
-def _ordinal(family: str, marker: str) -> int | None:
-    """The number a marker stands for; 0 means 'any' (最后 closes a first_next run)."""
-    if family == "first_next":
-        return _FIRST_NEXT.get(marker[:2], 0)
-    if family == "circled":
-        return ord(marker) - 0x245F
-    if family == "latin_dot":
-        return ord(marker[0]) - 64
-    core = marker.strip("（()）第、．.，,：:是编章节節部分篇条條 \t\u3000\u00a0")
-    if not core:
-        return None
-    if core[0] in _CN_DIGITS or core[0] in _CN_UNITS:
-        return cn_numeral(core)
-    try:
-        return int(core)
-    except ValueError:
-        return None
+_SENT_END_RE = re.compile(f"[{SENTENCE_END}{SEMICOLONS}]")
+_CLAUSE_END = SENTENCE_END + SEMICOLONS + "：:，,、"
+_HEAD_STRIP = _SP + "，,：:。！？；!?;、.．"
 
 
 @dataclass

@@ -31,6 +31,7 @@ import regex
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
 from corpuspipe.zh.opencc import single_char_t2s
+from corpuspipe.zh.outline import boilerplate_heading_re
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.records import Essay
@@ -350,11 +351,8 @@ def boilerplate_key(text: str) -> str:
 # Bracketed inline runs considered by the detector (on the view; 【】 are already [ ]).
 _RUN = re.compile(r"\[[^\[\]\n]{1,80}\]|\([^()\n]{1,80}\)")
 _PUNCT = re.compile(r"[\W_]+")
-_CN_NUM = "一二三四五六七八九十百千零〇两"
 # On a key (view, digits as 0, no whitespace): the outline markers the sectioning stage reads.
-_HEADING = re.compile(
-    rf"(?:第[{_CN_NUM}0]+[章节部分篇编条款项]|[{_CN_NUM}]+[、.．]|\(?[{_CN_NUM}]+\)|0+(?:\.0+)*[、.)]|\(0+\))"
-)
+_HEADING = boilerplate_heading_re()
 
 
 def _lines(view: str) -> Iterator[tuple[int, int, str]]:

@@ -11,6 +11,7 @@ import re
 from typing import Iterable
 
 from corpuspipe.core.edits import Replacement
+from corpuspipe.zh.chars import HAN_BMP
 
 KINDS = ("id_card", "mobile", "email", "student_id", "exam_id", "staff_id", "name")
 
@@ -24,7 +25,7 @@ PLACEHOLDER = {
     "name": "[姓名]",
 }
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN = HAN_BMP
 _SP = "[ \t\u3000\u00a0]"
 
 # (the boundary lookbehind sits after the first character so sre can scan for a digit fast)

@@ -16,8 +16,9 @@ import re
 from functools import lru_cache
 
 from corpuspipe.core.edits import Replacement
+from corpuspipe.zh.chars import HAN_BMP
 
-_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN = HAN_BMP
 _PUA = r"\ue000-\uf8ff"
 
 

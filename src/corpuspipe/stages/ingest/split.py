@@ -15,29 +15,17 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CN_NUM = "一二三四五六七八九十百零〇两"
-_CN_VALUE = {c: i for i, c in enumerate("零一二三四五六七八九", 0)} | {"〇": 0, "两": 2}
+from corpuspipe.zh import outline
+from corpuspipe.zh.chars import HAN_BMP
+from corpuspipe.zh.numerals import cn_small_value
 
-_ESSAY_HEADER = re.compile(
-    rf"^(?:第[{_CN_NUM}\d]+篇|篇[{_CN_NUM}\d]+)\s*[:：]?\s*(?P<title>\S.*)$"
-)
+_HAN = HAN_BMP
+
+_ESSAY_HEADER = outline.essay_header_re()
 _SENTENCE_PUNCT = re.compile(r"[。！？!?；;]|\.\s|\.$")
 _BAD_TITLE_END = re.compile(r"[，,、：:…．.\-—]$")
-_OUTLINE = re.compile(
-    rf"^(?:"
-    rf"(?P<l1>[{_CN_NUM}]+)\s*[、.．]"  # 一、
-    rf"|[（(]\s*(?P<l2>[{_CN_NUM}]+)\s*[）)]"  # （一）
-    rf"|(?P<l3>\d{{1,3}})\s*[、.．](?!\d)"  # 1、 1.
-    rf"|[（(]\s*\d{{1,3}}\s*[）)]"  # （1）
-    rf"|[{_CN_NUM}]+是"  # 一是
-    rf"|第[{_CN_NUM}\d]+[，,、章节条部分]"  # 第一，第一章
-    rf"|[A-Za-z]\s*[、.．]"  # C.
-    rf"|[①-⑳⑴-⒇]"
-    rf"|[一二三四五六七八九十]+要"  # 一要
-    rf"|(?:摘\s*要|关键词|關鍵詞|参考文献|參考文獻)\s*[:：]"
-    rf")"
-)
+# Line-start outline markers (corpuspipe.zh.outline, ingest's reading: spaces allowed inside).
+_OUTLINE = outline.ingest_outline_re()
 _SITE_LINE = re.compile(
     r"^(?:(?:时间|時間|日期|发布时间|發布時間|发表时间|發表時間|来源|來源|导语|導語|"
     r"浏览|瀏覽|点击|點擊|阅读|閱讀|编辑|編輯|责任编辑|責任編輯)\s*[:：]"
@@ -145,25 +133,8 @@ def _dice(a: set[str], b: set[str]) -> float:
     return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
 
 
-def _cn_value(s: str) -> int:
-    """Value of a small Chinese numeral (一..九十九)."""
-    if s.isdigit():
-        return int(s)
-    if "十" in s:
-        tens, _, ones = s.partition("十")
-        return (_CN_VALUE.get(tens, 1) if tens else 1) * 10 + (_CN_VALUE.get(ones, 0) if ones else 0)
-    return _CN_VALUE.get(s, 0) if len(s) == 1 else 0
-
-
-def _outline_level(s: str) -> tuple[str, int] | None:
-    m = _OUTLINE.match(s)
-    if m is None:
-        return None
-    for kind in ("l1", "l2", "l3"):
-        v = m.group(kind)
-        if v is not None:
-            return kind, _cn_value(v)
-    return None
+_cn_value = cn_small_value
+_outline_level = outline.ingest_outline_level
 
 
 def _teaser_at(lines: list[Line], i: int, text: str) -> bool:
