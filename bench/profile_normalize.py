@@ -124,10 +124,17 @@ def _clear_cache() -> None:
         fn.cache_clear()
 
 
+def _essay_dict(e: Essay) -> dict:
+    """What the digest covers: metadata, flags, stats, raw slice, clean text and every edit."""
+    return {"source_path": e.source_path, "essay_index": e.essay_index, "title": e.title, "author": e.author,
+            "date": e.date, "script": e.script, "trad_ratio": e.trad_ratio, "flags": e.flags, "stats": e.stats,
+            "raw": e.body.raw, "base": e.body.base, "text": e.body.text, "edits": [list(x) for x in e.body.edits]}
+
+
 def digest(essays: list[Essay], counts: dict[str, int]) -> bytes:
     h = hashlib.sha256()
     for e in essays:
-        h.update(json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True).encode())
+        h.update(json.dumps(_essay_dict(e), ensure_ascii=False, sort_keys=True).encode())
     h.update(json.dumps(counts, sort_keys=True).encode())
     return h.digest()
 
