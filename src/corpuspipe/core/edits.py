@@ -10,7 +10,7 @@ invariant ``rebuild_raw(text, edits) == raw`` holds after every stage.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from operator import itemgetter
+from operator import index, itemgetter
 from typing import Any, Iterable, Mapping, NamedTuple
 
 
@@ -296,6 +296,7 @@ _START_END = itemgetter(0, 1)  # Replacement (start, end)
 _ORDER = itemgetter(0, 1, 6)  # Edit (raw_start, raw_end, clean_start): the order of an edit list
 _CLEAN_START = itemgetter(6)
 _CLEAN_END = itemgetter(7)
+_CLEAN_ORDER = itemgetter(0, 1, 2)
 _new_edit = tuple.__new__  # Edit(...) without the NamedTuple's Python-level __new__
 
 
@@ -307,30 +308,76 @@ def _dedup(items: list[str]) -> list[str]:
     return seen
 
 
-def rebuild_raw(text: str, edits: Iterable[Edit]) -> str:
-    """Rebuild the raw slice from the clean text and its edits (inverse of ``apply``)."""
+EditLike = Any  # an Edit, a row dict from edits.parquet, or an object with the same attributes
+
+
+def _fields(e: EditLike, names: tuple[str, ...]) -> tuple:
+    """The named fields of one edit, whether it is an Edit, a Parquet row dict or a row object.
+
+    Release readers get edits back as ``pyarrow.Table.to_pylist()`` / pandas
+    ``to_dict("records")`` dicts (with extra columns such as ``doc_id``), or as
+    ``itertuples()`` rows; offsets may be numpy integers.  Offsets must be integers: a float
+    (pandas turns a column with nulls into float) is refused rather than truncated.
+    """
+    if type(e) is Edit:
+        return tuple(getattr(e, n) for n in names)
+    try:
+        if isinstance(e, Mapping):
+            vals = tuple(e[n] for n in names)
+        else:
+            vals = tuple(getattr(e, n) for n in names)
+    except (KeyError, AttributeError) as exc:
+        raise ValueError(f"edit has no field {exc.args[0] if exc.args else '?'!s} (needs {', '.join(names)})") from None
+    out = []
+    for n, v in zip(names, vals):
+        if n in ("before", "after"):
+            if not isinstance(v, str):
+                raise ValueError(f"edit field {n} is {type(v).__name__}, not str")
+            out.append(v)
+        else:
+            try:
+                out.append(index(v))
+            except TypeError:
+                raise ValueError(f"edit field {n} is {type(v).__name__}, not an integer") from None
+    return tuple(out)
+
+
+_CLEAN_FIELDS = ("clean_start", "clean_end", "raw_start", "before", "after")
+_RAW_FIELDS = ("raw_start", "raw_end", "before", "after")
+
+
+def rebuild_raw(text: str, edits: Iterable[EditLike]) -> str:
+    """Rebuild the raw slice from the clean text and its edits (inverse of ``apply``).
+
+    ``edits`` may be :class:`Edit` tuples or the rows of a release's ``edits.parquet`` as dicts
+    or row objects (extra columns are ignored; see :func:`_fields`), in any order: they are
+    sorted by (clean_start, clean_end, raw_start), which puts a deletion point before an edit
+    starting at the same clean offset and two adjacent deletions in raw order.
+    """
+    rows = sorted((_fields(e, _CLEAN_FIELDS) for e in edits), key=_CLEAN_ORDER)
     out: list[str] = []
     pos = 0
-    for e in sorted(edits, key=lambda e: e.clean_start):
-        if text[e.clean_start : e.clean_end] != e.after:
-            raise ValueError(f"edit does not match clean text at {e.clean_start}: {e}")
-        out.append(text[pos : e.clean_start])
-        out.append(e.before)
-        pos = e.clean_end
+    for k, (cs, ce, _rs, before, after) in enumerate(rows):
+        if text[cs:ce] != after or cs < pos:
+            raise ValueError(f"edit {k} (clean {cs}:{ce}) does not match the clean text or overlaps the previous edit")
+        out.append(text[pos:cs])
+        out.append(before)
+        pos = ce
     out.append(text[pos:])
     return "".join(out)
 
 
-def rebuild_from_raw_offsets(text: str, edits: Iterable[Edit], base: int = 0) -> str:
+def rebuild_from_raw_offsets(text: str, edits: Iterable[EditLike], base: int = 0) -> str:
     """Same as :func:`rebuild_raw` using only raw offsets and before/after (no clean offsets)."""
+    rows = sorted((_fields(e, _RAW_FIELDS) for e in edits), key=_START_END)
     out: list[str] = []
     pos = 0
     shift = 0  # clean - raw so far
-    for e in sorted(edits, key=lambda e: (e.raw_start, e.raw_end)):
-        cs = e.raw_start - base + shift
+    for rs, re_, before, after in rows:
+        cs = rs - base + shift
         out.append(text[pos:cs])
-        out.append(e.before)
-        pos = cs + len(e.after)
-        shift += len(e.after) - (e.raw_end - e.raw_start)
+        out.append(before)
+        pos = cs + len(after)
+        shift += len(after) - (re_ - rs)
     out.append(text[pos:])
     return "".join(out)
