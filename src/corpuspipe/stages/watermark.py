@@ -623,6 +623,7 @@ def find_spans(
     return _resolve_overlaps(spans + _block_leftovers(view, spans, min_chars))
 
 
+_OPENERS = frozenset("《“「『（([")
 _CLAUSE_END = frozenset("，。！？；：,.!?;:…")
 
 
@@ -656,12 +657,15 @@ def _block_leftovers(view: str, spans: list[Span], min_chars: int) -> list[Span]
             seq.append(("anchor" if covered[j][2] in _DETECTOR_RULES else "removed", s, e))
         elif _is_fragment(c, min_chars):
             seq.append(("fragment", s, e))
+        elif seq and seq[-1][0] != "fragment" and c.rstrip()[-1:] in _OPENERS:
+            seq.append(("anchor", s, e))  # a sentence broken at a link *into* the block: 依据《 / 中华人民共和国…法
         else:
             break
     if sum(kind == "anchor" for kind, _, _ in seq) < 2:
         return []
     top = max(i for i, (kind, _, _) in enumerate(seq) if kind == "anchor")
-    out = [Span(s, e, BOILERPLATE_BLOCK_RULE) for kind, s, e in seq[:top] if kind == "fragment"]
+    out = [Span(s, e, BOILERPLATE_BLOCK_RULE) for i, (kind, s, e) in enumerate(seq)
+           if kind == "fragment" and i < top or kind == "anchor" and (s, e) not in {(c[0], c[1]) for c in covered}]
     return sorted(out, key=lambda sp: sp.start)
 
 
