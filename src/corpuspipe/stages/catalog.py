@@ -21,7 +21,7 @@ from corpuspipe.core.records import QuarantineEntry, SectionRow, Shard
 from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage
 from corpuspipe.stages import normalize as normalize_mod
 from corpuspipe.stages import section as section_mod
-from corpuspipe.stages import watermark as watermark_mod
+from corpuspipe.stages.watermark import Watermark  # noqa: F401  (the corpus stage lives with its knowledge)
 from corpuspipe.stages import dedup as dedup_units
 from corpuspipe.stages.ingest import files as ingest_mod
 
@@ -78,77 +78,6 @@ class IdenticalFiles(CorpusStage):
         return [QuarantineEntry(path=path, reason="duplicate_file", sha256=sha,
                                 detail=f"byte-identical to {kept}; its essays are released from there")
                 for path, (kept, sha) in sorted((fact or {}).items())]
-
-
-_BP_PARTS = 16  # partitions of the boilerplate key space: the reduce holds one at a time
-
-
-def _bp_part(keys: list[str]) -> list[int]:
-    return [xxhash.xxh3_64_intdigest(k.encode()) % _BP_PARTS for k in keys]
-
-
-class Watermark(CorpusStage):
-    """Rules (shipped + user file) plus boilerplate detected from corpus statistics.
-
-    collect: per shard, the document frequency of candidate lines and bracketed runs, written as
-    one Parquet file with one row group per key-space partition; reduce: per partition, the summed
-    frequencies against the corpus-size threshold (memory: one partition, not the corpus's
-    millions of distinct lines); apply: remove rule matches and the selected boilerplate as edits.
-    """
-
-    name = "watermark"
-    config_sections = ("watermark",)
-
-    def input_files(self, cfg: PipelineConfig) -> list[Path]:
-        return [Path(cfg.watermark.rules_file)] if cfg.watermark.rules_file else []
-
-    def collect(self, batch: Shard, ctx: Context) -> dict[str, Any]:
-        freq = watermark_mod.collect_boilerplate_stats(batch.essays, ctx.cfg.watermark)
-        keys = sorted(freq)
-        parts = _bp_part(keys)
-        table = pa.table({"part": pa.array(parts, pa.int8()), "key": pa.array(keys, pa.string()),
-                          "n": pa.array([freq[k] for k in keys], pa.int32())})
-        out = ctx.work / "watermark" / f"{ctx.shard_key}.stats.parquet"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name("." + out.name + ".tmp")
-        with pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
-            for p in range(_BP_PARTS):
-                w.write_table(table.filter(pc.equal(table["part"], p)), row_group_size=1 << 30)
-        tmp.replace(out)
-        return {"stats": str(out), "documents": len(batch.essays)}
-
-    def reduce(self, partials: Sequence[Any], ctx: Context) -> list[str]:
-        cfg = ctx.cfg.watermark
-        n_docs = sum(p["documents"] for p in partials)
-        if not cfg.detect_boilerplate or n_docs <= 0:
-            return []
-        threshold = watermark_mod.doc_frequency_threshold(n_docs, cfg)
-        files = [pq.ParquetFile(p["stats"]) for p in partials]
-        frequent: dict[str, int] = {}
-        for part in range(_BP_PARTS):
-            tables = [f.read_row_group(part) for f in files if f.num_row_groups > part]
-            tables = [t for t in tables if t.num_rows]
-            if not tables:
-                continue
-            summed = pa.concat_tables(tables).group_by("key").aggregate([("n", "sum")])
-            hits = summed.filter(pc.greater_equal(summed["n_sum"], threshold))
-            frequent.update(zip(hits["key"].to_pylist(), hits["n_sum"].to_pylist()))
-        selected = watermark_mod.select_boilerplate(frequent, n_docs, cfg)
-        ctx.count(self.name, "boilerplate_keys_selected", len(selected))
-        return selected
-
-    _guard: watermark_mod.RuleGuard | None = None
-
-    def apply(self, batch: Shard, ctx: Context) -> Shard:
-        # one guard per process: a user rule that times out is disabled for every later shard here
-        guard = Watermark._guard = Watermark._guard or watermark_mod.RuleGuard()
-        before = guard.counters()
-        removed = watermark_mod.remove_watermarks(batch.essays, ctx.cfg.watermark, ctx.facts.get(self.name) or (),
-                                                  guard=guard)
-        after = guard.counters()
-        ctx.count_all(self.name, {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)})
-        ctx.count_all(self.name, {f"removed.{rule}": n for rule, n in removed.items()})
-        return batch
 
 
 class Normalize(ShardStage):

@@ -54,6 +54,7 @@ from corpuspipe.zh.chars import (
 )
 from corpuspipe.zh.outline import normalize_marker_re
 from corpuspipe.zh.pii import find_pii
+from corpuspipe.stages.quality_flags import encoding_damage, quality_flags
 
 STAGE = "normalize"
 
@@ -548,8 +549,11 @@ def _punct_runs(text: str) -> Iterable[tuple[int, int, str, int]]:
         prev = end
 
 
-def _punctuation(text: str) -> list[Replacement]:
-    """ASCII , ; : ? ! ( ) next to Chinese become full-width; numbers, URLs, Latin keep theirs."""
+def _punctuation(text: str, keep_qmark: bool = False) -> list[Replacement]:
+    """ASCII , ; : ? ! ( ) next to Chinese become full-width; numbers, URLs, Latin keep theirs.
+
+    ``keep_qmark``: the text has encoding damage (lossy re-encode ``?``): runs holding a ``?`` stay
+    as they are, flagged, never dressed up as full-width question marks."""
     reps: list[Replacement] = []
     if not any(c in text for c in ",;:?!()"):
         return reps
@@ -575,6 +579,8 @@ def _punctuation(text: str) -> list[Replacement]:
             continue
         if run[0] == "?" and rs + 1 < len(text) and "\x40" <= text[rs + 1] <= "\x7e" and _HAN_RE.match(left or " "):
             continue  # GBK mojibake (lost lead byte): flagged by ingest, left as is
+        if keep_qmark and "?" in run:
+            continue
         body = "".join(ch for ch in run if ch not in _WS).translate(_ASCII_TO_FW)
         reps.append(Replacement(start, end, body, "punct"))
     reps.sort(key=lambda r: r.start)
@@ -605,12 +611,31 @@ _YEAR_RANGE_RE = re.compile(r"((?:19|20)\d\d)\s*[-－—–~～至到]\s*\1\s*�
 _END_OK = frozenset("。！？!?…”\"’』」）)】]》；;.")
 
 
+# a last line shorter than this is a signature, date, heading or page leftover, not a cut sentence
+_TRUNCATED_MIN_CHARS = 12
+
+
+def _is_truncated(text: str) -> bool:
+    """The text stops mid-sentence: its last line is running prose (>= 12 non-space characters or a
+    clause comma, holding Han) that does not end a sentence.  A short last line (``二〇二四年三月五日``, a
+    signature, a leftover ``false``) is no evidence: on the 88 real reports ``truncated`` fired
+    on 26/26 .txt documents because of Wikisource's ``false`` tail."""
+    last = text.rstrip().rsplit("\n", 1)[-1].strip()
+    if not last or last[-1] in _END_OK:
+        return False
+    bare = "".join(last.split())
+    long_or_clause = len(bare) >= _TRUNCATED_MIN_CHARS or any(c in bare for c in "，、；")
+    return long_or_clause and _HAN_RE.search(bare) is not None and not _MARKER_RE.match(bare)
+
+
 def _flags(essay: Essay) -> None:
     text = essay.body.text
     if _YEAR_RANGE_RE.search(text):
         essay.add_flag("rewritten_year")
-    if text and text[-1] not in _END_OK:
+    if _is_truncated(text):
         essay.add_flag("truncated")
+    for flag in quality_flags(text):
+        essay.add_flag(flag)
 
 
 # -- driver --------------------------------------------------------------------------------------
@@ -738,7 +763,7 @@ def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] |
         _apply(essay, find_pii(essay.body.text, cfg.pii_kinds, cfg.pii_id_card_15), counts)
     _apply(essay, _line_structure(essay.body.text, cfg), counts)
     if cfg.fix_punctuation:
-        _apply(essay, _punctuation(essay.body.text), counts)
+        _apply(essay, _punctuation(essay.body.text, keep_qmark=encoding_damage(essay.body.text)), counts)
     _apply(essay, _spacing(essay.body.text), counts)
     _flags(essay)
     return counts

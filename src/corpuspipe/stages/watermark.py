@@ -24,21 +24,31 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from bisect import bisect_right
+from pathlib import PurePosixPath
+from typing import Any, Iterable, Iterator, Literal, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import regex
+import xxhash
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
 from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.zh.outline import boilerplate_heading_re
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
-from corpuspipe.core.records import Essay
+from corpuspipe.core.records import Essay, QuarantineEntry, Shard
+from corpuspipe.core.stage import Context, CorpusStage
 
 STAGE = "watermark"
 BOILERPLATE_LINE_RULE = "boilerplate_line"
 BOILERPLATE_RUN_RULE = "boilerplate_run"
+BOILERPLATE_BLOCK_RULE = "boilerplate_block"
+_DETECTOR_RULES = frozenset({BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE, BOILERPLATE_BLOCK_RULE})
 LINE_PREFIX = "L|"  # doc-frequency keys of whole lines
 RUN_PREFIX = "R|"  # doc-frequency keys of bracketed inline runs
 
@@ -155,7 +165,7 @@ class WatermarkRule(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        if not _RULE_NAME.match(v) or v in (BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE):
+        if not _RULE_NAME.match(v) or v in (BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE, BOILERPLATE_BLOCK_RULE):
             raise ValueError(f"rule name must be lower_snake_case and not reserved: {v!r}")
         return v
 
@@ -383,21 +393,102 @@ def _run_keys(kview: str, min_chars: int) -> Iterator[tuple[int, int, str]]:
 
 
 # ----------------------------------------------------------------------------- statistics
+def essay_site(essay: Essay) -> str:
+    """The site an essay came from: its URL's host (JSON Lines), else the top-level folder of its
+    file ("." for files at the raw root).  Sites carry their own templates, so they vote apart."""
+    if essay.url:
+        try:
+            host = urlsplit(essay.url.strip()).hostname or ""
+        except ValueError:
+            host = ""
+        if host:
+            return host.lower().removeprefix("www.")
+    parts = PurePosixPath(essay.source_path).parts
+    return parts[0] if len(parts) > 1 else "."
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One candidate line or run of a text: its span, its prefixed key and whether it sits at a page edge."""
+
+    start: int
+    end: int
+    key: str
+    edge: bool
+
+
+def _nonblank(kview: str) -> list[tuple[int, int, str]]:
+    return [(s, e, c) for s, e, c in _lines(kview) if c.strip()]
+
+
+def edge_flags(kview: str, lines: Sequence[tuple[int, int, str]], cfg: WatermarkConfig) -> list[bool]:
+    """Per non-blank line: is it in the header or footer zone (first/last ``edge_lines`` lines, or
+    within ``edge_chars`` non-blank characters of either end)?  Site templates live there; the
+    body of a report does not (the Wikisource licence block is the last ~15 lines / ~500 chars)."""
+    n = len(lines)
+    sizes = [len(c.replace(" ", "")) for _, _, c in lines]
+    total = sum(sizes)
+    out = []
+    before = 0
+    for i, size in enumerate(sizes):
+        after = total - before - size
+        out.append(i < cfg.edge_lines or i >= n - cfg.edge_lines or before < cfg.edge_chars or after < cfg.edge_chars)
+        before += size
+    return out
+
+
+def candidates(text: str, cfg: WatermarkConfig) -> tuple[list[Candidate], int]:
+    """Candidate lines and bracketed runs of one text, with their zone, and the text's identity.
+
+    The identity is what a text votes under: the hash of its longest non-edge line when that line
+    has ``identity_min_chars`` or more (a copy of a report with another site's header and footer
+    still has the same longest paragraph, so it votes once), else the hash of the whole key text
+    (title-only pages of one site differ in their title, so each votes).
+    """
+    kview = key_view(text)
+    lines = _nonblank(kview)
+    edges = edge_flags(kview, lines, cfg)
+    out: list[Candidate] = []
+    longest = ""
+    view = normalized_view(text)  # identities keep digits: 正文1 and 正文2 are two texts
+    for (s, e, content), edge in zip(lines, edges):
+        key = content.replace(" ", "")
+        if not edge and len(key) > len(longest):
+            longest = "".join(view[s:e].split())
+        if len(key) >= cfg.min_chars and not _HEADING.match(key):
+            out.append(Candidate(s, e, LINE_PREFIX + key, edge))
+    if lines:
+        first, last = lines[0][0], lines[-1][1]
+        for s, e, key in _run_keys(kview, cfg.min_chars):
+            i = bisect_right([ln[0] for ln in lines], s) - 1
+            out.append(Candidate(s, e, RUN_PREFIX + key, edges[i] if i >= 0 else s <= first or e >= last))
+    basis = longest if len(longest) >= cfg.identity_min_chars else "".join(view.split())
+    return out, xxhash.xxh3_64_intdigest(basis.encode("utf-8", "surrogatepass"))
+
+
 def collect_boilerplate_stats(essays: list[Essay], cfg: WatermarkConfig) -> dict[str, int]:
-    """Per shard: document frequency of normalized candidate lines and inline runs (a key counted once per doc)."""
-    doc_freq: dict[str, int] = {}
+    """Per shard: distinct texts (identities) per candidate key -- exact copies vote once.
+
+    The stage itself writes (key, site, identity, edge) rows so votes of copies in different shards
+    merge in the reduce; this in-memory form is what tests and small callers use."""
+    votes: dict[str, set[int]] = {}
     for essay in essays:
-        kview = key_view(essay.body.text)
-        keys = {LINE_PREFIX + k for _, _, k in _line_keys(kview, cfg.min_chars)}
-        keys.update(RUN_PREFIX + k for _, _, k in _run_keys(kview, cfg.min_chars))
-        for k in keys:
-            doc_freq[k] = doc_freq.get(k, 0) + 1
-    return doc_freq
+        cands, ident = candidates(essay.body.text, cfg)
+        for c in cands:
+            votes.setdefault(c.key, set()).add(ident)
+    return {k: len(v) for k, v in sorted(votes.items())}
 
 
 def doc_frequency_threshold(n_docs: int, cfg: WatermarkConfig) -> int:
-    """A key is boilerplate from this many documents on: an absolute floor and a corpus share."""
+    """A key is boilerplate from this many distinct texts on: an absolute floor and a corpus share."""
     return max(cfg.min_doc_frequency, math.ceil(cfg.min_doc_share * n_docs))
+
+
+def site_threshold(n_site: int, cfg: WatermarkConfig) -> int | None:
+    """Distinct texts of one site a key needs to be that site's boilerplate (None: too small a site)."""
+    if n_site < cfg.site_min_docs:
+        return None
+    return max(cfg.min_doc_frequency, math.ceil(cfg.site_min_share * n_site))
 
 
 def _allowlist_keys(cfg: WatermarkConfig) -> list[str]:
@@ -428,6 +519,29 @@ def select_boilerplate(doc_freq: dict[str, int], n_docs: int, cfg: WatermarkConf
         and len(k) - len(LINE_PREFIX) >= cfg.min_chars
         and not is_allowlisted(k, allow_keys, cfg.min_chars)
     )
+
+
+def select_site_boilerplate(site_votes: dict[tuple[str, str], tuple[int, int]], site_docs: dict[str, int],
+                            cfg: WatermarkConfig) -> dict[str, list[str]]:
+    """Site level: keys on most of one site's distinct texts (``site_min_share``), nearly always at a
+    page edge (``edge_share``).  ``site_votes[(site, key)] = (texts, texts with it at an edge)``.
+
+    Why both: a crawl site's own footer sits on most of its pages but on ~3 % of the corpus (under
+    the corpus share), and position keeps a site that hosts only reports from losing a formula
+    that opens many of them... as long as that formula is not on most of them, which it is not
+    (the opener 「现在，我代表国务院…」 heads 6 of 88 reports)."""
+    if not cfg.detect_boilerplate:
+        return {}
+    allow_keys = _allowlist_keys(cfg)
+    out: dict[str, list[str]] = {}
+    for (site, key), (n, n_edge) in sorted(site_votes.items()):
+        need = site_threshold(site_docs.get(site, 0), cfg)
+        if need is None or n < need or n_edge < cfg.edge_share * n:
+            continue
+        if len(key) - len(LINE_PREFIX) < cfg.min_chars or is_allowlisted(key, allow_keys, cfg.min_chars):
+            continue
+        out.setdefault(site, []).append(key)
+    return out
 
 
 # ----------------------------------------------------------------------------- removal
@@ -503,7 +617,54 @@ def find_spans(
         for s, e, key in _run_keys(kview, min_chars) if run_keys else ():
             if key in run_keys:
                 spans.append(Span(s, e, BOILERPLATE_RUN_RULE))
-    return _drop_emptied_lines(view, _resolve_overlaps(spans), line_scoped)
+    spans = _drop_emptied_lines(view, _resolve_overlaps(spans), line_scoped)
+    return _resolve_overlaps(spans + _block_leftovers(view, spans, min_chars))
+
+
+_OPENERS = frozenset("《“「『（([")
+_CLAUSE_END = frozenset("，。！？；：,.!?;:…")
+
+
+def _is_fragment(content: str, min_chars: int) -> bool:
+    """A link-broken piece of a block: too short to be a candidate and not ending a clause
+    (``法律``, ``false``), or punctuation alone (``。``).  A poem's short lines end in ，/。 and stay."""
+    bare = content.strip()
+    letters = _PUNCT.sub("", bare)
+    return len(bare.replace(" ", "")) < min_chars and (not letters or bare[-1] not in _CLAUSE_END)
+
+
+def _block_leftovers(view: str, spans: list[Span], min_chars: int) -> list[Span]:
+    """Short lines (under ``min_chars``: no candidate of their own) left between removed lines, or
+    between the last removed line and the end of the text, go with the block.
+
+    Wikisource breaks its licence notice at every link: ``法律`` / ``、`` / ``公有领域`` / ``false``
+    stayed at the end of 25 of 26 reports after every long line of the block was removed, and made
+    ``truncated`` fire on all of them.  Only in a block of at least two *detected* lines, between
+    them or after the last one: a short closing line above a removed footer (``谢谢大家！``) has body
+    text above it and stays, and a rule's single header line never takes short lines with it.
+    """
+    covered = [(s.start, s.end, s.rule) for s in spans]
+    lines = [(s, e, c) for s, e, c in _lines(view) if c.strip()]
+    seq: list[tuple[str, int, int]] = []  # from the end up: ("anchor"|"removed"|"fragment", start, end)
+    j = len(covered) - 1
+    for s, e, c in reversed(lines):
+        while j >= 0 and covered[j][0] > s:
+            j -= 1
+        content_end = e - (1 if view[e - 1 : e] == "\n" else 0)
+        if j >= 0 and covered[j][0] <= s and covered[j][1] >= content_end:
+            seq.append(("anchor" if covered[j][2] in _DETECTOR_RULES else "removed", s, e))
+        elif _is_fragment(c, min_chars):
+            seq.append(("fragment", s, e))
+        elif seq and seq[-1][0] != "fragment" and c.rstrip()[-1:] in _OPENERS:
+            seq.append(("anchor", s, e))  # a sentence broken at a link *into* the block: 依据《 / 中华人民共和国…法
+        else:
+            break
+    if sum(kind == "anchor" for kind, _, _ in seq) < 2:
+        return []
+    top = max(i for i, (kind, _, _) in enumerate(seq) if kind == "anchor")
+    out = [Span(s, e, BOILERPLATE_BLOCK_RULE) for i, (kind, s, e) in enumerate(seq)
+           if kind == "fragment" and i < top or kind == "anchor" and (s, e) not in {(c[0], c[1]) for c in covered}]
+    return sorted(out, key=lambda sp: sp.start)
 
 
 def _resolve_overlaps(spans: list[Span]) -> list[Span]:
@@ -549,25 +710,68 @@ def _drop_emptied_lines(view: str, spans: list[Span], line_scoped: set[tuple[int
     return out
 
 
+EMPTIED_FLAG = "boilerplate_only"  # quarantined: nothing but boilerplate was left
+KEPT_FLAG = "boilerplate_kept"  # the detector would have emptied a long text: kept untouched by it, flagged
+
+
+def _keys_for(boilerplate: Sequence[str] | dict[str, Any], site: str) -> list[str]:
+    if isinstance(boilerplate, dict):
+        return [*boilerplate.get("corpus", ()), *(boilerplate.get("sites") or {}).get(site, ())]
+    return list(boilerplate)
+
+
+def _left_chars(text: str, spans: Sequence[Span]) -> int:
+    pos, n = 0, 0
+    for sp in spans:
+        n += len("".join(text[pos : sp.start].split()))
+        pos = max(pos, sp.end)
+    return n + len("".join(text[pos:].split()))
+
+
 def remove_watermarks(
-    essays: list[Essay], cfg: WatermarkConfig, boilerplate: Sequence[str] = (), guard: RuleGuard | None = None
+    essays: list[Essay], cfg: WatermarkConfig, boilerplate: Sequence[str] | dict[str, Any] = (),
+    guard: RuleGuard | None = None,
 ) -> dict[str, int]:
     """Apply rules + detected boilerplate as edits with stage "watermark"; return counts of chars removed per rule.
-    Also bump essay.stats[f"watermark.{rule}"] with removed char counts, and
-    essay.stats["watermark.rule_timeout.<rule>"] on the document where a rule timed out.
+
+    ``boilerplate`` is the reduce's fact (``{"corpus": keys, "sites": {site: keys}}``) or a plain
+    list of corpus-level keys.  Also bump essay.stats[f"watermark.{rule}"] with removed char counts,
+    and essay.stats["watermark.rule_timeout.<rule>"] on the document where a rule timed out.
+
+    An essay the removals would leave with under ``min_kept_chars`` non-space characters is never
+    emptied silently: when the detector's share of what went exceeds ``max_emptied_chars`` (a real
+    essay whose body recurs), the detector's spans are dropped and the essay is flagged
+    ``boilerplate_kept``; otherwise (a title-only page plus a site line) it is flagged
+    ``boilerplate_only`` and the stage quarantines it.
     Timeouts are counted in ``guard`` (``guard.counters()["rule_timeouts"]``): pass one guard per run."""
     rules = load_rules(cfg.rules_file)
     guard = guard if guard is not None else RuleGuard()
-    line_keys = frozenset(k[len(LINE_PREFIX) :] for k in boilerplate if k.startswith(LINE_PREFIX))
-    run_keys = frozenset(k[len(RUN_PREFIX) :] for k in boilerplate if k.startswith(RUN_PREFIX))
+    per_site: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     removed: dict[str, int] = {}
     for essay in essays:
+        site = essay_site(essay) if isinstance(boilerplate, dict) else ""
+        if site not in per_site:
+            keys = _keys_for(boilerplate, site)
+            per_site[site] = (frozenset(k[len(LINE_PREFIX):] for k in keys if k.startswith(LINE_PREFIX)),
+                              frozenset(k[len(RUN_PREFIX):] for k in keys if k.startswith(RUN_PREFIX)))
+        line_keys, run_keys = per_site[site]
         before = dict(guard.timeouts)
-        spans = find_spans(essay.body.text, rules, line_keys, run_keys, cfg.min_chars, guard, essay.doc_id)
+        text = essay.body.text
+        spans = find_spans(text, rules, line_keys, run_keys, cfg.min_chars, guard, essay.doc_id)
         for name in guard.timeouts.keys() - before.keys():
             essay.bump(f"{STAGE}.rule_timeout.{name}", 1)
         if not spans:
             continue
+        if _left_chars(text, spans) < cfg.min_kept_chars and _left_chars(text, []) >= cfg.min_kept_chars:
+            detected = sum(len("".join(text[sp.start:sp.end].split())) for sp in spans if sp.rule in _DETECTOR_RULES)
+            if detected > cfg.max_emptied_chars:
+                spans = [sp for sp in spans if sp.rule not in _DETECTOR_RULES]
+                essay.add_flag(KEPT_FLAG)
+                essay.bump(f"{STAGE}.{KEPT_FLAG}", detected)
+            else:
+                essay.add_flag(EMPTIED_FLAG)
+            if not spans:
+                continue
         essay.body.apply([Replacement(s.start, s.end, "", s.rule) for s in spans], STAGE)
         for s in spans:
             n = s.end - s.start
@@ -579,3 +783,165 @@ def remove_watermarks(
 def removed_text(essays: Iterable[Essay]) -> list[tuple[str, str]]:
     """(rule, removed raw text) of every watermark edit, for reports and review."""
     return [(e.rule, e.before) for essay in essays for e in essay.body.edits if e.stage == STAGE]
+
+
+# ----------------------------------------------------------------------------- the stage
+_BP_PARTS = 16  # partitions of the boilerplate key space: the reduce holds one at a time
+_EXAMPLE_CHARS = 80
+_STATS_SCHEMA = pa.schema([("part", pa.int8()), ("key", pa.string()), ("site", pa.string()),
+                           ("ident", pa.uint64()), ("edge", pa.bool_()), ("example", pa.string())])
+
+
+def _write_parquet(table: pa.Table, out: Path, parts: int | None = None) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name("." + out.name + ".tmp")
+    with pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
+        if parts is None:
+            w.write_table(table)
+        else:
+            for p in range(parts):
+                w.write_table(table.filter(pc.equal(table["part"], p)), row_group_size=1 << 30)
+    tmp.replace(out)
+
+
+def stats_table(essays: Sequence[Essay], cfg: WatermarkConfig) -> tuple[pa.Table, pa.Table]:
+    """(votes, documents) of one shard: a row per (essay, key) with the essay's site and identity and
+    whether the key sits at a page edge there; a row per essay with its site and identity."""
+    rows: dict[tuple[str, str, int], list] = {}
+    doc_sites, doc_idents = [], []
+    for essay in essays:
+        text = essay.body.text
+        site = essay_site(essay)
+        cands, ident = candidates(text, cfg)
+        doc_sites.append(site)
+        doc_idents.append(ident)
+        for c in cands:
+            r = rows.get((c.key, site, ident))
+            if r is None:
+                rows[(c.key, site, ident)] = [c.edge, text[c.start:c.end].strip()[:_EXAMPLE_CHARS]]
+            else:
+                r[0] = r[0] or c.edge
+    items = sorted(rows.items())
+    keys = [k for (k, _, _), _ in items]
+    votes = pa.table({
+        "part": pa.array([xxhash.xxh3_64_intdigest(k.encode("utf-8", "surrogatepass")) % _BP_PARTS for k in keys],
+                         pa.int8()),
+        "key": pa.array(keys, pa.string()),
+        "site": pa.array([s for (_, s, _), _ in items], pa.string()),
+        "ident": pa.array([i for (_, _, i), _ in items], pa.uint64()),
+        "edge": pa.array([v[0] for _, v in items], pa.bool_()),
+        "example": pa.array([v[1] for _, v in items], pa.string()),
+    }, schema=_STATS_SCHEMA)
+    docs = pa.table({"site": pa.array(doc_sites, pa.string()), "ident": pa.array(doc_idents, pa.uint64())})
+    return votes, docs
+
+
+def _count_votes(t: pa.Table, by: list[str]) -> pa.Table:
+    """Distinct identities per group, and how many of them hold the key at a page edge."""
+    per_ident = t.group_by([*by, "ident"]).aggregate([("edge", "any")])
+    per_ident = per_ident.append_column("e", pc.cast(per_ident["edge_any"], pa.int32()))
+    return per_ident.group_by(by).aggregate([("ident", "count"), ("e", "sum")])
+
+
+class Watermark(CorpusStage):
+    """Rules (shipped + user file) plus boilerplate detected from corpus and site statistics.
+
+    collect: per shard, one row per (essay, candidate key) with the essay's site, its identity (so
+    exact copies and re-hosted copies vote once, wherever their shards are) and whether the key sits
+    at a page edge, as Parquet with one row group per key-space partition; reduce: per partition,
+    distinct identities per key (corpus level) and per (site, key) against their thresholds (memory:
+    one partition, never the corpus's millions of distinct lines at once); apply: remove rule
+    matches and the selected keys of the corpus and of the essay's own site as edits, and
+    quarantine essays left with nothing but boilerplate.
+    """
+
+    name = "watermark"
+    config_sections = ("watermark",)
+
+    def input_files(self, cfg) -> list[Path]:
+        return [Path(cfg.watermark.rules_file)] if cfg.watermark.rules_file else []
+
+    def collect(self, batch: Shard, ctx: Context) -> dict[str, Any]:
+        votes, docs = stats_table(batch.essays, ctx.cfg.watermark)
+        out = ctx.work / "watermark" / f"{ctx.shard_key}.stats.parquet"
+        docs_out = ctx.work / "watermark" / f"{ctx.shard_key}.docs.parquet"
+        _write_parquet(votes, out, _BP_PARTS)
+        _write_parquet(docs, docs_out)
+        return {"stats": str(out), "docs": str(docs_out), "documents": len(batch.essays)}
+
+    def reduce(self, partials: Sequence[Any], ctx: Context) -> dict[str, Any]:
+        cfg = ctx.cfg.watermark
+        empty: dict[str, Any] = {"corpus": [], "sites": {}, "selected": []}
+        if not cfg.detect_boilerplate or not partials:
+            return empty
+        docs = pa.concat_tables([pq.read_table(p["docs"]) for p in partials])
+        if docs.num_rows == 0:
+            return empty
+        distinct = docs.group_by(["site", "ident"]).aggregate([])
+        n_texts = len(pc.unique(distinct["ident"]))
+        per_site = distinct.group_by("site").aggregate([("ident", "count")])
+        site_docs = dict(zip(per_site["site"].to_pylist(), per_site["ident_count"].to_pylist()))
+        threshold = doc_frequency_threshold(n_texts, cfg)
+        site_floor = min((t for t in (site_threshold(n, cfg) for n in site_docs.values()) if t), default=None)
+        files = [pq.ParquetFile(p["stats"]) for p in partials]
+        corpus_freq: dict[str, int] = {}
+        site_votes: dict[tuple[str, str], tuple[int, int]] = {}
+        examples: dict[str, str] = {}
+        for part in range(_BP_PARTS):
+            tables = [f.read_row_group(part) for f in files if f.num_row_groups > part]
+            tables = [t for t in tables if t.num_rows]
+            if not tables:
+                continue
+            t = pa.concat_tables(tables)
+            whole = _count_votes(t, ["key"])
+            hits = whole.filter(pc.greater_equal(whole["ident_count"], threshold))
+            corpus_freq.update(zip(hits["key"].to_pylist(), hits["ident_count"].to_pylist()))
+            if site_floor is not None:
+                by_site = _count_votes(t, ["site", "key"])
+                by_site = by_site.filter(pc.greater_equal(by_site["ident_count"], site_floor))
+                for site, key, n, ne in zip(by_site["site"].to_pylist(), by_site["key"].to_pylist(),
+                                            by_site["ident_count"].to_pylist(), by_site["e_sum"].to_pylist()):
+                    site_votes[(site, key)] = (n, ne)
+            wanted = set(corpus_freq) | {k for _, k in site_votes}
+            if wanted:
+                ex = t.filter(pc.is_in(t["key"], pa.array(sorted(wanted), pa.string())))
+                ex = ex.group_by("key").aggregate([("example", "min")])
+                examples.update(zip(ex["key"].to_pylist(), ex["example_min"].to_pylist()))
+        corpus = select_boilerplate(corpus_freq, n_texts, cfg)
+        sites = select_site_boilerplate(site_votes, site_docs, cfg)
+        chosen = set(corpus)
+        sites = {s: [k for k in ks if k not in chosen] for s, ks in sorted(sites.items())}
+        sites = {s: ks for s, ks in sites.items() if ks}
+        selected = [{"scope": "corpus", "site": "", "key": k, "texts": corpus_freq[k], "example": examples.get(k, "")}
+                    for k in corpus]
+        selected += [{"scope": "site", "site": s, "key": k, "texts": site_votes[(s, k)][0],
+                      "example": examples.get(k, "")} for s, ks in sites.items() for k in ks]
+        ctx.count(self.name, "boilerplate_keys_selected", len(selected))
+        ctx.count(self.name, "boilerplate_keys_selected.corpus", len(corpus))
+        ctx.count(self.name, "boilerplate_keys_selected.site", len(selected) - len(corpus))
+        ctx.count(self.name, "distinct_texts", n_texts)
+        return {"corpus": corpus, "sites": sites, "selected": selected}
+
+    _guard: RuleGuard | None = None
+
+    def apply(self, batch: Shard, ctx: Context) -> Shard:
+        # one guard per process: a user rule that times out is disabled for every later shard here
+        guard = Watermark._guard = Watermark._guard or RuleGuard()
+        before = guard.counters()
+        removed = remove_watermarks(batch.essays, ctx.cfg.watermark, ctx.facts.get(self.name) or (), guard=guard)
+        after = guard.counters()
+        ctx.count_all(self.name, {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)})
+        ctx.count_all(self.name, {f"removed.{rule}": n for rule, n in removed.items()})
+        kept = []
+        for e in batch.essays:
+            if EMPTIED_FLAG in e.flags:
+                batch.quarantine.append(QuarantineEntry(
+                    path=e.source_path, reason=EMPTIED_FLAG,
+                    detail=f"essay {e.essay_index}: nothing but site boilerplate once its lines were removed"))
+                ctx.count(self.name, "quarantined.boilerplate_only")
+            else:
+                kept.append(e)
+                if KEPT_FLAG in e.flags:
+                    ctx.count(self.name, "flagged.boilerplate_kept")
+        batch.essays = kept
+        return batch

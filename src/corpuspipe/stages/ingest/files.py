@@ -418,6 +418,11 @@ class _FileInput:
     size: int
 
 
+# bidi embeddings/overrides/isolates and marks, zero-width characters, BOM: invisible in a title, and a
+# right-to-left override there reverses what a reader sees (a title that displays as another)
+_TITLE_CONTROLS = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u061c\ufeff]")
+
+
 def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], flags: list[str]) -> Essay:
     """Record removals, repair reversible mojibake, flag the rest."""
     if removals:
@@ -430,6 +435,11 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
         essay.bump("ingest.mojibake_repair", len(repairs))
     if essay.title:
         essay.title = repair_string(essay.title)
+        stripped = _TITLE_CONTROLS.sub("", essay.title)
+        if stripped != essay.title:
+            # titles are metadata, not tracked text: strip and count (the raw title stays in the source range)
+            essay.bump("ingest.title_controls", len(essay.title) - len(stripped))
+            essay.title = stripped.strip() or None
     evidence = mojibake_evidence(essay.body.text)
     if evidence:
         essay.add_flag("mojibake")

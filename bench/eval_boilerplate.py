@@ -1,0 +1,179 @@
+"""Boilerplate and quality-flag evaluation on real reports plus re-hosted copies with site lines.
+
+Usage:  python bench/eval_boilerplate.py [--out bench/out/boilerplate] [--sites 40]
+
+Builds a deterministic corpus from ``../shared/external/gov_reports`` (88 real reports, PRC state
+documents, Wikisource): every report under ``zh.wikisource.org/``, plus ``--sites`` crawl sites that
+each re-host 5 reports (title line, the site's own header line on all but one page, its own footer
+line on every page; wordings built from parts no shipped rule names) and one title-only page (title
++ the footer line).  Each site's wording sits on 6 of ~330 documents (<= 2 % of the corpus).  Also:
+truncated copies (cut mid-sentence), lossy re-encodes (``?`` for characters GB2312 lacks, U+FFFD),
+a file of random high bytes read as cp950, a punctuation-only file.
+
+Runs ``pipeline.build`` (the real stages) and prints: boilerplate recall (inserted site lines gone),
+body sentences removed by the watermark stage (report sentences before the Wikisource licence),
+title-only pages quarantined, flag precision/recall per flag, and whether adding one unrelated file
+changed any other document's text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from corpuspipe import pipeline
+from corpuspipe.core import shardio
+from corpuspipe.core.config import PipelineConfig
+
+EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "external"
+_HEAD_A = ["本页内容由", "此文档经", "该资料来自", "文章整理自", "以下资料由"]
+_HEAD_B = ["星河", "青禾", "远山", "云帆", "墨林", "知行", "书海", "鸿雁"]
+_HEAD_C = ["学习驿站", "资料小屋", "文稿平台", "知识角", "写作社区"]
+_FOOT_A = ["喜欢本篇请告诉朋友们", "觉得有用就转给同事吧", "更多同类稿件每天更新", "整理不易感谢支持",
+           "本页仅作学习交流之用", "如有疑问请留言反馈"]
+_FOOT_B = ["长按识别进入", "记得常来看看", "期待再次光临", "点个赞再走吧", "下次再见"]
+_SENT = re.compile(r"[^。！？!?\n]{8,}[。！？!?]")
+
+
+def _reports() -> list[dict]:
+    rows = []
+    for name in ("government_work_reports.jsonl", "cpc_congress_reports.jsonl"):
+        with open(EXTERNAL / "gov_reports" / name, encoding="utf-8") as fh:
+            rows += [json.loads(line) for line in fh]
+    return rows
+
+
+def _body(content: str) -> str:
+    """The report before Wikisource's licence block (what must survive)."""
+    cut = [content.find(m) for m in ("本作品", "这部作品", "Public domain") if m in content]
+    return content[: min(cut)] if cut else content
+
+
+def make_corpus(out: Path, n_sites: int) -> dict:
+    rnd = random.Random(12)
+    if out.exists():
+        shutil.rmtree(out)
+    reports = _reports()
+    truth: dict = {"boilerplate": {}, "body": {}, "expect": {}}
+
+    def put(rel: str, text: str, body: str | None = None, lines: list[str] = (), expect: list[str] = ()) -> None:
+        p = out / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+        truth["boilerplate"][rel] = list(lines)
+        truth["body"][rel] = body or ""
+        truth["expect"][rel] = list(expect)
+
+    for i, r in enumerate(reports):
+        put(f"zh.wikisource.org/r{i:03d}.txt", f"{r['title']}\n{r['content']}\n", _body(r["content"]))
+    for s in range(n_sites):
+        site = f"site{s:02d}"
+        head = f"{rnd.choice(_HEAD_A)}{rnd.choice(_HEAD_B)}{rnd.choice(_HEAD_C)}第{s}站精心编排"
+        foot = f"{rnd.choice(_FOOT_A)}，{rnd.choice(_FOOT_B)}～{site}小编"
+        picks = rnd.sample(range(len(reports)), 5)
+        for k, i in enumerate(picks):
+            r = reports[i]
+            lines = [foot] + ([head] if k else [])
+            text = f"{r['title']}\n" + (f"{head}\n" if k else "") + f"{r['content']}\n{foot}\n"
+            put(f"{site}/p{k}.txt", text, _body(r["content"]), lines)
+        put(f"{site}/title_only.txt", f"{reports[picks[0]]['title']}（节选目录）\n{foot}\n", "", [foot],
+            ["quarantined"])
+    # damage and junk, on real text
+    for k, i in enumerate(rnd.sample(range(len(reports)), 10)):
+        body = _body(reports[i]["content"]).rstrip()
+        cut = body[: int(len(body) * 0.6)]
+        cut = cut.rstrip("。！？!?\n ")  # stops mid-sentence
+        put(f"damaged/trunc{k}.txt", f"{reports[i]['title']}\n{cut}\n", cut, [], ["truncated"])
+    trad = [i for i, r in enumerate(reports) if "國" in r["content"][:2000]][:4]
+    for k, i in enumerate(trad):
+        lossy = reports[i]["content"].encode("gb2312", errors="replace").decode("gb2312")
+        put(f"damaged/lossy{k}.txt", f"报告{k}\n{_body(lossy)}\n", "", [], ["encoding_damage"])
+    raw = _body(reports[0]["content"]).encode("utf-8")
+    holes = bytearray(raw)
+    for pos in sorted(rnd.sample(range(100, len(holes) - 100), 12), reverse=True):
+        del holes[pos]
+    put("damaged/fffd.txt", "受损报告\n" + holes.decode("utf-8", errors="replace") + "\n", "", [], ["encoding_damage"])
+    junk = bytes(rnd.randrange(0xA1, 0xF9) for _ in range(4000))
+    (out / "junk").mkdir(parents=True, exist_ok=True)
+    (out / "junk" / "cp950.txt").write_bytes(junk)
+    truth["expect"]["junk/cp950.txt"] = ["mostly_non_han|quarantined"]
+    put("junk/punct.txt", "……——！！？？。。，，、、；；：：“”《》" * 12 + "\n", "", [], ["punctuation_only|quarantined"])
+    (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
+    return truth
+
+
+def run(raw: Path, work: Path) -> tuple[dict, set[str]]:
+    if work.exists():
+        shutil.rmtree(work)
+    res = pipeline.build(raw, PipelineConfig(), work)
+    essays = {}
+    for r in res.passes[-1]:
+        for e in shardio.read_essays(Path(r["essays"])):
+            essays[(e.source_path, e.essay_index)] = e
+    quarantined = {q.path for q in res.quarantine} | {
+        q["path"] for results in res.passes for r in results for q in r["quarantine"]}
+    return {"essays": essays, "fact": res.reduces["watermark"]["fact"]}, quarantined
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("bench/out/boilerplate"))
+    ap.add_argument("--sites", type=int, default=40)
+    args = ap.parse_args()
+    raw = args.out / "raw"
+    truth = make_corpus(raw, args.sites)
+    built, quarantined = run(raw, args.out / "work")
+    essays = built["essays"]
+    by_path: dict[str, list] = {}
+    for (path, _), e in sorted(essays.items()):
+        by_path.setdefault(path, []).append(e)
+
+    def removed(path: str) -> str:
+        return "".join("".join(ed.before.split()) for e in by_path.get(path, []) for ed in e.body.edits
+                       if ed.stage == "watermark")
+
+    planted = found = 0
+    sent_total = sent_removed = 0
+    for path, lines in truth["boilerplate"].items():
+        gone = removed(path)
+        text = "".join(e.body.text for e in by_path.get(path, []))
+        for line in lines:
+            planted += 1
+            found += path in quarantined or line in gone or line not in text
+        for sent in _SENT.findall(truth["body"][path]):
+            s = "".join(sent.split())
+            sent_total += 1
+            sent_removed += s in gone
+    print(f"documents released {len(essays)}, sites {args.sites + 1}")
+    print(f"boilerplate recall {found}/{planted} = {found / max(planted, 1):.4f}")
+    print(f"body sentences removed {sent_removed}/{sent_total} = {sent_removed / max(sent_total, 1):.5f}")
+    sel = built["fact"]["selected"]
+    print(f"selected keys: corpus {sum(x['scope'] == 'corpus' for x in sel)}, site {sum(x['scope'] == 'site' for x in sel)}")
+    # flags: precision over every released document, recall over the planted cases
+    flags = ["truncated", "encoding_damage", "mojibake", "mostly_non_han", "punctuation_only"]
+    for flag in flags:
+        fired = {p for p, es in by_path.items() if any(flag in e.flags for e in es)}
+        want = {p for p, ex in truth["expect"].items() if any(flag in x.split("|") for x in ex)}
+        hit = {p for p in want if p in fired or (p in quarantined and any("quarantined" in x for x in truth["expect"][p]))}
+        tp = len(fired & want)
+        print(f"flag {flag:17s} fired {len(fired):3d}  precision {tp}/{len(fired)} = "
+              f"{(tp / len(fired)) if fired else 1:.3f}  planted handled {len(hit)}/{len(want)}"
+              + (f"  false on: {sorted(fired - want)[:4]}" if fired - want else ""))
+    tonly = [p for p in truth["expect"] if "title_only" in p]
+    print(f"title-only pages quarantined {sum(p in quarantined for p in tonly)}/{len(tonly)}")
+    # stability: one unrelated file added
+    extra = sorted((EXTERNAL / "outline_laws").rglob("*.md"))[0]
+    (raw / "otherlaw").mkdir(exist_ok=True)
+    shutil.copy(extra, raw / "otherlaw" / "law.md")
+    built2, _ = run(raw, args.out / "work2")
+    changed = [k for k, e in essays.items() if k in built2["essays"] and built2["essays"][k].body.text != e.body.text]
+    print(f"documents whose text changed after adding one unrelated file: {len(changed)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Issue 12 part 5: junk and damage flagged on real text, never dressed up."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.core.edits import TrackedText
+from corpuspipe.core.records import Essay
+from corpuspipe.stages.ingest.files import _finish_essay
+from corpuspipe.core.config import IngestConfig
+from corpuspipe.stages.normalize import normalize_essay
+from corpuspipe.stages.quality_flags import encoding_damage, junk_flags, quality_flags
+
+
+def _reports(external: Path) -> list[dict]:
+    rows = []
+    for name in ("government_work_reports.jsonl", "cpc_congress_reports.jsonl"):
+        with open(external / "gov_reports" / name, encoding="utf-8") as fh:
+            rows += [json.loads(line) for line in fh]
+    return rows
+
+
+def _body(content: str) -> str:
+    cut = [content.find(m) for m in ("本作品", "这部作品", "Public domain") if m in content]
+    return content[: min(cut)] if cut else content
+
+
+def _normalized(text: str) -> Essay:
+    e = Essay("a.txt", "0" * 64, 0, TrackedText(text))
+    normalize_essay(e, NormalizeConfig())
+    return e
+
+
+def test_no_junk_or_damage_flag_on_any_real_report(external: Path) -> None:
+    flagged = [r["title"] for r in _reports(external) if quality_flags(_body(r["content"]))]
+    assert flagged == []
+
+
+def test_complete_reports_are_not_truncated_and_cut_ones_are(external: Path) -> None:
+    reports = [r for r in _reports(external) if len(_body(r["content"])) > 3000][:12]
+    for r in reports:
+        body = _body(r["content"]).rstrip()
+        assert "truncated" not in _normalized(body).flags, r["title"]
+        cut = body[: len(body) // 2].rstrip("。！？!?\n ")
+        if cut[-1:] and "\n" not in cut[-12:]:
+            assert "truncated" in _normalized(cut).flags, r["title"]
+    # a Wikisource `false` tail or a date line is no evidence of truncation
+    assert "truncated" not in _normalized("第一段正文。\nfalse").flags
+    assert "truncated" not in _normalized("第一段正文。\n二〇二四年三月五日").flags
+
+
+def test_lossy_reencode_is_flagged_and_question_marks_stay_half_width(external: Path) -> None:
+    trad = next(r for r in _reports(external) if "國" in r["content"][:2000])
+    lossy = _body(trad["content"]).encode("gb2312", errors="replace").decode("gb2312")[:6000]
+    assert encoding_damage(lossy)
+    e = _normalized(lossy)
+    assert "encoding_damage" in e.flags
+    assert e.body.text.count("？") <= lossy.count("？")  # no `?` dressed up as a full-width question mark
+    assert e.body.text.count("?") >= 3
+
+
+def test_sparse_real_question_marks_are_not_damage(external: Path) -> None:
+    # the 10th CPC congress report writes a few half-width `?` as real questions
+    r = next(r for r in _reports(external) if "是立党为私?" in r["content"])
+    assert not encoding_damage(_body(r["content"]))
+
+
+def test_replacement_characters_are_damage(external: Path) -> None:
+    raw = bytearray(_body(_reports(external)[0]["content"]).encode("utf-8")[:3000])
+    del raw[1001]
+    assert encoding_damage(raw.decode("utf-8", errors="replace"))
+
+
+def test_box_drawing_from_random_bytes_and_punctuation_only_are_junk() -> None:
+    rnd = random.Random(3)
+    junk = bytes(rnd.randrange(0xA1, 0xF9) for _ in range(2000)).decode("cp950", errors="replace")
+    assert "mostly_non_han" in junk_flags("╰" * 2000)
+    assert quality_flags(junk)  # damage or junk, never clean
+    assert junk_flags("……——！！？？。。，，、、；；：：“”《》" * 12) == ["punctuation_only"]
+    assert junk_flags("现在，我代表国务院，向大会报告政府工作。") == []
+
+
+def test_bidi_and_zero_width_controls_are_stripped_from_titles_and_counted() -> None:
+    e = Essay("a.txt", "0" * 64, 0, TrackedText("正文。" * 30), title="政府\u202e工作\u200b报告\u2066")
+    _finish_essay(e, IngestConfig(), [], [])
+    assert e.title == "政府工作报告"
+    assert e.stats["ingest.title_controls"] == 3
