@@ -52,3 +52,11 @@ def prefect_harness():
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def seed_release(tmp_path_factory) -> Path:
+    """A release of raw/ (the seed essays), built once per session without Prefect."""
+    from seed_release import build_seed_release
+
+    return build_seed_release(RAW, tmp_path_factory.mktemp("seed") / "releases")

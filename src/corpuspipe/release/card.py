@@ -72,6 +72,10 @@ def hf_feature(field: pa.Field) -> dict[str, Any]:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = _HF_DTYPES.get(str(t.value_type), "string")
         return {"name": field.name, "sequence": inner}
+    if pa.types.is_date32(t):
+        return {"name": field.name, "dtype": "date32"}
+    if pa.types.is_timestamp(t):  # the Hub's spelling: timestamp[ms, tz=UTC]
+        return {"name": field.name, "dtype": f"timestamp[{t.unit}" + (f", tz={t.tz}]" if t.tz else "]")}
     return {"name": field.name, "dtype": _HF_DTYPES.get(str(t), "string")}
 
 
@@ -257,6 +261,10 @@ def _croissant_type(t: pa.DataType) -> tuple[Any, bool]:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner, _ = _croissant_type(t.value_type)
         return inner, True
+    if pa.types.is_date(t):
+        return mlc.DataType.DATE, False
+    if pa.types.is_timestamp(t):
+        return mlc.DataType.DATETIME, False
     table = {
         "string": mlc.DataType.TEXT, "large_string": mlc.DataType.TEXT, "bool": mlc.DataType.BOOL,
         "int8": mlc.DataType.INT8, "int16": mlc.DataType.INT16, "int32": mlc.DataType.INT32,
