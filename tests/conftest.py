@@ -56,7 +56,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def seed_release(tmp_path_factory) -> Path:
-    """A release of raw/ (the seed essays), built once per session without Prefect."""
-    from seed_release import build_seed_release
+    """A release of raw/ (the seed essays) plus one planted near-copy of seed 000 (so there is a
+    document cluster), built once per session without Prefect."""
+    from seed_release import build_seed_release, plant_copy
 
-    return build_seed_release(RAW, tmp_path_factory.mktemp("seed") / "releases")
+    root = tmp_path_factory.mktemp("seed")
+    raw = root / "raw"
+    shutil.copytree(RAW, raw)
+    plant_copy(raw)
+    return build_seed_release(raw, root / "releases")

@@ -315,6 +315,38 @@ def inspect(
         out.print(f"- {d['doc_id']} [{d['script']}] {d['title']!r} ({d['char_count']} chars): {snippet}…", highlight=False)
 
 
+@app.command()
+def export(
+    release_dir: Path = typer.Argument(..., help="A release directory, or a releases root (uses 'latest')."),
+    out_dir: Path = typer.Argument(..., help="New (or empty) directory for the shards."),
+    level: str = typer.Option("document", "--level", help="document (one per near-duplicate cluster) or section (deduplicated leaf sections)."),
+    formats: Optional[list[str]] = typer.Option(None, "--format", help="parquet and/or jsonl (zstd-compressed .jsonl.zst); repeat for both (default: both)."),
+    exclude_flags: Optional[list[str]] = typer.Option(None, "--exclude-flag", help="Drop documents with this flag (repeatable; default: mojibake)."),
+    keep_flagged: bool = typer.Option(False, "--keep-flagged", help="Exclude no flag."),
+    scripts: Optional[list[str]] = typer.Option(None, "--script", help="Keep only documents whose raw script is this (repeatable: simplified, traditional, mixed)."),
+    min_chars: int = typer.Option(1, "--min-chars", help="Minimum characters of the exported text's document."),
+    max_chars: Optional[int] = typer.Option(None, "--max-chars", help="Maximum characters of the document."),
+    mins: Optional[list[str]] = typer.Option(None, "--min", help="Lower bound on a document column, NAME=NUMBER, e.g. han_ratio=0.7 (repeatable)."),
+    maxs: Optional[list[str]] = typer.Option(None, "--max", help="Upper bound, e.g. dup_10gram_frac=0.3 or best_containment=0.8 (repeatable)."),
+    shard_rows: int = typer.Option(50_000, "--shard-rows", help="Rows per shard."),
+) -> None:
+    """Write training-ready shards of deduplicated documents or leaf sections, with a manifest naming the release."""
+    from corpuspipe.release.export import ExportError, Selection, export_release, parse_bounds
+
+    try:
+        resolved = _resolve_release(release_dir)
+        if _inside_release(out_dir / "x") is not None:
+            raise UserError(f"refusing to write into release {_inside_release(out_dir / 'x')} (releases are immutable)")
+        sel = Selection(level=level, exclude_flags=[] if keep_flagged else list(exclude_flags or ["mojibake"]),
+                        scripts=list(scripts or []), min_chars=min_chars, max_chars=max_chars,
+                        min=parse_bounds(mins or [], "min"), max=parse_bounds(maxs or [], "max"))
+        result = export_release(resolved, out_dir, sel, formats=formats or ["parquet", "jsonl"], shard_rows=shard_rows)
+    except (UserError, ExportError) as exc:
+        _fail(str(exc))
+    out.print(f"exported {result.rows} {level}s of release {result.manifest['release_version']} "
+              f"into {len(result.files)} files in {out_dir}", highlight=False)
+
+
 def _inside_release(path: Path) -> Path | None:
     """The release directory ``path`` would be written into, if any (releases are immutable)."""
     for parent in Path(os.path.abspath(path)).parents:

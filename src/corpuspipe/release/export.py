@@ -11,7 +11,9 @@ deterministically, and writes shards that the usual readers take without options
   ``duplicate_of IS NULL``, of the documents the document filter keeps.  Leaves are computed
   here from ``parent_id`` so the export does not depend on a release having an ``is_leaf`` column.
 
-Shards: ``part-00000.parquet`` (zstd) and/or ``part-00000.jsonl.zst``, rows in id order, a new
+Shards: ``parquet/part-00000.parquet`` (zstd) and/or ``jsonl/part-00000.jsonl.zst``, one folder per
+format (datatrove's readers read every file of the folder they are given), rows in the release's
+order (deterministic: shard by shard, by id within a shard), a new
 shard every ``shard_rows`` rows, with columns ``id`` and ``text`` first (datatrove's readers'
 default ``id_key``/``text_key``; Hugging Face and data-juicer read ``text``), then the metadata.
 ``manifest.json`` and ``README.md`` name the release version and content hash the shards came from,
@@ -219,19 +221,21 @@ class _Shards:
         self.rows += t.num_rows
         t = t.combine_chunks()
         if "parquet" in self.formats:
-            p = self.out / f"part-{n:05d}.parquet"
+            p = self.out / "parquet" / f"part-{n:05d}.parquet"
+            p.parent.mkdir(exist_ok=True)
             # no store_schema metadata beyond Arrow's own; fixed options: same rows, same bytes
             pq.write_table(t, p, compression="zstd", compression_level=9, row_group_size=10_000,
                            use_dictionary=True, data_page_version="2.0", version="2.6")
-            self.files.append({"path": p.name, "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": file_sha256(p)})
+            self.files.append({"path": p.relative_to(self.out).as_posix(), "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": file_sha256(p)})
         if "jsonl" in self.formats:
-            p = self.out / f"part-{n:05d}.jsonl.zst"
+            p = self.out / "jsonl" / f"part-{n:05d}.jsonl.zst"
+            p.parent.mkdir(exist_ok=True)
             cols = {c: t[c].to_pylist() for c in t.column_names}
             with pa.CompressedOutputStream(str(p), "zstd") as f:
                 for i in range(t.num_rows):
                     row = {c: _jsonable(cols[c][i]) for c in t.column_names}
                     f.write((json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
-            self.files.append({"path": p.name, "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": file_sha256(p)})
+            self.files.append({"path": p.relative_to(self.out).as_posix(), "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": file_sha256(p)})
 
 
 @dataclass
