@@ -347,6 +347,31 @@ def export(
               f"into {len(result.files)} files in {out_dir}", highlight=False)
 
 
+@app.command()
+def show(
+    release_dir: Path = typer.Argument(..., help="A release directory, or a releases root (uses 'latest')."),
+    item_id: str = typer.Argument(..., help="A doc_id or section_id."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Also write the story as a static HTML page here."),
+    context: int = typer.Option(30, "--context", help="Characters of clean text shown around each edit."),
+) -> None:
+    """One document or section: title, flags, signals, cluster and representative, verified pairs, and every edit with its rule."""
+    from corpuspipe.release.show import NotFound, load_story, render_html, render_terminal
+
+    try:
+        resolved = _resolve_release(release_dir)
+        if html_path is not None and _inside_release(html_path) is not None:
+            raise UserError(f"refusing to write into release {_inside_release(html_path)} (releases are immutable)")
+        story = load_story(resolved, item_id)
+    except (UserError, NotFound) as exc:
+        _fail(str(exc))
+    render_terminal(story, out, context=context)
+    if html_path is not None:
+        from corpuspipe.core.io import atomic_write_text
+
+        atomic_write_text(html_path, render_html(story))
+        console.print(f"wrote {html_path}", highlight=False)
+
+
 def _inside_release(path: Path) -> Path | None:
     """The release directory ``path`` would be written into, if any (releases are immutable)."""
     for parent in Path(os.path.abspath(path)).parents:
