@@ -52,3 +52,16 @@ def prefect_harness():
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def seed_release(tmp_path_factory) -> Path:
+    """A release of raw/ (the seed essays) plus one planted near-copy of seed 000 (so there is a
+    document cluster), built once per session without Prefect."""
+    from seed_release import build_seed_release, plant_copy
+
+    root = tmp_path_factory.mktemp("seed")
+    raw = root / "raw"
+    shutil.copytree(RAW, raw)
+    plant_copy(raw)
+    return build_seed_release(raw, root / "releases")

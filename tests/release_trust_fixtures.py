@@ -3,6 +3,7 @@ report, publish).  Built with pyarrow and schemas.py only, so these tests do not
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from pathlib import Path
@@ -53,7 +54,7 @@ def make_tables(
                 "essay_index": 0,
                 "title": titles.get(i, f"标题{i}"),
                 "author": None if i % 2 else "作者",
-                "date": "2024-01-01",
+                "date": datetime.date(2024, 1, 1),
                 "url": None,
                 "crawled_at": None,
                 "text": text,
@@ -67,6 +68,7 @@ def make_tables(
                 "cluster_size": 2 if i in (0, 2) else 1,
                 "duplicate_of": "d0000" if i == 2 else None,
                 "flags": ["mojibake"] if i % len(TEXTS) == 4 else [],
+                **{name: 0.5 for name in schemas.SIGNAL_COLUMNS},
             }
         )
     sections = []

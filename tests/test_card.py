@@ -126,3 +126,21 @@ def test_croissant_load_detects_a_changed_file(release):
         chain.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     assert any("Hash of downloaded file" in m for m in chain), chain
+
+
+def test_seed_card_and_changelog_have_no_placeholders_or_json(seed_release):
+    from corpuspipe.core import schemas
+
+    card = (seed_release / "README.md").read_text(encoding="utf-8")
+    body = card.split("\n---\n", 1)[1]
+    for bad in ("—)", "initial after", "{\"", "': ", "| None", ": None", " ? ", "(?"):
+        assert bad not in body, bad
+    assert "(first release)" in card
+    for name in schemas.SIGNAL_COLUMNS:
+        assert f"| `{name}` |" in card
+    assert "best_containment" in card and "truncated" in card
+    changelog = (seed_release / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "First release" in changelog and "`documents`: 10 rows" in changelog
+    feats = {f["name"]: f for i in _header(card)["dataset_info"] if i["config_name"] == "documents"
+             for f in i["features"]}
+    assert feats["date"]["dtype"] == "date32" and feats["crawled_at"]["dtype"] == "timestamp[ms, tz=UTC]"

@@ -129,6 +129,7 @@ def test_markdown_cells_are_escaped():
 @pytest.mark.slow
 def test_changelog_on_100k_documents(tmp_path, capsys):
     """Scale check (bench-style: the time is printed, not asserted)."""
+    import datetime
     import hashlib
     import time
 
@@ -141,7 +142,7 @@ def test_changelog_on_100k_documents(tmp_path, capsys):
         cols = {
             "doc_id": ids, "source_path": [f"{i // 100:05d}.txt" for i in range(n)],
             "source_sha256": ["0" * 64] * n, "essay_index": pa.array(np.arange(n) % 100, pa.int32()),
-            "title": [f"标题{i}" for i in range(n)], "author": [None] * n, "date": ["2024-01-01"] * n,
+            "title": [f"标题{i}" for i in range(n)], "author": [None] * n, "date": pa.array([datetime.date(2024, 1, 1)] * n, pa.date32()),
             "url": [None] * n, "crawled_at": [None] * n, "text": texts,
             "text_sha256": [hashlib.sha256(t.encode()).hexdigest() for t in texts],
             "script": ["simplified"] * n, "trad_ratio": pa.array(np.zeros(n), pa.float32()),
@@ -149,6 +150,7 @@ def test_changelog_on_100k_documents(tmp_path, capsys):
             "section_count": pa.array(np.ones(n), pa.int32()), "edit_count": pa.array(np.ones(n), pa.int32()),
             "cluster_id": ids, "cluster_size": pa.array(np.ones(n), pa.int32()), "duplicate_of": [None] * n,
             "flags": [["mojibake"] if i % 50 == 0 else [] for i in range(n)],
+            **{name: pa.array(np.zeros(n), pa.float32()) for name in schemas.SIGNAL_COLUMNS},
         }
         mask = np.ones(n, dtype=bool)
         mask[list(drop)] = False

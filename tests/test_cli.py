@@ -39,3 +39,49 @@ def test_unwritable_output(tmp_path, raw_dir):
 
 def test_inspect_rejects_non_release(tmp_path):
     _one_error_line(run("inspect", str(tmp_path)), "not a release")
+
+
+def test_version():
+    from corpuspipe import __version__
+
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"corpuspipe {__version__}"
+
+
+def test_config_init_writes_a_commented_file_that_changes_nothing(tmp_path):
+    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.preflight import load_config
+
+    path = tmp_path / "c.toml"
+    assert run("config", "init", str(path)).returncode == 0
+    text = path.read_text(encoding="utf-8")
+    assert "# threshold = 0.35" in text and "exact Jaccard" in text
+    assert load_config(path).config_hash() == PipelineConfig().config_hash()
+    again = run("config", "init", str(path))
+    _one_error_line(again, "exists; pass --force")
+
+
+def test_config_show_marks_changed_values(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[dedup]\nthreshold = 0.5\n", encoding="utf-8")
+    proc = run("config", "show", "--config", str(cfg))
+    assert proc.returncode == 0
+    assert "threshold = 0.5  # default: 0.35" in proc.stdout and "[release]" in proc.stdout
+    _one_error_line(run("config", "show", "--config", str(tmp_path / "none.toml")), "config file not found")
+
+
+def test_readme_config_table_lists_every_key(repo):
+    from corpuspipe.core.config import PipelineConfig
+
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    for sec, f in PipelineConfig.model_fields.items():
+        for key in f.annotation.model_fields:
+            assert f"| `{sec}.{key}` |" in readme, f"{sec}.{key}"
+
+
+def test_inspect_names_document_and_section_pairs_apart(seed_release):
+    proc = run("inspect", str(seed_release))
+    assert proc.returncode == 0, proc.stderr
+    assert "{" not in proc.stdout and "'" not in proc.stdout  # tables, not Python reprs
+    rows = [l for l in proc.stdout.splitlines() if "near_duplicate" in l]
+    assert any("document" in l for l in rows) and any("section" in l for l in rows)

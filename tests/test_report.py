@@ -85,3 +85,44 @@ def test_length_histogram_keeps_outliers_in_an_overflow_bin():
     assert counts[-1] == 1 and labels[-1].startswith(">")
     assert length_histogram(np.array([5, 5]))[1] == [2]
     assert length_histogram(np.array([], dtype=int)) == ([], [])
+
+
+# --- on a real release of the seed essays (+ a planted copy of seed 000) -------------------------
+def test_report_shows_examples_for_every_rule_and_flag_and_both_cluster_levels(seed_release):
+    import pyarrow.parquet as pq
+
+    from corpuspipe.release.report import FLAG_MEANINGS, collect_stats, render_report
+
+    page = render_report(collect_stats(seed_release))
+    p = _Tags()
+    p.feed(page)
+    text = "".join(p.text)
+    edits = pq.read_table(seed_release / "edits.parquet", columns=["rule"])["rule"].to_pylist()
+    rules_html = page.split("<h2>Edits per rule, with examples</h2>")[1].split("<h2>")[0]
+    for rule in set(edits):
+        row = rules_html.split(f"<code>{rule}</code>")[1].split("</tr>")[0]
+        assert "<del>" in row and "<ins>" in row, rule  # at least one before/after example per rule
+    flags = {f for fl in pq.read_table(seed_release / "documents.parquet", columns=["flags"])["flags"].to_pylist()
+             for f in fl}
+    assert flags >= {"mojibake", "truncated"}
+    for flag in flags:
+        assert FLAG_MEANINGS[flag] in text
+    assert "Document clusters" in text and "Section clusters" in text
+    sbs = re.findall(r'<table class="sbs">.*?</table>', page, flags=re.S)
+    assert len(sbs) >= 2 and "<del>历来</del>" in sbs[0]  # the planted copy's reworded sentence, marked
+    dups = pq.read_table(seed_release / "duplicates.parquet", columns=["level"])["level"].to_pylist()
+    assert f"{dups.count('section')} verified section pairs" in text
+    assert f"{dups.count('document')} verified document pairs" in text
+    assert "first release" in text and "bump" not in text and "—)" not in text
+    stages = page.split("<h2>Stages</h2>")[1].split("<h2>")[0]
+    assert "{" not in stages and '"' not in re.sub(r'<[^>]+>', "", stages)  # plain tables, not JSON
+
+
+def test_side_by_side_marks_only_what_differs():
+    from corpuspipe.release.report import side_by_side
+
+    a = "组织工作历来是为党的政治任务服务的。"
+    b = "组织工作一直是为党的政治任务服务的。"
+    left, right = side_by_side(a, b)
+    assert "<del>历来</del>" in left and "<ins>一直</ins>" in right
+    assert side_by_side("<b>", "<i>")[0] == "&lt;<del>b</del>&gt;"

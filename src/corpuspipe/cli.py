@@ -22,6 +22,73 @@ console = Console(stderr=True)
 out = Console()
 
 
+config_app = typer.Typer(no_args_is_help=True, help="Show or start a configuration file.")
+app.add_typer(config_app, name="config")
+VERBOSE = {"level": 1}  # 0 quiet, 1 normal, 2 verbose
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from corpuspipe import __version__
+
+        out.print(f"corpuspipe {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary (no progress)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also Prefect's and Dask's own INFO logs."),
+) -> None:
+    """Build, inspect, export and publish corpuspipe releases."""
+    VERBOSE["level"] = 0 if quiet else 2 if verbose else 1
+    if quiet:
+        console.quiet = True
+    if verbose:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
+        os.environ["DASK_LOGGING__DISTRIBUTED"] = "info"
+    else:
+        # Dask's LocalCluster logs ~40 distributed.* INFO lines per run; the env var reaches its worker processes
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+@config_app.command("show")
+def config_show(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file overriding the defaults."),
+) -> None:
+    """Print the effective configuration as commented TOML (values differing from the default say so)."""
+    from corpuspipe import configdoc, preflight
+
+    try:
+        cfg = preflight.load_config(config)
+    except preflight.PreflightError as exc:
+        _fail(str(exc))
+    sys.stdout.write(configdoc.to_toml(cfg))
+    sys.stdout.write(f"# config hash: {cfg.config_hash()}\n")
+
+
+@config_app.command("init")
+def config_init(
+    path: Path = typer.Argument(Path("corpuspipe.toml"), help="Where to write the starting file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented starting file: every key with its default and meaning, commented out."""
+    from corpuspipe import configdoc
+    from corpuspipe.core.io import atomic_write_text
+
+    if path.exists() and not force:
+        _fail(f"{path} exists; pass --force to overwrite it")
+    if path.exists() and not path.is_file():
+        _fail(f"not a file: {path}")
+    atomic_write_text(path, configdoc.to_toml(commented_out=True))
+    console.print(f"wrote {path}: uncomment and edit the keys you want, then pass --config {path}", highlight=False)
+
+
 class UserError(Exception):
     """A problem the user can fix; reported as one line."""
 
@@ -297,22 +364,112 @@ def inspect(
         t.add_row(stage, rule, str(n), str(chars))
     out.print(t)
 
-    docs = pq.read_table(release_dir / "documents.parquet").to_pylist()
-    flags: dict[str, int] = {}
-    for d in docs:
-        for f in d["flags"]:
-            flags[f] = flags.get(f, 0) + 1
-    scripts: dict[str, int] = {}
-    for d in docs:
-        scripts[d["script"]] = scripts.get(d["script"], 0) + 1
-    dups = sum(1 for d in docs if d["duplicate_of"])
-    out.print(f"scripts: {dict(sorted(scripts.items()))}  flags: {dict(sorted(flags.items()))}  "
-              f"near-duplicate documents: {dups}", highlight=False)
+    docs = pq.read_table(release_dir / "documents.parquet",
+                         columns=["doc_id", "title", "script", "flags", "duplicate_of", "char_count", "text"])
+    counts = {"script": {}, "flag": {}}
+    for sc in docs["script"].to_pylist():
+        counts["script"][sc] = counts["script"].get(sc, 0) + 1
+    for fl in docs["flags"].to_pylist():
+        for f in fl:
+            counts["flag"][f] = counts["flag"].get(f, 0) + 1
+    for what, c in counts.items():
+        t = Table(title=f"documents per {what}")
+        t.add_column(what)
+        t.add_column("documents", justify="right")
+        for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])):
+            t.add_row(k, f"{n:,}")
+        if not c:
+            t.add_row("(none)", "0")
+        out.print(t)
+    pairs = pq.read_table(release_dir / "duplicates.parquet", columns=["level", "relation"]).to_pylist()
+    t = Table(title="verified duplicate pairs (duplicates.parquet)")
+    for col in ("level", "relation", "pairs"):
+        t.add_column(col, justify="right" if col == "pairs" else "left")
+    per: dict[tuple[str, str], int] = {}
+    for p in pairs:
+        per[(p["level"], p["relation"])] = per.get((p["level"], p["relation"]), 0) + 1
+    for level in ("document", "section"):
+        rows = sorted((k, n) for k, n in per.items() if k[0] == level) or [((level, "(none)"), 0)]
+        for (lv, rel), n in rows:
+            t.add_row(lv, rel, f"{n:,}")
+    out.print(t)
+    dups = len(docs) - docs["duplicate_of"].null_count
+    out.print(f"documents kept after deduplication: {len(docs) - dups:,} of {len(docs):,} "
+              f"({dups:,} with duplicate_of set)", highlight=False)
     q = manifest["quarantine"]
-    out.print(f"quarantined inputs: {q['count']} {q['by_reason']}", highlight=False)
-    for d in docs[:sample]:
-        snippet = d["text"][:80].replace("\n", " ")
-        out.print(f"- {d['doc_id']} [{d['script']}] {d['title']!r} ({d['char_count']} chars): {snippet}…", highlight=False)
+    t = Table(title=f"quarantined inputs: {q['count']:,}")
+    t.add_column("reason")
+    t.add_column("files or lines", justify="right")
+    for r, n in q["by_reason"].items():
+        t.add_row(r, f"{n:,}")
+    if q["by_reason"]:
+        out.print(t)
+    else:
+        out.print("quarantined inputs: 0", highlight=False)
+    t = Table(title=f"sample ({sample} documents)")
+    for col in ("doc_id", "script", "title", "chars", "text"):
+        t.add_column(col, justify="right" if col == "chars" else "left", overflow="fold")
+    for d in docs.slice(0, sample).to_pylist():
+        t.add_row(d["doc_id"], d["script"], d["title"] or "", f"{d['char_count']:,}",
+                  d["text"][:30].replace("\n", " ") + "…")
+    out.print(t)
+
+
+@app.command()
+def export(
+    release_dir: Path = typer.Argument(..., help="A release directory, or a releases root (uses 'latest')."),
+    out_dir: Path = typer.Argument(..., help="New (or empty) directory for the shards."),
+    level: str = typer.Option("document", "--level", help="document (one per near-duplicate cluster) or section (deduplicated leaf sections)."),
+    formats: Optional[list[str]] = typer.Option(None, "--format", help="parquet and/or jsonl (zstd-compressed .jsonl.zst); repeat for both (default: both)."),
+    exclude_flags: Optional[list[str]] = typer.Option(None, "--exclude-flag", help="Drop documents with this flag (repeatable; default: mojibake)."),
+    keep_flagged: bool = typer.Option(False, "--keep-flagged", help="Exclude no flag."),
+    scripts: Optional[list[str]] = typer.Option(None, "--script", help="Keep only documents whose raw script is this (repeatable: simplified, traditional, mixed)."),
+    min_chars: int = typer.Option(1, "--min-chars", help="Minimum characters of the exported text's document."),
+    max_chars: Optional[int] = typer.Option(None, "--max-chars", help="Maximum characters of the document."),
+    mins: Optional[list[str]] = typer.Option(None, "--min", help="Lower bound on a document column, NAME=NUMBER, e.g. han_ratio=0.7 (repeatable)."),
+    maxs: Optional[list[str]] = typer.Option(None, "--max", help="Upper bound, e.g. dup_10gram_frac=0.3 or best_containment=0.8 (repeatable)."),
+    shard_rows: int = typer.Option(50_000, "--shard-rows", help="Rows per shard."),
+) -> None:
+    """Write training-ready shards of deduplicated documents or leaf sections, with a manifest naming the release."""
+    from corpuspipe.release.export import ExportError, Selection, export_release, parse_bounds
+
+    try:
+        resolved = _resolve_release(release_dir)
+        if _inside_release(out_dir / "x") is not None:
+            raise UserError(f"refusing to write into release {_inside_release(out_dir / 'x')} (releases are immutable)")
+        sel = Selection(level=level, exclude_flags=[] if keep_flagged else list(exclude_flags or ["mojibake"]),
+                        scripts=list(scripts or []), min_chars=min_chars, max_chars=max_chars,
+                        min=parse_bounds(mins or [], "min"), max=parse_bounds(maxs or [], "max"))
+        result = export_release(resolved, out_dir, sel, formats=formats or ["parquet", "jsonl"], shard_rows=shard_rows)
+    except (UserError, ExportError) as exc:
+        _fail(str(exc))
+    out.print(f"exported {result.rows} {level}s of release {result.manifest['release_version']} "
+              f"into {len(result.files)} files in {out_dir}", highlight=False)
+
+
+@app.command()
+def show(
+    release_dir: Path = typer.Argument(..., help="A release directory, or a releases root (uses 'latest')."),
+    item_id: str = typer.Argument(..., help="A doc_id or section_id."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Also write the story as a static HTML page here."),
+    context: int = typer.Option(30, "--context", help="Characters of clean text shown around each edit."),
+) -> None:
+    """One document or section: title, flags, signals, cluster and representative, verified pairs, and every edit with its rule."""
+    from corpuspipe.release.show import NotFound, load_story, render_html, render_terminal
+
+    try:
+        resolved = _resolve_release(release_dir)
+        if html_path is not None and _inside_release(html_path) is not None:
+            raise UserError(f"refusing to write into release {_inside_release(html_path)} (releases are immutable)")
+        story = load_story(resolved, item_id)
+    except (UserError, NotFound) as exc:
+        _fail(str(exc))
+    render_terminal(story, out, context=context)
+    if html_path is not None:
+        from corpuspipe.core.io import atomic_write_text
+
+        atomic_write_text(html_path, render_html(story))
+        console.print(f"wrote {html_path}", highlight=False)
 
 
 def _inside_release(path: Path) -> Path | None:

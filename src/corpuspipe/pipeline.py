@@ -45,6 +45,7 @@ from corpuspipe.core.io import write_json
 from corpuspipe.core.records import QuarantineEntry, Shard, SourceInfo
 from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage
 from corpuspipe.stages import catalog
+from corpuspipe.stages.quality import Quality
 
 STAGES: tuple[Stage, ...] = (
     catalog.Ingest(),
@@ -52,6 +53,7 @@ STAGES: tuple[Stage, ...] = (
     catalog.Watermark(),
     catalog.Normalize(),
     catalog.Section(),
+    Quality(),
     catalog.NearDuplicates(),
 )
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+# 2.0: ``date`` is date32 and ``crawled_at`` a UTC timestamp (were strings); quality-signal columns.
+SCHEMA_VERSION = "2.0"
+
+# The per-document quality signals (stages/quality.py), in column order; all float32, never null.
+SIGNAL_COLUMNS = (
+    "han_ratio", "punct_ratio", "dup_line_char_frac", "top_2gram_frac", "top_3gram_frac", "top_4gram_frac",
+    "dup_5gram_frac", "dup_6gram_frac", "dup_7gram_frac", "dup_8gram_frac", "dup_9gram_frac", "dup_10gram_frac",
+    "mean_sentence_chars", "boilerplate_frac",
+)
 
 DOCUMENTS = pa.schema(
     [
@@ -18,9 +26,9 @@ DOCUMENTS = pa.schema(
         pa.field("essay_index", pa.int32(), nullable=False),
         pa.field("title", pa.string()),
         pa.field("author", pa.string()),
-        pa.field("date", pa.string()),
+        pa.field("date", pa.date32()),
         pa.field("url", pa.string()),
-        pa.field("crawled_at", pa.string()),
+        pa.field("crawled_at", pa.timestamp("ms", tz="UTC")),
         pa.field("text", pa.string(), nullable=False),
         pa.field("text_sha256", pa.string(), nullable=False),
         pa.field("script", pa.string(), nullable=False),
@@ -32,6 +40,7 @@ DOCUMENTS = pa.schema(
         pa.field("cluster_size", pa.int32(), nullable=False),
         pa.field("duplicate_of", pa.string()),
         pa.field("flags", pa.list_(pa.string()), nullable=False),
+        *[pa.field(name, pa.float32(), nullable=False) for name in SIGNAL_COLUMNS],
     ]
 )
 

@@ -32,7 +32,7 @@ SCHEMA = pa.schema([
     ("source_path", pa.string()), ("source_sha256", pa.string()), ("essay_index", pa.int32()),
     ("title", pa.string()), ("author", pa.string()), ("date", pa.string()), ("url", pa.string()),
     ("crawled_at", pa.string()), ("script", pa.string()), ("trad_ratio", pa.float64()),
-    ("flags", pa.list_(pa.string())), ("stats", pa.string()),
+    ("flags", pa.list_(pa.string())), ("stats", pa.string()), ("signals", pa.string()),
     ("raw", pa.large_string()), ("base", pa.int64()), ("text", pa.large_string()),
     ("edits", pa.list_(EDIT)), ("sections", pa.list_(SECTION)),
 ])
@@ -62,6 +62,9 @@ def essays_table(essays: Sequence[Essay]) -> pa.Table:
         cols[name] = pa.array([getattr(e, name) for e in essays], type=SCHEMA.field(name).type)
     cols["flags"] = pa.array([list(e.flags) for e in essays], type=SCHEMA.field("flags").type)
     cols["stats"] = pa.array([json.dumps(e.stats, sort_keys=True) if e.stats else "" for e in essays], pa.string())
+    # JSON like stats: a handful of floats per essay; Python's float repr round-trips exactly
+    cols["signals"] = pa.array([json.dumps(e.signals, sort_keys=True) if e.signals else "" for e in essays],
+                               pa.string())
     cols["raw"] = pa.array([e.body.raw for e in essays], pa.large_string())
     cols["base"] = pa.array([e.body.base for e in essays], pa.int64())
     cols["text"] = pa.array([e.body.text for e in essays], pa.large_string())
@@ -84,7 +87,7 @@ def _struct_rows(arr: pa.ListArray, fields: Sequence[str]) -> list[list[tuple]]:
 
 
 def table_essays(table: pa.Table) -> list[Essay]:
-    cols = {name: table.column(name).to_pylist() for name in (*_SCALARS, "flags", "stats", "raw", "base", "text",
+    cols = {name: table.column(name).to_pylist() for name in (*_SCALARS, "flags", "stats", "signals", "raw", "base", "text",
                                                                "sectioned")}
     edits = _struct_rows(table.column("edits").combine_chunks(), _EDIT_FIELDS)
     secs = _struct_rows(table.column("sections").combine_chunks(), _SECTION_FIELDS)
@@ -94,6 +97,7 @@ def table_essays(table: pa.Table) -> list[Essay]:
         e = Essay(body=body, **{k: cols[k][i] for k in _SCALARS})
         e.flags = list(cols["flags"][i])
         e.stats = json.loads(cols["stats"][i]) if cols["stats"][i] else {}
+        e.signals = json.loads(cols["signals"][i]) if cols["signals"][i] else {}
         if cols["sectioned"][i]:
             doc_id = e.doc_id
             e.sections = [SectionRow(doc_id, *t) for t in secs[i]]

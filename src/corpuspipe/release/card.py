@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from corpuspipe.release.report import collect_stats
+from corpuspipe.release.report import FLAG_MEANINGS, _stage_rows, _version_line, collect_stats
 from corpuspipe.release.versioning import atomic_write_text, read_manifest
 
 CARD_NAME = "README.md"
@@ -42,6 +42,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "cluster_id": "Near-duplicate cluster; every document belongs to exactly one.",
         "duplicate_of": "doc_id of the cluster's kept document, or null for the kept one.",
         "flags": "Quality flags such as mojibake; the text is kept but may be damaged.",
+        "date": "Date from the essay's byline (date32), null when there is none.",
+        "crawled_at": "The crawler's time (UTC timestamp, ms); a time without an offset is read as UTC; null "
+                      "when absent or unreadable (then flagged `unparsed_crawled_at`).",
+        "cluster_size": "Members of the document's near-duplicate cluster (1 = no copy found).",
     },
     "sections": {"level": "Outline depth, 1 = top level.", "path": "Dotted position in the outline."},
 }
@@ -72,6 +76,10 @@ def hf_feature(field: pa.Field) -> dict[str, Any]:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = _HF_DTYPES.get(str(t.value_type), "string")
         return {"name": field.name, "sequence": inner}
+    if pa.types.is_date32(t):
+        return {"name": field.name, "dtype": "date32"}
+    if pa.types.is_timestamp(t):  # the Hub's spelling: timestamp[ms, tz=UTC]
+        return {"name": field.name, "dtype": f"timestamp[{t.unit}" + (f", tz={t.tz}]" if t.tz else "]")}
     return {"name": field.name, "dtype": _HF_DTYPES.get(str(t), "string")}
 
 
@@ -181,12 +189,25 @@ def render_card(release_dir: Path) -> str:
         "## Cleaning steps", "",
         "| stage | seconds | counts |", "|---|---:|---|",
     ]
-    for stage, v in (m.get("stages") or {}).items():
-        counts = ", ".join(
-            f"{k}={c if not isinstance(c, (dict, list)) else json.dumps(c, ensure_ascii=False, sort_keys=True)}"
-            for k, c in (v.get("counts") or {}).items())
-        seconds = float(v.get("seconds", v.get("wall_seconds", 0.0)) or 0.0)
-        lines.append(f"| {_md(stage)} | {seconds:.2f} | {_md(counts)} |")
+    timing, counters = _stage_rows(m.get("stages") or {})
+    for stage, seconds, _mb, _rate in timing:
+        counts = ", ".join(f"{k} {c:,}" if isinstance(c, int) else f"{k} {c}" for st, k, c in counters if st == stage)
+        lines.append(f"| {_md(stage)} | {seconds:.2f} | {_md(counts) or '–'} |")
+    lines += ["", "## Quality signals", "",
+              "Measured per document on the clean text and stored as float32 columns; nothing is removed for them "
+              "(`corpuspipe export --min NAME=X --max NAME=Y` filters on them).", "",
+              "| column | meaning (range) | min | median | max |", "|---|---|---:|---:|---:|"]
+    from corpuspipe.stages.quality import SIGNALS
+
+    observed = {r["signal"]: r for r in stats.get("signals") or []}
+    for name, meaning in SIGNALS.items():
+        o = observed.get(name)
+        nums = (f"{o['min']:.3f} | {o['median']:.3f} | {o['max']:.3f}" if o else "– | – | –")
+        lines.append(f"| `{name}` | {_md(meaning)} | {nums} |")
+    lines += ["| `cluster_size` | documents in the near-duplicate cluster (≥ 1) | | | |",
+              "| `best_containment` | largest share of this document's 5-grams found in one other document "
+              "(0–1); computed by `corpuspipe export` and `show` from `duplicates.parquet`, not a column here "
+              "| | | |"]
     lines += ["", "Removals per rule (characters or spans removed; see `edits` for each one):", ""]
     for rule, n in list(stats["removals_per_rule"].items())[:25] or [("none", 0)]:
         lines.append(f"- `{_md(rule)}`: {int(n):,}")
@@ -215,7 +236,7 @@ def render_card(release_dir: Path) -> str:
     )
     for flag, n in flags.items():
         if flag != "mojibake":
-            lines.append(f"- `{_md(flag)}` flag: {_n(n, 'document')}.")
+            lines.append(f"- `{_md(flag)}` flag: {_n(n, 'document')}. {_md(FLAG_MEANINGS.get(flag, ''))}".rstrip())
     q = stats["quarantine"]
     lines.append(f"- **Quarantine**: {q['count']:,} input files or lines were not converted ("
                  + (", ".join(f"{_md(r)}: {n}" for r, n in q["by_reason"].items()) or "none") + ").")
@@ -228,22 +249,40 @@ def render_card(release_dir: Path) -> str:
     lines.append("- Personal data is redacted by patterns; patterns miss things. Review before redistribution.")
     lines += [
         "", "## Provenance", "",
-        f"- version: {m.get('version')} ({m.get('version_bump', '?')} after {m.get('previous_version') or '—'})",
+        f"- version: {m.get('version')} ({_version_line(m)})",
         f"- content hash: `{m.get('content_hash')}`",
         f"- schema: {m.get('schema_version')} (fingerprint `{str(m.get('schema_fingerprint'))[:16]}…`)",
         f"- config hash: `{m.get('config_hash')}`",
         "- `MANIFEST.json` holds the full configuration, library versions, inputs and outputs; "
-        "`croissant.json` describes the files in Croissant; `CHANGELOG.md` (when present) lists "
-        "changes from the previous release.",
+        "`croissant.json` describes the files in Croissant; `CHANGELOG.md` lists the changes from the "
+        "previous release (for a first release: what it contains); `report.html` shows examples of every rule, "
+        "flag and the largest clusters.",
         "",
     ]
     return "\n".join(lines)
 
 
+def initial_changelog(release_dir: Path) -> str:
+    """CHANGELOG.md of a first release: there is nothing to compare with, so it says what is in it
+    (the README promises a changelog in every release)."""
+    stats = collect_stats(release_dir)
+    m = stats["manifest"]
+    lines = [f"# Changelog — {m.get('dataset')} {m.get('version')}", "",
+             "First release: no previous release to compare with. It holds:", ""]
+    for name, n in sorted(stats["rows"].items()):
+        lines.append(f"- `{name}`: {n:,} rows")
+    lines += ["", f"Schema {m.get('schema_version')}, content hash `{m.get('content_hash')}`.", ""]
+    return "\n".join(lines)
+
+
 def write_card(release_dir: Path) -> Path:
-    """Write <release>/README.md and return its path."""
+    """Write <release>/README.md and return its path; a first release also gets its CHANGELOG.md
+    here (a later one gets the diff from ``changelog.write_changelog``, which runs after this)."""
     path = Path(release_dir) / CARD_NAME
     atomic_write_text(path, render_card(release_dir))
+    m = read_manifest(release_dir) if (Path(release_dir) / "MANIFEST.json").exists() else {}
+    if not m.get("previous_version") and not (Path(release_dir) / "CHANGELOG.md").exists():
+        atomic_write_text(Path(release_dir) / "CHANGELOG.md", initial_changelog(release_dir))
     return path
 
 
@@ -257,6 +296,10 @@ def _croissant_type(t: pa.DataType) -> tuple[Any, bool]:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner, _ = _croissant_type(t.value_type)
         return inner, True
+    if pa.types.is_date(t):
+        return mlc.DataType.DATE, False
+    if pa.types.is_timestamp(t):
+        return mlc.DataType.DATETIME, False
     table = {
         "string": mlc.DataType.TEXT, "large_string": mlc.DataType.TEXT, "bool": mlc.DataType.BOOL,
         "int8": mlc.DataType.INT8, "int16": mlc.DataType.INT16, "int32": mlc.DataType.INT32,

@@ -22,6 +22,26 @@ import pyarrow.parquet as pq
 from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text
 
 REPORT_NAME = "report.html"
+EXAMPLES_PER_RULE = 3
+EXAMPLES_PER_FLAG = 3
+CLUSTER_PAIRS_SHOWN = 4  # verified pairs shown side by side per level
+DIFF_CHARS = 1500  # characters of each text compared side by side (difflib is quadratic on dissimilar text)
+
+#: what each flag means, and what raised it (the code that adds it is named, so a reader can check)
+FLAG_MEANINGS: dict[str, str] = {
+    "mojibake": "The text still holds unrecoverable mis-decoded characters (a '?' where a GBK lead byte was lost, "
+                "private-use or U+FFFD characters, or a Simplified text full of characters GB2312 cannot encode). "
+                "Kept, but damaged; export drops it by default. (ingest/mojibake.py)",
+    "truncated": "The clean text does not end with sentence-final punctuation (。！？… or a closing quote/bracket): "
+                 "the page was probably cut off, or ends in a list or signature. (normalize.py)",
+    "rewritten_year": "A year range whose two ends are the same year (e.g. 2019-2019年): a template's year was "
+                      "rewritten mechanically. (normalize.py)",
+    "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
+    "decode_replaced": "The file was not valid in any encoding tried; undecodable bytes became U+FFFD. (ingest/files.py)",
+    "non_utf8_path": "The file name was not valid UTF-8; its path is stored with \\x escapes. (ingest/files.py)",
+    "unparsed_crawled_at": "The crawler's time could not be read as a date and time; crawled_at is null. "
+                           "(stages/quality.py)",
+}
 _DOC_COLUMNS = ["doc_id", "title", "char_count", "script", "cluster_id", "cluster_size", "duplicate_of", "flags"]
 
 
@@ -98,6 +118,10 @@ def collect_stats(release_dir: Path) -> dict[str, Any]:
                                                      if c in docs.column_names]).to_pylist()],
                 })
     stats["documents"] = d
+    stats["flag_examples"] = _flag_examples(release_dir, list(d["flags"]))
+    stats["signals"] = _signal_summary(release_dir)
+    stats["rule_examples"], stats["edits_per_rule"] = _rule_examples(release_dir)
+    stats["clusters"] = {level: _cluster_pairs(release_dir, level) for level in ("document", "section")}
 
     sections = _read(release_dir, "sections", ["level"])
     stats["sections_per_level"] = (
@@ -122,6 +146,119 @@ def collect_stats(release_dir: Path) -> dict[str, Any]:
     stats["rows"] = {name[: -len(".parquet")]: f["rows"] for name, f in stats["files"].items()
                      if name.endswith(".parquet")}
     return stats
+
+
+def _iter_groups(path: Path, columns: Sequence[str]):
+    if not path.exists():
+        return
+    pf = pq.ParquetFile(path)
+    cols = [c for c in columns if c in pf.schema_arrow.names]
+    for i in range(pf.num_row_groups):
+        yield pf.read_row_group(i, columns=cols)
+
+
+def _rule_examples(release_dir: Path) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Per rule: its edit count and stage, and the first few before/after pairs (release order),
+    with a little clean context — read one row group of edits at a time."""
+    examples: dict[str, list[dict]] = {}
+    per_rule: dict[str, dict] = {}
+    for t in _iter_groups(Path(release_dir) / "edits.parquet", ["doc_id", "stage", "rule", "before", "after",
+                                                               "clean_start"]):
+        counts = t.group_by(["rule", "stage"]).aggregate([("rule", "count"), ("before", "count")])
+        for rule, stage, n in zip(counts["rule"].to_pylist(), counts["stage"].to_pylist(),
+                                  counts["rule_count"].to_pylist()):
+            e = per_rule.setdefault(rule, {"edits": 0, "stages": set()})
+            e["edits"] += int(n)
+            e["stages"].add(stage)
+        for rule in sorted(r for r in per_rule if len(examples.get(r, [])) < EXAMPLES_PER_RULE):
+            ex = examples.setdefault(rule, [])
+            rows = t.filter(pc.equal(t["rule"], rule)).slice(0, 4 * EXAMPLES_PER_RULE).to_pylist()
+            ex.extend([r for r in rows if r["before"] != r["after"]][:EXAMPLES_PER_RULE - len(ex)])
+    stats = {r: {"edits": v["edits"], "stage": ", ".join(sorted(v["stages"]))} for r, v in per_rule.items()}
+    return (dict(sorted(examples.items())),
+            dict(sorted(stats.items(), key=lambda kv: (-kv[1]["edits"], kv[0]))))
+
+
+def _flag_examples(release_dir: Path, flags: list[str]) -> dict[str, list[dict]]:
+    """Per flag: the first documents carrying it, with the end of the text (truncation shows there)
+    and, for mojibake, the first suspicious stretch."""
+    out: dict[str, list[dict]] = {f: [] for f in flags}
+    if not flags:
+        return out
+    for t in _iter_groups(Path(release_dir) / "documents.parquet", ["doc_id", "title", "flags", "text"]):
+        has = pc.greater(pc.list_value_length(t["flags"]), 0)
+        for row in t.filter(has).to_pylist():
+            for f in row["flags"]:
+                ex = out.setdefault(f, [])
+                if len(ex) < EXAMPLES_PER_FLAG:
+                    text = row["text"] or ""
+                    snippet = "…" + text[-60:]
+                    if f == "mojibake":
+                        m = re.search(r"[?\ufffd\ue000-\uf8ff]", text)
+                        if m:
+                            snippet = "…" + text[max(0, m.start() - 25):m.start() + 25] + "…"
+                    elif f == "rewritten_year":
+                        m = re.search(r"((?:19|20)\d\d)\s*[-－—–~～至到]\s*\1\s*年", text)
+                        if m:
+                            snippet = "…" + text[max(0, m.start() - 20):m.end() + 20] + "…"
+                    ex.append({"doc_id": row["doc_id"], "title": row["title"], "evidence": snippet})
+        if all(len(v) >= EXAMPLES_PER_FLAG for v in out.values()):
+            break
+    return out
+
+
+def _signal_summary(release_dir: Path) -> list[dict]:
+    """min / median / 90th percentile / max of each quality-signal column over all documents."""
+    from corpuspipe.core import schemas
+
+    path = Path(release_dir) / "documents.parquet"
+    if not path.exists():
+        return []
+    names = [n for n in schemas.SIGNAL_COLUMNS if n in pq.read_schema(path).names]
+    if not names:
+        return []
+    t = pq.read_table(path, columns=names)
+    out = []
+    for n in names:
+        v = t[n].to_numpy()
+        if len(v):
+            out.append({"signal": n, "min": float(v.min()), "median": float(np.median(v)),
+                        "p90": float(np.percentile(v, 90)), "max": float(v.max())})
+    return out
+
+
+def _cluster_pairs(release_dir: Path, level: str) -> dict[str, Any]:
+    """The largest clusters of ``level`` (documents or sections) and the verified pairs inside them,
+    with both texts, for the side-by-side view."""
+    table = "documents" if level == "document" else "sections"
+    key = "doc_id" if level == "document" else "section_id"
+    path = Path(release_dir) / f"{table}.parquet"
+    res: dict[str, Any] = {"clusters": [], "pairs": [], "pair_count": 0, "multi": 0}
+    if not path.exists():
+        return res
+    t = pq.read_table(path, columns=[key, "cluster_id"])
+    members = t.group_by("cluster_id").aggregate([(key, "count")])
+    multi = members.filter(pc.greater(members[f"{key}_count"], 1))
+    res["multi"] = multi.num_rows
+    top = multi.sort_by([(f"{key}_count", "descending"), ("cluster_id", "ascending")]).slice(0, 5)
+    res["clusters"] = [{"cluster_id": c, "size": int(n)} for c, n in zip(top["cluster_id"].to_pylist(),
+                                                                          top[f"{key}_count"].to_pylist())]
+    pairs = []
+    for g in _iter_groups(Path(release_dir) / "duplicates.parquet", ["level", "a_id", "b_id", "jaccard_exact",
+                                                                     "containment_ab", "containment_ba", "relation"]):
+        pairs.extend(g.filter(pc.equal(g["level"], level)).to_pylist())
+    res["pair_count"] = len(pairs)
+    shown = pairs[:CLUSTER_PAIRS_SHOWN]
+    ids = sorted({p["a_id"] for p in shown} | {p["b_id"] for p in shown})
+    texts = {}
+    if ids:
+        cols = [key, "text"] + (["title"] if level == "document" else ["heading", "doc_id"])
+        for r in pq.read_table(path, columns=cols, filters=[(key, "in", ids)]).to_pylist():
+            texts[r[key]] = r
+    for p in shown:
+        p["a"], p["b"] = texts.get(p["a_id"], {}), texts.get(p["b_id"], {})
+    res["pairs"] = shown
+    return res
 
 
 def _slug(s: str) -> str:
@@ -255,6 +392,9 @@ table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;paddin
 vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.85em}
 svg{display:block;margin:.8rem 0;font-size:12px}svg rect{fill:#4a78b5}svg .t{font-weight:600;font-size:13px}
 svg .s{font-size:10px}svg .axis{stroke:#999}.grid{display:flex;flex-wrap:wrap;gap:1rem}.muted{color:#777}
+del{background:#fdd;color:#900}ins{background:#dfd;color:#060;text-decoration:none}.ex{margin:.15rem 0}
+table.sbs{table-layout:fixed;width:100%}table.sbs td{width:50%;white-space:pre-wrap;font-size:.9em;line-height:1.6}
+h3{font-size:1rem}
 """
 
 
@@ -274,6 +414,110 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _vis(s: str) -> str:
+    """Whitespace a reader must see (a removed line break is an edit too)."""
+    return _E(s).replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣") if s else '<span class="muted">(nothing)</span>'
+
+
+def side_by_side(a: str, b: str, limit: int = DIFF_CHARS) -> tuple[str, str]:
+    """Both texts as escaped HTML with the characters that differ marked (difflib on characters;
+    equal runs longer than 120 characters are shortened to their ends)."""
+    import difflib
+
+    a, b = a[:limit], b[:limit]
+    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    left, right = [], []
+    for op, i1, i2, j1, j2 in sm.get_opcodes():
+        if op == "equal":
+            seg = a[i1:i2]
+            if len(seg) > 120:
+                seg_html = _E(seg[:50]) + '<span class="muted"> … </span>' + _E(seg[-50:])
+            else:
+                seg_html = _E(seg)
+            left.append(seg_html)
+            right.append(seg_html)
+        else:
+            if i2 > i1:
+                left.append(f'<del>{_E(a[i1:i2])}</del>')
+            if j2 > j1:
+                right.append(f'<ins>{_E(b[j1:j2])}</ins>')
+    return "".join(left), "".join(right)
+
+
+def _cluster_section(stats: Mapping[str, Any], level: str) -> str:
+    c = stats["clusters"][level]
+    noun = "document" if level == "document" else "section"
+    parts = [f"<h3>{noun.capitalize()} clusters</h3>",
+             f"<p>{c['multi']:,} {noun} clusters with more than one member; {c['pair_count']:,} verified {noun} "
+             f"pairs in <code>duplicates.parquet</code>.</p>",
+             _table(["cluster (representative id)", "members"], [[x["cluster_id"], x["size"]] for x in c["clusters"]])]
+    for p in c["pairs"]:
+        left, right = side_by_side(p["a"].get("text") or "", p["b"].get("text") or "")
+        la = p["a"].get("title") or p["a"].get("heading") or ""
+        lb = p["b"].get("title") or p["b"].get("heading") or ""
+        parts.append(
+            f'<div class="pair"><p><b>{_E(p["relation"])}</b> · exact Jaccard {p["jaccard_exact"]:.3f} · '
+            f'{_E(p["a_id"])} in {_E(p["b_id"])}: {p["containment_ab"]:.3f} · reverse {p["containment_ba"]:.3f}</p>'
+            f'<table class="sbs"><tr><th>{_E(p["a_id"])} {_E(la)}</th><th>{_E(p["b_id"])} {_E(lb)}</th></tr>'
+            f'<tr><td>{left}</td><td>{right}</td></tr></table></div>')
+    return "\n".join(parts)
+
+
+def _rules_section(stats: Mapping[str, Any]) -> str:
+    rows = []
+    for rule, info in stats["edits_per_rule"].items():
+        ex = stats["rule_examples"].get(rule, [])
+        cells = "".join(f'<div class="ex"><del>{_vis(e["before"])}</del> → <ins>{_vis(e["after"])}</ins> '
+                        f'<span class="muted">{_E(e["doc_id"])}</span></div>' for e in ex)
+        rows.append(f'<tr><td><code>{_E(rule)}</code></td><td>{_E(info["stage"])}</td>'
+                    f'<td class="n">{info["edits"]:,}</td><td>{cells}</td></tr>')
+    if not rows:
+        return '<p class="muted">no edits</p>'
+    return ('<table><thead><tr><th>rule</th><th>stage</th><th>edits</th><th>examples (raw → clean, first '
+            f'{EXAMPLES_PER_RULE})</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+
+
+def _flags_section(stats: Mapping[str, Any]) -> str:
+    d = stats["documents"]
+    if not d["flags"]:
+        return '<p class="muted">no document is flagged</p>'
+    rows = []
+    for flag, n in d["flags"].items():
+        ex = stats["flag_examples"].get(flag, [])
+        cells = "".join(f'<div class="ex"><span class="muted">{_E(e["doc_id"])}</span> {_E(e["title"] or "")}: '
+                        f'<q>{_E(e["evidence"])}</q></div>' for e in ex)
+        rows.append(f'<tr><td><code>{_E(flag)}</code></td><td class="n">{n:,}</td>'
+                    f'<td>{_E(FLAG_MEANINGS.get(flag, "(no description)"))}</td><td>{cells}</td></tr>')
+    return ('<table><thead><tr><th>flag</th><th>documents</th><th>meaning</th><th>examples</th></tr></thead>'
+            "<tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _stage_rows(stages: Mapping[str, Any]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """(per-stage timing rows, per-stage counter rows): nested counters flattened to dotted names."""
+    timing, counters = [], []
+
+    def flat(prefix: str, v: Any):
+        if isinstance(v, Mapping):
+            for k in sorted(v):
+                yield from flat(f"{prefix}.{k}" if prefix else str(k), v[k])
+        else:
+            yield prefix, v
+
+    for name, v in stages.items():
+        timing.append([name, float(v.get("seconds", 0.0) or 0.0), float(v.get("input_mb", 0.0) or 0.0),
+                       "" if v.get("mb_per_s") is None else float(v["mb_per_s"])])
+        for k, c in flat("", v.get("counts") or {}):
+            counters.append([name, k, c if isinstance(c, (int, float)) else str(c)])
+    return timing, counters
+
+
+def _version_line(m: Mapping[str, Any]) -> str:
+    bump, prev = m.get("version_bump"), m.get("previous_version")
+    if not prev or bump == "initial":
+        return "first release"
+    return f"{bump} release after {prev}"
+
+
 def render_report(stats: Mapping[str, Any]) -> str:
     m = stats["manifest"]
     d = stats["documents"]
@@ -290,8 +534,7 @@ def render_report(stats: Mapping[str, Any]) -> str:
         f"<h1>{_E(str(stats['dataset']))} — release {_E(str(stats['version']))}</h1>",
         f"<p class=\"muted\">created {_E(str(m.get('created_at', '?')))} · pipeline "
         f"{_E(str(m.get('pipeline', {}).get('version', '?')))} ({_E(str(m.get('pipeline', {}).get('git_commit', '?')))}"
-        f") · schema {_E(str(m.get('schema_version', '?')))} · bump {_E(str(m.get('version_bump', '?')))}"
-        f" from {_E(str(m.get('previous_version') or '—'))}</p>",
+        f") · schema {_E(str(m.get('schema_version', '?')))} · {_E(_version_line(m))}</p>",
         f"<p class=\"muted\">content hash <code>{_E(str(m.get('content_hash', '?')))}</code></p>",
         "<h2>Key figures</h2>",
         _table(["figure", "value"], [[k, v] for k, v in figs.items()]),
@@ -310,16 +553,30 @@ def render_report(stats: Mapping[str, Any]) -> str:
         "<h2>Files</h2>",
         _table(["file", "rows", "bytes", "sha256"],
                [[n, f.get("rows"), f.get("bytes"), f.get("sha256")] for n, f in stats["files"].items()]),
+        "<h2>Edits per rule, with examples</h2>",
+        "<p>Every change to the text is an edit with a rule name (<code>edits.parquet</code>); struck through "
+        "is the raw text removed, green what replaced it (⏎ a line break, ␣ a space).</p>",
+        _rules_section(stats),
+        "<h2>Flags</h2>",
+        "<p>Flags mark documents that are kept but deserve a look; nothing is removed for a flag.</p>",
+        _flags_section(stats),
+        "<h2>Quality signals (documents)</h2>",
+        "<p>Measured, not acted on: <code>corpuspipe export --min/--max</code> filters on them.</p>",
+        _table(["signal", "min", "median", "90th percentile", "max"],
+               [[r["signal"], r["min"], r["median"], r["p90"], r["max"]] for r in stats["signals"]]),
+        "<h2>Largest duplicate clusters</h2>",
+        "<p>A cluster is named by its representative (the longest clean text); side by side below are verified "
+        "pairs with the differing characters marked.</p>",
+        _cluster_section(stats, "document"),
+        _cluster_section(stats, "section"),
         "<h2>Stages</h2>",
-        _table(["stage", "seconds", "counts"],
-               [[s, float(v.get("seconds", v.get("wall_seconds", 0.0)) or 0.0),
-                 json.dumps(v.get("counts", {}), ensure_ascii=False, sort_keys=True)]
-                for s, v in (m.get("stages") or {}).items()]),
+        _table(["stage", "seconds", "input MB", "MB/s"], _stage_rows(m.get("stages") or {})[0]),
+        _table(["stage", "counter", "value"], _stage_rows(m.get("stages") or {})[1]),
         "<h2>Quarantine</h2>",
         _table(["reason", "files or lines"], [[r, int(n)] for r, n in stats["quarantine"]["by_reason"].items()]),
         "<h2>Redactions</h2>",
         _table(["kind", "count"], [[k, int(v)] for k, v in stats["redactions"].items()]),
-        "<h2>Largest duplicate clusters</h2>",
+        "<h2>Members of the largest document clusters</h2>",
         _table(["cluster", "size", "doc_id", "title", "duplicate_of"],
                [[c["cluster_id"], c["size"], mm["doc_id"], mm["title"], mm["duplicate_of"]]
                 for c in d["largest_clusters"] for mm in c["members"]]),

@@ -24,6 +24,7 @@ from corpuspipe.core import schemas
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.io import file_sha256, write_json  # noqa: F401
 from corpuspipe.core.records import Essay, QuarantineEntry, SectionRow, SourceInfo, section_id, text_sha256  # noqa: F401
+from corpuspipe.stages.quality import parse_date, parse_timestamp
 from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text, content_hash, read_manifest
 
 DATA_FILES = {name: f"{name}.parquet" for name in schemas.TABLES}
@@ -297,6 +298,16 @@ class _Clusters:
                 [int(s) if h else 1 for s, h in zip(size, hit)])
 
 
+def _signal_columns(shard: pa.Table) -> dict[str, pa.Array]:
+    """The quality signals (a JSON object per essay in the shard file) as float32 columns; an essay
+    the quality stage did not see (an old shard file) gets zeros rather than nulls: the columns are
+    non-nullable so that filters never meet a three-valued NULL."""
+    names = schemas.SIGNAL_COLUMNS
+    rows = [json.loads(x) if x else {} for x in (shard["signals"].to_pylist() if "signals" in shard.column_names
+                                                 else [""] * shard.num_rows)]
+    return {n: pa.array([float(r.get(n, 0.0)) for r in rows], pa.float32()) for n in names}
+
+
 def batch_tables(shard: pa.Table, doc_clusters: _Clusters, sec_clusters: _Clusters) -> dict[str, pa.Table]:
     """The documents, sections and edits rows of one row group of a shard file, in release order
     (by id within the batch).  Columnar: edits (tens per document) never become Python objects."""
@@ -312,8 +323,10 @@ def batch_tables(shard: pa.Table, doc_clusters: _Clusters, sec_clusters: _Cluste
     text_col = shard["text"].cast(pa.string())
     docs = {
         "doc_id": id_arr,
-        **{k: shard[k] for k in ("source_path", "source_sha256", "essay_index", "title", "author", "date", "url",
-                                 "crawled_at", "script")},
+        **{k: shard[k] for k in ("source_path", "source_sha256", "essay_index", "title", "author", "url", "script")},
+        "date": pa.array([parse_date(x) for x in shard["date"].to_pylist()], pa.date32()),
+        "crawled_at": pa.array([parse_timestamp(x) for x in shard["crawled_at"].to_pylist()],
+                               pa.timestamp("ms", tz="UTC")),
         "text": text_col,
         "text_sha256": pa.array([text_sha256(x) for x in texts], pa.string()),
         "trad_ratio": shard["trad_ratio"].cast(pa.float32()),
@@ -324,6 +337,7 @@ def batch_tables(shard: pa.Table, doc_clusters: _Clusters, sec_clusters: _Cluste
         "cluster_size": pa.array(size, pa.int32()),
         "duplicate_of": pa.array(dup, pa.string()),
         "flags": pa.array([sorted(f) for f in shard["flags"].to_pylist()], pa.list_(pa.string())),
+        **_signal_columns(shard),
     }
     documents = pa.Table.from_arrays([docs[f.name] for f in schemas.DOCUMENTS], schema=schemas.DOCUMENTS)
 

@@ -1,0 +1,318 @@
+"""``corpuspipe export``: a release turned into training-ready shards.
+
+A release keeps everything (duplicates, parents and children, flagged text) and records decisions
+as columns; a trainer wants one copy of each text and nothing twice.  Export makes that selection,
+deterministically, and writes shards that the usual readers take without options:
+
+* **documents** — ``duplicate_of IS NULL`` (one document per near-duplicate cluster), minus
+  documents with an excluded flag, outside the script/length bounds or the signal bounds.
+* **sections** — the *leaf* sections (no other section names them as ``parent_id``: a parent's
+  text contains its children's, so exporting both would train on it twice), with
+  ``duplicate_of IS NULL``, of the documents the document filter keeps.  Leaves are computed
+  here from ``parent_id`` so the export does not depend on a release having an ``is_leaf`` column.
+
+Shards: ``parquet/part-00000.parquet`` (zstd) and/or ``jsonl/part-00000.jsonl.zst``, one folder per
+format (datatrove's readers read every file of the folder they are given), rows in the release's
+order (deterministic: shard by shard, by id within a shard), a new
+shard every ``shard_rows`` rows, with columns ``id`` and ``text`` first (datatrove's readers'
+default ``id_key``/``text_key``; Hugging Face and data-juicer read ``text``), then the metadata.
+``manifest.json`` and ``README.md`` name the release version and content hash the shards came from,
+the filters, and every shard's rows and sha256.  Same release + same options = same bytes.
+
+``best_containment`` (the largest share of this text found in one other document or section,
+from ``duplicates.parquet``'s ``containment_ab``/``containment_ba``) is computed here, not stored
+in the release: it needs the corpus-level pairs, which the streaming writer does not hold.  Memory:
+one row group of the table being exported, the ids named in ``duplicates.parquet`` (one float
+each), and for sections the set of parent ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from corpuspipe.core import schemas
+from corpuspipe.core.io import atomic_write_text, file_sha256
+from corpuspipe.release.versioning import read_manifest
+
+EXPORT_MANIFEST = "manifest.json"
+LEVELS = ("document", "section")
+FORMATS = ("parquet", "jsonl")
+#: columns a --min/--max bound may name (documents)
+BOUNDABLE = ("char_count", "cluster_size", "trad_ratio", "best_containment", *schemas.SIGNAL_COLUMNS)
+
+_DOC_META = ("title", "source_path", "url", "date", "crawled_at", "script", "trad_ratio", "char_count",
+             "cluster_id", "cluster_size", "flags", *schemas.SIGNAL_COLUMNS)
+_SEC_META = ("doc_id", "path", "level", "marker", "heading", "char_start", "char_end", "cluster_id")
+
+
+class ExportError(Exception):
+    """A user-fixable problem with the export request (one line)."""
+
+
+@dataclass
+class Selection:
+    """What to keep.  Defaults: deduplicated documents, mojibake excluded, every script."""
+
+    level: str = "document"
+    exclude_flags: list[str] = field(default_factory=lambda: ["mojibake"])
+    scripts: list[str] = field(default_factory=list)  # empty: all
+    min_chars: int = 1
+    max_chars: int | None = None
+    min: dict[str, float] = field(default_factory=dict)  # column -> lower bound (inclusive)
+    max: dict[str, float] = field(default_factory=dict)  # column -> upper bound (inclusive)
+
+    def check(self) -> None:
+        if self.level not in LEVELS:
+            raise ExportError(f"unknown level {self.level!r}: use document or section")
+        for name in (*self.min, *self.max):
+            if name not in BOUNDABLE:
+                raise ExportError(f"cannot filter on {name!r}: use one of {', '.join(BOUNDABLE)}")
+
+
+def parse_bounds(items: Sequence[str], what: str) -> dict[str, float]:
+    """``["han_ratio=0.6", ...]`` -> ``{"han_ratio": 0.6}`` (a user error is one line)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            if not sep:
+                raise ValueError
+            out[name] = float(value)
+        except ValueError:
+            raise ExportError(f"--{what} takes NAME=NUMBER, e.g. han_ratio=0.6 (got {item!r})") from None
+    return out
+
+
+# ----------------------------------------------------------------------------- selection
+def best_containment(release_dir: Path, level: str) -> dict[str, float]:
+    """id -> the largest share of its shingles found in one other item of ``level``."""
+    path = Path(release_dir) / "duplicates.parquet"
+    best: dict[str, float] = {}
+    if not path.exists():
+        return best
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=["level", "a_id", "b_id", "containment_ab", "containment_ba"])
+        t = t.filter(pc.equal(t["level"], level))
+        for ids, cont in (("a_id", "containment_ab"), ("b_id", "containment_ba")):
+            for k, v in zip(t[ids].to_pylist(), t[cont].to_pylist()):
+                if v > best.get(k, -1.0):
+                    best[k] = float(v)
+    return best
+
+
+def _doc_mask(t: pa.Table, sel: Selection, best: dict[str, float]) -> tuple[pa.Array, pa.Array]:
+    """Rows of a documents batch that the selection keeps, and their best containment."""
+    bc = pa.array([best.get(x, 0.0) for x in t["doc_id"].to_pylist()], pa.float32())
+    keep = pc.is_null(t["duplicate_of"])
+    keep = pc.and_(keep, pc.greater_equal(t["char_count"], sel.min_chars))
+    if sel.max_chars is not None:
+        keep = pc.and_(keep, pc.less_equal(t["char_count"], sel.max_chars))
+    if sel.scripts:
+        keep = pc.and_(keep, pc.is_in(t["script"], value_set=pa.array(sel.scripts, pa.string())))
+    if sel.exclude_flags:
+        flags = t["flags"].to_pylist()
+        bad = set(sel.exclude_flags)
+        keep = pc.and_(keep, pa.array([not (bad & set(f or ())) for f in flags]))
+    cols = {**{n: t[n] for n in t.column_names}, "best_containment": bc}
+    for name, lo in sorted(sel.min.items()):
+        keep = pc.and_(keep, pc.greater_equal(cols[name], lo))
+    for name, hi in sorted(sel.max.items()):
+        keep = pc.and_(keep, pc.less_equal(cols[name], hi))
+    return pc.fill_null(keep, False), bc
+
+
+def _iter_documents(release_dir: Path, sel: Selection, best: dict[str, float]) -> Iterator[pa.Table]:
+    pf = pq.ParquetFile(Path(release_dir) / "documents.parquet")
+    names = pf.schema_arrow.names
+    cols = ["doc_id", "text", "duplicate_of", *[c for c in _DOC_META if c in names]]
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=cols)
+        mask, bc = _doc_mask(t, sel, best)
+        t = t.append_column("best_containment", bc).filter(mask)
+        if t.num_rows:
+            out = {"id": t["doc_id"], "text": t["text"]}
+            out.update({c: t[c] for c in _DOC_META if c in t.column_names})
+            out["best_containment"] = t["best_containment"]
+            yield pa.table(out)
+
+
+def kept_documents(release_dir: Path, sel: Selection) -> set[str]:
+    best = best_containment(release_dir, "document")
+    return {x for t in _iter_documents(release_dir, sel, best) for x in t["id"].to_pylist()}
+
+
+def leaf_ids_excluded(release_dir: Path) -> set[str]:
+    """Every section id some other section names as its parent (so: not a leaf)."""
+    pf = pq.ParquetFile(Path(release_dir) / "sections.parquet")
+    parents: set[str] = set()
+    for i in range(pf.num_row_groups):
+        col = pf.read_row_group(i, columns=["parent_id"])["parent_id"]
+        parents.update(x for x in pc.unique(col).to_pylist() if x is not None)
+    return parents
+
+
+def _iter_sections(release_dir: Path, sel: Selection) -> Iterator[pa.Table]:
+    docs = kept_documents(release_dir, sel)
+    parents = leaf_ids_excluded(release_dir)
+    best = best_containment(release_dir, "section")
+    pf = pq.ParquetFile(Path(release_dir) / "sections.parquet")
+    cols = ["section_id", "text", "duplicate_of", *_SEC_META]
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=cols)
+        sids = t["section_id"].to_pylist()
+        keep = [s not in parents and d in docs and dup is None and bool(txt and txt.strip())
+                for s, d, dup, txt in zip(sids, t["doc_id"].to_pylist(), t["duplicate_of"].to_pylist(),
+                                          t["text"].to_pylist())]
+        bc = pa.array([best.get(s, 0.0) for s in sids], pa.float32())
+        t = t.append_column("best_containment", bc).filter(pa.array(keep, pa.bool_()))
+        if t.num_rows:
+            out = {"id": t["section_id"], "text": t["text"]}
+            out.update({c: t[c] for c in _SEC_META})
+            out["best_containment"] = t["best_containment"]
+            yield pa.table(out)
+
+
+# ----------------------------------------------------------------------------- writing
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "isoformat"):
+        return v.isoformat().replace("+00:00", "Z")
+    if isinstance(v, float):
+        return round(v, 6)
+    return v
+
+
+class _Shards:
+    """Rows cut into numbered shards of ``shard_rows`` rows, each written in every requested format."""
+
+    def __init__(self, out: Path, formats: Sequence[str], shard_rows: int):
+        self.out, self.formats, self.shard_rows = out, list(formats), shard_rows
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.files: list[dict] = []
+        self.rows = 0
+
+    def add(self, t: pa.Table) -> None:
+        self.pending.append(t)
+        self.pending_rows += t.num_rows
+        while self.pending_rows >= self.shard_rows:
+            merged = pa.concat_tables(self.pending)
+            self._write(merged.slice(0, self.shard_rows))
+            rest = merged.slice(self.shard_rows)
+            self.pending, self.pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> list[dict]:
+        if self.pending_rows:
+            self._write(pa.concat_tables(self.pending))
+        self.pending = []
+        return self.files
+
+    def _write(self, t: pa.Table) -> None:
+        n = len(self.files) // len(self.formats)
+        self.rows += t.num_rows
+        t = t.combine_chunks()
+        if "parquet" in self.formats:
+            p = self.out / "parquet" / f"part-{n:05d}.parquet"
+            p.parent.mkdir(exist_ok=True)
+            # no store_schema metadata beyond Arrow's own; fixed options: same rows, same bytes
+            pq.write_table(t, p, compression="zstd", compression_level=9, row_group_size=10_000,
+                           use_dictionary=True, data_page_version="2.0", version="2.6")
+            self.files.append({"path": p.relative_to(self.out).as_posix(), "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": file_sha256(p)})
+        if "jsonl" in self.formats:
+            p = self.out / "jsonl" / f"part-{n:05d}.jsonl.zst"
+            p.parent.mkdir(exist_ok=True)
+            cols = {c: t[c].to_pylist() for c in t.column_names}
+            with pa.CompressedOutputStream(str(p), "zstd") as f:
+                for i in range(t.num_rows):
+                    row = {c: _jsonable(cols[c][i]) for c in t.column_names}
+                    f.write((json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
+            self.files.append({"path": p.relative_to(self.out).as_posix(), "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": file_sha256(p)})
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    rows: int
+    files: list[dict]
+    manifest: dict
+
+
+def export_release(release_dir: Path, out: Path, sel: Selection | None = None,
+                   formats: Sequence[str] = ("parquet", "jsonl"), shard_rows: int = 50_000) -> ExportResult:
+    """Write the selection of ``release_dir`` as shards into ``out`` (created; must be empty or absent)."""
+    sel = sel or Selection()
+    sel.check()
+    formats = [f for f in FORMATS if f in formats]
+    if not formats:
+        raise ExportError("choose at least one format: parquet, jsonl")
+    if shard_rows < 1:
+        raise ExportError("--shard-rows must be at least 1")
+    release_dir, out = Path(release_dir), Path(out)
+    manifest = read_manifest(release_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"output exists and is not an empty directory: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    shards = _Shards(out, formats, shard_rows)
+    if sel.level == "document":
+        source = _iter_documents(release_dir, sel, best_containment(release_dir, "document"))
+    else:
+        source = _iter_sections(release_dir, sel)
+    for t in source:
+        shards.add(t)
+    files = shards.close()
+    em = {
+        "dataset": manifest.get("dataset"),
+        "release_version": manifest.get("version"),
+        "release_content_hash": manifest.get("content_hash"),
+        "schema_version": manifest.get("schema_version"),
+        "level": sel.level,
+        "selection": asdict(sel),
+        "formats": formats,
+        "shard_rows": shard_rows,
+        "rows": shards.rows,
+        "files": files,
+    }
+    em["export_hash"] = hashlib.sha256(json.dumps(em, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    atomic_write_text(out / EXPORT_MANIFEST, json.dumps(em, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "README.md", _readme(em))
+    return ExportResult(out, shards.rows, files, em)
+
+
+def _readme(em: dict) -> str:
+    sel = em["selection"]
+    what = ("one document per near-duplicate cluster (`duplicate_of IS NULL`)" if em["level"] == "document" else
+            "leaf sections (no section has them as `parent_id`) with `duplicate_of IS NULL`, of the documents "
+            "the document filter keeps")
+    bounds = [f"`{k}` ≥ {v:g}" for k, v in sorted(sel["min"].items())] + \
+             [f"`{k}` ≤ {v:g}" for k, v in sorted(sel["max"].items())]
+    lines = [
+        f"# Export of {em['dataset']} {em['release_version']}",
+        "",
+        f"From release **{em['release_version']}** (content hash `{em['release_content_hash']}`), "
+        f"level **{em['level']}**: {what}.",
+        "",
+        f"- rows: {em['rows']}",
+        f"- excluded flags: {', '.join(sel['exclude_flags']) or 'none'}",
+        f"- scripts: {', '.join(sel['scripts']) or 'all'}",
+        f"- length: at least {sel['min_chars']} characters"
+        + (f", at most {sel['max_chars']}" if sel["max_chars"] is not None else ""),
+        f"- signal bounds: {', '.join(bounds) or 'none'}",
+        "",
+        "Columns `id` and `text` first (datatrove's default keys), then the metadata of the release table. "
+        "`best_containment` is the largest share of this text found in one other item (from `duplicates.parquet`).",
+        "",
+        "| file | rows | sha256 |",
+        "|---|---:|---|",
+        *[f"| {f['path']} | {f['rows']} | `{f['sha256']}` |" for f in em["files"]],
+        "",
+    ]
+    return "\n".join(lines)
