@@ -16,7 +16,8 @@ import pytest
 from corpuspipe.core.config import NormalizeConfig
 from corpuspipe.core.edits import Replacement, TrackedText, rebuild_from_raw_offsets, rebuild_raw
 from corpuspipe.core.records import Essay
-from corpuspipe.release.writer import edits_table
+from corpuspipe.core import shardio
+from corpuspipe.release.writer import _Clusters, batch_tables
 from corpuspipe.stages.normalize import normalize_essay
 
 DATA = Path(__file__).parent / "data" / "normalize"
@@ -34,7 +35,8 @@ def normalized(tmp_path_factory):
     normalize_essay(essay, NormalizeConfig())
     assert len(essay.body.edits) > 100  # t2s, punctuation and whitespace edits
     path = tmp_path_factory.mktemp("rows") / "edits.parquet"
-    pq.write_table(edits_table([essay]), path)
+    edits = batch_tables(shardio.essays_table([essay]), _Clusters(None), _Clusters(None))["edits"]
+    pq.write_table(edits, path)
     return essay, raw, path
 
 
