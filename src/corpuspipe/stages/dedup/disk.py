@@ -86,6 +86,7 @@ from corpuspipe.stages.dedup.minhash import (
     lsh_params,
     min_length,
     relation,
+    signature_matrix,
 )
 from corpuspipe.stages.dedup.shingles import shingle_hashes
 from corpuspipe.stages.dedup.unionfind import UnionFind
@@ -93,6 +94,7 @@ from corpuspipe.stages.dedup.unionfind import UnionFind
 # Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
 _SIG_ROW_GROUP = 512
+_EMPTY_SIG = np.uint32(0xFFFFFFFF)
 _SHINGLE_CACHE_BYTES = 128 << 20  # shingle sets kept between verification blocks (uint64: 8 B per char)
 _READ_BATCH = 8192  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
 _PARQUET = dict(compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False)
@@ -157,7 +159,7 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     start, start_cpu = time.perf_counter(), time.process_time()
     items = sorted(items, key=lambda it: it.id)
-    sig = compute_signatures(items, cfg)
+    sig = compute_signatures(items, cfg, min_len=min_length(cfg, level))
     entities = [it.key for it in items]
     groups = [it.group for it in items]
     table = pa.Table.from_arrays(
@@ -393,7 +395,13 @@ class _Verifier:
         width = sig.type.list_size
         mat = sig.combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
         self.rows_read += want.size
-        return {r: (shingle_hashes(x, self.cfg), mat[k].copy()) for k, (r, x) in enumerate(zip(want.tolist(), texts))}
+        out = {}
+        for k, (r, x) in enumerate(zip(want.tolist(), texts)):
+            sh, sg = shingle_hashes(x, self.cfg), mat[k].copy()
+            if sh.size and (sg == _EMPTY_SIG).all():  # a unit too short to band was not signed
+                sg = signature_matrix([sh], self.cfg)[0]
+            out[r] = (sh, sg)
+        return out
 
     def score(self, pairs: Sequence[tuple[int, int]]) -> None:
         """Score pairs not yet scored.  Per file fa (in order), the rows of fa that any pair needs are

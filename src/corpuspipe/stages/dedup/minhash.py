@@ -199,14 +199,20 @@ def signature_matrix(shingle_sets: Sequence[np.ndarray], cfg: DedupConfig) -> np
     return sig
 
 
-def compute_signatures(items: Sequence[DedupItem], cfg: DedupConfig) -> pa.Table:
-    """Per shard: id, length (stripped chars), n_shingles, signature (fixed_size_list<uint32>)."""
+def compute_signatures(items: Sequence[DedupItem], cfg: DedupConfig, min_len: int = 0) -> pa.Table:
+    """Per shard: id, length (stripped chars), n_shingles, signature (fixed_size_list<uint32>).
+
+    Items shorter than ``min_len`` stripped characters are never banded (``band_matrix`` skips
+    them), so they are not shingled: n_shingles 0, an empty signature.  Two thirds of the section
+    units of the crawl bench are that short.
+    """
     lengths = np.empty(len(items), dtype=np.int32)
     sets: list[np.ndarray] = []
+    empty = np.empty(0, dtype=np.uint64)
     for i, it in enumerate(items):
         cp = code_points(it.text)
         lengths[i] = cp.size
-        sets.append(shingles_of_code_points(cp, cfg))
+        sets.append(shingles_of_code_points(cp, cfg) if cp.size >= max(min_len, 1) else empty)
     sig = signature_matrix(sets, cfg)
     return pa.Table.from_arrays(
         [
