@@ -203,7 +203,11 @@ def build_joined(docs: list[Doc], n_files: int, seed: int) -> list[tuple[str, li
 def evaluate(args: argparse.Namespace) -> dict:
     cfg = IngestConfig()
     docs = load_docs()
-    kw = dict(max_title_chars=cfg.max_title_chars, min_essay_chars=cfg.min_essay_chars)
+    kw = dict(
+        max_title_chars=cfg.max_title_chars,
+        min_essay_chars=cfg.min_essay_chars,
+        max_long_title_chars=getattr(cfg, "max_long_title_chars", None),
+    )
     found: dict[str, Counter] = defaultdict(Counter)  # axis value -> Counter(hit, total)
     misses: list[str] = []
     false_inside: list[str] = []
@@ -225,7 +229,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                 title_n += 1
                 title_ok += starts[b.offset].title == clean_title(b.title)
             else:
-                misses.append(f"{b.doc.key} {b.variant}/{b.sep}: {text[b.offset : b.offset + 50]!r}")
+                tail = text[max(0, b.offset - 30) : b.offset]
+                misses.append(f"{b.doc.key} {b.variant}/{b.sep}: {tail!r} | {text[b.offset : b.offset + 50]!r}")
         for off in sorted(set(starts) - truth):
             false_inside.append(f"{text[off : off + 40]!r}")
     singles = 0
