@@ -59,7 +59,8 @@ _DATE_LINE = re.compile(
 # Section names that head a part of a document, never a document: 结束语 over 各位代表！ closes
 # 11 of the real government reports (a salutation under a heading, not under a title).
 _GENERIC_HEADING = re.compile(
-    r"^(?:前言|引言|导言|序言|绪论|总论|结束语|结语|结论|小结|后记|附录|附件\s*\d*|附表\s*\d*|说明|注释|致谢|目录)$"
+    r"^(?:(?:前言|引言|导言|序言|绪论|总论|结束语|结语|结论|小结|后记|附录|附件\s*\d*|附表\s*\d*|说明|注释|致谢|目录)$"
+    r"|(?:附件|附表|附录)\s*\d*\s*[：:])"  # 附件：（按顺序列明…材料） in a law's form template
 )
 _SENTENCE_END_INSIDE = re.compile(r"[。！？!?]")
 # An addressee line opens an official document (公文 主送机关): 各省、自治区、直辖市人民政府，…：
@@ -76,6 +77,8 @@ _GENRE_END = re.compile(
 _MIN_SALUTED_TITLE = 6
 # A document number: 法释〔2022〕10号, 国发〔2020〕5号, 劳社部发[2008]3号.
 _DOC_NUMBER = re.compile(rf"^[{_HAN}]{{1,10}}\s*[〔\[［【(（]\s*(?:19|20)\d{{2}}\s*[〕\]］】)）]\s*第?\s*\d{{1,5}}\s*号$")
+# A note wholly in parentheses under a title: (譯自中共駐共產國際代表團檔案俄文稿), （摘要）.
+_PAREN_NOTE = re.compile(r"^[（(][^（()）]{4,60}[）)]$")
 # A subtitle line under a title: ——在中国共产党第二十次全国代表大会上的报告.
 _SUBTITLE = re.compile(r"^(?:——|──|—|－－|--)\s*\S")
 # A byline naming an office and a person: 国务院总理 李强, 记者 王小明.
@@ -242,19 +245,52 @@ def _skippable_header(s: str) -> bool:
 
 
 def _is_date_line(s: str) -> bool:
-    return len(s) <= 120 and _DATE_LINE.match(s) is not None and _SENTENCE_END_INSIDE.search(s) is None
+    """A date or promulgation line; a parenthesised one may be long (a law's amendment history:
+    ``（2001年2月6日…通过，根据2020年12月23日…的决定》修正）``, 160 characters)."""
+    wrapped = s[:1] in "（(" and s[-1:] in "）)"
+    return (
+        len(s) <= (400 if wrapped else 120)
+        and _DATE_LINE.match(s) is not None
+        and _SENTENCE_END_INSIDE.search(s) is None
+    )
 
 
-def _next_content(lines: list[Line], i: int, limit: int = 4) -> int | None:
-    """Index of the first content line after i (None when only blank lines follow nearby)."""
+# Scraped pages leave lines holding only a zero-width space (U+200B) under a title: 7 of the 72
+# government reports and resolutions start so.  str.strip() keeps them; they are no text.
+_INVISIBLE = re.compile(r"^[\u200b-\u200f\u2060\ufeff]+$")
+
+
+def _next_content(lines: list[Line], i: int, limit: int = 12) -> int | None:
+    """Index of the first visible content line after i (None when only blank lines follow
+    nearby)."""
     for j in range(i + 1, min(len(lines), i + 1 + limit)):
-        if lines[j].content:
+        c = lines[j].content
+        if c and _INVISIBLE.match(c) is None:
             return j
     return None
 
 
 # A line opening with these continues a sentence cut at a link (Wikisource: 《 / title / 》等…).
 _CONTINUATION = frozenset("》」』”’）)］】〕，,。、；;：:！？!?")
+
+
+def _is_prose(lines: list[Line], i: int, text: str, max_long: int) -> bool:
+    """Body text: Han characters, not title-shaped, and none of the lines a header zone holds
+    (site line, date or promulgation line, byline, document number, note, subtitle, teaser)."""
+    s = lines[i].content
+    if _HAS_HAN.search(s) is None or is_title_like(s, max_long):
+        return False
+    if (
+        is_site_line(s)
+        or _is_date_line(s)
+        or _parse_byline(s) is not None
+        or _ROLE_BYLINE.match(s) is not None
+        or _DOC_NUMBER.match(s) is not None
+        or _PAREN_NOTE.match(s) is not None
+        or _SUBTITLE.match(s) is not None
+    ):
+        return False
+    return not (_TEASER_END.search(s) is not None and _teaser_at(lines, i, text))
 
 
 def _prose_follows(lines: list[Line], i: int, min_chars: int = 60) -> bool:
@@ -264,7 +300,7 @@ def _prose_follows(lines: list[Line], i: int, min_chars: int = 60) -> bool:
     buf = ""
     for j in range(i + 1, min(len(lines), i + 13)):
         c = lines[j].content
-        if not c:
+        if not c or _INVISIBLE.match(c) is not None:
             continue
         if not buf and (_OUTLINE.match(c) is not None or c[0] in _CONTINUATION):
             return False
@@ -297,6 +333,8 @@ def _opening_follows(lines: list[Line], i: int, text: str) -> str | None:
         return "date"
     if _DOC_NUMBER.match(s):
         return "doc_number"
+    if _PAREN_NOTE.match(s) and _OUTLINE.match(s) is None:
+        return "note"
     if _SUBTITLE.match(s):
         return "subtitle"
     if _parse_byline(s) is not None or _ROLE_BYLINE.match(s):
@@ -304,7 +342,7 @@ def _opening_follows(lines: list[Line], i: int, text: str) -> str | None:
     if is_site_line(s):
         return "site_line"
     key = nospace(s)
-    if 4 <= len(key) < len(nospace(lines[i].content)) and key in nospace(lines[i].content):
+    if 4 <= len(key) <= len(nospace(lines[i].content)) and key in nospace(lines[i].content):
         return "repeated_title"
     if _teaser_at(lines, j, text):
         return "teaser"
@@ -519,7 +557,7 @@ def find_essay_starts(
             # 李克强, a title / 法释〔2022〕10号) is part of one document's header zone.
             # So is a line in an essay that has no prose yet (a title, a zero-width space, then
             # the resolution's own title and date: the scraped 2020 and 2021 NPC resolutions).
-            in_header = not seg_prose or (prev is not None and is_title_like(prev.content, max_long))
+            in_header = not seg_prose
             opening = None if in_header else _opening_follows(lines, i, text)
             genre_prose = (
                 opening is None
@@ -550,7 +588,7 @@ def find_essay_starts(
         if lv is not None and lv[0] == top:
             before = lv[1]
         prev, prev_i, prev2_i = ln, i, prev_i
-        if not seg_prose and _HAS_HAN.search(ln.content) is not None and not is_title_like(ln.content, max_long):
+        if not seg_prose and _is_prose(lines, i, text, max_long):
             seg_prose = True
 
     if not starts:
