@@ -444,7 +444,8 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
 
 def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]) -> list[Essay]:
     essays: list[Essay] = []
-    for i, span in enumerate(split_text(text, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)):
+    spans = split_text(text, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
+    for i, span in enumerate(spans):
         body = TrackedText(text[span.start : span.end], base=span.start)
         essay = Essay(
             source_path=src.rel_path,
