@@ -454,7 +454,8 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
 
 def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]) -> list[Essay]:
     essays: list[Essay] = []
-    for i, span in enumerate(split_text(text, cfg.max_title_chars, cfg.min_essay_chars)):
+    spans = split_text(text, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
+    for i, span in enumerate(spans):
         body = TrackedText(text[span.start : span.end], base=span.start)
         essay = Essay(
             source_path=src.rel_path,
@@ -579,7 +580,10 @@ def _jsonl_essay(record: dict, src: _FileInput, cfg: IngestConfig, flags: list[s
     title = record.get(cfg.jsonl_title_field)
     title = clean_title(title) if isinstance(title, str) and title.strip() else None
     lines = split_lines(body_text)
-    span = analyse_essay(body_text, lines, 0, len(lines), cfg.max_title_chars, known_title=title)
+    span = analyse_essay(
+        body_text, lines, 0, len(lines), cfg.max_title_chars, known_title=title,
+        max_long_title_chars=cfg.max_long_title_chars,
+    )
     url, crawled = record.get(cfg.jsonl_url_field), record.get(cfg.jsonl_crawled_at_field)
     essay = Essay(
         source_path=src.rel_path,
