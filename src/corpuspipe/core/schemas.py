@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 DOCUMENTS = pa.schema(
     [
@@ -63,7 +63,16 @@ DUPLICATES = pa.schema(
         pa.field("jaccard_exact", pa.float32(), nullable=False),
         pa.field("containment_ab", pa.float32(), nullable=False),
         pa.field("containment_ba", pa.float32(), nullable=False),
+        #: near_duplicate (jaccard_exact >= dedup.threshold) or reuse (one side >= containment_threshold
+        #: inside the other), both on the two whole texts (documents, or whole leaf sections); for
+        #: sections also paragraph_reuse: the sections' own texts are neither, but a paragraph pair is
+        #: (its scores below).  jaccard/jaccard_exact/containments are always the two texts' own.
         pa.field("relation", pa.string(), nullable=False),
+        #: Sections only (null for documents): exact Jaccard and larger containment of the best-matching
+        #: paragraph pair (a one-paragraph section is its own paragraph; paragraphs shorter than
+        #: dedup.min_section_chars are not compared), chosen by containment, then Jaccard.
+        pa.field("paragraph_jaccard", pa.float32()),
+        pa.field("paragraph_containment", pa.float32()),
     ]
 )
 

@@ -306,33 +306,53 @@ class _Entity:
     name: str
     rank: tuple  # (flags, script_rank, -quality, name): smallest is the representative
     file: int
-    rows: list[int]
+    whole: int = -1  # the row of the unit whose id is the entity: the entity's own text
+    paragraphs: list[int] | None = None  # rows of its paragraph units (id "<entity>#NNN") long enough to compare
+
+    def paragraph_rows(self) -> list[int]:
+        """A one-paragraph section is its own paragraph."""
+        return self.paragraphs if self.paragraphs else [self.whole]
+
+    def compared_rows(self) -> list[int]:
+        return [self.whole, *(self.paragraphs or ())]
 
 
-def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray) -> dict[int, _Entity]:
-    """Info and unit rows of the entities that appear in candidate pairs (and only those)."""
+def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> dict[int, _Entity]:
+    """Info and unit rows of the entities that appear in candidate pairs (and only those).
+
+    Every entity needs a unit whose id is the entity (its whole text: ``units.items_for_document``
+    makes one per leaf section); its other units are paragraphs, kept for the paragraph score when
+    at least ``lo`` stripped characters long (a short line such as 「各位代表！」 recurs in every
+    report and would otherwise score 1.0)."""
     out: dict[int, _Entity] = {}
-    cols = ["entity", "eh", "flags", "script_rank", "quality"]
+    cols = ["id", "entity", "eh", "flags", "script_rank", "quality", "length"]
     for fi, path in enumerate(sig_paths):
         t = pq.read_table(path, columns=cols)
         eh = t.column("eh").to_numpy()
         rows = np.flatnonzero(np.isin(eh, wanted))
         if not rows.size:
             continue
+        ids = t.column("id").take(rows).to_pylist()
         names = t.column("entity").take(rows).to_pylist()
         fl = t.column("flags").to_numpy()[rows].tolist()
         sr = t.column("script_rank").to_numpy()[rows].tolist()
         q = t.column("quality").to_numpy()[rows].tolist()
-        for r, h, name, f, s, qq in zip(rows.tolist(), eh[rows].tolist(), names, fl, sr, q):
+        ln = t.column("length").to_numpy()[rows].tolist()
+        for r, h, uid, name, f, s, qq, n in zip(rows.tolist(), eh[rows].tolist(), ids, names, fl, sr, q, ln):
             ent = out.get(h)
             if ent is None:
-                out[h] = _Entity(name, (f, s, -qq, name), fi, [r])
+                ent = out[h] = _Entity(name, (f, s, -qq, name), fi, paragraphs=[])
             elif ent.name != name:
                 raise ValueError(f"64-bit id hash collision between {ent.name!r} and {name!r}")
             elif ent.file != fi:
                 raise ValueError(f"entity {name!r} has units in two signature files; keep a document's items in one shard")
-            else:
-                ent.rows.append(r)
+            if uid == name:
+                ent.whole = r
+            elif n >= lo:
+                ent.paragraphs.append(r)
+    for ent in out.values():
+        if ent.whole < 0:
+            raise ValueError(f"entity {ent.name!r} has no unit of its own (id == entity): its own text is needed")
     return out
 
 
@@ -343,7 +363,8 @@ class _Verifier:
         self.paths = list(sig_paths)
         self.ent = entities
         self.cfg = cfg
-        self.results: dict[tuple[int, int], tuple | None] = {}  # (lo, hi) eh -> (est, j, c_lo_hi, c_hi_lo, rel) | None
+        # (lo, hi) eh -> (est, j, c_lo_hi, c_hi_lo, rel, paragraph_j, paragraph_c) | None
+        self.results: dict[tuple[int, int], tuple | None] = {}
         self.units_scored = 0
         self.rows_read = 0
         # Shingle sets are the expensive part (strip + hash): keep the most recently used ones, up to
@@ -410,36 +431,53 @@ class _Verifier:
                 for a, b in block:
                     for h in (a, b):
                         if self.ent[h].file == fa:
-                            need_a.update(self.ent[h].rows)
+                            need_a.update(self.ent[h].compared_rows())
             units = {fa: self._load(fa, need_a)}
             for fb in sorted(blocks[fa]):
                 block = blocks[fa][fb]
                 if fb != fa:
-                    need_b = {r for a, b in block for h in (a, b) if self.ent[h].file == fb for r in self.ent[h].rows}
+                    need_b = {r for a, b in block for h in (a, b) if self.ent[h].file == fb for r in self.ent[h].compared_rows()}
                     units[fb] = self._load(fb, need_b)
                 for a, b in block:
-                    self.results[(a, b)] = self._best(units, a, b)
+                    self.results[(a, b)] = self._score(units, a, b)
                 if fb != fa:
                     del units[fb]
 
-    def _best(self, units, a: int, b: int):
+    def _score(self, units, a: int, b: int):
+        """The two entities' own scores (whole texts) decide near_duplicate / reuse; the best paragraph
+        pair (by containment, then Jaccard) is reported beside them and, when only it passes,
+        makes the pair paragraph_reuse.  None: not a duplicate at all."""
         ea, eb = self.ent[a], self.ent[b]
-        best, best_key = None, None
-        for ra in ea.rows:
-            sa, ga = units[ea.file][ra]
-            if not sa.size:
-                continue
-            for rb in eb.rows:
-                sb, gb = units[eb.file][rb]
-                if not sb.size:
+        sa, ga = units[ea.file][ea.whole]
+        sb, gb = units[eb.file][eb.whole]
+        if not sa.size or not sb.size:
+            return None
+        self.units_scored += 1
+        j, cab, cba = compare_sets(sa, sb)
+        rel = relation(self.cfg, j, cab, cba)
+        best_key, pj, pc, prel = None, j, max(cab, cba), rel
+        ra_list, rb_list = ea.paragraph_rows(), eb.paragraph_rows()
+        if ra_list != [ea.whole] or rb_list != [eb.whole]:
+            for ra in ra_list:
+                pa_, _ = units[ea.file][ra]
+                if not pa_.size:
                     continue
-                self.units_scored += 1
-                j, cab, cba = compare_sets(sa, sb)
-                rel = relation(self.cfg, j, cab, cba)
-                key = (rel == "near_duplicate", j, max(cab, cba))
-                if best_key is None or key > best_key:
-                    best_key, best = key, (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel)
-        return best if best is not None and best[4] is not None else None  # None: not a duplicate
+                for rb in rb_list:
+                    pb_, _ = units[eb.file][rb]
+                    if not pb_.size:
+                        continue
+                    self.units_scored += 1
+                    uj, uab, uba = compare_sets(pa_, pb_)
+                    key = (max(uab, uba), uj)
+                    if best_key is None or key > best_key:
+                        best_key, pj, pc, prel = key, uj, max(uab, uba), relation(self.cfg, uj, uab, uba)
+            if best_key is None:
+                pj = pc = prel = None
+        if rel is None and prel is not None:
+            rel = "paragraph_reuse"
+        if rel is None:
+            return None
+        return (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel, pj, pc)
 
 
 # -- phase 4: clusters -----------------------------------------------------------------------
@@ -547,7 +585,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     seconds["candidates"], cpu["candidates"] = time.perf_counter() - t, time.process_time() - c
     t, c = time.perf_counter(), time.process_time()
 
-    entities = _load_entities(sig_paths, np.unique(np.concatenate((star.reshape(-1), other.reshape(-1)))))
+    entities = _load_entities(sig_paths, np.unique(np.concatenate((star.reshape(-1), other.reshape(-1)))), lo)
     ver = _Verifier(sig_paths, entities, cfg)
     star_list = [tuple(p) for p in star.tolist()]
     ver.score(star_list)
@@ -585,6 +623,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "rows_read_for_verify": ver.rows_read,
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
         "reuse": sum(r.relation == "reuse" for r in rows),
+        "paragraph_reuse": sum(r.relation == "paragraph_reuse" for r in rows),
         "clusters_with_duplicates": len(members),
         "largest_cluster": max((len(v) for v in members.values()), default=0),
         "seconds": {k: round(v, 6) for k, v in seconds.items()},
@@ -597,11 +636,13 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
     ent = ver.ent
 
     def row(a: int, b: int, r: tuple) -> DuplicatePair:
-        est, j, cab, cba, rel = r
+        est, j, cab, cba, rel, pj, pc = r
         na, nb = ent[a].name, ent[b].name
         if nb < na:
             na, nb, cab, cba = nb, na, cba, cab
-        return DuplicatePair(level, na, nb, est, j, cab, cba, rel)
+        if level == "document":
+            pj = pc = None
+        return DuplicatePair(level, na, nb, est, j, cab, cba, rel, pj, pc)
 
     fixed: list[DuplicatePair] = []
     extra: list[tuple[tuple[str, str], int, int, DuplicatePair]] = []
@@ -617,8 +658,10 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
         else:
             p = row(a, b, r)
             extra.append(((p.a_id, p.b_id), a, b, p))
+    # Whole-text relations take the per-item budget first, then paragraph reuse (a long section
+    # shares paragraphs with many others), each in (a_id, b_id) order.
     budget: dict[int, int] = {}
-    for _, a, b, p in sorted(extra, key=lambda x: x[0]):
+    for _, a, b, p in sorted(extra, key=lambda x: (x[3].relation == "paragraph_reuse", x[0])):
         ba, bb = budget.get(a, cfg.extra_pairs_per_item), budget.get(b, cfg.extra_pairs_per_item)
         if ba <= 0 and bb <= 0:
             continue
