@@ -49,6 +49,10 @@ SECTIONS = pa.schema(
         pa.field("char_start", pa.int32(), nullable=False),
         pa.field("char_end", pa.int32(), nullable=False),
         pa.field("parent_id", pa.string()),
+        #: True when no section of the document has this one as its parent.  A parent's text contains
+        #: its children's; dedup judges leaves only, so ``is_leaf AND duplicate_of IS NULL`` is a
+        #: deduplicated set of sections without overlapping text (README, "Loading it").
+        pa.field("is_leaf", pa.bool_(), nullable=False),
         pa.field("cluster_id", pa.string(), nullable=False),
         pa.field("duplicate_of", pa.string()),
     ]
