@@ -10,22 +10,28 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    plus a chain (linear).  Pairs inside one group (document) are dropped.  Only the candidate pairs
    (linear in the duplicates found) outlive a partition.
 3. **verify** — candidates are verified exactly (Jaccard and both containments of the shingle
-   sets; an entity with several units scores its best unit pair); estimates never decide.  Star
+   sets); estimates never decide.  An entity's **own** unit (id == entity: a document, a whole
+   leaf section) gives the pair's scores and its relation (near_duplicate / reuse); the best
+   paragraph pair of two sections (by containment, then Jaccard; paragraphs shorter than
+   ``min_section_chars`` skipped, a one-paragraph section is its own paragraph) is reported beside
+   them and makes the pair ``paragraph_reuse`` when only it passes.  Paragraph units find
+   candidates; they never make two sections near-duplicates (before, a chapter and one of its
+   subsections scored Jaccard 1.0).  Star
    edges first; a remaining candidate whose two sides are already connected by verified
    near-duplicate pairs waits (it cannot change the components) and is scored only if the
    representative split in phase 4 needs it.  A 500-copy family: 42,430 candidates, 8,942 exact
    comparisons, same clusters.  Pairs are grouped by the files their two sides live in, so each
    file's text column is read once per file pair that has candidates, and only the candidates'
    rows are shingled.
-4. **cluster** — no chaining: connected components of verified near-duplicate pairs are only
+4. **cluster** — no chaining: connected components of verified (whole-text) near-duplicate pairs are only
    *candidate* clusters.  In each, the best-ranked entity is the representative and every other
    member is verified against it; members that are near-duplicates of it join its cluster, the
    rest split into components of their own near-duplicate pairs and repeat (deterministic).
    **Representative rank**: fewest flags, then a Simplified original over a converted copy
    (``script == 'simplified'`` first), then the longer text, then the smallest id.
 5. **write** — rows: every member against its representative (near_duplicate), plus the other
-   verified pairs (reuse, near-duplicates across clusters) in (a_id, b_id) order while one of the two
-   sides still has ``extra_pairs_per_item`` budget.  A family of N copies writes at most
+   verified pairs (reuse, near-duplicates across clusters first, then paragraph_reuse; each in
+   (a_id, b_id) order) while one of the two sides still has ``extra_pairs_per_item`` budget.  A family of N copies writes at most
    ``N - 1 + N`` rows (500 copies: <= 999; before, buckets <= max_bucket wrote every pair:
    100 copies -> 4,950 rows).  Pairs between two non-representative members of one cluster are not
    written; they are recoverable.
