@@ -89,6 +89,7 @@ def make_tables(
                     "char_start": a,
                     "char_end": b,
                     "parent_id": None if level == 1 else f"{d['doc_id']}-s0",
+                    "is_leaf": level == 2,  # s0 is s1's parent
                     "cluster_id": d["cluster_id"] + f"-s{j}",
                     "duplicate_of": None,
                 }

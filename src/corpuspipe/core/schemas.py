@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# 2.0: ``date`` is date32 and ``crawled_at`` a UTC timestamp (were strings); quality-signal columns.
+# 2.0: ``date`` is date32 and ``crawled_at`` a UTC timestamp (were strings); quality-signal columns;
+# sections.is_leaf; duplicates.paragraph_jaccard / paragraph_containment (relation paragraph_reuse).
 SCHEMA_VERSION = "2.0"
 
 # The per-document quality signals (stages/quality.py), in column order; all float32, never null.
@@ -58,6 +59,10 @@ SECTIONS = pa.schema(
         pa.field("char_start", pa.int32(), nullable=False),
         pa.field("char_end", pa.int32(), nullable=False),
         pa.field("parent_id", pa.string()),
+        #: True when no section of the document has this one as its parent.  A parent's text contains
+        #: its children's; dedup judges leaves only, so ``is_leaf AND duplicate_of IS NULL`` is a
+        #: deduplicated set of sections without overlapping text (README, "Loading it").
+        pa.field("is_leaf", pa.bool_(), nullable=False),
         pa.field("cluster_id", pa.string(), nullable=False),
         pa.field("duplicate_of", pa.string()),
     ]
@@ -72,7 +77,16 @@ DUPLICATES = pa.schema(
         pa.field("jaccard_exact", pa.float32(), nullable=False),
         pa.field("containment_ab", pa.float32(), nullable=False),
         pa.field("containment_ba", pa.float32(), nullable=False),
+        #: near_duplicate (jaccard_exact >= dedup.threshold) or reuse (one side >= containment_threshold
+        #: inside the other), both on the two whole texts (documents, or whole leaf sections); for
+        #: sections also paragraph_reuse: the sections' own texts are neither, but a paragraph pair is
+        #: (its scores below).  jaccard/jaccard_exact/containments are always the two texts' own.
         pa.field("relation", pa.string(), nullable=False),
+        #: Sections only (null for documents): exact Jaccard and larger containment of the best-matching
+        #: paragraph pair (a one-paragraph section is its own paragraph; paragraphs shorter than
+        #: dedup.min_section_chars are not compared), chosen by containment, then Jaccard.
+        pa.field("paragraph_jaccard", pa.float32()),
+        pa.field("paragraph_containment", pa.float32()),
     ]
 )
 

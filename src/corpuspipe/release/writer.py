@@ -175,7 +175,7 @@ class _ColumnHasher:
             for i, ch in enumerate(self.child):
                 ch.update(pc.struct_field(arr, [i]))
         else:
-            zero = pa.scalar(0.0 if pa.types.is_floating(t) else 0, t)
+            zero = pa.scalar(False if pa.types.is_boolean(t) else 0.0 if pa.types.is_floating(t) else 0, t)
             vals = pc.fill_null(arr, zero).to_numpy(zero_copy_only=False)
             self.a.update(vals.astype(vals.dtype.newbyteorder("<")).tobytes())
 
@@ -362,6 +362,7 @@ def batch_tables(shard: pa.Table, doc_clusters: _Clusters, sec_clusters: _Cluste
     ends = sflat.field("char_end").to_pylist()
     sids = [section_id(ids[d], p) for d, p in zip(sparent, paths)]
     s_cid, s_dup, _ = sec_clusters.lookup(sids)
+    has_child = {(d, pp) for d, pp in zip(sparent, parents) if pp}  # a leaf is nobody's parent in its document
     sec = {
         "section_id": pa.array(sids, pa.string()),
         "doc_id": id_arr.take(pa.array(sparent, pa.int64())),
@@ -369,6 +370,7 @@ def batch_tables(shard: pa.Table, doc_clusters: _Clusters, sec_clusters: _Cluste
                                        "char_end")},
         "text": pa.array([texts[d][a:b] for d, a, b in zip(sparent, starts, ends)], pa.string()),
         "parent_id": pa.array([section_id(ids[d], pp) if pp else None for d, pp in zip(sparent, parents)], pa.string()),
+        "is_leaf": pa.array([(d, p) not in has_child for d, p in zip(sparent, paths)], pa.bool_()),
         "cluster_id": pa.array(s_cid, pa.string()),
         "duplicate_of": pa.array(s_dup, pa.string()),
     }

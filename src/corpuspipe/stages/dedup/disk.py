@@ -10,22 +10,28 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    plus a chain (linear).  Pairs inside one group (document) are dropped.  Only the candidate pairs
    (linear in the duplicates found) outlive a partition.
 3. **verify** — candidates are verified exactly (Jaccard and both containments of the shingle
-   sets; an entity with several units scores its best unit pair); estimates never decide.  Star
+   sets); estimates never decide.  An entity's **own** unit (id == entity: a document, a whole
+   leaf section) gives the pair's scores and its relation (near_duplicate / reuse); the best
+   paragraph pair of two sections (by containment, then Jaccard; paragraphs shorter than
+   ``min_section_chars`` skipped, a one-paragraph section is its own paragraph) is reported beside
+   them and makes the pair ``paragraph_reuse`` when only it passes.  Paragraph units find
+   candidates; they never make two sections near-duplicates (before, a chapter and one of its
+   subsections scored Jaccard 1.0).  Star
    edges first; a remaining candidate whose two sides are already connected by verified
    near-duplicate pairs waits (it cannot change the components) and is scored only if the
    representative split in phase 4 needs it.  A 500-copy family: 42,430 candidates, 8,942 exact
    comparisons, same clusters.  Pairs are grouped by the files their two sides live in, so each
    file's text column is read once per file pair that has candidates, and only the candidates'
    rows are shingled.
-4. **cluster** — no chaining: connected components of verified near-duplicate pairs are only
+4. **cluster** — no chaining: connected components of verified (whole-text) near-duplicate pairs are only
    *candidate* clusters.  In each, the best-ranked entity is the representative and every other
    member is verified against it; members that are near-duplicates of it join its cluster, the
    rest split into components of their own near-duplicate pairs and repeat (deterministic).
    **Representative rank**: fewest flags, then a Simplified original over a converted copy
    (``script == 'simplified'`` first), then the longer text, then the smallest id.
 5. **write** — rows: every member against its representative (near_duplicate), plus the other
-   verified pairs (reuse, near-duplicates across clusters) in (a_id, b_id) order while one of the two
-   sides still has ``extra_pairs_per_item`` budget.  A family of N copies writes at most
+   verified pairs (reuse, near-duplicates across clusters first, then paragraph_reuse; each in
+   (a_id, b_id) order) while one of the two sides still has ``extra_pairs_per_item`` budget.  A family of N copies writes at most
    ``N - 1 + N`` rows (500 copies: <= 999; before, buckets <= max_bucket wrote every pair:
    100 copies -> 4,950 rows).  Pairs between two non-representative members of one cluster are not
    written; they are recoverable.
@@ -308,33 +314,53 @@ class _Entity:
     name: str
     rank: tuple  # (flags, script_rank, -quality, name): smallest is the representative
     file: int
-    rows: list[int]
+    whole: int = -1  # the row of the unit whose id is the entity: the entity's own text
+    paragraphs: list[int] | None = None  # rows of its paragraph units (id "<entity>#NNN") long enough to compare
+
+    def paragraph_rows(self) -> list[int]:
+        """A one-paragraph section is its own paragraph."""
+        return self.paragraphs if self.paragraphs else [self.whole]
+
+    def compared_rows(self) -> list[int]:
+        return [self.whole, *(self.paragraphs or ())]
 
 
-def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray) -> dict[int, _Entity]:
-    """Info and unit rows of the entities that appear in candidate pairs (and only those)."""
+def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> dict[int, _Entity]:
+    """Info and unit rows of the entities that appear in candidate pairs (and only those).
+
+    Every entity needs a unit whose id is the entity (its whole text: ``units.items_for_document``
+    makes one per leaf section); its other units are paragraphs, kept for the paragraph score when
+    at least ``lo`` stripped characters long (a short line such as 「各位代表！」 recurs in every
+    report and would otherwise score 1.0)."""
     out: dict[int, _Entity] = {}
-    cols = ["entity", "eh", "flags", "script_rank", "quality"]
+    cols = ["id", "entity", "eh", "flags", "script_rank", "quality", "length"]
     for fi, path in enumerate(sig_paths):
         t = pq.read_table(path, columns=cols)
         eh = t.column("eh").to_numpy()
         rows = np.flatnonzero(np.isin(eh, wanted))
         if not rows.size:
             continue
+        ids = t.column("id").take(rows).to_pylist()
         names = t.column("entity").take(rows).to_pylist()
         fl = t.column("flags").to_numpy()[rows].tolist()
         sr = t.column("script_rank").to_numpy()[rows].tolist()
         q = t.column("quality").to_numpy()[rows].tolist()
-        for r, h, name, f, s, qq in zip(rows.tolist(), eh[rows].tolist(), names, fl, sr, q):
+        ln = t.column("length").to_numpy()[rows].tolist()
+        for r, h, uid, name, f, s, qq, n in zip(rows.tolist(), eh[rows].tolist(), ids, names, fl, sr, q, ln):
             ent = out.get(h)
             if ent is None:
-                out[h] = _Entity(name, (f, s, -qq, name), fi, [r])
+                ent = out[h] = _Entity(name, (f, s, -qq, name), fi, paragraphs=[])
             elif ent.name != name:
                 raise ValueError(f"64-bit id hash collision between {ent.name!r} and {name!r}")
             elif ent.file != fi:
                 raise ValueError(f"entity {name!r} has units in two signature files; keep a document's items in one shard")
-            else:
-                ent.rows.append(r)
+            if uid == name:
+                ent.whole = r
+            elif n >= lo:
+                ent.paragraphs.append(r)
+    for ent in out.values():
+        if ent.whole < 0:
+            raise ValueError(f"entity {ent.name!r} has no unit of its own (id == entity): its own text is needed")
     return out
 
 
@@ -345,7 +371,8 @@ class _Verifier:
         self.paths = list(sig_paths)
         self.ent = entities
         self.cfg = cfg
-        self.results: dict[tuple[int, int], tuple | None] = {}  # (lo, hi) eh -> (est, j, c_lo_hi, c_hi_lo, rel) | None
+        # (lo, hi) eh -> (est, j, c_lo_hi, c_hi_lo, rel, paragraph_j, paragraph_c) | None
+        self.results: dict[tuple[int, int], tuple | None] = {}
         self.units_scored = 0
         self.rows_read = 0
         # Shingle sets are the expensive part (strip + hash): keep the most recently used ones, up to
@@ -418,36 +445,53 @@ class _Verifier:
                 for a, b in block:
                     for h in (a, b):
                         if self.ent[h].file == fa:
-                            need_a.update(self.ent[h].rows)
+                            need_a.update(self.ent[h].compared_rows())
             units = {fa: self._load(fa, need_a)}
             for fb in sorted(blocks[fa]):
                 block = blocks[fa][fb]
                 if fb != fa:
-                    need_b = {r for a, b in block for h in (a, b) if self.ent[h].file == fb for r in self.ent[h].rows}
+                    need_b = {r for a, b in block for h in (a, b) if self.ent[h].file == fb for r in self.ent[h].compared_rows()}
                     units[fb] = self._load(fb, need_b)
                 for a, b in block:
-                    self.results[(a, b)] = self._best(units, a, b)
+                    self.results[(a, b)] = self._score(units, a, b)
                 if fb != fa:
                     del units[fb]
 
-    def _best(self, units, a: int, b: int):
+    def _score(self, units, a: int, b: int):
+        """The two entities' own scores (whole texts) decide near_duplicate / reuse; the best paragraph
+        pair (by containment, then Jaccard) is reported beside them and, when only it passes,
+        makes the pair paragraph_reuse.  None: not a duplicate at all."""
         ea, eb = self.ent[a], self.ent[b]
-        best, best_key = None, None
-        for ra in ea.rows:
-            sa, ga = units[ea.file][ra]
-            if not sa.size:
-                continue
-            for rb in eb.rows:
-                sb, gb = units[eb.file][rb]
-                if not sb.size:
+        sa, ga = units[ea.file][ea.whole]
+        sb, gb = units[eb.file][eb.whole]
+        if not sa.size or not sb.size:
+            return None
+        self.units_scored += 1
+        j, cab, cba = compare_sets(sa, sb)
+        rel = relation(self.cfg, j, cab, cba)
+        best_key, pj, pc, prel = None, j, max(cab, cba), rel
+        ra_list, rb_list = ea.paragraph_rows(), eb.paragraph_rows()
+        if ra_list != [ea.whole] or rb_list != [eb.whole]:
+            for ra in ra_list:
+                pa_, _ = units[ea.file][ra]
+                if not pa_.size:
                     continue
-                self.units_scored += 1
-                j, cab, cba = compare_sets(sa, sb)
-                rel = relation(self.cfg, j, cab, cba)
-                key = (rel == "near_duplicate", j, max(cab, cba))
-                if best_key is None or key > best_key:
-                    best_key, best = key, (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel)
-        return best if best is not None and best[4] is not None else None  # None: not a duplicate
+                for rb in rb_list:
+                    pb_, _ = units[eb.file][rb]
+                    if not pb_.size:
+                        continue
+                    self.units_scored += 1
+                    uj, uab, uba = compare_sets(pa_, pb_)
+                    key = (max(uab, uba), uj)
+                    if best_key is None or key > best_key:
+                        best_key, pj, pc, prel = key, uj, max(uab, uba), relation(self.cfg, uj, uab, uba)
+            if best_key is None:
+                pj = pc = prel = None
+        if rel is None and prel is not None:
+            rel = "paragraph_reuse"
+        if rel is None:
+            return None
+        return (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel, pj, pc)
 
 
 # -- phase 4: clusters -----------------------------------------------------------------------
@@ -555,7 +599,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     seconds["candidates"], cpu["candidates"] = time.perf_counter() - t, time.process_time() - c
     t, c = time.perf_counter(), time.process_time()
 
-    entities = _load_entities(sig_paths, np.unique(np.concatenate((star.reshape(-1), other.reshape(-1)))))
+    entities = _load_entities(sig_paths, np.unique(np.concatenate((star.reshape(-1), other.reshape(-1)))), lo)
     ver = _Verifier(sig_paths, entities, cfg)
     star_list = [tuple(p) for p in star.tolist()]
     ver.score(star_list)
@@ -593,6 +637,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "rows_read_for_verify": ver.rows_read,
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
         "reuse": sum(r.relation == "reuse" for r in rows),
+        "paragraph_reuse": sum(r.relation == "paragraph_reuse" for r in rows),
         "clusters_with_duplicates": len(members),
         "largest_cluster": max((len(v) for v in members.values()), default=0),
         "seconds": {k: round(v, 6) for k, v in seconds.items()},
@@ -605,11 +650,13 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
     ent = ver.ent
 
     def row(a: int, b: int, r: tuple) -> DuplicatePair:
-        est, j, cab, cba, rel = r
+        est, j, cab, cba, rel, pj, pc = r
         na, nb = ent[a].name, ent[b].name
         if nb < na:
             na, nb, cab, cba = nb, na, cba, cab
-        return DuplicatePair(level, na, nb, est, j, cab, cba, rel)
+        if level == "document":
+            pj = pc = None
+        return DuplicatePair(level, na, nb, est, j, cab, cba, rel, pj, pc)
 
     fixed: list[DuplicatePair] = []
     extra: list[tuple[tuple[str, str], int, int, DuplicatePair]] = []
@@ -625,8 +672,10 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
         else:
             p = row(a, b, r)
             extra.append(((p.a_id, p.b_id), a, b, p))
+    # Whole-text relations take the per-item budget first, then paragraph reuse (a long section
+    # shares paragraphs with many others), each in (a_id, b_id) order.
     budget: dict[int, int] = {}
-    for _, a, b, p in sorted(extra, key=lambda x: x[0]):
+    for _, a, b, p in sorted(extra, key=lambda x: (x[3].relation == "paragraph_reuse", x[0])):
         ba, bb = budget.get(a, cfg.extra_pairs_per_item), budget.get(b, cfg.extra_pairs_per_item)
         if ba <= 0 and bb <= 0:
             continue

@@ -72,7 +72,11 @@ class DuplicatePair:
     jaccard_exact: float
     containment_ab: float  # |A & B| / |A|: share of a found in b
     containment_ba: float  # |A & B| / |B|
-    relation: str  # near_duplicate | reuse
+    relation: str  # near_duplicate | reuse (whole texts) | paragraph_reuse (sections: only a paragraph pair)
+    # Sections only (None for documents): the best-matching paragraph pair (a one-paragraph section
+    # is its own paragraph), by containment then Jaccard -- the pair that found paragraph reuse.
+    paragraph_jaccard: float | None = None
+    paragraph_containment: float | None = None  # max of the pair's two containments
 
 
 # -- parameters ---------------------------------------------------------------------------
