@@ -69,7 +69,15 @@ def write_task(build_file: str, cfg_json: str, out_root: str, version: str | Non
     build = pipeline.BuildResult(
         quarantine=[QuarantineEntry(**q) for q in d["quarantine"]], passes=d["passes"], reduces=d["reduces"],
         wall=d["wall"])
-    done = write_release(build, cfg, Path(out_root), version, created_at, build.wall, allow_empty=allow_empty)
+    from corpuspipe.release.assemble import EmptyRelease, ReleaseExists
+    from corpuspipe.release.versioning import VersionError
+
+    try:
+        done = write_release(build, cfg, Path(out_root), version, created_at, build.wall, allow_empty=allow_empty)
+    except (EmptyRelease, ReleaseExists, VersionError) as exc:
+        # a user's error, not a crash: returned (Prefect would log a failed task with a traceback)
+        return {"release_dir": None, "version": version, "status": "refused", "error": str(exc),
+                "kind": type(exc).__name__}
     return {"release_dir": str(done.release_dir), "version": done.version, "status": done.status}
 
 
@@ -139,6 +147,8 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
         passes_run=sum(not r["cached"] for rs in passes for r in rs),
         passes_cached=sum(bool(r["cached"]) for rs in passes for r in rs),
         reduces=len(reduces), reduces_cached=sum(bool(r["cached"]) for r in reduces.values()))
+    if done["status"] == "refused":
+        return ""
     if done["status"] == "written":
         report_artifacts_task(done["release_dir"])
     keep = pipeline.work_files(build, work) | {build_file}
@@ -198,7 +208,7 @@ def build_release(
         if reconcile is not None:  # a crash between the rename and the index update is repaired here
             reconcile(out_root)
         release_dir = _build(raw_dir, out_dir, version, config_path, allow_empty)
-    if publish_target:
+    if publish_target and release_dir:
         publish_task(release_dir, publish_target)
     return release_dir
 

@@ -259,6 +259,8 @@ def release(
             _fail(str(exc), 1)
         finally:
             fr.PROGRESS = None
+    if fr.LAST_STATUS.get("status") == "refused":
+        _fail(str(fr.LAST_STATUS.get("error")), 1)
     _summary(Path(release_dir), fr.LAST_STATUS.get("status", "written"))
 
 

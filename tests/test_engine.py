@@ -1,0 +1,153 @@
+"""The stage engine: one plan, one cache mechanism, and releases that refuse to be silently empty.
+
+Issue 13 #2 (rules file edits reached no cache key), #9 (silent empty releases) and #12 (cache keys
+computed by probing every string as a path) are classes of failure of the old per-task Prefect
+cache; these tests pin the engine's answers on real inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corpuspipe import pipeline
+from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.stage import CorpusStage, ShardStage, SourceStage
+from corpuspipe.release.assemble import EmptyRelease, write_release
+
+CLI = [sys.executable, "-m", "corpuspipe.cli"]
+
+
+def test_plan_fuses_shard_stages_between_corpus_stages():
+    passes = pipeline.plan()
+    assert [p.names for p in passes] == [
+        ["ingest"],
+        ["identical_files", "watermark", "normalize", "section", "quality"],
+    ]
+    assert [[c.name for c in p.collects] for p in passes] == [["identical_files", "watermark"], ["dedup"]]
+    kinds = {s.name: s.kind for s in pipeline.STAGES}
+    assert kinds["ingest"] == "source" and kinds["dedup"] == "corpus" and kinds["normalize"] == "shard"
+    assert isinstance(pipeline.STAGES[0], SourceStage)
+    assert all(isinstance(s, (ShardStage, CorpusStage)) for s in pipeline.STAGES[1:])
+
+
+def test_a_plan_must_start_with_a_source():
+    with pytest.raises(ValueError, match="source"):
+        pipeline.plan(pipeline.STAGES[1:])
+
+
+def test_shards_are_content_defined_and_capped():
+    items = [(f"site/{i:05d}.txt", 5_000) for i in range(3000)]
+    shards = pipeline.shard_paths(items, 64, 10**9)
+    assert sum(map(len, shards)) == 3000 and max(map(len, shards)) <= 128
+    # adding a file changes its own shard (and, where a size cap cut it, the next up to a content cut)
+    more = pipeline.shard_paths(sorted(items + [("site/01234x.txt", 5_000)]), 64, 10**9)
+    changed = {tuple(s) for s in shards} - {tuple(s) for s in more}
+    assert 1 <= len(changed) <= 2 and len(shards) > 30
+    capped = pipeline.shard_paths(items, 64, 50_000)
+    assert max(len(s) for s in capped) <= 10
+
+
+def test_same_input_gives_the_same_keys_and_a_second_build_is_all_cached(raw_dir, tmp_path):
+    cfg = PipelineConfig()
+    first = pipeline.build(raw_dir, cfg, tmp_path / "work")
+    again = pipeline.build(raw_dir, cfg, tmp_path / "work")
+    assert all(r["cached"] for rs in again.passes for r in rs)
+    assert all(r["cached"] for r in again.reduces.values())
+    assert [r["key"] for rs in first.passes for r in rs] == [r["key"] for rs in again.passes for r in rs]
+
+
+def test_long_strings_in_facts_never_touch_the_filesystem(raw_dir, tmp_path, monkeypatch):
+    """#12: the old cache key called Path(s).is_file() on every string (boilerplate lines ->
+    OSError: File name too long).  Keys now hash facts as JSON; no path is probed."""
+    import os
+
+    calls = []
+    real_stat = os.stat
+
+    def spy(path, *a, **kw):
+        if isinstance(path, str) and len(path) > 255:
+            calls.append(path)
+        return real_stat(path, *a, **kw)
+
+    monkeypatch.setattr(os, "stat", spy)
+    p = pipeline.plan()[1]
+    key = pipeline.pass_key(p, PipelineConfig(), "input", {"watermark": ["L|" + "很长的样板行" * 200],
+                                                            "identical_files": {}})
+    assert len(key) == 32 and calls == []
+
+
+def test_editing_the_rules_file_changes_config_hash_and_release(raw_dir, tmp_path):
+    """#2: a rules file's contents are part of the config hash and of every key that reads it."""
+    rules = tmp_path / "rules.toml"
+    rule = '[[rule]]\nname = "drop_word"\nscope = "inline"\npattern = "{}"\n'
+    rules.write_text(rule.format("人才工作机制"), encoding="utf-8")
+    cfg_file = tmp_path / "cfg.toml"
+    cfg_file.write_text(f'[watermark]\nrules_file = "{rules}"\n', encoding="utf-8")
+    cfg1 = PipelineConfig.load(cfg_file)
+    hash1 = cfg1.config_hash()
+    out = tmp_path / "out"
+    b1 = pipeline.build(raw_dir, cfg1, out / ".work")
+    r1 = write_release(b1, cfg1, out, None, "2026-01-01T00:00:00+00:00", b1.wall)
+    rules.write_text(rule.format("服务产业集聚区"), encoding="utf-8")
+    cfg2 = PipelineConfig.load(cfg_file)
+    assert cfg2.config_hash() != hash1
+    b2 = pipeline.build(raw_dir, cfg2, out / ".work")
+    r2 = write_release(b2, cfg2, out, None, "2026-01-01T00:00:00+00:00", b2.wall)
+    assert r2.status == "written" and r2.version != r1.version
+    import pyarrow.parquet as pq
+
+    text1 = "".join(pq.read_table(r1.release_dir / "documents.parquet", columns=["text"])["text"].to_pylist())
+    text2 = "".join(pq.read_table(r2.release_dir / "documents.parquet", columns=["text"])["text"].to_pylist())
+    assert "人才工作机制" not in text1 and "人才工作机制" in text2
+    assert "服务产业集聚区" in text1 and "服务产业集聚区" not in text2
+
+
+def test_an_empty_build_is_refused_and_writes_nothing(tmp_path):
+    """#9: a JSONL whose text field has another name gives no document: refused, nothing written."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = [json.dumps({"content": "现在，我代表国务院，向大会报告政府工作。" * 5, "title": f"t{i}"}, ensure_ascii=False)
+             for i in range(3)]
+    (raw / "crawl.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = PipelineConfig()
+    out = tmp_path / "out"
+    build = pipeline.build(raw, cfg, out / ".work")
+    with pytest.raises(EmptyRelease, match="no documents"):
+        write_release(build, cfg, out, None, "2026-01-01T00:00:00+00:00", build.wall)
+    assert not [p for p in out.iterdir() if p.name not in (".work",)]
+    quarantined = [q for rs in build.passes for r in rs for q in r["quarantine"]]
+    assert any("content" in q["detail"] for q in quarantined)
+    allowed = write_release(build, cfg, out, None, "2026-01-01T00:00:00+00:00", build.wall, allow_empty=True)
+    assert allowed.status == "written"
+
+
+@pytest.mark.slow
+def test_cli_refuses_an_html_only_directory_in_one_line(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "page.html").write_text("<html><body>范文</body></html>", encoding="utf-8")
+    env_home = tmp_path / "home"
+    import os
+
+    env = {**os.environ, "PREFECT_HOME": str(env_home)}
+    proc = subprocess.run([*CLI, "release", str(raw), "--out", str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "no documents" in proc.stderr
+    assert not [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]
+
+
+def test_process_and_serial_builds_give_the_same_results(raw_dir, tmp_path):
+    cfg = PipelineConfig()
+    serial = pipeline.build(raw_dir, cfg, tmp_path / "a")
+    par = pipeline.build(raw_dir, cfg, tmp_path / "b", mapper=pipeline.process_map(2))
+    assert [r["key"] for rs in serial.passes for r in rs] == [r["key"] for rs in par.passes for r in rs]
+    for x, y in zip(serial.passes[-1], par.passes[-1]):
+        assert Path(x["essays"]).read_bytes() == Path(y["essays"]).read_bytes()
+    shutil.rmtree(tmp_path / "a")
