@@ -25,15 +25,17 @@ from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import QuarantineEntry
 from corpuspipe.release import locking, versioning
 
-# Set by the CLI to draw a progress display: (step, done, total) -> None
-PROGRESS: Callable[[str, int, int], None] | None = None
+# Set by the CLI to draw a progress display: (step, done, total, unit, documents) -> None, where unit is
+# "bytes" for the passes (done/total are raw MB of the shards finished, so the display can show
+# MB, rate and ETA) and "steps" for the rest.
+PROGRESS: Callable[..., None] | None = None
 # Set by the CLI: what the last build did (written | unchanged)
 LAST_STATUS: dict[str, Any] = {}
 
 
-def _progress(step: str, done: int, total: int) -> None:
+def _progress(step: str, done: int, total: int, unit: str = "steps", documents: int | None = None) -> None:
     if PROGRESS is not None:
-        PROGRESS(step, done, total)
+        PROGRESS(step, done, total, unit, documents)
 
 
 # The pool of worker processes the "process" runner computes in (None: compute in the task's own
@@ -88,14 +90,18 @@ def validate_task(release_dir: str) -> dict[str, int]:
     return validate_release(Path(release_dir))
 
 
-def _map(fn, label: str, args: Sequence[tuple]) -> list[dict]:
-    """One task per item, results in order, progress as they finish."""
+def _map(fn, label: str, args: Sequence[tuple], sizes: Sequence[int]) -> list[dict]:
+    """One task per item, results in order; progress in raw bytes and documents as shards finish."""
     futures = [fn.submit(*a) for a in args]
-    _progress(label, 0, len(futures))
-    results = []
-    for i, f in enumerate(futures, 1):
-        results.append(f.result())
-        _progress(label, i, len(futures))
+    total = sum(sizes)
+    _progress(label, 0, total, "bytes", 0)
+    results, done, docs = [], 0, 0
+    for f, size in zip(futures, sizes):
+        r = f.result()
+        results.append(r)
+        done += size
+        docs += r.get("essay_count", 0)
+        _progress(label, done, total, "bytes", docs)
     return results
 
 
@@ -110,6 +116,7 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
 
     t = time.perf_counter()
     shards, quarantine = pipeline.discover(Path(raw_root), cfg)
+    sizes = [pipeline.shard_bytes(Path(raw_root), s) for s in shards]
     wall["discover"] = time.perf_counter() - t
     facts: dict[str, Any] = {}
     reduces: dict[str, dict] = {}
@@ -118,7 +125,7 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     for p in pipeline.plan():
         t = time.perf_counter()
         label = "pass %d: %s" % (p.index, ", ".join(p.names))
-        results = _map(pass_task, label, [(p.index, s, cfg_json, raw_root, str(work), facts) for s in inputs])
+        results = _map(pass_task, label, [(p.index, s, cfg_json, raw_root, str(work), facts) for s in inputs], sizes)
         wall[f"pass{p.index}"] = time.perf_counter() - t
         passes.append(results)
         for st in p.collects:

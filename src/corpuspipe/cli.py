@@ -223,21 +223,36 @@ def release(
     except LockHeld as exc:
         _fail(str(exc), 75)
     _prefect_defaults()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class AmountColumn(ProgressColumn):
+        """Passes: raw MB done/total, MB/s and ETA, documents so far; other steps: done/total."""
+
+        def render(self, task) -> Text:
+            if task.fields.get("unit") == "bytes":
+                mb, tot = task.completed / 1e6, task.total / 1e6
+                rate = f"{task.speed / 1e6:.1f} MB/s" if task.speed else "…"
+                eta = f"ETA {int(task.time_remaining)}s" if task.time_remaining is not None and not task.finished else ""
+                return Text(f"{mb:,.1f}/{tot:,.1f} MB  {rate}  {eta}  {task.fields.get('docs', '')}".rstrip())
+            return Text(f"{int(task.completed)}/{int(task.total)}")
 
     import flows.release as fr
     from corpuspipe.release.writer import ReleaseInvalid
     from corpuspipe.release.assemble import EmptyRelease, ReleaseExists
 
     with lock, Progress(
-        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description:<24}"), BarColumn(), AmountColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        bars: dict[str, int] = {}
+        bars: dict[str, int] = {"start-up": progress.add_task("start-up (Prefect server)", total=1)}
 
-        def on_progress(stage: str, done: int, total: int) -> None:
+        def on_progress(stage: str, done: int, total: int, unit: str = "steps", documents: int | None = None) -> None:
+            if "start-up" in bars and not progress.tasks[bars["start-up"]].finished:
+                progress.update(bars["start-up"], completed=1)  # the first step of the flow: Prefect is up
             if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=max(total, 1))
-            progress.update(bars[stage], completed=done if total else 1)
+                bars[stage] = progress.add_task(stage, total=max(total, 1), unit=unit, docs="")
+            docs = f"{documents:,} documents" if documents is not None else ""
+            progress.update(bars[stage], completed=done if total else 1, docs=docs)
 
         fr.PROGRESS = on_progress
         started = [False]
@@ -248,9 +263,9 @@ def release(
                 allow_empty=allow_empty,
             )
 
-        def tracking_progress(stage: str, done: int, total: int) -> None:
+        def tracking_progress(stage: str, done: int, total: int, *rest) -> None:
             started[0] = True
-            on_progress(stage, done, total)
+            on_progress(stage, done, total, *rest)
 
         fr.PROGRESS = tracking_progress
         try:

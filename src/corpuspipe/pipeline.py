@@ -171,6 +171,17 @@ def discover(raw_root: Path, cfg: PipelineConfig) -> tuple[list[list[str]], list
     return shard_paths(sized, cfg.release.shard_files, cfg.release.shard_max_bytes), quarantine
 
 
+def shard_bytes(raw_root: Path, rel_paths: Sequence[str]) -> int:
+    """Raw bytes of a shard's files (progress and MB/s are measured against them)."""
+    total = 0
+    for rel in rel_paths:
+        try:
+            total += os.stat(Path(raw_root) / rel).st_size
+        except OSError:
+            pass
+    return total
+
+
 # -- one pass over one shard -----------------------------------------------------------------
 @dataclass
 class ShardResult:
