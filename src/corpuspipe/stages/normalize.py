@@ -765,6 +765,13 @@ def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] |
     if cfg.fix_punctuation:
         _apply(essay, _punctuation(essay.body.text, keep_qmark=encoding_damage(essay.body.text)), counts)
     _apply(essay, _spacing(essay.body.text), counts)
+    if cfg.convert_traditional and essay.body.text != text:
+        # Joining broken lines and removing spaces between Han characters can bring a dictionary
+        # phrase together (反 覆 -> 反覆, which t2s makes 反复): convert what the repairs exposed, so
+        # a second run changes nothing.  Gated per sentence, this costs a scan on Simplified text.
+        text = essay.body.text
+        cps = _codepoints(text)
+        _char_layer(essay, text, cps, _FLAGS[cps], cfg, counts)
     _flags(essay)
     return counts
 
