@@ -33,6 +33,9 @@ _SENTENCE_PUNCT = re.compile(r"[。！？!?；;]|\.\s|\.$")
 _BAD_TITLE_END = re.compile(r"[，,、：:…．.\-—]$")
 # Line-start outline markers (corpuspipe.zh.outline, ingest's reading: spaces allowed inside).
 _OUTLINE = outline.ingest_outline_re()
+# A short label and a colon opening the line (注：…, 广告：…, 推荐阅读：…, 相关推荐：…) is a page's note or
+# promotion, not a title: on the 100 MB crawl bench such footer lines opened 24 false essays.
+_LABEL_LINE = re.compile(r"^[^\s：:，。]{1,4}[：:]")
 _SITE_LINE = re.compile(
     r"^(?:(?:时间|時間|日期|发布时间|發布時間|发表时间|發表時間|来源|來源|导语|導語|"
     r"浏览|瀏覽|点击|點擊|阅读|閱讀|编辑|編輯|责任编辑|責任編輯)\s*[:：]"
@@ -159,6 +162,7 @@ def is_title_like(s: str, max_chars: int) -> bool:
         and _BAD_TITLE_END.search(s) is None
         and _OUTLINE.match(s) is None
         and _SITE_LINE.search(s) is None
+        and _LABEL_LINE.match(s) is None
     )
 
 
