@@ -41,7 +41,7 @@ import xxhash
 from corpuspipe import __version__
 from corpuspipe.core import shardio
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.io import write_json
+from corpuspipe.core.io import file_hash, write_json
 from corpuspipe.core.records import QuarantineEntry, Shard, SourceInfo
 from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage
 from corpuspipe.stages import catalog
@@ -119,11 +119,7 @@ def _key(*parts: str) -> str:
 
 def file_digest(path: Path) -> str:
     """Fast content digest for cache keys (xxh3-128: ~10 GB/s, so hashing a crawl costs nothing)."""
-    h = xxhash.xxh3_128()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_hash(path, xxhash.xxh3_128(), 1 << 22)
 
 
 def _fact_digest(fact: Any) -> str:

@@ -25,12 +25,16 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_hash(path: Path, h: Any, chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes with the given hash object, read in chunks."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
     return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    return file_hash(path, hashlib.sha256())
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -328,11 +328,9 @@ def manifest_files(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from corpuspipe.core.io import file_sha256
+
+    return file_sha256(path)
 
 
 def check_release_dir(release_dir: Path, *, hashes: bool = True) -> dict[str, Any]:
