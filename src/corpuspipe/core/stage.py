@@ -3,8 +3,8 @@
 Three kinds, after datatrove's ``PipelineStep`` and data-juicer's operator kinds, cut to what a
 release needs:
 
-* :class:`SourceStage` turns a list of raw files into a :class:`Batch` (ingestion).
-* :class:`ShardStage` takes a batch and returns it (watermarks, normalization, sectioning).
+* :class:`SourceStage` turns a list of raw files into a batch (ingestion).
+* :class:`ShardStage` takes a batch (a :class:`~corpuspipe.core.records.Shard`) and returns it (watermarks, normalization, sectioning).
   It may only look at its own batch and at corpus-level *facts* decided earlier.
 * :class:`CorpusStage` needs the whole corpus for one decision (boilerplate selection,
   near-duplicate clustering).  It is split in two: ``collect`` runs per shard and returns a small
@@ -22,25 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.records import Essay, QuarantineEntry, SourceInfo
-
-
-@dataclass
-class Batch:
-    """What flows between stages: essays (with their sections once sectioned) plus what was rejected."""
-
-    essays: list[Essay] = field(default_factory=list)
-    sources: list[SourceInfo] = field(default_factory=list)
-    quarantine: list[QuarantineEntry] = field(default_factory=list)
-
-    def text_bytes(self) -> int:
-        return sum(len(e.body.text.encode("utf-8")) for e in self.essays)
+from corpuspipe.core.records import Shard
 
 
 @dataclass
@@ -109,21 +96,21 @@ class Stage:
 class SourceStage(Stage):
     kind: ClassVar[str] = "source"
 
-    def read(self, raw_root: Path, rel_paths: Sequence[str], ctx: Context) -> Batch:
+    def read(self, raw_root: Path, rel_paths: Sequence[str], ctx: Context) -> Shard:
         raise NotImplementedError
 
 
 class ShardStage(Stage):
     kind: ClassVar[str] = "shard"
 
-    def process(self, batch: Batch, ctx: Context) -> Batch:
+    def process(self, batch: Shard, ctx: Context) -> Shard:
         raise NotImplementedError
 
 
 class CorpusStage(Stage):
     kind: ClassVar[str] = "corpus"
 
-    def collect(self, batch: Batch, ctx: Context) -> Any:
+    def collect(self, batch: Shard, ctx: Context) -> Any:
         """Per shard: a small, JSON-able partial result (write bigger ones under ``ctx.work``)."""
         raise NotImplementedError
 
@@ -131,12 +118,3 @@ class CorpusStage(Stage):
         """Once: the corpus-level fact, JSON-able (paths as strings), stored as ``ctx.facts[name]``."""
         raise NotImplementedError
 
-
-def run_shard_stages(stages: Sequence[ShardStage], batch: Batch, ctx: Context) -> Batch:
-    """Run shard stages in order over one batch, timing each against its input text size."""
-    for st in stages:
-        nbytes = batch.text_bytes()
-        t0 = time.perf_counter()
-        batch = st.process(batch, ctx)
-        ctx.timed(st.name, time.perf_counter() - t0, nbytes)
-    return batch

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from corpuspipe import __version__
 from corpuspipe.core import schemas
 from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.io import file_sha256, write_json
 from corpuspipe.core.records import QuarantineEntry, SourceInfo
 from corpuspipe.release import card, changelog, report, versioning
 from corpuspipe.release import writer as rel
@@ -252,7 +253,7 @@ def write_release(
             },
         )
         manifest = rel.build_manifest(cfg, final_version, outputs, parts)
-        rel.write_json(tmp / rel.MANIFEST, manifest)
+        write_json(tmp / rel.MANIFEST, manifest)
         rel.validate_release(tmp)
         # The card, Croissant, report and changelog are part of the release when it first becomes visible.
         card.write_card(tmp)
@@ -260,11 +261,13 @@ def write_release(
         report.write_report(tmp)
         if previous_dir is not None:
             changelog.write_changelog(previous_dir, tmp)
+        hashed = {o["path"]: o for o in outputs}  # the tables were hashed as they were closed
         manifest["files"] = [
-            {"path": p.name, "bytes": p.stat().st_size, "sha256": rel.file_sha256(p)}
+            {k: v for k, v in hashed[p.name].items() if k != "rows"} if p.name in hashed
+            else {"path": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
             for p in sorted(tmp.iterdir()) if p.is_file() and p.name != rel.MANIFEST
         ]
-        rel.write_json(tmp / rel.MANIFEST, manifest)
+        write_json(tmp / rel.MANIFEST, manifest)
         os.replace(tmp, final)
         versioning.seal_release(final)
     except BaseException:

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -307,7 +306,7 @@ def dumps_index(index: Mapping[str, Any]) -> str:
 
 
 
-from corpuspipe.core.io import atomic_write_text  # noqa: E402  (re-exported for release modules)
+from corpuspipe.core.io import atomic_write_text, file_sha256  # noqa: E402  (atomic_write_text re-exported for release modules)
 
 
 def read_manifest(release_dir: Path) -> dict[str, Any]:
@@ -325,12 +324,6 @@ def manifest_files(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     if isinstance(files, list) and files:
         return [dict(f) for f in files]
     return [dict(o) for o in manifest.get("outputs", [])]
-
-
-def _file_sha256(path: Path) -> str:
-    from corpuspipe.core.io import file_sha256
-
-    return file_sha256(path)
 
 
 def check_release_dir(release_dir: Path, *, hashes: bool = True) -> dict[str, Any]:
@@ -367,7 +360,7 @@ def check_release_dir(release_dir: Path, *, hashes: bool = True) -> dict[str, An
         size = path.stat().st_size
         if "bytes" in f and size != int(f["bytes"]):
             problems.append(f"{rel}: size {size} differs from the manifest's {f['bytes']}")
-        elif hashes and _file_sha256(path) != f.get("sha256"):
+        elif hashes and file_sha256(path) != f.get("sha256"):
             problems.append(f"{rel}: sha256 differs from the manifest (file changed after the release was written)")
     if manifest.get("content_hash") != content_hash(outputs):
         problems.append("MANIFEST.json: content_hash does not match its outputs list")

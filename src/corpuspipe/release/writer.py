@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 from corpuspipe import __version__
 from corpuspipe.core import schemas
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.io import file_sha256, write_json  # noqa: F401
-from corpuspipe.core.records import Essay, QuarantineEntry, SectionRow, SourceInfo, section_id, text_sha256  # noqa: F401
+from corpuspipe.core.io import file_sha256
+from corpuspipe.core.records import QuarantineEntry, SourceInfo, section_id, text_sha256
 from corpuspipe.stages.quality import parse_date, parse_timestamp
-from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text, content_hash, read_manifest
+from corpuspipe.release.versioning import MANIFEST_NAME, content_hash, read_manifest
 
 DATA_FILES = {name: f"{name}.parquet" for name in schemas.TABLES}
 MANIFEST = MANIFEST_NAME

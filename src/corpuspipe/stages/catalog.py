@@ -11,12 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-import xxhash
-
-from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import QuarantineEntry, SectionRow, Shard
 from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage
 from corpuspipe.stages import normalize as normalize_mod
