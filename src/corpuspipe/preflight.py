@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.io import read_user_text
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 # fsspec protocol -> (module it needs, extra that installs it)
@@ -37,16 +38,7 @@ def load_config(path: Path | None) -> PipelineConfig:
     if path is None:
         return PipelineConfig()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PreflightError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise PreflightError(f"config path is a directory: {path}") from None
-    except UnicodeDecodeError:
-        raise PreflightError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise PreflightError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    text = read_user_text(path, "config file", PreflightError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -40,3 +40,17 @@ def file_sha256(path: Path) -> str:
 def write_json(path: Path, data: Any) -> None:
     """Sorted keys, UTF-8, atomically: equal data gives equal bytes."""
     atomic_write_text(Path(path), json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2) + "\n")
+
+
+def read_user_text(path: Path, what: str, error: type[Exception]) -> str:
+    """A user's UTF-8 file (config, rules), or ``error`` with one line naming it -- never its contents."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise error(f"{what} path is a directory: {path}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None

@@ -761,14 +761,16 @@ def normalize_essay(essay: Essay, cfg: NormalizeConfig, counts: dict[str, int] |
                 setattr(essay, attr, to_simplified(val))
     if cfg.redact_pii:
         _apply(essay, find_pii(essay.body.text, cfg.pii_kinds, cfg.pii_id_card_15), counts)
-    _apply(essay, _line_structure(essay.body.text, cfg), counts)
+    joins = _line_structure(essay.body.text, cfg)
+    _apply(essay, joins, counts)
     if cfg.fix_punctuation:
         _apply(essay, _punctuation(essay.body.text, keep_qmark=encoding_damage(essay.body.text)), counts)
-    _apply(essay, _spacing(essay.body.text), counts)
-    if cfg.convert_traditional and essay.body.text != text:
+    spacing = _spacing(essay.body.text)
+    _apply(essay, spacing, counts)
+    if cfg.convert_traditional and (joins or spacing):
         # Joining broken lines and removing spaces between Han characters can bring a dictionary
         # phrase together (反 覆 -> 反覆, which t2s makes 反复): convert what the repairs exposed, so
-        # a second run changes nothing.  Gated per sentence, this costs a scan on Simplified text.
+        # a second run changes nothing.  Only those two passes join Han runs, so only their edits trigger it.
         text = essay.body.text
         cps = _codepoints(text)
         _char_layer(essay, text, cps, _FLAGS[cps], cfg, counts)

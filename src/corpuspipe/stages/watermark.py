@@ -41,6 +41,7 @@ from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.zh.outline import boilerplate_heading_re
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
+from corpuspipe.core.io import read_user_text
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard
 from corpuspipe.core.stage import Context, CorpusStage
 
@@ -272,14 +273,7 @@ def check_rules_file(path: str | Path) -> int:
     """Preflight: the file exists, is UTF-8 TOML with rules, and every pattern compiles and is not
     obviously catastrophic.  Returns the number of rules; RulesFileError otherwise."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RulesFileError(f"rules file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise RulesFileError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise RulesFileError(f"cannot read rules file {path}: {exc.strerror or exc}") from None
+    text = read_user_text(path, "rules file", RulesFileError)
     return len(_read_rules_file(text, str(path)).rule)
 
 
