@@ -53,12 +53,15 @@ def _pool_run(fn: Callable[..., dict], *args: Any) -> dict:
 
 @task(name="pass", cache_policy=NO_CACHE)
 def pass_task(index: int, shard: Any, cfg_json: str, raw_root: str, work: str, facts: dict) -> dict:
-    return _pool_run(pipeline.run_pass, index, shard, cfg_json, raw_root, work, facts)
+    # a cache hit is answered here, so an unchanged re-run never spawns the pool's workers
+    hit = pipeline.cached_pass(index, shard, cfg_json, raw_root, work, facts) if _POOL is not None else None
+    return hit or _pool_run(pipeline.run_pass, index, shard, cfg_json, raw_root, work, facts)
 
 
 @task(name="reduce", cache_policy=NO_CACHE)
 def reduce_task(stage: str, results: list[dict], cfg_json: str, work: str) -> dict:
-    return _pool_run(pipeline.run_reduce, stage, results, cfg_json, work)
+    hit = pipeline.cached_reduce(stage, results, cfg_json, work) if _POOL is not None else None
+    return hit or _pool_run(pipeline.run_reduce, stage, results, cfg_json, work)
 
 
 @task(name="write-release", cache_policy=NO_CACHE)

@@ -159,3 +159,28 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
     for fname in DATA_FILES.values():  # the old release is untouched
         assert json.loads((first / "MANIFEST.json").read_text())["version"] == first.name
         assert (first / fname).is_file()
+
+
+def test_unchanged_rerun_on_the_process_runner_starts_no_worker(prefect_harness, raw_copy, tmp_path, monkeypatch):
+    """Cache hits are answered in the flow's own threads: spawning and importing two workers was most
+    of an unchanged re-run's cost."""
+    import flows.release as fr
+
+    cfg, out = _config(tmp_path), tmp_path / "out"
+    first = fr.build_release(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))  # fills the cache
+    sent: list[str] = []
+    real = fr._pool_run
+
+    def counting(fn, *args):
+        sent.append(fn.__name__)
+        return real(fn, *args)
+
+    monkeypatch.setattr(fr, "_pool_run", counting)
+    second = fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))
+    assert second == first and fr.LAST_STATUS["status"] == "unchanged"
+    assert sent == []  # every pass and reduce was a hit: nothing went to the pool
+
+    (raw_copy / "extra.txt").write_text((raw_copy / sorted(p.name for p in raw_copy.iterdir())[0]).read_text(
+        encoding="utf-8")[:2000] + "\n补充一段新的正文，用于确认改动的分片仍交给工作进程计算。\n", encoding="utf-8")
+    fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))
+    assert "run_pass" in sent  # a changed shard still goes to a worker

@@ -226,6 +226,37 @@ def pass_key(p: Pass, cfg: PipelineConfig, input_key: str, facts: dict[str, Any]
     return _key(*parts)
 
 
+def _pass_key_of(p: Pass, shard: list[str] | dict, cfg: PipelineConfig, raw_root: str,
+                 facts: dict[str, Any]) -> tuple[str, str]:
+    """(pass key, input key) of one shard: raw paths' content digests for a source pass, the previous
+    pass's key after."""
+    if p.source is not None:
+        digests = []
+        for rel in shard:  # type: ignore[union-attr]
+            try:
+                digests.append(f"{rel}:{file_digest(Path(raw_root) / rel)}")
+            except OSError as exc:  # ingest quarantines it; the key still differs from a readable file
+                digests.append(f"{rel}:unreadable:{type(exc).__name__}")
+        input_key = _key(*digests)
+    else:
+        input_key = shard["key"]  # type: ignore[index]
+    return pass_key(p, cfg, input_key, facts), input_key
+
+
+def cached_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, work: str,
+                facts: dict[str, Any] | None = None) -> dict | None:
+    """:func:`run_pass`'s result if it is already in the work folder, else None — cheap (hashes the
+    shard's raw files, reads one JSON), so an orchestrator asks this in its own thread before it
+    sends the shard to a worker process: an unchanged re-run then starts no worker at all (spawning
+    and importing two workers cost 2-10 s of a re-run, more than the lookups)."""
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    p = plan()[index]
+    work_dir = Path(work)
+    key, _ = _pass_key_of(p, shard, cfg, raw_root, facts or {})
+    cached = _load_cached(_meta_path(work_dir, index, key), work_dir)
+    return None if cached is None else {**cached.to_json(), "cached": True}
+
+
 def run_pass(
     index: int,
     shard: list[str] | dict,
@@ -242,23 +273,15 @@ def run_pass(
     p = plan()[index]
     facts = facts or {}
     work_dir = Path(work)
-    if p.source is not None:
-        rel_paths = list(shard)  # type: ignore[arg-type]
-        digests = []
-        for rel in rel_paths:
-            try:
-                digests.append(f"{rel}:{file_digest(Path(raw_root) / rel)}")
-            except OSError as exc:  # ingest quarantines it; the key still differs from a readable file
-                digests.append(f"{rel}:unreadable:{type(exc).__name__}")
-        input_key = _key(*digests)
-    else:
-        prev = ShardResult(**{k: v for k, v in shard.items() if k != "cached"})  # type: ignore[union-attr]
-        input_key = prev.key
-    key = pass_key(p, cfg, input_key, facts)
+    key, _ = _pass_key_of(p, shard, cfg, raw_root, facts)
     meta = _meta_path(work_dir, index, key)
     cached = _load_cached(meta, work_dir)
     if cached is not None:
         return {**cached.to_json(), "cached": True}
+    if p.source is not None:
+        rel_paths = list(shard)  # type: ignore[arg-type]
+    else:
+        prev = ShardResult(**{k: v for k, v in shard.items() if k != "cached"})  # type: ignore[union-attr]
 
     ctx = Context(cfg, facts, work_dir, shard_key=key)
     essays_path = work_dir / f"pass{index}" / f"{key}.parquet"
@@ -309,19 +332,36 @@ def run_pass(
     return {**result.to_json(), "cached": False}
 
 
+def _load_reduce(work: Path, stage_name: str, key: str) -> dict | None:
+    meta = work / "reduce" / f"{stage_name}-{key}.json"
+    try:
+        d = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not all(Path(p).exists() for p in d.get("files", [])):
+        return None
+    return {**d, "cached": True}
+
+
+def cached_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict | None:
+    """:func:`run_reduce`'s result if it is already in the work folder, else None (see cached_pass)."""
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    st = next(s for s in STAGES if s.name == stage_name)
+    partials = [part for r in results for part in r["partials"][stage_name]]
+    key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
+    return _load_reduce(Path(work), stage_name, key)
+
+
 def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict:
     """The corpus-level decision of one stage over all shards' partials; cached by their content."""
     cfg = PipelineConfig.model_validate_json(cfg_json)
     st = next(s for s in STAGES if s.name == stage_name)
     partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
     key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
+    hit = _load_reduce(Path(work), stage_name, key)
+    if hit is not None:
+        return hit
     meta = Path(work) / "reduce" / f"{stage_name}-{key}.json"
-    try:
-        d = json.loads(meta.read_text(encoding="utf-8"))
-        if all(Path(p).exists() for p in d.get("files", [])):
-            return {**d, "cached": True}
-    except (OSError, ValueError):
-        pass
     ctx = Context(cfg, {}, Path(work), shard_key=key)
     t0 = time.perf_counter()
     fact = st.reduce(partials, ctx)  # type: ignore[attr-defined]
