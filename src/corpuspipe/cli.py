@@ -55,6 +55,10 @@ def _main(
         import logging
 
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        # When the local cluster closes, a nanny whose worker takes over 4 s to exit (it is importing or
+        # flushing Prefect's client) logs "Worker process still alive after 4.0 seconds, killing": the
+        # run is over and nothing is lost, so it is noise unless --verbose.
+        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
 
 
 @config_app.command("show")
@@ -224,6 +228,7 @@ def release(
         _fail(str(exc), 75)
     _prefect_defaults()
     from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Column
     from rich.text import Text
 
     class AmountColumn(ProgressColumn):
@@ -234,7 +239,7 @@ def release(
                 mb, tot = task.completed / 1e6, task.total / 1e6
                 rate = f"{task.speed / 1e6:.1f} MB/s" if task.speed else "…"
                 eta = f"ETA {int(task.time_remaining)}s" if task.time_remaining is not None and not task.finished else ""
-                return Text(f"{mb:,.1f}/{tot:,.1f} MB  {rate}  {eta}  {task.fields.get('docs', '')}".rstrip())
+                return Text(" ".join(x for x in (f"{mb:,.1f}/{tot:,.1f} MB", rate, eta, task.fields.get("docs", "")) if x))
             return Text(f"{int(task.completed)}/{int(task.total)}")
 
     import flows.release as fr
@@ -242,7 +247,12 @@ def release(
     from corpuspipe.release.assemble import EmptyRelease, ReleaseExists
 
     with lock, Progress(
-        TextColumn("{task.description:<24}"), BarColumn(), AmountColumn(), TimeElapsedColumn(), console=console
+        # fixed, non-wrapping columns: on an 80-column or non-terminal output the long pass labels
+        # squeezed the amounts into one word per line
+        TextColumn("{task.description}", table_column=Column(width=30, no_wrap=True, overflow="ellipsis")),
+        *([BarColumn(bar_width=10)] if console.width >= 100 else []),
+        AmountColumn(table_column=Column(no_wrap=True)), TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        console=console
     ) as progress:
         bars: dict[str, int] = {"start-up": progress.add_task("start-up (Prefect server)", total=1)}
 
@@ -251,7 +261,7 @@ def release(
                 progress.update(bars["start-up"], completed=1)  # the first step of the flow: Prefect is up
             if stage not in bars:
                 bars[stage] = progress.add_task(stage, total=max(total, 1), unit=unit, docs="")
-            docs = f"{documents:,} documents" if documents is not None else ""
+            docs = f"{documents:,} docs" if documents is not None else ""
             progress.update(bars[stage], completed=done if total else 1, docs=docs)
 
         fr.PROGRESS = on_progress
