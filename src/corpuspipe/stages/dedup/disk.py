@@ -20,9 +20,15 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    edges first; a remaining candidate whose two sides are already connected by verified
    near-duplicate pairs waits (it cannot change the components) and is scored only if the
    representative split in phase 4 needs it.  A 500-copy family: 42,430 candidates, 8,942 exact
-   comparisons, same clusters.  Pairs are grouped by the files their two sides live in, so each
-   file's text column is read once per file pair that has candidates, and only the candidates'
-   rows are shingled.
+   comparisons, same clusters.  Before any score, every unit a score may need (the candidate
+   entities' whole units and long paragraphs) is shingled **once**, file by file in one pass, into a
+   spill file under ``work`` (uint64 shingles, plus the whole units' signatures); scores read their
+   units back with ``os.pread`` (page cache, not process memory).  Before, pairs were grouped by
+   their two files and each block re-read its files' row groups through a 128 MB shingle LRU: the
+   1 GB crawl's section reduce ran > 27 min without finishing.  Storing shingles in the signature
+   files instead would cost 8 bytes per character of *every* unit on disk (~2x the text, and
+   incompressible); the spill holds only the candidates' (100 MB crawl: 111 MB documents, 210 MB
+   sections).
 4. **cluster** — no chaining: connected components of verified (whole-text) near-duplicate pairs are only
    *candidate* clusters.  In each, the best-ranked entity is the representative and every other
    member is verified against it; members that are near-duplicates of it join its cluster, the
@@ -50,9 +56,10 @@ ordered by a 64-bit xxh3 of the id string (a collision between two of 10^6 ids h
 ~3e-8 and is detected: it raises), candidate pairs are sets, representatives come from the rank,
 and outputs are sorted by id strings.  1 shard vs 5 shards give byte-identical Parquet (tested).
 
-**Memory**: one signature batch (phase 1), one partition (phase 2), the candidates' rows of two
-shards (shingles; only their 512-row groups are read) (phase 3), and the candidate pairs and the
-info of the entities in them (phases 3-5): the corpus's texts are never held at once.
+**Memory**: one signature batch (phase 1), one partition (phase 2), one 512-row group's text
+(the spill), the two units of the pair being scored (phase 3), and the candidate pairs, their
+results and the entities in them as numpy columns (``_Entities``, ~60 bytes per entity) (phases
+3-5): the corpus's texts and shingles are never held at once.
 
 **Measured** (``bench/scale_dedup.py``, documents stitched from the gov reports with edited and
 Traditional copies and one 500-copy family; per CPU second on the shared 2-core machine):
