@@ -74,6 +74,7 @@ J~0.25 to each other and no longer chain through their original when a copy is t
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -148,6 +149,10 @@ class DedupOutcome:
     pairs_path: Path  # schemas.DUPLICATES rows of this level, sorted by (a_id, b_id)
     clusters_path: Path  # (id, cluster_id, duplicate_of, cluster_size), members of clusters >= 2, by id
     stats: dict
+
+
+def _peak_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _h64(strings: Sequence[str]) -> np.ndarray:
@@ -681,6 +686,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     lo = min_length(cfg, level)
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    peak: dict[str, int] = {}
     t, c = time.perf_counter(), time.process_time()
 
     band_dir = work / f"{level}.bands"
@@ -692,14 +698,14 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         s = _write_bands(fi, path, cfg, lo, parts, band_dir)
         items += s["items"]
         skipped += s["skipped_short"]
-    seconds["bands"], cpu["bands"] = time.perf_counter() - t, time.process_time() - c
+    seconds["bands"], cpu["bands"], peak["bands"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     star_parts, other_parts = zip(*[_partition_candidates(band_dir, len(sig_paths), p, cfg.max_bucket) for p in range(parts)])
     star = _unique_pairs(np.concatenate(star_parts))
     other = _unique_pairs(np.concatenate(other_parts))
     shutil.rmtree(band_dir, ignore_errors=True)
-    seconds["candidates"], cpu["candidates"] = time.perf_counter() - t, time.process_time() - c
+    seconds["candidates"], cpu["candidates"], peak["candidates"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     wanted = np.unique(np.concatenate((star.reshape(-1), other.reshape(-1))))
@@ -709,7 +715,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     other_pos = np.searchsorted(wanted, other)
     del star, other, wanted
     ver = _Verifier(sig_paths, entities, cfg, work / f"{level}.verify")
-    seconds["shingle"], cpu["shingle"] = time.perf_counter() - t, time.process_time() - c
+    seconds["shingle"], cpu["shingle"], peak["shingle"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
     star_list = [tuple(p) for p in star_pos.tolist()]
     ver.score(star_list)
@@ -718,12 +724,12 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     linked = _near_components(ver)
     deferred = [(a, b) for a, b in other_list if a in linked and linked.get(a) == linked.get(b)]
     ver.score([(a, b) for a, b in other_list if not (a in linked and linked.get(a) == linked.get(b))])
-    seconds["verify"], cpu["verify"] = time.perf_counter() - t, time.process_time() - c
+    seconds["verify"], cpu["verify"], peak["verify"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     rep_of = _clusters(deferred, ver)
     ver.close()
-    seconds["cluster"], cpu["cluster"] = time.perf_counter() - t, time.process_time() - c
+    seconds["cluster"], cpu["cluster"], peak["cluster"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     rows = _pair_rows(ver, rep_of, cfg, level)
@@ -736,7 +742,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     crow = sorted((name(m), name(r), None if m == r else name(r), len(members[r])) for m, r in rep_of.items())
     clusters_path = work / f"{level}.clusters.parquet"
     _write(pa.Table.from_pylist([dict(zip(CLUSTERS.names, c)) for c in crow], schema=CLUSTERS), clusters_path)
-    seconds["write"], cpu["write"] = time.perf_counter() - t, time.process_time() - c
+    seconds["write"], cpu["write"], peak["write"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
 
     stats = {
         "items": items,
@@ -752,7 +758,8 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "clusters_with_duplicates": len(members),
         "largest_cluster": max((len(v) for v in members.values()), default=0),
         "seconds": {k: round(v, 6) for k, v in seconds.items()},
-        "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},  # what MB/s per core should use on a busy machine
+        "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},
+        "peak_rss_mb_after": peak,  # the process's peak so far, after each phase: which phase sets it  # what MB/s per core should use on a busy machine
     }
     return DedupOutcome(pairs_path, clusters_path, stats)
 
