@@ -1,6 +1,11 @@
 """Dedup at scale: MB/s per phase, peak RSS at two corpus sizes, rows of a 500-copy family, P/R.
 
 Usage: ``python bench/scale_dedup.py [--mb 50 200] [--shard-docs 2000]``
+or, over the signature files of a real run (e.g. ``<out>/.work/dedup``; read only, the work dir
+goes under ``--keep`` or a temp dir): ``python bench/scale_dedup.py --sig-dir DIR [--level
+document section] [--every 10] [--keep OUT]`` -- ``find_duplicates`` alone, one subprocess per
+level (own peak RSS), on every ``--every``-th file; ``--keep`` keeps the pairs/clusters Parquet
+(``OUT/<level>.*``) to compare two versions with ``--compare OUT1 OUT2``.
 
 Each size runs in two subprocesses, so ``ru_maxrss`` is each phase's own peak: generating the corpus
 and writing signatures (per shard), then ``find_duplicates`` alone.  The corpus is made on
@@ -157,6 +162,57 @@ def child_find(mb: float, partition_rows: int, sig_dir: Path) -> None:
     }))
 
 
+def child_sig_dir(sig_dir: Path, level: str, every: int, partition_rows: int | None, work: Path) -> None:
+    """find_duplicates alone over one level's signature files of a real run (own process: own peak RSS)."""
+    cfg = DedupConfig() if partition_rows is None else DedupConfig(partition_rows=partition_rows)
+    paths = sorted(sig_dir.glob(f"*.{level}.parquet"))[::every]
+    sig_bytes = sum(p.stat().st_size for p in paths)
+    t = time.perf_counter()
+    out = find_duplicates(paths, level, cfg, work)
+    wall = time.perf_counter() - t
+    st = out.stats
+    print(json.dumps({
+        "level": level,
+        "files": len(paths),
+        "sig_mb": round(sig_bytes / 1e6, 1),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(sum(st["cpu_seconds"].values()), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **{k: v for k, v in st.items() if k not in ("seconds",)},
+    }))
+
+
+def compare_outputs(a: Path, b: Path) -> int:
+    """Rows of two kept outputs that differ (pairs and clusters of each level)."""
+    diff = 0
+    for level in ("document", "section"):
+        for kind in ("duplicates", "clusters"):
+            pa_, pb_ = a / f"{level}.{kind}.parquet", b / f"{level}.{kind}.parquet"
+            if not (pa_.exists() and pb_.exists()):
+                continue
+            ta, tb = pq.read_table(pa_), pq.read_table(pb_)
+            ra = {tuple(r.values()) for r in ta.to_pylist()}
+            rb = {tuple(r.values()) for r in tb.to_pylist()}
+            same = ta.equals(tb)
+            diff += not same
+            print(json.dumps({"table": f"{level}.{kind}", "rows": [ta.num_rows, tb.num_rows], "equal": same,
+                              "only_a": len(ra - rb), "only_b": len(rb - ra)}))
+    return 1 if diff else 0
+
+
+def run_sig_dir(sig_dir: Path, levels: list[str], every: int, partition_rows: int | None, keep: Path | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="scale-dedup-") as tmp:
+        work = keep if keep is not None else Path(tmp)
+        for level in levels:
+            r = subprocess.run([sys.executable, __file__, "--child-sig-dir", str(sig_dir), "--level", level,
+                                "--every", str(every), "--dir", str(work),
+                                *(["--partition-rows", str(partition_rows)] if partition_rows else [])],
+                               capture_output=True, text=True)
+            if r.returncode:
+                raise SystemExit(r.stderr[-3000:])
+            print(r.stdout.strip(), flush=True)
+
+
 def run_size(mb: float, shard_docs: int, partition_rows: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="scale-dedup-") as tmp:
         def sub(*args: str) -> dict:
@@ -184,18 +240,30 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, nargs="+", default=[50, 200])
     ap.add_argument("--shard-docs", type=int, default=2000)
-    ap.add_argument("--partition-rows", type=int, default=500_000, help="band rows per candidate partition")
+    ap.add_argument("--partition-rows", type=int, default=None, help="band rows per candidate partition (synthetic: 500k; --sig-dir: the config default)")
     ap.add_argument("--child-signatures", type=float, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--child-find", type=float, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--sig-dir", type=Path, help="signature files of a real run (<out>/.work/dedup), read only")
+    ap.add_argument("--level", nargs="+", default=["document", "section"])
+    ap.add_argument("--every", type=int, default=1, help="use every n-th signature file (a subset)")
+    ap.add_argument("--keep", type=Path, help="keep find_duplicates' outputs here (for --compare)")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("OUT1", "OUT2"), help="diff two --keep outputs")
+    ap.add_argument("--child-sig-dir", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.child_signatures:
+    if a.compare:
+        return compare_outputs(*a.compare)
+    if a.child_sig_dir:
+        child_sig_dir(a.child_sig_dir, a.level[0], a.every, a.partition_rows, a.dir)
+    elif a.sig_dir:
+        run_sig_dir(a.sig_dir, a.level, a.every, a.partition_rows, a.keep)
+    elif a.child_signatures:
         child_signatures(a.child_signatures, a.shard_docs, a.dir)
     elif a.child_find:
         child_find(a.child_find, a.partition_rows, a.dir)
     else:
         for mb in a.mb:
-            print(json.dumps(run_size(mb, a.shard_docs, a.partition_rows)), flush=True)
+            print(json.dumps(run_size(mb, a.shard_docs, a.partition_rows or 500_000)), flush=True)
     return 0
 
 

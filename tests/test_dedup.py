@@ -9,26 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from datasketch.lsh import _optimal_param
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.core import schemas
 from corpuspipe.core.config import DedupConfig
 from corpuspipe.stages.dedup.minhash import (
     DedupItem,
-    DuplicatePair,
-    assign_clusters,
-    band_keys,
-    candidate_pairs,
+    compare_sets,
     compute_signatures,
     lsh_params,
-    pairs_table,
-    signatures_by_id,
     signatures_numpy,
-    verify_pairs,
 )
+from corpuspipe.stages.dedup.disk import _bucket_pairs, best_paragraph_pair
 from corpuspipe.stages.dedup.disk import dedup_in_memory as find_duplicates
 from corpuspipe.stages.dedup.shingles import char_shingles, shingle_hashes, strip_text, word_shingles
 
@@ -167,43 +162,27 @@ def test_lsh_params_come_from_datasketch():
     assert off["reuse_bands"] == 0
 
 
-def test_band_keys_rows_and_skips():
-    paras = gov_paragraphs(limit=5)
-    items = [DedupItem(f"d{i}", p, 0) for i, p in enumerate(paras)] + [DedupItem("short", "和谐社会建设", 0)]
-    sigs = compute_signatures(items, CFG)
-    p = lsh_params(CFG)
-    nb = p["bands"] + p["reuse_bands"]
-    t = band_keys(sigs, CFG, min_length=80)
-    assert t.schema == pa.schema(
-        [("band", pa.int16(), False), ("key", pa.uint64(), False), ("id", pa.dictionary(pa.int32(), pa.string()), False)]
-    )
-    assert t.num_rows == nb * 5
-    assert "short" not in set(t.column("id").to_pylist())
-    assert sorted(set(t.column("band").to_pylist())) == list(range(nb))
-    assert band_keys(sigs, CFG).num_rows == nb * 6
+def test_bucket_pairs_all_pairs_up_to_max_bucket_then_star_and_chain():
+    def reference(start: int, z: int, max_bucket: int) -> tuple[set, set]:
+        m = list(range(start, start + z))
+        star = {(m[0], x) for x in m[1:]}
+        other = ({(x, y) for i, x in enumerate(m[1:]) for y in m[i + 2 :]} if z <= max_bucket
+                 else {(x, y) for x, y in zip(m[1:-1], m[2:])})
+        return star, other
 
-
-def test_candidate_pairs_across_shards_sorted_unique():
-    paras = gov_paragraphs(limit=6)
-    shard1 = [DedupItem("z9", paras[0], 0), DedupItem("b1", paras[1], 0), DedupItem("c", paras[2], 0)]
-    shard2 = [DedupItem("a0", paras[0], 0), DedupItem("y", paras[1] + "。", 0), DedupItem("q", paras[3], 0)]
-    tables = [band_keys(compute_signatures(s, CFG), CFG) for s in (shard1, shard2)]
-    pairs = candidate_pairs(tables)
-    assert pairs == [("a0", "z9"), ("b1", "y")]
-    assert candidate_pairs([]) == []
-
-
-def test_candidate_pairs_large_bucket_is_linear_but_connected():
-    ids = [f"x{i:03d}" for i in range(30)]
-    t = pa.table(
-        {"band": pa.array([0] * 30, pa.int16()), "key": pa.array([7] * 30, pa.uint64()), "id": ids}
-    )
-    full = candidate_pairs([t], max_bucket=100)
-    assert len(full) == 30 * 29 // 2
-    capped = candidate_pairs([t], max_bucket=10)
-    assert len(capped) == 29 + 28
-    assert all(a < b for a, b in capped) and capped == sorted(set(capped))
-    assert {b for a, b in capped if a == "x000"} == set(ids[1:])
+    sizes = np.array([2, 30, 3, 30, 12, 2])
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    for max_bucket in (100, 10):
+        star, other = _bucket_pairs(starts, sizes, max_bucket)
+        want_star, want_other = set(), set()
+        for s0, z in zip(starts.tolist(), sizes.tolist()):
+            ws, wo = reference(s0, z, max_bucket)
+            want_star |= ws
+            want_other |= wo
+        assert {tuple(p) for p in star.tolist()} == want_star and len(star) == len(want_star)
+        assert {tuple(p) for p in other.tolist()} == want_other and len(other) == len(want_other)
+    star, other = _bucket_pairs(np.array([0]), np.array([30]), 10)
+    assert len(star) + len(other) == 29 + 28  # linear, and still connected through the star
 
 
 # -- verification -----------------------------------------------------------------------
@@ -212,25 +191,43 @@ def test_candidate_pairs_large_bucket_is_linear_but_connected():
 def test_verify_classifies_and_drops():
     base = gov_paragraphs(limit=3)
     long_text = base[0] + base[1] + base[2]
-    items = {
-        "a": DedupItem("a", base[0], 0),
-        "b": DedupItem("b", perturb(base[0], 0.02, 1), 0),  # near duplicate
-        "c": DedupItem("c", long_text, 0),  # contains a: reuse
-        "d": DedupItem("d", base[1], 0),  # unrelated to a
-        "e": DedupItem("e", base[0], 0, group="g"),
-        "f": DedupItem("f", long_text, 0, group="g"),  # same group as e: never reported
-    }
-    sigs = signatures_by_id(compute_signatures(list(items.values()), CFG))
-    out = verify_pairs([("b", "a"), ("a", "c"), ("a", "d"), ("e", "f")], items, sigs, CFG, "section")
-    assert [(p.a_id, p.b_id, p.relation) for p in out] == [("a", "b", "near_duplicate"), ("a", "c", "reuse")]
-    near, reuse = out
+    items = [
+        DedupItem("a", base[0], 0),
+        DedupItem("b", perturb(base[0], 0.02, 1), 0),  # near duplicate
+        DedupItem("c", long_text, 0),  # contains a: reuse
+        DedupItem("d", base[1] + base[2], 0),  # shares nothing with a
+    ]
+    pairs, _, _ = find_duplicates(items, DedupConfig(extra_pairs_per_item=10), "section")
+    got = {(p.a_id, p.b_id): p for p in pairs}
+    assert got[("a", "b")].relation == "near_duplicate" and got[("a", "c")].relation == "reuse"
+    assert ("a", "d") not in got
+    near, reuse = got[("a", "b")], got[("a", "c")]
     assert near.jaccard_exact >= CFG.threshold and abs(near.jaccard - near.jaccard_exact) < 0.15
     assert reuse.containment_ab == pytest.approx(1.0) and reuse.containment_ba < 0.5
     assert reuse.jaccard_exact < CFG.threshold
-    tbl = pairs_table(out)
-    assert tbl.schema == schemas.DUPLICATES and tbl.num_rows == 2
+    grouped = [DedupItem("e", base[0], 0, group="g"), DedupItem("f", long_text, 0, group="g")]
+    assert find_duplicates(grouped, CFG, "section")[0] == []  # same group: never reported
     with pytest.raises(ValueError):
-        verify_pairs([], items, sigs, CFG, "paragraph")
+        find_duplicates(items, CFG, "paragraph")
+
+
+@given(st.lists(st.lists(st.integers(0, 40), max_size=25), min_size=1, max_size=5),
+       st.lists(st.lists(st.integers(0, 40), max_size=25), min_size=1, max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_best_paragraph_pair_matches_the_pairwise_loop(la, lb):
+    """The intersection-count matrix picks what a compare_sets loop picks: highest max containment,
+    then Jaccard, then the first pair in (a, b) order; empty paragraphs never pair."""
+    xa = [np.unique(np.array(v, np.uint64)) for v in la]
+    xb = [np.unique(np.array(v, np.uint64)) for v in lb]
+    best_key, best = None, None
+    for sa in xa:
+        for sb in xb:
+            if not sa.size or not sb.size:
+                continue
+            j, cab, cba = compare_sets(sa, sb)
+            if best_key is None or (max(cab, cba), j) > best_key:
+                best_key, best = (max(cab, cba), j), (j, cab, cba)
+    assert best_paragraph_pair(xa, xb) == best
 
 
 def test_calibration_edited_copies_found_unrelated_not():
@@ -248,46 +245,6 @@ def test_calibration_edited_copies_found_unrelated_not():
     assert stats["near_duplicate"] == len(expected)
     for i in range(0, len(paras), 2):
         assert clusters[f"p{i:02d}"] == (f"o{i:02d}", f"o{i:02d}")
-
-
-# -- clusters ----------------------------------------------------------------------------
-
-
-def _pair(a: str, b: str, rel: str = "near_duplicate") -> DuplicatePair:
-    a, b = min(a, b), max(a, b)
-    return DuplicatePair("document", a, b, 0.9, 0.9, 0.9, 0.9, rel)
-
-
-def test_assign_clusters_representative_rule():
-    ids = ["a", "b", "c", "d", "e", "f"]
-    pairs = [_pair("a", "b"), _pair("b", "c"), _pair("d", "e", "reuse")]
-    quality = {"a": 5, "b": 9, "c": 9, "d": 1, "e": 100, "f": 3}
-    out = assign_clusters(ids, pairs, quality)
-    assert out["b"] == ("b", None)  # highest quality; tie with c -> smaller id
-    assert out["a"] == ("b", "b") and out["c"] == ("b", "b")
-    assert out["d"] == ("d", None) and out["e"] == ("e", None)  # reuse does not merge
-    assert out["f"] == ("f", None)
-
-
-@given(
-    st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=20),
-    st.lists(st.integers(0, 3), min_size=12, max_size=12),
-    st.randoms(use_true_random=False),
-)
-@settings(max_examples=150, deadline=None)
-def test_assign_clusters_is_order_independent(edges, quals, rnd):
-    ids = [f"i{k:02d}" for k in range(12)]
-    pairs = [_pair(ids[a], ids[b]) for a, b in edges if a != b]
-    quality = dict(zip(ids, quals))
-    out = assign_clusters(ids, pairs, quality)
-    shuffled_ids, shuffled_pairs = list(ids), list(pairs)
-    rnd.shuffle(shuffled_ids)
-    rnd.shuffle(shuffled_pairs)
-    assert assign_clusters(shuffled_ids, shuffled_pairs, quality) == out
-    for x, (cid, dup) in out.items():
-        members = [y for y, (c, _) in out.items() if c == cid]
-        best = min(members, key=lambda m: (-quality[m], m))
-        assert cid == best and dup == (None if x == best else best)
 
 
 # -- seeds (acceptance) -------------------------------------------------------------------
@@ -393,25 +350,22 @@ def test_find_duplicates_counts_skipped_sections():
     assert clusters["w2"] == ("w2", None) and clusters["p2"] == ("p1", "p1")
 
 
-def test_shard_tables_round_trip_through_parquet(tmp_path):
-    """The flow writes signatures and band keys beside each shard; read back, results are identical."""
-    import pyarrow.parquet as pq
+def test_pairs_across_shard_files(tmp_path):
+    """Each shard writes its signature file; candidates pair items across files, only across."""
+    from corpuspipe.stages.dedup import find_duplicates as find_on_disk, write_signatures
 
     paras = gov_paragraphs(limit=8)
     shards = [
         [DedupItem(f"s1_{i}", p, len(p)) for i, p in enumerate(paras[:4])],
         [DedupItem(f"s2_{i}", perturb(p, 0.03, i), len(p)) for i, p in enumerate(paras[:4])],
     ]
-    direct, loaded = [], []
+    paths = []
     for k, shard in enumerate(shards):
-        sig = compute_signatures(shard, CFG)
-        bk = band_keys(sig, CFG, min_length=80)
-        pq.write_table(sig, tmp_path / f"sig{k}.parquet")
-        pq.write_table(bk, tmp_path / f"bands{k}.parquet")
-        assert pq.read_table(tmp_path / f"sig{k}.parquet").equals(sig)
-        direct.append(bk)
-        loaded.append(pq.read_table(tmp_path / f"bands{k}.parquet"))
-    assert candidate_pairs(direct) == candidate_pairs(loaded) == [(f"s1_{i}", f"s2_{i}") for i in range(4)]
+        paths.append(tmp_path / f"sig{k}.parquet")
+        write_signatures(shard, "document", CFG, paths[-1])
+    out = find_on_disk(paths, "document", CFG, tmp_path / "work")
+    pairs = pq.read_table(out.pairs_path).to_pylist()
+    assert [(p["a_id"], p["b_id"]) for p in pairs] == [(f"s1_{i}", f"s2_{i}") for i in range(4)]
 
 
 # -- at scale: shards, linear rows, no chaining, representative rule ------------------------

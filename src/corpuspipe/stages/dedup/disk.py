@@ -20,9 +20,15 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    edges first; a remaining candidate whose two sides are already connected by verified
    near-duplicate pairs waits (it cannot change the components) and is scored only if the
    representative split in phase 4 needs it.  A 500-copy family: 42,430 candidates, 8,942 exact
-   comparisons, same clusters.  Pairs are grouped by the files their two sides live in, so each
-   file's text column is read once per file pair that has candidates, and only the candidates'
-   rows are shingled.
+   comparisons, same clusters.  Before any score, every unit a score may need (the candidate
+   entities' whole units and long paragraphs) is shingled **once**, file by file in one pass, into a
+   spill file under ``work`` (uint64 shingles, plus the whole units' signatures); scores read their
+   units back with ``os.pread`` (page cache, not process memory).  Before, pairs were grouped by
+   their two files and each block re-read its files' row groups through a 128 MB shingle LRU: the
+   1 GB crawl's section reduce ran > 27 min without finishing.  Storing shingles in the signature
+   files instead would cost 8 bytes per character of *every* unit on disk (~2x the text, and
+   incompressible); the spill holds only the candidates' (100 MB crawl: 111 MB documents, 210 MB
+   sections).
 4. **cluster** — no chaining: connected components of verified (whole-text) near-duplicate pairs are only
    *candidate* clusters.  In each, the best-ranked entity is the representative and every other
    member is verified against it; members that are near-duplicates of it join its cluster, the
@@ -50,9 +56,10 @@ ordered by a 64-bit xxh3 of the id string (a collision between two of 10^6 ids h
 ~3e-8 and is detected: it raises), candidate pairs are sets, representatives come from the rank,
 and outputs are sorted by id strings.  1 shard vs 5 shards give byte-identical Parquet (tested).
 
-**Memory**: one signature batch (phase 1), one partition (phase 2), the candidates' rows of two
-shards (shingles; only their 512-row groups are read) (phase 3), and the candidate pairs and the
-info of the entities in them (phases 3-5): the corpus's texts are never held at once.
+**Memory**: one signature batch (phase 1), one partition (phase 2), one 512-row group's text
+(the spill), the two units of the pair being scored (phase 3), and the candidate pairs, their
+results and the entities in them as numpy columns (``_Entities``, ~60 bytes per entity) (phases
+3-5): the corpus's texts and shingles are never held at once.
 
 **Measured** (``bench/scale_dedup.py``, documents stitched from the gov reports with edited and
 Traditional copies and one 500-copy family; per CPU second on the shared 2-core machine):
@@ -66,8 +73,9 @@ J~0.25 to each other and no longer chain through their original when a copy is t
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
-from collections import OrderedDict
 import tempfile
 import time
 from collections.abc import Sequence
@@ -76,6 +84,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
@@ -101,7 +110,6 @@ from corpuspipe.stages.dedup.unionfind import UnionFind
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
 _SIG_ROW_GROUP = 512
 _EMPTY_SIG = np.uint32(0xFFFFFFFF)
-_SHINGLE_CACHE_BYTES = 128 << 20  # shingle sets kept between verification blocks (uint64: 8 B per char)
 _READ_BATCH = 8192  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
 _PARQUET = dict(compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False)
 
@@ -141,6 +149,10 @@ class DedupOutcome:
     pairs_path: Path  # schemas.DUPLICATES rows of this level, sorted by (a_id, b_id)
     clusters_path: Path  # (id, cluster_id, duplicate_of, cluster_size), members of clusters >= 2, by id
     stats: dict
+
+
+def _peak_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _h64(strings: Sequence[str]) -> np.ndarray:
@@ -241,20 +253,29 @@ def _write_bands(fi: int, path: Path, cfg: DedupConfig, lo: int, parts: int, out
 # -- phase 2: candidates ---------------------------------------------------------------------
 
 
-def _bucket_pairs(z: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
-    """(star, other) index pairs into one bucket of z sorted unique members.
+def _bucket_pairs(starts: np.ndarray, sizes: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+    """(star, other) row-index pairs of buckets (``starts``/``sizes`` into a sorted partition).
 
-    star: every member with the first (smallest); other: the remaining pairs if the bucket has at
-    most ``max_bucket`` members, else a chain of neighbours (linear).
+    star: every member with the first (smallest); other: the remaining pairs of a bucket of at most
+    ``max_bucket`` members, else a chain of neighbours (linear).  Vectorized per bucket size (at
+    most ``max_bucket`` sizes): a Python loop per bucket took 10 of the 18 CPU s of the section
+    candidates on a third of the 100 MB crawl (19k buckets).
     """
-    rest = np.arange(1, z)
-    star = np.stack((np.zeros(z - 1, np.int64), rest), axis=1)
-    if z <= max_bucket:
-        i, j = np.triu_indices(z - 1, 1)
-        other = np.stack((rest[i], rest[j]), axis=1)
-    else:
-        other = np.stack((rest[:-1], rest[1:]), axis=1)
-    return star, other
+    stars, others = [np.empty((0, 2), np.int64)], [np.empty((0, 2), np.int64)]
+    for z in np.unique(sizes).tolist():
+        s = starts[sizes == z].astype(np.int64)
+        if z <= max_bucket:
+            rest = np.arange(1, z)
+            stars.append((s[:, None, None] + np.stack((np.zeros(z - 1, np.int64), rest), axis=1)[None]).reshape(-1, 2))
+            i, j = np.triu_indices(z - 1, 1)
+            if i.size:
+                others.append((s[:, None, None] + np.stack((rest[i], rest[j]), axis=1)[None]).reshape(-1, 2))
+        else:
+            for b in s.tolist():  # a few boilerplate buckets
+                rest = np.arange(b + 1, b + z)
+                stars.append(np.stack((np.full(z - 1, b), rest), axis=1))
+                others.append(np.stack((rest[:-1], rest[1:]), axis=1))
+    return np.concatenate(stars), np.concatenate(others)
 
 
 def _unique_pairs(p: np.ndarray) -> np.ndarray:
@@ -289,216 +310,303 @@ def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: i
     key, eh, gh = key[keep], eh[keep], gh[keep]
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     sizes = np.diff(np.append(starts, key.size))
-    stars, others = [], []
-    two = starts[sizes == 2]
-    stars.append(np.stack((two, two + 1), axis=1))
-    for s, z in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist()):
-        for out, pr in zip((stars, others), _bucket_pairs(z, max_bucket)):
-            out.append(pr + s)  # row indices into the sorted partition
+    multi = sizes >= 2
+    star_idx, other_idx = _bucket_pairs(starts[multi], sizes[multi], max_bucket)
 
-    def clean(chunks: list[np.ndarray]) -> np.ndarray:
-        if not chunks:
-            return np.empty((0, 2), np.uint64)
-        idx = np.concatenate(chunks)
+    def clean(idx: np.ndarray) -> np.ndarray:
         idx = idx[gh[idx[:, 0]] != gh[idx[:, 1]]]  # same group (document) never pairs
         return _unique_pairs(np.stack((eh[idx[:, 0]], eh[idx[:, 1]]), axis=1))  # (lo, hi): sorted by eh
 
-    return clean(stars), clean(others)
+    return clean(star_idx), clean(other_idx)
 
 
 # -- entities and verification ---------------------------------------------------------------
 
 
 @dataclass
-class _Entity:
-    name: str
-    rank: tuple  # (flags, script_rank, -quality, name): smallest is the representative
-    file: int
-    whole: int = -1  # the row of the unit whose id is the entity: the entity's own text
-    paragraphs: list[int] | None = None  # rows of its paragraph units (id "<entity>#NNN") long enough to compare
+class _Entities:
+    """The entities of the candidate pairs as columns (position = order of the entity hash).
 
-    def paragraph_rows(self) -> list[int]:
+    Python objects per entity (a dataclass with lists of rows) grew the 1 GB crawl's reduce worker
+    past 1.7 GB; these columns cost ~60 bytes per entity plus ~20 per unit.
+    """
+
+    eh: np.ndarray  # uint64, sorted: the position of an entity is its index here
+    names: pa.Array  # string, by position
+    file: np.ndarray  # int32: the signature file of all its units
+    rank: np.ndarray  # int64: position in the representative order (flags, script, -quality, name)
+    whole: np.ndarray  # int64: unit index of its own text (id == entity)
+    par_off: np.ndarray  # int64 (n + 1): its paragraph units are par_units[par_off[i]:par_off[i + 1]]
+    par_units: np.ndarray  # int64 unit indices (paragraphs at least ``lo`` stripped chars long)
+    unit_file: np.ndarray  # int32
+    unit_row: np.ndarray  # int64: row in its signature file
+
+    def __len__(self) -> int:
+        return int(self.eh.size)
+
+    def name(self, i: int) -> str:
+        return self.names[i].as_py()
+
+    def paragraph_units(self, i: int) -> list[int]:
         """A one-paragraph section is its own paragraph."""
-        return self.paragraphs if self.paragraphs else [self.whole]
-
-    def compared_rows(self) -> list[int]:
-        return [self.whole, *(self.paragraphs or ())]
+        p = self.par_units[self.par_off[i] : self.par_off[i + 1]]
+        return p.tolist() if p.size else [int(self.whole[i])]
 
 
-def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> dict[int, _Entity]:
+def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _Entities:
     """Info and unit rows of the entities that appear in candidate pairs (and only those).
 
     Every entity needs a unit whose id is the entity (its whole text: ``units.items_for_document``
     makes one per leaf section); its other units are paragraphs, kept for the paragraph score when
     at least ``lo`` stripped characters long (a short line such as 「各位代表！」 recurs in every
     report and would otherwise score 1.0)."""
-    out: dict[int, _Entity] = {}
+    n = wanted.size
     cols = ["id", "entity", "eh", "flags", "script_rank", "quality", "length"]
+    u_pos, u_file, u_row, u_whole, u_long, u_ent = [], [], [], [], [], []
     for fi, path in enumerate(sig_paths):
         t = pq.read_table(path, columns=cols)
         eh = t.column("eh").to_numpy()
         rows = np.flatnonzero(np.isin(eh, wanted))
         if not rows.size:
             continue
-        ids = t.column("id").take(rows).to_pylist()
-        names = t.column("entity").take(rows).to_pylist()
-        fl = t.column("flags").to_numpy()[rows].tolist()
-        sr = t.column("script_rank").to_numpy()[rows].tolist()
-        q = t.column("quality").to_numpy()[rows].tolist()
-        ln = t.column("length").to_numpy()[rows].tolist()
-        for r, h, uid, name, f, s, qq, n in zip(rows.tolist(), eh[rows].tolist(), ids, names, fl, sr, q, ln):
-            ent = out.get(h)
-            if ent is None:
-                ent = out[h] = _Entity(name, (f, s, -qq, name), fi, paragraphs=[])
-            elif ent.name != name:
-                raise ValueError(f"64-bit id hash collision between {ent.name!r} and {name!r}")
-            elif ent.file != fi:
-                raise ValueError(f"entity {name!r} has units in two signature files; keep a document's items in one shard")
-            if uid == name:
-                ent.whole = r
-            elif n >= lo:
-                ent.paragraphs.append(r)
-    for ent in out.values():
-        if ent.whole < 0:
-            raise ValueError(f"entity {ent.name!r} has no unit of its own (id == entity): its own text is needed")
-    return out
+        idx = pa.array(rows, pa.int64())
+        ids, ents = t.column("id").take(idx).combine_chunks(), t.column("entity").take(idx).combine_chunks()
+        u_pos.append(np.searchsorted(wanted, eh[rows]))
+        u_file.append(np.full(rows.size, fi, np.int32))
+        u_row.append(rows)
+        u_whole.append(pc.equal(ids, ents).to_numpy(zero_copy_only=False))
+        u_long.append(t.column("length").to_numpy()[rows] >= lo)
+        u_ent.append(ents)
+    if not u_pos:
+        e = np.empty(0, np.int64)
+        return _Entities(wanted, pa.array([], pa.string()), e.astype(np.int32), e, e, np.zeros(1, np.int64), e,
+                         e.astype(np.int32), e)
+    pos, ufile, urow = np.concatenate(u_pos), np.concatenate(u_file), np.concatenate(u_row)
+    whole_m, long_m = np.concatenate(u_whole), np.concatenate(u_long)
+    uent = pa.concat_arrays(u_ent)
+    del u_pos, u_file, u_row, u_whole, u_long, u_ent
+    order = np.lexsort((urow, ufile, pos))  # by entity, then file and row (ids sort "<sid>" < "<sid>#NNN")
+    pos, ufile, urow, whole_m, long_m = pos[order], ufile[order], urow[order], whole_m[order], long_m[order]
+    uent = uent.take(pa.array(order, pa.int64()))
+    # every entity: one file, exactly one name (else a 64-bit hash collision), a unit of its own
+    first = np.flatnonzero(np.concatenate(([True], pos[1:] != pos[:-1])))
+    bad_file = np.flatnonzero(ufile != ufile[first][np.searchsorted(first, np.arange(pos.size), side="right") - 1])
+    names_first = uent.take(pa.array(first, pa.int64()))
+    same_name = pc.equal(uent, names_first.take(pa.array(np.searchsorted(first, np.arange(pos.size), side="right") - 1,
+                                                            pa.int64()))).to_numpy(zero_copy_only=False)
+    if not same_name.all():
+        k = int(np.flatnonzero(~same_name)[0])
+        a = names_first[int(np.searchsorted(first, k, side="right") - 1)].as_py()
+        raise ValueError(f"64-bit id hash collision between {a!r} and {uent[k].as_py()!r}")
+    if bad_file.size:
+        raise ValueError(f"entity {uent[int(bad_file[0])].as_py()!r} has units in two signature files; "
+                         "keep a document's items in one shard")
+    m = first.size
+    whole = np.full(m, -1, np.int64)
+    ent_of_unit = np.searchsorted(first, np.arange(pos.size), side="right") - 1
+    w = np.flatnonzero(whole_m)
+    whole[ent_of_unit[w]] = w  # the last row wins, as before
+    if (whole < 0).any():
+        raise ValueError(f"entity {names_first[int(np.flatnonzero(whole < 0)[0])].as_py()!r} has no unit of its own "
+                         "(id == entity): its own text is needed")
+    par = np.flatnonzero(~whole_m & long_m)
+    par_off = np.searchsorted(ent_of_unit[par], np.arange(m + 1))
+    # flags / script / quality are the document's (shared by its units): read from the whole unit's row
+    flags = np.empty(m, np.int64)
+    script = np.empty(m, np.int64)
+    quality = np.empty(m, np.int64)
+    wf, wr = ufile[whole], urow[whole]
+    for fi in np.unique(wf).tolist():
+        sel = np.flatnonzero(wf == fi)
+        t = pq.read_table(sig_paths[fi], columns=["flags", "script_rank", "quality"])
+        r = wr[sel]
+        flags[sel] = t.column("flags").to_numpy()[r]
+        script[sel] = t.column("script_rank").to_numpy()[r]
+        quality[sel] = t.column("quality").to_numpy()[r]
+    name_order = pc.sort_indices(names_first).to_numpy()  # UTF-8 byte order == code point order
+    name_rank = np.empty(m, np.int64)
+    name_rank[name_order] = np.arange(m)
+    by_rank = np.lexsort((name_rank, -quality, script, flags))
+    rank = np.empty(m, np.int64)
+    rank[by_rank] = np.arange(m)
+    if m != n:  # candidate entities without any unit row cannot happen: pairs come from these files
+        raise ValueError(f"{n - m} candidate entities have no rows in the signature files")
+    return _Entities(wanted, names_first, ufile[first].astype(np.int32), rank, whole, par_off, par,
+                     ufile.astype(np.int32), urow)
 
 
 class _Verifier:
-    """Exact scores of entity pairs, computed block by block (pairs grouped by their two files)."""
+    """Exact scores of entity pairs.  The shingle sets of every unit a score may need are computed
+    once, file by file in one pass, and spilled to ``work/<level>.shingles`` (uint64, plus the
+    whole units' signatures); a score reads its units back with ``os.pread`` (page cache, not RSS).
 
-    def __init__(self, sig_paths: Sequence[Path], entities: dict[int, _Entity], cfg: DedupConfig) -> None:
+    Before, pairs were grouped by their two files and each block re-read its files' row groups
+    through a 128 MB shingle LRU: on the 1 GB crawl the section reduce ran > 27 min without
+    finishing, each file's text read once per partner file.
+    """
+
+    def __init__(self, sig_paths: Sequence[Path], ent: _Entities, cfg: DedupConfig, spill: Path) -> None:
         self.paths = list(sig_paths)
-        self.ent = entities
+        self.ent = ent
         self.cfg = cfg
-        # (lo, hi) eh -> (est, j, c_lo_hi, c_hi_lo, rel, paragraph_j, paragraph_c) | None
+        # (lo, hi) position -> (est, j, c_lo_hi, c_hi_lo, rel, paragraph_j, paragraph_c) | None
         self.results: dict[tuple[int, int], tuple | None] = {}
         self.units_scored = 0
         self.rows_read = 0
-        # Shingle sets are the expensive part (strip + hash): keep the most recently used ones, up to
-        # a byte budget, so a row needed by pairs in several file blocks or rounds is shingled once
-        # (on the 100 MB crawl bench the reduce re-shingled rows per block: 5+ min, now seconds).
-        self.cache: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self.cache_bytes = 0
-        self.cache_budget = _SHINGLE_CACHE_BYTES
+        n_units = ent.unit_row.size
+        self.off = np.zeros(n_units, np.int64)
+        self.cnt = np.zeros(n_units, np.int64)
+        self.sig_slot = np.full(n_units, -1, np.int64)
+        need = np.zeros(n_units, bool)
+        need[ent.whole] = True
+        need[ent.par_units] = True
+        is_whole = np.zeros(n_units, bool)
+        is_whole[ent.whole] = True
+        self.sh_path, self.sig_path = spill.with_suffix(".shingles"), spill.with_suffix(".sigs")
+        self.sh_path.parent.mkdir(parents=True, exist_ok=True)
+        pos = slots = 0
+        with open(self.sh_path, "wb") as fsh, open(self.sig_path, "wb") as fsg:
+            for fi in np.unique(ent.unit_file[need]).tolist():
+                units = np.flatnonzero(need & (ent.unit_file == fi))
+                units = units[np.argsort(ent.unit_row[units], kind="stable")]
+                for u, sh, sg in self._read(fi, ent.unit_row[units], is_whole[units], units):
+                    fsh.write(sh.tobytes())
+                    self.off[u], self.cnt[u] = pos, sh.size
+                    pos += sh.size
+                    if sg is not None:
+                        fsg.write(sg.tobytes())
+                        self.sig_slot[u] = slots
+                        slots += 1
+        self.spill_bytes = pos * 8 + slots * cfg.num_perm * 4
+        self._fsh = os.open(self.sh_path, os.O_RDONLY)
+        self._fsg = os.open(self.sig_path, os.O_RDONLY)
 
-    def _load(self, fi: int, rows: set[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Shingles and signatures of some rows of one file: cached ones from the cache, the rest
-        read from only their row groups."""
-        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        missing = []
-        for r in rows:
-            hit = self.cache.get((fi, r))
-            if hit is None:
-                missing.append(r)
-            else:
-                self.cache.move_to_end((fi, r))
-                out[r] = hit
-        if missing:
-            for r, val in self._read(fi, missing).items():
-                out[r] = val
-                self.cache[(fi, r)] = val
-                self.cache_bytes += val[0].nbytes + val[1].nbytes
-            while self.cache_bytes > self.cache_budget and len(self.cache) > len(out):
-                _, (sh, sg) = self.cache.popitem(last=False)
-                self.cache_bytes -= sh.nbytes + sg.nbytes
-        return out
+    def close(self) -> None:
+        for fd in (self._fsh, self._fsg):
+            os.close(fd)
+        self.sh_path.unlink(missing_ok=True)
+        self.sig_path.unlink(missing_ok=True)
 
-    def _read(self, fi: int, rows: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    def _read(self, fi: int, rows: np.ndarray, whole: np.ndarray, units: np.ndarray):
+        """(unit, shingles, signature of a whole unit else None) of some rows of one file, reading
+        only their row groups, a few groups at a time."""
         pf = pq.ParquetFile(self.paths[fi])
         bounds = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
-        want = np.array(sorted(rows), np.int64)
-        groups = sorted(set((np.searchsorted(bounds, want, side="right") - 1).tolist()))
-        t = pf.read_row_groups(groups, columns=["text", "signature"])
-        # row index in the file -> row index in the table of the groups read
-        base = np.cumsum([0] + [int(bounds[g + 1] - bounds[g]) for g in groups])
-        local = np.empty(want.size, np.int64)
-        for k, g in enumerate(groups):
-            sel = (want >= bounds[g]) & (want < bounds[g + 1])
-            local[sel] = want[sel] - bounds[g] + base[k]
-        idx = pa.array(local, pa.int64())
-        texts = t.column("text").take(idx).to_pylist()
-        sig = t.column("signature").take(idx)
-        width = sig.type.list_size
-        mat = sig.combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-        self.rows_read += want.size
-        out = {}
-        for k, (r, x) in enumerate(zip(want.tolist(), texts)):
-            sh, sg = shingle_hashes(x, self.cfg), mat[k].copy()
-            if sh.size and (sg == _EMPTY_SIG).all():  # a unit too short to band was not signed
-                sg = signature_matrix([sh], self.cfg)[0]
-            out[r] = (sh, sg)
-        return out
+        grp = np.searchsorted(bounds, rows, side="right") - 1
+        width = self.cfg.num_perm
+        for g in np.unique(grp).tolist():
+            sel = np.flatnonzero(grp == g)
+            t = pf.read_row_group(g, columns=["text", "signature"])
+            idx = pa.array(rows[sel] - bounds[g], pa.int64())
+            texts = t.column("text").take(idx).to_pylist()
+            mat = t.column("signature").take(idx).combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+            self.rows_read += sel.size
+            for k, x in enumerate(texts):
+                sh = shingle_hashes(x, self.cfg)
+                sg = None
+                if whole[sel[k]]:
+                    sg = mat[k]
+                    if sh.size and (sg == _EMPTY_SIG).all():  # a unit too short to band was not signed
+                        sg = signature_matrix([sh], self.cfg)[0]
+                yield int(units[sel[k]]), sh, sg
+
+    def _shingles(self, u: int) -> np.ndarray:
+        n = int(self.cnt[u])
+        if not n:
+            return np.empty(0, np.uint64)
+        return np.frombuffer(os.pread(self._fsh, n * 8, int(self.off[u]) * 8), np.uint64)
+
+    def _signature(self, u: int) -> np.ndarray:
+        w = self.cfg.num_perm * 4
+        return np.frombuffer(os.pread(self._fsg, w, int(self.sig_slot[u]) * w), np.uint32)
 
     def score(self, pairs: Sequence[tuple[int, int]]) -> None:
-        """Score pairs not yet scored.  Per file fa (in order), the rows of fa that any pair needs are
-        loaded once; then per partner file fb, only the rows that pairs with fa need: memory is two
-        shards' candidate rows at most, and each file is opened once per partner file."""
-        todo = sorted({(min(a, b), max(a, b)) for a, b in pairs} - self.results.keys())
-        blocks: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        """Score the pairs not yet scored (in order of their first side: the spill is read mostly forward)."""
+        todo = sorted({(min(a, b), max(a, b)) for a, b in pairs} - self.results.keys(),
+                      key=lambda p: (self.off[self.ent.whole[p[0]]], p))
         for a, b in todo:
-            fa, fb = sorted((self.ent[a].file, self.ent[b].file))
-            blocks.setdefault(fa, {}).setdefault(fb, []).append((a, b))
-        for fa in sorted(blocks):
-            need_a: set[int] = set()
-            for block in blocks[fa].values():
-                for a, b in block:
-                    for h in (a, b):
-                        if self.ent[h].file == fa:
-                            need_a.update(self.ent[h].compared_rows())
-            units = {fa: self._load(fa, need_a)}
-            for fb in sorted(blocks[fa]):
-                block = blocks[fa][fb]
-                if fb != fa:
-                    need_b = {r for a, b in block for h in (a, b) if self.ent[h].file == fb for r in self.ent[h].compared_rows()}
-                    units[fb] = self._load(fb, need_b)
-                for a, b in block:
-                    self.results[(a, b)] = self._score(units, a, b)
-                if fb != fa:
-                    del units[fb]
+            self.results[(a, b)] = self._score(a, b)
 
-    def _score(self, units, a: int, b: int):
+    def _score(self, a: int, b: int):
         """The two entities' own scores (whole texts) decide near_duplicate / reuse; the best paragraph
         pair (by containment, then Jaccard) is reported beside them and, when only it passes,
         makes the pair paragraph_reuse.  None: not a duplicate at all."""
-        ea, eb = self.ent[a], self.ent[b]
-        sa, ga = units[ea.file][ea.whole]
-        sb, gb = units[eb.file][eb.whole]
+        ent = self.ent
+        wa, wb = int(ent.whole[a]), int(ent.whole[b])
+        sa, sb = self._shingles(wa), self._shingles(wb)
         if not sa.size or not sb.size:
             return None
         self.units_scored += 1
         j, cab, cba = compare_sets(sa, sb)
         rel = relation(self.cfg, j, cab, cba)
-        best_key, pj, pc, prel = None, j, max(cab, cba), rel
-        ra_list, rb_list = ea.paragraph_rows(), eb.paragraph_rows()
-        if ra_list != [ea.whole] or rb_list != [eb.whole]:
-            for ra in ra_list:
-                pa_, _ = units[ea.file][ra]
-                if not pa_.size:
-                    continue
-                for rb in rb_list:
-                    pb_, _ = units[eb.file][rb]
-                    if not pb_.size:
-                        continue
-                    self.units_scored += 1
-                    uj, uab, uba = compare_sets(pa_, pb_)
-                    key = (max(uab, uba), uj)
-                    if best_key is None or key > best_key:
-                        best_key, pj, pc, prel = key, uj, max(uab, uba), relation(self.cfg, uj, uab, uba)
-            if best_key is None:
-                pj = pc = prel = None
+        pj, pc_, prel = j, max(cab, cba), rel
+        ra_list, rb_list = ent.paragraph_units(a), ent.paragraph_units(b)
+        if ra_list != [wa] or rb_list != [wb]:
+            la = [sa if u == wa else self._shingles(u) for u in ra_list]
+            lb = [sb if u == wb else self._shingles(u) for u in rb_list]
+            best = best_paragraph_pair(la, lb)
+            if best is None:
+                pj = pc_ = prel = None
+            else:
+                pj, uab, uba = best
+                pc_ = max(uab, uba)
+                prel = relation(self.cfg, pj, uab, uba)
+                self.units_scored += len(la) * len(lb)
         if rel is None and prel is not None:
             rel = "paragraph_reuse"
         if rel is None:
             return None
-        return (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel, pj, pc)
+        ga, gb = self._signature(wa), self._signature(wb)
+        return (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel, pj, pc_)
+
+
+def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> tuple[float, float, float] | None:
+    """(Jaccard, c_ab, c_ba) of the best pair of two lists of sorted unique shingle arrays: the
+    highest max containment, then the highest Jaccard, then the first in (a, b) order; empty arrays
+    never pair.  None when one side has no non-empty array.
+
+    One intersection-count matrix (searchsorted over the concatenated b side) instead of a
+    ``compare_sets`` call per paragraph pair: a 40-paragraph section against another made 1,600
+    calls of ~20 us each.
+    """
+    ia = [k for k, s in enumerate(la) if s.size]
+    ib = [k for k, s in enumerate(lb) if s.size]
+    if not ia or not ib:
+        return None
+    size_a = np.array([la[k].size for k in ia], np.int64)
+    size_b = np.array([lb[k].size for k in ib], np.int64)
+    av = np.concatenate([la[k] for k in ia])
+    al = np.repeat(np.arange(len(ia)), size_a)
+    bv = np.concatenate([lb[k] for k in ib])
+    bl = np.repeat(np.arange(len(ib)), size_b)
+    order = np.argsort(bv, kind="stable")
+    bv, bl = bv[order], bl[order]
+    left = np.searchsorted(bv, av, side="left")
+    right = np.searchsorted(bv, av, side="right")
+    cnt = right - left
+    hit = cnt > 0
+    left, cnt, al = left[hit], cnt[hit], al[hit]
+    # every (a shingle, equal b shingle) match: b index runs left..right-1
+    rep_a = np.repeat(al, cnt)
+    starts = np.repeat(left - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt)
+    b_idx = starts + np.arange(rep_a.size)
+    inter = np.bincount(rep_a * len(ib) + bl[b_idx], minlength=len(ia) * len(ib)).reshape(len(ia), len(ib))
+    cab = inter / size_a[:, None]
+    cba = inter / size_b[None, :]
+    jac = inter / (size_a[:, None] + size_b[None, :] - inter)
+    key = np.maximum(cab, cba)
+    top = key == key.max()
+    jt = np.where(top, jac, -1.0)
+    k = int(np.argmax(top & (jt == jt.max())))  # first in row-major order: the old loop's strict ">"
+    x, y = divmod(k, len(ib))
+    return float(jac[x, y]), float(cab[x, y]), float(cba[x, y])
 
 
 # -- phase 4: clusters -----------------------------------------------------------------------
 
 
 def _near_components(ver: _Verifier) -> dict[int, int]:
-    """entity -> component label (smallest member hash) over the verified near-duplicate pairs."""
+    """entity -> component label (smallest member) over the verified near-duplicate pairs."""
     near = sorted(p for p, r in ver.results.items() if r is not None and r[4] == "near_duplicate")
     nodes = sorted({h for p in near for h in p})
     pos = {h: i for i, h in enumerate(nodes)}
@@ -520,7 +628,7 @@ def _clusters(deferred: Sequence[tuple[int, int]], ver: _Verifier) -> dict[int, 
     nodes = sorted({h for p in near for h in p})
     if not nodes:
         return {}
-    rank = {h: ver.ent[h].rank for h in set(nodes) | {h for p in deferred for h in p}}
+    rank = ver.ent.rank
     adj: dict[int, set[int]] = {}
     for a, b in near:
         adj.setdefault(a, set()).add(b)
@@ -530,7 +638,7 @@ def _clusters(deferred: Sequence[tuple[int, int]], ver: _Verifier) -> dict[int, 
         waiting.setdefault(a, []).append(b)
 
     def components(members: set[int]) -> list[list[int]]:
-        order = sorted(members, key=rank.__getitem__)
+        order = sorted(members, key=lambda h: rank[h])
         pos = {h: i for i, h in enumerate(order)}
         uf = UnionFind(len(order))
         for h in order:
@@ -578,6 +686,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     lo = min_length(cfg, level)
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    peak: dict[str, int] = {}
     t, c = time.perf_counter(), time.process_time()
 
     band_dir = work / f"{level}.bands"
@@ -589,29 +698,38 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         s = _write_bands(fi, path, cfg, lo, parts, band_dir)
         items += s["items"]
         skipped += s["skipped_short"]
-    seconds["bands"], cpu["bands"] = time.perf_counter() - t, time.process_time() - c
+    seconds["bands"], cpu["bands"], peak["bands"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     star_parts, other_parts = zip(*[_partition_candidates(band_dir, len(sig_paths), p, cfg.max_bucket) for p in range(parts)])
     star = _unique_pairs(np.concatenate(star_parts))
     other = _unique_pairs(np.concatenate(other_parts))
     shutil.rmtree(band_dir, ignore_errors=True)
-    seconds["candidates"], cpu["candidates"] = time.perf_counter() - t, time.process_time() - c
+    seconds["candidates"], cpu["candidates"], peak["candidates"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
-    entities = _load_entities(sig_paths, np.unique(np.concatenate((star.reshape(-1), other.reshape(-1)))), lo)
-    ver = _Verifier(sig_paths, entities, cfg)
-    star_list = [tuple(p) for p in star.tolist()]
+    wanted = np.unique(np.concatenate((star.reshape(-1), other.reshape(-1))))
+    entities = _load_entities(sig_paths, wanted, lo)
+    # candidate pairs as entity positions (the order of the hashes, so (lo, hi) stays (lo, hi))
+    star_pos = np.searchsorted(wanted, star)
+    other_pos = np.searchsorted(wanted, other)
+    del star, other, wanted
+    ver = _Verifier(sig_paths, entities, cfg, work / f"{level}.verify")
+    seconds["shingle"], cpu["shingle"], peak["shingle"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
+    t, c = time.perf_counter(), time.process_time()
+    star_list = [tuple(p) for p in star_pos.tolist()]
     ver.score(star_list)
-    other_list = sorted({tuple(p) for p in other.tolist()} - set(star_list))
+    other_list = sorted({tuple(p) for p in other_pos.tolist()} - set(star_list))
+    del star_pos, other_pos
     linked = _near_components(ver)
     deferred = [(a, b) for a, b in other_list if a in linked and linked.get(a) == linked.get(b)]
     ver.score([(a, b) for a, b in other_list if not (a in linked and linked.get(a) == linked.get(b))])
-    seconds["verify"], cpu["verify"] = time.perf_counter() - t, time.process_time() - c
+    seconds["verify"], cpu["verify"], peak["verify"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     rep_of = _clusters(deferred, ver)
-    seconds["cluster"], cpu["cluster"] = time.perf_counter() - t, time.process_time() - c
+    ver.close()
+    seconds["cluster"], cpu["cluster"], peak["cluster"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     rows = _pair_rows(ver, rep_of, cfg, level)
@@ -620,13 +738,11 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     members: dict[int, list[int]] = {}
     for m, r in rep_of.items():
         members.setdefault(r, []).append(m)
-    crow = sorted(
-        (entities[m].name, entities[r].name, None if m == r else entities[r].name, len(members[r]))
-        for m, r in rep_of.items()
-    )
+    name = entities.name
+    crow = sorted((name(m), name(r), None if m == r else name(r), len(members[r])) for m, r in rep_of.items())
     clusters_path = work / f"{level}.clusters.parquet"
     _write(pa.Table.from_pylist([dict(zip(CLUSTERS.names, c)) for c in crow], schema=CLUSTERS), clusters_path)
-    seconds["write"], cpu["write"] = time.perf_counter() - t, time.process_time() - c
+    seconds["write"], cpu["write"], peak["write"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
 
     stats = {
         "items": items,
@@ -634,14 +750,16 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "partitions": parts,
         "candidates": len(star_list) + len(other_list),
         "verified_pairs": len(ver.results),  # exact comparisons: candidates inside a verified component wait
-        "rows_read_for_verify": ver.rows_read,
+        "rows_read_for_verify": ver.rows_read,  # units shingled once into the spill
+        "spill_mb": round(ver.spill_bytes / 1e6, 1),
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
         "reuse": sum(r.relation == "reuse" for r in rows),
         "paragraph_reuse": sum(r.relation == "paragraph_reuse" for r in rows),
         "clusters_with_duplicates": len(members),
         "largest_cluster": max((len(v) for v in members.values()), default=0),
         "seconds": {k: round(v, 6) for k, v in seconds.items()},
-        "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},  # what MB/s per core should use on a busy machine
+        "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},
+        "peak_rss_mb_after": peak,  # the process's peak so far, after each phase: which phase sets it  # what MB/s per core should use on a busy machine
     }
     return DedupOutcome(pairs_path, clusters_path, stats)
 
@@ -651,7 +769,7 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
 
     def row(a: int, b: int, r: tuple) -> DuplicatePair:
         est, j, cab, cba, rel, pj, pc = r
-        na, nb = ent[a].name, ent[b].name
+        na, nb = ent.name(a), ent.name(b)
         if nb < na:
             na, nb, cab, cba = nb, na, cba, cab
         if level == "document":

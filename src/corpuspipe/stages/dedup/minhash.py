@@ -4,9 +4,6 @@ The building blocks: parameters (``lsh_params``), signatures (``compute_signatur
 (``band_matrix``/``fold_band``) and the exact comparison (``compare_sets``/``relation``).  The
 stage itself, over signature files in bounded memory, is ``disk.py``.
 
-Legacy, used only by ``steps.py`` (delete with it): ``band_keys``, ``candidate_pairs``,
-``verify_pairs``, ``assign_clusters`` (connected components: chains), ``skipped_count``.
-
 Choices (measured, see NOTES and bench/eval_dedup.py):
 - Signatures: numpy ``(a*x + b) mod 2**32`` permutations over 32-bit shingle hashes, batched over
   ~64k shingles; datasketch's ``update_batch`` is 3-10x slower.  datasketch is used for what it
@@ -21,20 +18,15 @@ Choices (measured, see NOTES and bench/eval_dedup.py):
 from __future__ import annotations
 
 import functools
-
-import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from datasketch.lsh import _optimal_param
 
-from corpuspipe.core import schemas
 from corpuspipe.core.config import DedupConfig
-from corpuspipe.stages.dedup.shingles import code_points, mix64, shingle_hashes, shingles_of_code_points, sorted_unique
-from corpuspipe.stages.dedup.unionfind import UnionFind
+from corpuspipe.stages.dedup.shingles import code_points, mix64, shingles_of_code_points
 
 LEVELS = ("document", "section")
 _SIG_EMPTY = np.uint32(0xFFFFFFFF)
@@ -236,11 +228,6 @@ def signatures_numpy(signatures: pa.Table) -> np.ndarray:
     return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
-def signatures_by_id(signatures: pa.Table) -> dict[str, np.ndarray]:
-    mat = signatures_numpy(signatures)
-    return dict(zip(signatures.column("id").to_pylist(), mat))
-
-
 # -- LSH banding --------------------------------------------------------------------------
 
 
@@ -293,183 +280,3 @@ def relation(cfg: DedupConfig, j: float, cab: float, cba: float) -> str | None:
     if max(cab, cba) >= cfg.containment_threshold:
         return "reuse"
     return None
-
-
-BAND_SCHEMA = pa.schema(
-    [
-        pa.field("band", pa.int16(), nullable=False),
-        pa.field("key", pa.uint64(), nullable=False),
-        pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    ]
-)
-
-
-def band_keys(signatures: pa.Table, cfg: DedupConfig, *, min_length: int = 1) -> pa.Table:
-    """(band, key, id) rows for every eligible item and every band of both bandings.
-
-    Bands 0..b1-1 are the near-duplicate banding, b1.. the reuse banding.  Items with no shingles
-    or with ``length < min_length`` get no rows (they can never be candidates).
-    """
-    mat = signatures_numpy(signatures)
-    keep = (signatures.column("n_shingles").to_numpy() > 0) & (signatures.column("length").to_numpy() >= min_length)
-    idx = np.flatnonzero(keep)
-    n = idx.size
-    keys = band_matrix(mat[idx], cfg)
-    offset = keys.shape[1]
-    keys_out = [keys.T.reshape(-1)]  # band-major
-    bands_out = [np.repeat(np.arange(offset, dtype=np.int16), n)]
-    # id as dictionary<int32, string>: the shard's ids once, not once per band (74x less memory)
-    id_col = signatures.column("id").combine_chunks()
-    ids = pa.DictionaryArray.from_arrays(pa.array(np.tile(idx, offset).astype(np.int32), pa.int32()), id_col)
-    return pa.Table.from_arrays(
-        [
-            pa.array(np.concatenate(bands_out) if bands_out else np.empty(0, np.int16), pa.int16()),
-            pa.array(np.concatenate(keys_out) if keys_out else np.empty(0, np.uint64), pa.uint64()),
-            ids,
-        ],
-        schema=BAND_SCHEMA,
-    )
-
-
-def candidate_pairs(band_tables: Sequence[pa.Table], max_bucket: int = 100) -> list[tuple[str, str]]:
-    """Sorted unique (a_id < b_id) pairs sharing a (band, key) bucket in any of the tables.
-
-    A bucket larger than ``max_bucket`` (boilerplate) emits a star to its smallest member plus a
-    chain instead of all pairs: linear, and still connects the bucket for clustering.
-    """
-    tables = [t for t in band_tables if t.num_rows]
-    if not tables:
-        return []
-    # One global id space: concatenate each table's (small) dictionary, then rank by string order
-    # so that integer order == string order.  Plain string id columns are accepted too.
-    dicts, locals_ = [], []
-    for t in tables:
-        col = t.column("id").combine_chunks()
-        if not pa.types.is_dictionary(col.type):
-            col = pc.dictionary_encode(col)
-        dicts.append(col.dictionary)
-        locals_.append(col.indices.to_numpy().astype(np.int64))
-    glob = pc.dictionary_encode(pa.concat_arrays(dicts))
-    names = glob.dictionary
-    order = pc.array_sort_indices(names).to_numpy()
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    glob_idx = rank[glob.indices.to_numpy()]
-    parts, off = [], 0
-    for d, loc in zip(dicts, locals_):
-        parts.append(glob_idx[off + loc])
-        off += len(d)
-    ids = np.concatenate(parts)
-    with np.errstate(over="ignore"):  # fold the band into the key: one uint64 sort instead of lexsort
-        key = np.concatenate([t.column("key").to_numpy() for t in tables]) ^ mix64(
-            np.concatenate([t.column("band").to_numpy() for t in tables]).astype(np.uint64), seed=7
-        )
-    srt = np.argsort(key)
-    key, ids = key[srt], ids[srt]
-    del srt
-    brk = np.flatnonzero(key[1:] != key[:-1]) + 1
-    starts = np.concatenate(([0], brk))
-    sizes = np.diff(np.concatenate((starts, [ids.size])))
-    chunks: list[np.ndarray] = []
-    two = starts[sizes == 2]
-    chunks.append(np.stack((ids[two], ids[two + 1]), axis=1))
-    for s, z in zip(starts[sizes > 2], sizes[sizes > 2]):
-        members = sorted_unique(ids[s : s + z])
-        if members.size <= max_bucket:
-            pairs = np.array(list(itertools.combinations(members.tolist(), 2)), dtype=np.int64).reshape(-1, 2)
-        else:
-            star = np.stack((np.full(members.size - 1, members[0]), members[1:]), axis=1)
-            chain = np.stack((members[1:-1], members[2:]), axis=1)
-            pairs = np.concatenate((star, chain))
-        chunks.append(pairs)
-    allp = np.concatenate(chunks)
-    allp = allp[allp[:, 0] != allp[:, 1]]  # the same id twice in a bucket (repeated input rows)
-    lo = np.minimum(allp[:, 0], allp[:, 1])
-    hi = np.maximum(allp[:, 0], allp[:, 1])
-    code = sorted_unique(lo * np.int64(order.size) + hi)
-    sorted_names = names.take(pa.array(order)).to_pylist()
-    return [(sorted_names[c // order.size], sorted_names[c % order.size]) for c in code.tolist()]
-
-
-# -- verification and clustering -------------------------------------------------------
-
-
-def verify_pairs(
-    pairs: Sequence[tuple[str, str]],
-    items_by_id: Mapping[str, DedupItem],
-    signatures_by_id: Mapping[str, np.ndarray],
-    cfg: DedupConfig,
-    level: str,
-) -> list[DuplicatePair]:
-    """Exact Jaccard and both containments on the shingle sets; keep near_duplicate and reuse pairs.
-
-    near_duplicate: jaccard_exact >= cfg.threshold.  reuse: below that, but
-    max(containment) >= cfg.containment_threshold.  Everything else is dropped.
-    """
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    cache: dict[str, np.ndarray] = {}
-
-    def sh(i: str) -> np.ndarray:
-        s = cache.get(i)
-        if s is None:
-            s = cache[i] = shingle_hashes(items_by_id[i].text, cfg)
-        return s
-
-    out: list[DuplicatePair] = []
-    for a_id, b_id in pairs:
-        if b_id < a_id:
-            a_id, b_id = b_id, a_id
-        ga_, gb_ = items_by_id[a_id].group, items_by_id[b_id].group
-        if ga_ is not None and ga_ == gb_:
-            continue
-        sa, sb = sh(a_id), sh(b_id)
-        if sa.size == 0 or sb.size == 0:
-            continue
-        j, cab, cba = compare_sets(sa, sb)
-        rel = relation(cfg, j, cab, cba)
-        if rel is None:
-            continue
-        ga, gb = signatures_by_id.get(a_id), signatures_by_id.get(b_id)
-        est = float(np.mean(ga == gb)) if ga is not None and gb is not None else float("nan")
-        out.append(DuplicatePair(level, a_id, b_id, est, float(j), float(cab), float(cba), rel))
-    out.sort(key=lambda p: (p.a_id, p.b_id))
-    return out
-
-
-def assign_clusters(
-    ids: Sequence[str], pairs: Sequence[DuplicatePair], quality: Mapping[str, int]
-) -> dict[str, tuple[str, str | None]]:
-    """id -> (cluster_id, duplicate_of) from connected components of near_duplicate pairs.
-
-    Reuse pairs never merge.  Representative: highest quality, ties -> smallest id (independent of
-    input order and of process count).  cluster_id = representative id; duplicate_of = representative
-    for the others, None for the representative itself.
-    """
-    uniq = sorted(set(ids))
-    index = {x: i for i, x in enumerate(uniq)}
-    uf = UnionFind(len(uniq))
-    for p in pairs:
-        if p.relation == "near_duplicate" and p.a_id in index and p.b_id in index:
-            uf.union(index[p.a_id], index[p.b_id])
-    out: dict[str, tuple[str, str | None]] = {}
-    for comp in uf.components():
-        members = [uniq[i] for i in comp]
-        rep = min(members, key=lambda m: (-quality.get(m, 0), m))
-        for m in members:
-            out[m] = (rep, None if m == rep else rep)
-    return out
-
-
-def pairs_table(pairs: Sequence[DuplicatePair]) -> pa.Table:
-    """DuplicatePairs as a table with schemas.DUPLICATES, sorted by its sort keys."""
-    rows = sorted(pairs, key=lambda p: (p.level, p.a_id, p.b_id))
-    cols = {f.name: [getattr(p, f.name) for p in rows] for f in schemas.DUPLICATES}
-    return pa.Table.from_pydict(cols, schema=schemas.DUPLICATES)
-
-
-def skipped_count(signatures: pa.Table, min_len: int) -> int:
-    """Items that banding leaves out: stripped text shorter than ``min_len`` or no shingles at all."""
-    lengths = signatures.column("length").to_numpy()
-    nsh = signatures.column("n_shingles").to_numpy()
-    return int(((lengths < min_len) | (nsh == 0)).sum())
