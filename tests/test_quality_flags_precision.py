@@ -49,3 +49,20 @@ def test_big5_bytes_read_as_gbk_are_still_mojibake(external: Path) -> None:
     garbled = trad.encode("big5", errors="ignore").decode("gbk", errors="ignore")
     assert "outside_gb2312" in mojibake_evidence(garbled)
     assert "mojibake" in _ingested(garbled).flags
+
+
+def test_wikisource_version_page_and_link_split_licence_are_not_truncated(external: Path) -> None:
+    from corpuspipe.stages.quality_flags import truncated
+
+    page = next(r for r in _reports(external) if "的版本包括" in r["content"][:200])["content"]
+    # as the pipeline releases it: lines joined, Simplified
+    assert not truncated("论联合政府\n的版本包括：\n论联合政府（1945年），1945年中共七大报告论联合政府（1953年），"
+                         "1953年4月《毛泽东选集》第三卷")
+    assert not truncated(page)
+    report = next(r for r in _reports(external) if "以优异成绩迎接党的十九大胜利召开！" in r["content"])["content"]
+    body = report[: report.index("以优异成绩迎接党的十九大胜利召开！") + 17]
+    # an unseen licence variant, split at its links, after the last sentence of the report
+    assert not truncated(body + "\n本作品来自\n中华人民共和国法律。依据《")
+    assert not truncated(body + "\n，也可能在其他管辖区，属于")
+    cut = body[: len(body) * 2 // 3].rstrip("。！？!?\n ")
+    assert truncated(cut) and not truncated(body)
