@@ -53,8 +53,6 @@ def test_site_footer_on_every_page_of_its_site_goes(built) -> None:
     assert all(listed[f]["texts"] == 6 for f in FOOTERS.values())
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: in a corpus of only recent reports the 2013-2025 opener is on "
-                   "every distinct text, and nothing yet tells genre prose from a site's prose footer")
 def test_report_opener_and_body_survive_copies(built) -> None:
     reports, essays, _, fact = built
     with_opener = [e for e in essays if e.source_path.startswith("wikisource/") and OPENER in e.body.raw]

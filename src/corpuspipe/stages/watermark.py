@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_
 
 from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.zh.outline import boilerplate_heading_re
+from corpuspipe.zh.prose import is_genre_prose
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.io import read_user_text
@@ -513,8 +514,17 @@ def is_allowlisted(key: str, allow_keys: Sequence[str], min_chars: int) -> bool:
     return len(rest) < min_chars
 
 
+def is_protected(key: str) -> bool:
+    """A line key that is genre prose (:func:`corpuspipe.zh.prose.is_genre_prose`) is never selected,
+    at corpus or site level: in a corpus of the 14 newest reports the report opener
+    「现在，我代表国务院，向大会报告政府工作…」 sits on every distinct text, at the page edge, exactly
+    where a site header would, so frequency and position cannot tell them apart."""
+    return key.startswith(LINE_PREFIX) and is_genre_prose(key[len(LINE_PREFIX):])
+
+
 def select_boilerplate(doc_freq: dict[str, int], n_docs: int, cfg: WatermarkConfig) -> list[str]:
-    """Corpus level: which normalized keys are boilerplate (thresholds scale with corpus size, allowlist respected). Sorted, deterministic."""
+    """Corpus level: which normalized keys are boilerplate (thresholds scale with corpus size, allowlist
+    and genre prose respected). Sorted, deterministic."""
     if not cfg.detect_boilerplate or n_docs <= 0:
         return []
     threshold = doc_frequency_threshold(n_docs, cfg)
@@ -526,6 +536,7 @@ def select_boilerplate(doc_freq: dict[str, int], n_docs: int, cfg: WatermarkConf
         and k.startswith((LINE_PREFIX, RUN_PREFIX))
         and len(k) - len(LINE_PREFIX) >= cfg.min_chars
         and not is_allowlisted(k, allow_keys, cfg.min_chars)
+        and not is_protected(k)
     )
 
 
@@ -547,6 +558,8 @@ def select_site_boilerplate(site_votes: dict[tuple[str, str], tuple[int, int]], 
         if need is None or n < need or n_edge < cfg.edge_share * n:
             continue
         if len(key) - len(LINE_PREFIX) < cfg.min_chars or is_allowlisted(key, allow_keys, cfg.min_chars):
+            continue
+        if is_protected(key):
             continue
         out.setdefault(site, []).append(key)
     return out
