@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text
+from corpuspipe.stages.watermark import BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE, boilerplate_key, site_of
 
 REPORT_NAME = "report.html"
 EXAMPLES_PER_RULE = 3
@@ -121,6 +122,7 @@ def collect_stats(release_dir: Path) -> dict[str, Any]:
     stats["flag_examples"] = _flag_examples(release_dir, list(d["flags"]))
     stats["signals"] = _signal_summary(release_dir)
     stats["rule_examples"], stats["edits_per_rule"] = _rule_examples(release_dir)
+    stats["boilerplate_lines"] = boilerplate_lines(release_dir)
     stats["clusters"] = {level: _cluster_pairs(release_dir, level) for level in ("document", "section")}
 
     sections = _read(release_dir, "sections", ["level"])
@@ -177,6 +179,44 @@ def _rule_examples(release_dir: Path) -> tuple[dict[str, list[dict]], dict[str, 
     stats = {r: {"edits": v["edits"], "stage": ", ".join(sorted(v["stages"]))} for r, v in per_rule.items()}
     return (dict(sorted(examples.items())),
             dict(sorted(stats.items(), key=lambda kv: (-kv[1]["edits"], kv[0]))))
+
+
+BOILERPLATE_SHOWN = 50  # lines listed in the report and by `inspect`
+
+
+def boilerplate_lines(release_dir: Path, limit: int | None = BOILERPLATE_SHOWN) -> list[dict[str, Any]]:
+    """The lines and bracketed runs the boilerplate detector selected and removed, one row per
+    normalized key (script, width, digits and spaces folded: what the detector counted), with the
+    documents and sites it was removed from and one raw example.  Read from ``edits.parquet``
+    (rules ``boilerplate_line``/``boilerplate_run``), one row group at a time, so a reader sees
+    exactly what left the released text, not only what was voted for.  Most documents first."""
+    release_dir = Path(release_dir)
+    urls: dict[str, str | None] = {}
+    for t in _iter_groups(release_dir / "documents.parquet", ["doc_id", "url"]):
+        if "url" in t.column_names:
+            urls.update(zip(t["doc_id"].to_pylist(), t["url"].to_pylist()))
+    rows: dict[str, dict[str, Any]] = {}
+    rules = pa.array([BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE])
+    for t in _iter_groups(release_dir / "edits.parquet", ["doc_id", "source_path", "stage", "rule", "before"]):
+        t = t.filter(pc.and_(pc.equal(t["stage"], "watermark"), pc.is_in(t["rule"], rules)))
+        for doc, path, rule, before in zip(t["doc_id"].to_pylist(), t["source_path"].to_pylist(),
+                                           t["rule"].to_pylist(), t["before"].to_pylist()):
+            key = boilerplate_key(before)
+            if not key:
+                continue
+            r = rows.setdefault(key, {"rule": rule, "documents": set(), "sites": set(), "example": before.strip()})
+            r["documents"].add(doc)
+            r["sites"].add(site_of(path or "", urls.get(doc)))
+    out = [{"rule": r["rule"], "documents": len(r["documents"]), "sites": len(r["sites"]), "example": r["example"],
+            "key": k} for k, r in rows.items()]
+    out.sort(key=lambda r: (-r["documents"], -r["sites"], r["key"]))
+    return out[:limit] if limit is not None else out
+
+
+def _boilerplate_section(stats: Mapping[str, Any]) -> str:
+    rows = stats.get("boilerplate_lines") or []
+    return _table(["documents", "sites", "rule", "example (raw)"],
+                  [[r["documents"], r["sites"], r["rule"], r["example"]] for r in rows])
 
 
 def _flag_examples(release_dir: Path, flags: list[str]) -> dict[str, list[dict]]:
@@ -557,6 +597,11 @@ def render_report(stats: Mapping[str, Any]) -> str:
         "<p>Every change to the text is an edit with a rule name (<code>edits.parquet</code>); struck through "
         "is the raw text removed, green what replaced it (⏎ a line break, ␣ a space).</p>",
         _rules_section(stats),
+        "<h2>Boilerplate lines the detector removed</h2>",
+        f"<p>Lines and bracketed runs that recur across distinct texts (corpus-wide, or at the page edges of one "
+        f"site), removed as <code>boilerplate_line</code>/<code>boilerplate_run</code> edits: from how many "
+        f"documents and sites, with one raw example (most documents first, at most {BOILERPLATE_SHOWN}).</p>",
+        _boilerplate_section(stats),
         "<h2>Flags</h2>",
         "<p>Flags mark documents that are kept but deserve a look; nothing is removed for a flag.</p>",
         _flags_section(stats),

@@ -405,14 +405,19 @@ def _run_keys(kview: str, min_chars: int) -> Iterator[tuple[int, int, str]]:
 def essay_site(essay: Essay) -> str:
     """The site an essay came from: its URL's host (JSON Lines), else the top-level folder of its
     file ("." for files at the raw root).  Sites carry their own templates, so they vote apart."""
-    if essay.url:
+    return site_of(essay.source_path, essay.url)
+
+
+def site_of(source_path: str, url: str | None) -> str:
+    """:func:`essay_site` from a released row's ``source_path`` and ``url``."""
+    if url:
         try:
-            host = urlsplit(essay.url.strip()).hostname or ""
+            host = urlsplit(url.strip()).hostname or ""
         except ValueError:
             host = ""
         if host:
             return host.lower().removeprefix("www.")
-    parts = PurePosixPath(essay.source_path).parts
+    parts = PurePosixPath(source_path).parts
     return parts[0] if len(parts) > 1 else "."
 
 
