@@ -31,10 +31,17 @@ DIFF_CHARS = 1500  # characters of each text compared side by side (difflib is q
 #: what each flag means, and what raised it (the code that adds it is named, so a reader can check)
 FLAG_MEANINGS: dict[str, str] = {
     "mojibake": "The text still holds unrecoverable mis-decoded characters (a '?' where a GBK lead byte was lost, "
-                "private-use or U+FFFD characters, or a Simplified text full of characters GB2312 cannot encode). "
-                "Kept, but damaged; export drops it by default. (ingest/mojibake.py)",
-    "truncated": "The clean text does not end with sentence-final punctuation (。！？… or a closing quote/bracket): "
-                 "the page was probably cut off, or ends in a list or signature. (normalize.py)",
+                "private-use characters, or a Simplified text with characters neither GB2312 nor Big5 encode, as "
+                "Big5 bytes read as GBK leave). Kept, but damaged; export drops it by default. (ingest/mojibake.py)",
+    "encoding_damage": "Characters were lost, not mis-read: U+FFFD replacement characters (cut UTF-8 sequences) or "
+                       "'?' inside Chinese words of a full-width text (a lossy re-encode). (stages/quality_flags.py)",
+    "truncated": "The text stops mid-sentence: its last line is prose (12+ characters or a clause comma) without "
+                 "sentence-final punctuation. Not raised for link-split fragments (a last line starting with "
+                 "'，' or ending with '《') or pages of several lines with no finished sentence (lists, version "
+                 "pages). (stages/quality_flags.py)",
+    "mostly_non_han": "Letters are mostly neither Han nor Latin (symbol soup, box drawing from mis-read bytes), or "
+                      "under 20 % Han among 20+ letters. (stages/quality_flags.py)",
+    "punctuation_only": "Nothing but punctuation, symbols and spaces. (stages/quality_flags.py)",
     "rewritten_year": "A year range whose two ends are the same year (e.g. 2019-2019年): a template's year was "
                       "rewritten mechanically. (normalize.py)",
     "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
