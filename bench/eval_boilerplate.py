@@ -37,6 +37,13 @@ _HEAD_C = ["学习驿站", "资料小屋", "文稿平台", "知识角", "写作�
 _FOOT_A = ["喜欢本篇请告诉朋友们", "觉得有用就转给同事吧", "更多同类稿件每天更新", "整理不易感谢支持",
            "本页仅作学习交流之用", "如有疑问请留言反馈"]
 _FOOT_B = ["长按识别进入", "记得常来看看", "期待再次光临", "点个赞再走吧", "下次再见"]
+# Site sentences shaped like prose (finished, two clauses or more), half with a word about the
+# site or the reader, half without one: the genre-prose guard must not keep them.
+_PROSE_A = ["愿每一位读者都能有所收获", "愿大家在学习中不断进步", "希望这些内容能带来启发"]
+_PROSE_B = ["学有所成", "工作顺利", "事事顺心"]
+_PROSE_C = ["我们明天同一时间再见。", "下周同一时间不见不散。", "让我们一起继续努力。"]
+_PROSE_SITE = ["本站资料均由会员上传，仅供学习参考，请勿用于商业用途。", "感谢您的耐心阅读，如有不妥之处，敬请批评指正。"]
+OPENER = "现在，我代表国务院，向大会报告政府工作"
 _SENT = re.compile(r"[^。！？!?\n]{8,}[。！？!?]")
 
 
@@ -75,11 +82,17 @@ def make_corpus(out: Path, n_sites: int) -> dict:
         site = f"site{s:02d}"
         head = f"{rnd.choice(_HEAD_A)}{rnd.choice(_HEAD_B)}{rnd.choice(_HEAD_C)}第{s}站精心编排"
         foot = f"{rnd.choice(_FOOT_A)}，{rnd.choice(_FOOT_B)}～{site}小编"
+        prose = None
+        if s % 4 == 1:
+            prose = f"{rnd.choice(_PROSE_A)}，{rnd.choice(_PROSE_B)}，{rnd.choice(_PROSE_C)}"
+        elif s % 4 == 3:
+            prose = rnd.choice(_PROSE_SITE)
         picks = rnd.sample(range(len(reports)), 5)
         for k, i in enumerate(picks):
             r = reports[i]
-            lines = [foot] + ([head] if k else [])
-            text = f"{r['title']}\n" + (f"{head}\n" if k else "") + f"{r['content']}\n{foot}\n"
+            lines = [foot] + ([head] if k else []) + ([prose] if prose else [])
+            text = (f"{r['title']}\n" + (f"{head}\n" if k else "") + f"{r['content']}\n"
+                    + (f"{prose}\n" if prose else "") + f"{foot}\n")
             put(f"{site}/p{k}.txt", text, _body(r["content"]), lines)
         put(f"{site}/title_only.txt", f"{reports[picks[0]]['title']}（节选目录）\n{foot}\n", "", [foot],
             ["quarantined"])
@@ -98,6 +111,15 @@ def make_corpus(out: Path, n_sites: int) -> dict:
     for pos in sorted(rnd.sample(range(100, len(holes) - 100), 12), reverse=True):
         del holes[pos]
     put("damaged/fffd.txt", "受损报告\n" + holes.decode("utf-8", errors="replace") + "\n", "", [], ["encoding_damage"])
+    # mojibake: a Traditional report's Big5 bytes read as GBK; a Big5 paragraph read as GBK inside a
+    # Simplified report (one garbled line)
+    big5 = _body(reports[trad[0]]["content"])[:6000].encode("big5", errors="ignore").decode("gbk", errors="ignore")
+    put("damaged/big5_as_gbk.txt", f"报告乙\n{big5}\n", "", [], ["mojibake"])
+    para = max(_body(reports[trad[1]]["content"]).split("\n"), key=len)
+    garbled = para.encode("big5", errors="ignore").decode("gbk", errors="ignore")
+    simp = _body(reports[0]["content"]).split("\n")  # the 2025 report, complete: the garbled line sits inside
+    put("damaged/garbled_para.txt", "报告丙\n" + "\n".join(simp[:6] + [garbled] + simp[6:]) + "\n", "", [],
+        ["mojibake"])
     junk = bytes(rnd.randrange(0xA1, 0xF9) for _ in range(4000))
     (out / "junk").mkdir(parents=True, exist_ok=True)
     (out / "junk" / "cp950.txt").write_bytes(junk)
@@ -164,6 +186,8 @@ def main() -> None:
         print(f"flag {flag:17s} fired {len(fired):3d}  precision {tp}/{len(fired)} = "
               f"{(tp / len(fired)) if fired else 1:.3f}  planted handled {len(hit)}/{len(want)}"
               + (f"  false on: {sorted(fired - want)[:4]}" if fired - want else ""))
+    prose_lines = [(p, x) for p, ls in truth["boilerplate"].items() for x in ls if x.endswith("。")]
+    print(f"prose-shaped site sentences gone {sum(x not in ''.join(e.body.text for e in by_path.get(p, [])) or p in quarantined for p, x in prose_lines)}/{len(prose_lines)}")
     tonly = [p for p in truth["expect"] if "title_only" in p]
     print(f"title-only pages quarantined {sum(p in quarantined for p in tonly)}/{len(tonly)}")
     # stability: one unrelated file added
@@ -173,6 +197,31 @@ def main() -> None:
     built2, _ = run(raw, args.out / "work2")
     changed = [k for k, e in essays.items() if k in built2["essays"] and built2["essays"][k].body.text != e.body.text]
     print(f"documents whose text changed after adding one unrelated file: {len(changed)}")
+    recent_only(args.out / "recent")
+
+
+def recent_only(out: Path) -> None:
+    """The corpus of issue 12's opener case: the 14 newest government work reports on one site, two
+    sites re-hosting 5 of them each with their own footer.  The opener heads every distinct text."""
+    if out.exists():
+        shutil.rmtree(out)
+    reports = [r for r in _reports() if "政府工作报告" in r["title"] and "决议" not in r["title"]][:14]
+    raw = out / "raw"
+    for i, r in enumerate(reports):
+        (raw / "wikisource").mkdir(parents=True, exist_ok=True)
+        (raw / "wikisource" / f"r{i:02d}.txt").write_text(f"{r['title']}\n{r['content']}\n", encoding="utf-8")
+    foots = {"siteA": "喜欢本篇请告诉朋友们，点个赞再走吧～A站小编", "siteB": "整理不易感谢支持，期待再次光临～B站小编"}
+    for s, (site, foot) in enumerate(sorted(foots.items())):
+        (raw / site).mkdir()
+        for k in range(5):
+            r = reports[(s * 5 + k) % len(reports)]
+            (raw / site / f"p{k}.txt").write_text(f"{r['title']}\n{r['content']}\n{foot}\n", encoding="utf-8")
+    built, _ = run(raw, out / "work")
+    es = built["essays"].values()
+    with_opener = [e for e in es if OPENER in e.body.raw]
+    kept = [e for e in with_opener if OPENER in e.body.text]
+    foot_left = [e for e in es if any(f in e.body.text for f in foots.values())]
+    print(f"recent-only corpus: opener kept {len(kept)}/{len(with_opener)}, site footers left {len(foot_left)}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ from corpuspipe.stages.watermark import KEPT_FLAG, collect_boilerplate_stats, es
 
 OPENER = "现在，我代表国务院，向大会报告政府工作"
 FOOTERS = {"siteA": "喜欢本篇请告诉朋友们，点个赞再走吧～A站小编", "siteB": "整理不易感谢支持，期待再次光临～B站小编"}
+# a site sentence shaped like genre prose (finished, three clauses, no word about the site): only the
+# copies show that siteB added it -- the same reports on wikisource lack it
+PROSE_FOOTER = "愿每一位读者都能有所收获，学有所成，我们明天同一时间再见。"
 
 
 def _reports(external: Path) -> list[dict]:
@@ -34,7 +37,8 @@ def built(tmp_path_factory, external: Path):
         (raw / site).mkdir()
         for k in range(5):  # copies of reports the wikisource folder already has: they must not vote again
             r = reports[(s * 5 + k) % len(reports)]
-            (raw / site / f"p{k}.txt").write_text(f"{r['title']}\n{r['content']}\n{foot}\n", encoding="utf-8")
+            extra = f"{PROSE_FOOTER}\n" if site == "siteB" else ""
+            (raw / site / f"p{k}.txt").write_text(f"{r['title']}\n{r['content']}\n{extra}{foot}\n", encoding="utf-8")
         (raw / site / "title_only.txt").write_text(f"{reports[0]['title']}目录\n{foot}\n", encoding="utf-8")
     res = pipeline.build(raw, PipelineConfig(), tmp_path_factory.mktemp("work"))
     essays = [e for r in res.passes[-1] for e in shardio.read_essays(Path(r["essays"]))]
@@ -53,8 +57,6 @@ def test_site_footer_on_every_page_of_its_site_goes(built) -> None:
     assert all(listed[f]["texts"] == 6 for f in FOOTERS.values())
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: in a corpus of only recent reports the 2013-2025 opener is on "
-                   "every distinct text, and nothing yet tells genre prose from a site's prose footer")
 def test_report_opener_and_body_survive_copies(built) -> None:
     reports, essays, _, fact = built
     with_opener = [e for e in essays if e.source_path.startswith("wikisource/") and OPENER in e.body.raw]
@@ -65,6 +67,16 @@ def test_report_opener_and_body_survive_copies(built) -> None:
         for ed in e.body.edits:
             if ed.stage == "watermark":
                 assert not ("。" in ed.before and OPENER in ed.before)
+
+
+def test_prose_shaped_site_sentence_goes_when_copies_show_the_site_added_it(built) -> None:
+    _, essays, _, fact = built
+    from corpuspipe.stages.watermark import is_protected
+
+    assert not [e.source_path for e in essays if PROSE_FOOTER in e.body.text]
+    assert any(PROSE_FOOTER in e.body.raw for e in essays)
+    assert [x for x in fact["selected"] if x["example"] == PROSE_FOOTER]
+    assert is_protected("L|" + PROSE_FOOTER.replace("，", ","))  # by its shape alone it would be kept
 
 
 def test_licence_tail_fragments_go_with_their_block(built) -> None:

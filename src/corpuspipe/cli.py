@@ -391,6 +391,21 @@ def inspect(
         t.add_row(stage, rule, str(n), str(chars))
     out.print(t)
 
+    from rich.text import Text
+
+    from corpuspipe.release.report import BOILERPLATE_SHOWN, boilerplate_lines
+
+    lines = boilerplate_lines(release_dir, limit=None)
+    t = Table(title=f"boilerplate lines the detector removed: {len(lines):,}"
+              + (f" (first {BOILERPLATE_SHOWN})" if len(lines) > BOILERPLATE_SHOWN else ""))
+    for col in ("documents", "sites", "rule", "example"):
+        t.add_column(col, justify="right" if col in ("documents", "sites") else "left")
+    for r in lines[:BOILERPLATE_SHOWN]:  # corpus text as Text: a `[来源：…]` is not Rich markup
+        t.add_row(str(r["documents"]), str(r["sites"]), r["rule"], Text(r["example"]))
+    if not lines:
+        t.add_row("0", "0", "(none)", "")
+    out.print(t)
+
     docs = pq.read_table(release_dir / "documents.parquet",
                          columns=["doc_id", "title", "script", "flags", "duplicate_of", "char_count", "text"])
     counts = {"script": {}, "flag": {}}

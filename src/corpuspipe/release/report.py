@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text
+from corpuspipe.stages.watermark import BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE, boilerplate_key, site_of
 
 REPORT_NAME = "report.html"
 EXAMPLES_PER_RULE = 3
@@ -30,10 +31,17 @@ DIFF_CHARS = 1500  # characters of each text compared side by side (difflib is q
 #: what each flag means, and what raised it (the code that adds it is named, so a reader can check)
 FLAG_MEANINGS: dict[str, str] = {
     "mojibake": "The text still holds unrecoverable mis-decoded characters (a '?' where a GBK lead byte was lost, "
-                "private-use or U+FFFD characters, or a Simplified text full of characters GB2312 cannot encode). "
-                "Kept, but damaged; export drops it by default. (ingest/mojibake.py)",
-    "truncated": "The clean text does not end with sentence-final punctuation (。！？… or a closing quote/bracket): "
-                 "the page was probably cut off, or ends in a list or signature. (normalize.py)",
+                "private-use characters, or a Simplified text with characters neither GB2312 nor Big5 encode, as "
+                "Big5 bytes read as GBK leave). Kept, but damaged; export drops it by default. (ingest/mojibake.py)",
+    "encoding_damage": "Characters were lost, not mis-read: U+FFFD replacement characters (cut UTF-8 sequences) or "
+                       "'?' inside Chinese words of a full-width text (a lossy re-encode). (stages/quality_flags.py)",
+    "truncated": "The text stops mid-sentence: its last line is prose (12+ characters or a clause comma) without "
+                 "sentence-final punctuation. Not raised for link-split fragments (a last line starting with "
+                 "'，' or ending with '《') or pages of several lines with no finished sentence (lists, version "
+                 "pages). (stages/quality_flags.py)",
+    "mostly_non_han": "Letters are mostly neither Han nor Latin (symbol soup, box drawing from mis-read bytes), or "
+                      "under 20 % Han among 20+ letters. (stages/quality_flags.py)",
+    "punctuation_only": "Nothing but punctuation, symbols and spaces. (stages/quality_flags.py)",
     "rewritten_year": "A year range whose two ends are the same year (e.g. 2019-2019年): a template's year was "
                       "rewritten mechanically. (normalize.py)",
     "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
@@ -121,6 +129,7 @@ def collect_stats(release_dir: Path) -> dict[str, Any]:
     stats["flag_examples"] = _flag_examples(release_dir, list(d["flags"]))
     stats["signals"] = _signal_summary(release_dir)
     stats["rule_examples"], stats["edits_per_rule"] = _rule_examples(release_dir)
+    stats["boilerplate_lines"] = boilerplate_lines(release_dir)
     stats["clusters"] = {level: _cluster_pairs(release_dir, level) for level in ("document", "section")}
 
     sections = _read(release_dir, "sections", ["level"])
@@ -177,6 +186,44 @@ def _rule_examples(release_dir: Path) -> tuple[dict[str, list[dict]], dict[str, 
     stats = {r: {"edits": v["edits"], "stage": ", ".join(sorted(v["stages"]))} for r, v in per_rule.items()}
     return (dict(sorted(examples.items())),
             dict(sorted(stats.items(), key=lambda kv: (-kv[1]["edits"], kv[0]))))
+
+
+BOILERPLATE_SHOWN = 50  # lines listed in the report and by `inspect`
+
+
+def boilerplate_lines(release_dir: Path, limit: int | None = BOILERPLATE_SHOWN) -> list[dict[str, Any]]:
+    """The lines and bracketed runs the boilerplate detector selected and removed, one row per
+    normalized key (script, width, digits and spaces folded: what the detector counted), with the
+    documents and sites it was removed from and one raw example.  Read from ``edits.parquet``
+    (rules ``boilerplate_line``/``boilerplate_run``), one row group at a time, so a reader sees
+    exactly what left the released text, not only what was voted for.  Most documents first."""
+    release_dir = Path(release_dir)
+    urls: dict[str, str | None] = {}
+    for t in _iter_groups(release_dir / "documents.parquet", ["doc_id", "url"]):
+        if "url" in t.column_names:
+            urls.update(zip(t["doc_id"].to_pylist(), t["url"].to_pylist()))
+    rows: dict[str, dict[str, Any]] = {}
+    rules = pa.array([BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE])
+    for t in _iter_groups(release_dir / "edits.parquet", ["doc_id", "source_path", "stage", "rule", "before"]):
+        t = t.filter(pc.and_(pc.equal(t["stage"], "watermark"), pc.is_in(t["rule"], rules)))
+        for doc, path, rule, before in zip(t["doc_id"].to_pylist(), t["source_path"].to_pylist(),
+                                           t["rule"].to_pylist(), t["before"].to_pylist()):
+            key = boilerplate_key(before)
+            if not key:
+                continue
+            r = rows.setdefault(key, {"rule": rule, "documents": set(), "sites": set(), "example": before.strip()})
+            r["documents"].add(doc)
+            r["sites"].add(site_of(path or "", urls.get(doc)))
+    out = [{"rule": r["rule"], "documents": len(r["documents"]), "sites": len(r["sites"]), "example": r["example"],
+            "key": k} for k, r in rows.items()]
+    out.sort(key=lambda r: (-r["documents"], -r["sites"], r["key"]))
+    return out[:limit] if limit is not None else out
+
+
+def _boilerplate_section(stats: Mapping[str, Any]) -> str:
+    rows = stats.get("boilerplate_lines") or []
+    return _table(["documents", "sites", "rule", "example (raw)"],
+                  [[r["documents"], r["sites"], r["rule"], r["example"]] for r in rows])
 
 
 def _flag_examples(release_dir: Path, flags: list[str]) -> dict[str, list[dict]]:
@@ -557,6 +604,11 @@ def render_report(stats: Mapping[str, Any]) -> str:
         "<p>Every change to the text is an edit with a rule name (<code>edits.parquet</code>); struck through "
         "is the raw text removed, green what replaced it (⏎ a line break, ␣ a space).</p>",
         _rules_section(stats),
+        "<h2>Boilerplate lines the detector removed</h2>",
+        f"<p>Lines and bracketed runs that recur across distinct texts (corpus-wide, or at the page edges of one "
+        f"site), removed as <code>boilerplate_line</code>/<code>boilerplate_run</code> edits: from how many "
+        f"documents and sites, with one raw example (most documents first, at most {BOILERPLATE_SHOWN}).</p>",
+        _boilerplate_section(stats),
         "<h2>Flags</h2>",
         "<p>Flags mark documents that are kept but deserve a look; nothing is removed for a flag.</p>",
         _flags_section(stats),

@@ -54,7 +54,7 @@ from corpuspipe.zh.chars import (
 )
 from corpuspipe.zh.outline import normalize_marker_re
 from corpuspipe.zh.pii import find_pii
-from corpuspipe.stages.quality_flags import encoding_damage, quality_flags
+from corpuspipe.stages.quality_flags import encoding_damage, quality_flags, truncated
 
 STAGE = "normalize"
 
@@ -608,31 +608,11 @@ def _spacing(text: str) -> list[Replacement]:
 # -- flags ---------------------------------------------------------------------------------------
 
 _YEAR_RANGE_RE = re.compile(r"((?:19|20)\d\d)\s*[-－—–~～至到]\s*\1\s*年")
-_END_OK = frozenset("。！？!?…”\"’』」）)】]》；;.")
-
-
-# a last line shorter than this is a signature, date, heading or page leftover, not a cut sentence
-_TRUNCATED_MIN_CHARS = 12
-
-
-def _is_truncated(text: str) -> bool:
-    """The text stops mid-sentence: its last line is running prose (>= 12 non-space characters or a
-    clause comma, holding Han) that does not end a sentence.  A short last line (``二〇二四年三月五日``, a
-    signature, a leftover ``false``) is no evidence: on the 88 real reports ``truncated`` fired
-    on 26/26 .txt documents because of Wikisource's ``false`` tail."""
-    last = text.rstrip().rsplit("\n", 1)[-1].strip()
-    if not last or last[-1] in _END_OK:
-        return False
-    bare = "".join(last.split())
-    long_or_clause = len(bare) >= _TRUNCATED_MIN_CHARS or any(c in bare for c in "，、；")
-    return long_or_clause and _HAN_RE.search(bare) is not None and not _MARKER_RE.match(bare)
-
-
 def _flags(essay: Essay) -> None:
     text = essay.body.text
     if _YEAR_RANGE_RE.search(text):
         essay.add_flag("rewritten_year")
-    if _is_truncated(text):
+    if truncated(text):
         essay.add_flag("truncated")
     for flag in quality_flags(text):
         essay.add_flag(flag)

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_
 
 from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.zh.outline import boilerplate_heading_re
+from corpuspipe.zh.prose import is_genre_prose
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.io import read_user_text
@@ -404,14 +405,19 @@ def _run_keys(kview: str, min_chars: int) -> Iterator[tuple[int, int, str]]:
 def essay_site(essay: Essay) -> str:
     """The site an essay came from: its URL's host (JSON Lines), else the top-level folder of its
     file ("." for files at the raw root).  Sites carry their own templates, so they vote apart."""
-    if essay.url:
+    return site_of(essay.source_path, essay.url)
+
+
+def site_of(source_path: str, url: str | None) -> str:
+    """:func:`essay_site` from a released row's ``source_path`` and ``url``."""
+    if url:
         try:
-            host = urlsplit(essay.url.strip()).hostname or ""
+            host = urlsplit(url.strip()).hostname or ""
         except ValueError:
             host = ""
         if host:
             return host.lower().removeprefix("www.")
-    parts = PurePosixPath(essay.source_path).parts
+    parts = PurePosixPath(source_path).parts
     return parts[0] if len(parts) > 1 else "."
 
 
@@ -513,8 +519,18 @@ def is_allowlisted(key: str, allow_keys: Sequence[str], min_chars: int) -> bool:
     return len(rest) < min_chars
 
 
-def select_boilerplate(doc_freq: dict[str, int], n_docs: int, cfg: WatermarkConfig) -> list[str]:
-    """Corpus level: which normalized keys are boilerplate (thresholds scale with corpus size, allowlist respected). Sorted, deterministic."""
+def is_protected(key: str) -> bool:
+    """A line key that is genre prose (:func:`corpuspipe.zh.prose.is_genre_prose`) is never selected,
+    at corpus or site level: in a corpus of the 14 newest reports the report opener
+    「现在，我代表国务院，向大会报告政府工作…」 sits on every distinct text, at the page edge, exactly
+    where a site header would, so frequency and position cannot tell them apart."""
+    return key.startswith(LINE_PREFIX) and is_genre_prose(key[len(LINE_PREFIX):])
+
+
+def select_boilerplate(doc_freq: dict[str, int], n_docs: int, cfg: WatermarkConfig,
+                       added: frozenset[str] = frozenset()) -> list[str]:
+    """Corpus level: which normalized keys are boilerplate (thresholds scale with corpus size, allowlist
+    and genre prose respected; ``added``: prose keys that copies show a site added). Sorted, deterministic."""
     if not cfg.detect_boilerplate or n_docs <= 0:
         return []
     threshold = doc_frequency_threshold(n_docs, cfg)
@@ -526,11 +542,12 @@ def select_boilerplate(doc_freq: dict[str, int], n_docs: int, cfg: WatermarkConf
         and k.startswith((LINE_PREFIX, RUN_PREFIX))
         and len(k) - len(LINE_PREFIX) >= cfg.min_chars
         and not is_allowlisted(k, allow_keys, cfg.min_chars)
+        and (k in added or not is_protected(k))
     )
 
 
 def select_site_boilerplate(site_votes: dict[tuple[str, str], tuple[int, int]], site_docs: dict[str, int],
-                            cfg: WatermarkConfig) -> dict[str, list[str]]:
+                            cfg: WatermarkConfig, added: frozenset[str] = frozenset()) -> dict[str, list[str]]:
     """Site level: keys on most of one site's distinct texts (``site_min_share``), nearly always at a
     page edge (``edge_share``).  ``site_votes[(site, key)] = (texts, texts with it at an edge)``.
 
@@ -548,8 +565,34 @@ def select_site_boilerplate(site_votes: dict[tuple[str, str], tuple[int, int]], 
             continue
         if len(key) - len(LINE_PREFIX) < cfg.min_chars or is_allowlisted(key, allow_keys, cfg.min_chars):
             continue
+        if is_protected(key) and key not in added:
+            continue
         out.setdefault(site, []).append(key)
     return out
+
+
+def added_by_copies(carriers: dict[str, dict[int, set[str]]], ident_sites: dict[int, set[str]]) -> frozenset[str]:
+    """Prose keys that copies prove a site added: ``carriers[key][ident]`` = sites where that text
+    carries the key, ``ident_sites[ident]`` = every site the text is on.
+
+    Genre prose travels with its text (every copy of a report has its opener); a site's own
+    sentence is on that site's copy only.  A key is *added* when at least two texts lack it on
+    another of their sites and such texts outnumber those carrying it on every site they are on.
+    Without copies there is no evidence, and the key stays protected."""
+    out = []
+    for key, per_ident in sorted(carriers.items()):
+        added = carried = 0
+        for ident, sites in per_ident.items():
+            everywhere = ident_sites.get(ident, set())
+            if len(everywhere) < 2:
+                continue
+            if everywhere - sites:
+                added += 1
+            else:
+                carried += 1
+        if added >= 2 and added > carried:
+            out.append(key)
+    return frozenset(out)
 
 
 # ----------------------------------------------------------------------------- removal
@@ -895,6 +938,7 @@ class Watermark(CorpusStage):
         corpus_freq: dict[str, int] = {}
         site_votes: dict[tuple[str, str], tuple[int, int]] = {}
         examples: dict[str, str] = {}
+        carriers: dict[str, dict[int, set[str]]] = {}  # genre-prose keys: sites per text carrying them
         for part in range(_BP_PARTS):
             tables = [f.read_row_group(part) for f in files if f.num_row_groups > part]
             tables = [t for t in tables if t.num_rows]
@@ -911,12 +955,25 @@ class Watermark(CorpusStage):
                                             by_site["ident_count"].to_pylist(), by_site["e_sum"].to_pylist()):
                     site_votes[(site, key)] = (n, ne)
             wanted = set(corpus_freq) | {k for _, k in site_votes}
+            prose = sorted(k for k in wanted if k not in carriers and is_protected(k))
+            if prose:
+                pr = t.filter(pc.is_in(t["key"], pa.array(prose, pa.string())))
+                for key, site, ident in zip(pr["key"].to_pylist(), pr["site"].to_pylist(), pr["ident"].to_pylist()):
+                    carriers.setdefault(key, {}).setdefault(ident, set()).add(site)
             if wanted:
                 ex = t.filter(pc.is_in(t["key"], pa.array(sorted(wanted), pa.string())))
                 ex = ex.group_by("key").aggregate([("example", "min")])
                 examples.update(zip(ex["key"].to_pylist(), ex["example_min"].to_pylist()))
-        corpus = select_boilerplate(corpus_freq, n_texts, cfg)
-        sites = select_site_boilerplate(site_votes, site_docs, cfg)
+        added: frozenset[str] = frozenset()
+        if carriers:
+            ident_sites: dict[int, set[str]] = {}
+            for site, ident in zip(distinct["site"].to_pylist(), distinct["ident"].to_pylist()):
+                ident_sites.setdefault(ident, set()).add(site)
+            added = added_by_copies(carriers, ident_sites)
+        if len(carriers) > len(added):
+            ctx.count(self.name, "boilerplate_keys_protected_prose", len(carriers) - len(added))
+        corpus = select_boilerplate(corpus_freq, n_texts, cfg, added)
+        sites = select_site_boilerplate(site_votes, site_docs, cfg, added)
         chosen = set(corpus)
         sites = {s: [k for k in ks if k not in chosen] for s, ks in sorted(sites.items())}
         sites = {s: ks for s, ks in sites.items() if ks}
