@@ -267,10 +267,8 @@ def run_pass(
     n_essays = 0
     try:
         if p.source is not None:
-            t0 = time.perf_counter()
-            shard_batch = p.source.read(Path(raw_root), rel_paths, ctx)
-            ctx.timed(p.source.name, time.perf_counter() - t0, sum(s.bytes for s in shard_batch.sources))
-            groups: Iterator[list] = iter([shard_batch.essays])
+            shard_batch = Shard()
+            groups: Iterator[list] = _source_groups(p.source, Path(raw_root), rel_paths, ctx, shard_batch)
         else:
             shard_batch = Shard(sources=[SourceInfo(**s) for s in prev.sources],
                                 quarantine=[QuarantineEntry(**q) for q in prev.quarantine])
@@ -307,6 +305,24 @@ def run_pass(
     )
     write_json(meta, result.to_json())  # last: its presence means the pass is complete
     return {**result.to_json(), "cached": False}
+
+
+def _source_groups(source: Any, raw_root: Path, rel_paths: list[str], ctx: Context, acc: Shard) -> Iterator[list]:
+    """The source stage's essays group by group (a 200 MB file is never one list: issue 11);
+    its sources and quarantine entries gather in ``acc``; only the time spent inside the source
+    counts as its time."""
+    read_groups = getattr(source, "read_groups", None)
+    it = read_groups(raw_root, rel_paths, ctx) if read_groups else iter([source.read(raw_root, rel_paths, ctx)])
+    while True:
+        t0 = time.perf_counter()
+        part = next(it, None)
+        if part is None:
+            ctx.timed(source.name, time.perf_counter() - t0, 0)
+            return
+        acc.sources.extend(part.sources)
+        acc.quarantine.extend(part.quarantine)
+        ctx.timed(source.name, time.perf_counter() - t0, sum(s.bytes for s in part.sources))
+        yield part.essays
 
 
 def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict:

@@ -41,7 +41,7 @@ import numpy as np
 from charset_normalizer import from_bytes
 
 from corpuspipe.stages.ingest.mojibake import find_mojibake_repairs, mojibake_evidence, repair_string
-from corpuspipe.stages.ingest.split import analyse_essay, clean_title, split_lines, split_text
+from corpuspipe.stages.ingest.split import analyse_essay, clean_title, iter_split, split_lines
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.core.edits import Replacement, TrackedText
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
@@ -452,9 +452,10 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
     return essay
 
 
-def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]) -> list[Essay]:
-    essays: list[Essay] = []
-    spans = split_text(text, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
+def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]) -> Iterator[Essay]:
+    """The file's essays one at a time, as the splitter finds them (:func:`iter_split`): a
+    200 MB compilation never has its ~4,000 essays, nor all its lines, in memory at once."""
+    spans = iter_split(text, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
     for i, span in enumerate(spans):
         body = TrackedText(text[span.start : span.end], base=span.start)
         essay = Essay(
@@ -469,8 +470,7 @@ def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]
         removals = [
             Replacement(r.start - span.start, r.end - span.start, "", r.rule) for r in span.removals if r.end > r.start
         ]
-        essays.append(_finish_essay(essay, cfg, removals, flags))
-    return essays
+        yield _finish_essay(essay, cfg, removals, flags)
 
 
 def _error(exc: BaseException) -> str:
@@ -607,28 +607,52 @@ def ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
     file can also yield essays plus per-line entries.  Never raises (except on
     KeyboardInterrupt/SystemExit): an unexpected failure quarantines the file as
     ``error`` with the exception's type, so one bad file never stops a release.
+    (:func:`iter_file` is the streaming form the pipeline uses.)
     """
+    shard = Shard()
     try:
-        return _ingest_file(Path(raw_root), rel_path, cfg)
+        shard.essays = list(iter_file(Path(raw_root), rel_path, cfg, shard))
     except Exception as exc:
-        shard = Shard(stats={"ingest.files": 1, "ingest.quarantined_files": 1})
-        shard.quarantine.append(QuarantineEntry(rel_path, "error", _error(exc)))
-        return shard
+        return failed_file(rel_path, exc)
+    return shard
+
+
+def failed_file(rel_path: str, exc: BaseException, released: int = 0, src: SourceInfo | None = None) -> Shard:
+    """The Shard for a file whose ingestion raised: one ``error`` entry naming the exception's
+    type (never its message, which may quote the input).  ``released``: essays of the file
+    already handed on by a streaming reader (a huge file is written group by group, so they
+    cannot be taken back); they stay, with ``src`` as their source, and the detail says so."""
+    shard = Shard(stats={"ingest.files": 1, "ingest.quarantined_files": 1})
+    detail = _error(exc)
+    if released:
+        detail += f" after essay {released - 1} (the essays before it are released)"
+        shard.stats["ingest.essays"] = released
+        if src is not None:
+            shard.sources.append(SourceInfo(src.path, src.bytes, src.sha256, src.encoding, src.kind, released))
+    shard.quarantine.append(QuarantineEntry(rel_path, "error", detail))
+    return shard
 
 
 def _inside(path: Path, root: Path) -> bool:
     return _within(os.path.realpath(path), os.path.realpath(root))
 
 
-def _ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
+def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) -> Iterator[Essay]:
+    """Yield the file's essays as they are made; ``shard`` receives the file's stats and
+    quarantine entries as they happen, and its SourceInfo once the last essay is out.
+
+    May raise: the caller quarantines the file (:func:`failed_file`).  Memory (issue 11): the
+    file's bytes are dropped as soon as they are decoded, and the essays come one at a time
+    from the streaming splitter, so a 200 MB file holds its decoded text (~2 bytes a Chinese
+    character) and the essays its reader has not written yet.
+    """
     path = _resolve(raw_root, rel_path)
-    shard = Shard(stats={"ingest.files": 1})
+    shard.stats["ingest.files"] = 1
     flags = ["non_utf8_path"] if "\\x" in rel_path and path != raw_root / rel_path else []
 
-    def reject(reason: str, detail: str, size: int | None = None, sha: str | None = None) -> Shard:
+    def reject(reason: str, detail: str, size: int | None = None, sha: str | None = None) -> None:
         shard.quarantine.append(QuarantineEntry(rel_path, reason, detail, bytes=size, sha256=sha))
         shard.stats["ingest.quarantined_files"] = 1
-        return shard
 
     try:
         st = os.stat(path)
@@ -667,18 +691,24 @@ def _ingest_file(raw_root: Path, rel_path: str, cfg: IngestConfig) -> Shard:
         shard.quarantine.extend(bad_lines)
         shard.stats["ingest.jsonl_blank_lines"] = blank
         kind = "jsonl"
+        yield from essays
+        count = len(essays)
     else:
         longest = _longest_line(text)
         if longest > cfg.max_line_chars:
             return reject("line_too_long", f"a line of {longest} chars > {cfg.max_line_chars}", size, sha)
         if not text.strip():
             return reject("empty", "only whitespace after decoding", size, sha)
-        essays = _text_essays(text, src, cfg, flags)
         kind = "text"
-    shard.essays = essays
-    shard.sources.append(SourceInfo(rel_path, size, sha, encoding, kind, len(essays)))
-    shard.stats["ingest.essays"] = len(essays)
-    return shard
+        # the partial source a failure after some essays is reported with (failed_file)
+        shard.stats["ingest.partial_source"] = SourceInfo(rel_path, size, sha, encoding, kind, 0)
+        count = 0
+        for essay in _text_essays(text, src, cfg, flags):
+            count += 1
+            yield essay
+        del shard.stats["ingest.partial_source"]
+    shard.sources.append(SourceInfo(rel_path, size, sha, encoding, kind, count))
+    shard.stats["ingest.essays"] = count
 
 
 def _file_kind(mode: int) -> str:
