@@ -154,3 +154,24 @@ def test_a_failure_before_any_essay_went_out_quarantines_the_whole_file(tmp_path
         ("a.txt", "error: ValueError"), ("c.txt", "error: ValueError")]
     assert [s for g in groups for s in g.sources] == []
     assert ctx.counts["ingest"]["quarantined_files"] == 3
+
+
+@pytest.mark.parametrize("kind", ["utf8", "literal_fffd", "bom", "gb18030", "bad_tail", "whitespace", "long_line"])
+def test_a_big_file_read_in_chunks_decodes_as_the_whole_bytes_do(tmp_path, monkeypatch, kind):
+    """The chunked UTF-8 reader must give exactly decode_bytes' answer, or hand over to it."""
+    text = compilation(2)
+    data = {
+        "utf8": text.encode(), "literal_fffd": (text + "\ufffd\n").encode(), "bom": b"\xef\xbb\xbf" + text.encode(),
+        "gb18030": text.encode("gb18030"), "bad_tail": text.encode() + "报".encode()[:2], "whitespace": b" \n" * 5000,
+        "long_line": text.encode() + "长" .encode() * 3000,
+    }[kind]
+    (tmp_path / "a.txt").write_bytes(data)
+    cfg = CFG.ingest.model_copy(update={"max_line_chars": 2500})
+    slow = ingest_file(tmp_path, "a.txt", cfg)
+    monkeypatch.setattr(ingest_files, "_CHUNK_BYTES", 4096)  # every file is "big", read in 4 KB chunks
+    fast = ingest_file(tmp_path, "a.txt", cfg)
+    assert fast.sources == slow.sources and fast.quarantine == slow.quarantine and fast.stats == slow.stats
+    assert [(e.doc_id, e.body.raw, e.body.text, e.flags) for e in fast.essays] == [
+        (e.doc_id, e.body.raw, e.body.text, e.flags) for e in slow.essays]
+    if kind == "literal_fffd":
+        assert not any("decode_replaced" in e.flags for e in fast.essays)
