@@ -90,6 +90,11 @@ _DOC_NUMBER = re.compile(rf"^[{_HAN}]{{1,10}}\s*[〔\[［【(（]\s*(?:19|20)\d{
 _PAREN_NOTE = re.compile(r"^[（(][^（()）]{4,60}[）)]$")
 # A subtitle line under a title: ——在中国共产党第二十次全国代表大会上的报告.
 _SUBTITLE = re.compile(r"^(?:——|──|—|－－|--)\s*\S")
+# A site's promotion inside a page: 【免费下载】…模板，点击领取>>, >>>点击查看更多规章制度<<<,
+# （第一范文网会员可下载Word版）.  Never a document's title nor the line that opens one (点击：123, a
+# click count with its colon, is a site line).  On the 100 MB crawl bench such lines under a
+# sentence fragment (3.2004年11月16日最高人民法院审判 / >>>点击查看更多…) made 9 of its 15 false splits.
+_PROMO = re.compile(r"点击(?!\s*[:：])|下载|免费领取")
 # A byline naming an office and a person: 国务院总理 李强, 记者 王小明.
 _ROLE_BYLINE = re.compile(
     rf"^[{_HAN}]{{0,12}}(?:总理|主席|委员长|书记|部长|省长|市长|县长|院长|校长|主任|记者|通讯员|作者|编辑)"
@@ -416,6 +421,8 @@ def _opening_follows(lines: list[Line], i: int, text: str) -> str | None:
     if j is None:
         return None
     s = lines[j].content
+    if _PROMO.search(s) is not None:
+        return None
     if _SALUTATION.match(s):
         return "salutation" if len(lines[i].content) >= _MIN_SALUTED_TITLE else None
     if _ADDRESSEE.match(s):
@@ -426,7 +433,9 @@ def _opening_follows(lines: list[Line], i: int, text: str) -> str | None:
         return "doc_number"
     if _PAREN_NOTE.match(s) and _OUTLINE.match(s) is None:
         return "note"
-    if _SUBTITLE.match(s):
+    if _SUBTITLE.match(s) and _SENTENCE_END_INSIDE.search(s) is None:
+        # a subtitle names an occasion (——在…大会上的报告); a dash before a sentence is prose
+        # (——坚持发扬斗争精神。 under a site's ★瑞文网★ 每日更新心得体会 line on the crawl bench)
         return "subtitle"
     if _parse_byline(s) is not None or _ROLE_BYLINE.match(s):
         return "byline"
@@ -701,7 +710,6 @@ def iter_essay_starts(
     top = facts.top_kind
     found = False  # a start after the preamble seen yet?
     last = 0  # the last start yielded
-    preamble = 0  # text characters before the first start (site lines and teasers left out)
     seg_chars = 0
     before: int | None = None  # last top-level outline number since the essay's start line
     prev: Line | None = None  # last content line since the essay's start line
@@ -716,7 +724,14 @@ def iter_essay_starts(
         start = False
         if i in header_titles:
             start = True
-        elif i != first and seg_chars >= min_essay_chars and is_title_like(ln.content, max_long):
+        elif (
+            i != first
+            and seg_chars >= min_essay_chars
+            and is_title_like(ln.content, max_long)
+            # a note wholly in parentheses or a site's promotion is not a title
+            and _PAREN_NOTE.match(ln.content) is None
+            and _PROMO.search(ln.content) is None
+        ):
             # An opening counts only once the essay has prose: before that, title-shaped lines
             # are one document's header zone (政府工作报告 / ——… / 国务院总理 / 李克强 over 各位代表：
             # in the 2017 report; a law restating its title over 法释〔2022〕10号; a title, a
@@ -755,15 +770,18 @@ def iter_essay_starts(
             moved = j if j >= 0 and _teaser_at(lines, j, text) else i
             if not found:
                 found = True
-                # Keep a preamble as its own essay only when it holds real text.
-                if moved != 0 and preamble >= min_essay_chars:
+                # Keep a preamble as its own essay only when it holds real text.  (Its lines are
+                # still in the window: nothing is released before the first start.)
+                if moved != 0 and sum(
+                    len(lines[k].content)
+                    for k in range(0, moved)
+                    if not is_site_line(lines[k].content) and not _teaser_at(lines, k, text)
+                ) >= min_essay_chars:
                     last = moved
                     yield moved
             elif moved != last:  # starts only move up to the previous content line: never back
                 last = moved
                 yield moved
-        elif not found and not is_site_line(ln.content) and not _teaser_at(lines, i, text):
-            preamble += len(ln.content)
         seg_chars += len(ln.content)
         lv = levels[i]
         if lv is not None and lv[0] == top:
