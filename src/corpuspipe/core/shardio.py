@@ -42,10 +42,11 @@ _EDIT_FIELDS = Edit._fields
 _SECTION_FIELDS = [f.name for f in SECTION]
 ROW_GROUP = 2048  # essays a row group: a reader's unit of memory
 # ...and at most this many raw characters (unless one essay alone is longer).  2,048 essays of a
-# compilation of reports are 68M characters (~0.3 GB as raw and current str, ~0.2 GB more as the
-# Arrow copy): the 200 MB single file of issue 11.  8M characters is above any crawl shard's
-# groups (shards hold <= 32 MB of raw bytes, and 2,048 crawl essays ~10M bytes = ~3.5M
-# characters), so their row groups, and the release's order within them, are unchanged.
+# compilation of reports are ~33M characters (~0.13 GB as raw and current str, and again as the
+# Arrow copy and the watermark collect's rows): the 200 MB single file of issue 11 held all 3,951
+# at once.  The cut changes the order of released rows (sorted by id within a row group) only
+# where a group passes 8M characters: never for a crawl shard (512-1,024 files of ~7 KB, at most
+# ~7 MB, so under 8M characters in any encoding) nor for the 20 MB compilation (6.7M characters).
 GROUP_CHARS = 8_000_000
 
 
