@@ -1,6 +1,6 @@
 """Recall of essay boundaries and false splits of the compilation splitter, on real documents.
 
-Usage: python bench/eval_split.py [--files 600] [--seed 12] [--show 5] [--dump DIR]
+Usage: python bench/eval_split.py [--files 600] [--seed 12] [--show 5] [--dump DIR] [--crawl bench/out/crawl100 [--crawl-only]]
 
 Documents (``/work/shared/external``, nobody on this project wrote them): 72 government work
 reports and NPC resolutions, 16 CPC congress reports (1 of them, 76 characters, is too short to be
@@ -288,6 +288,41 @@ def evaluate(args: argparse.Namespace) -> dict:
     return res
 
 
+def evaluate_crawl(root: Path, show: int) -> dict:
+    """False splits on a crawl-shaped corpus (``bench/make_crawl.py``): its truth file names one
+    essay per text file, so every text file split into several essays is a false split.  Files
+    are decoded like ingest does (``decode_bytes``); undecodable ones are skipped."""
+    from corpuspipe.stages.ingest.files import DecodeRejected, decode_bytes
+
+    cfg = IngestConfig()
+    kw = dict(max_title_chars=cfg.max_title_chars, min_essay_chars=cfg.min_essay_chars,
+              max_long_title_chars=cfg.max_long_title_chars)
+    truth = Counter(json.loads(x)["path"] for x in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines())
+    files = sorted(p for p in (root / "raw").rglob("*") if p.suffix in (".txt", ".md") and p.is_file())
+    split_files: list[str] = []
+    n = 0
+    t0 = time.perf_counter()
+    for p in files:
+        rel = p.relative_to(root / "raw").as_posix()
+        if truth.get(rel, 0) != 1:
+            continue  # not a one-essay file of the truth
+        try:
+            text, _ = decode_bytes(p.read_bytes())
+        except DecodeRejected:
+            continue
+        n += 1
+        spans = split_text(text, **kw)
+        if len(spans) > 1:
+            split_files.append(f"{rel}: " + " | ".join(repr(text[s.start : s.start + 30]) for s in spans[1:3]))
+    res = {"crawl_files": n, "crawl_false_split_files": len(split_files),
+           "crawl_false_per_1000": 1000 * len(split_files) / max(1, n), "crawl_seconds": time.perf_counter() - t0}
+    print(f"crawl {root}: {len(split_files)} of {n} one-essay text files split = "
+          f"{res['crawl_false_per_1000']:.2f} per 1,000 ({res['crawl_seconds']:.0f} s)")
+    for r in split_files[:show]:
+        print("   " + r)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=600)
@@ -295,8 +330,12 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=5)
     ap.add_argument("--dump", default=None, help="write the first 20 joined files here")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON last")
+    ap.add_argument("--crawl", default=None, help="also count false splits in a make_crawl.py corpus (its folder)")
+    ap.add_argument("--crawl-only", action="store_true", help="only the --crawl count")
     args = ap.parse_args()
-    res = evaluate(args)
+    res = {} if args.crawl_only else evaluate(args)
+    if args.crawl:
+        res.update(evaluate_crawl(Path(args.crawl), args.show))
     if args.json:
         json.dump(res, sys.stdout)
         print()

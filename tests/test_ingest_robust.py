@@ -194,7 +194,7 @@ def test_an_exception_inside_a_file_quarantines_the_file_by_type_only(tmp_path, 
     def boom(*args, **kwargs):
         raise ValueError("contents of the file: 创新组织工作思路")
 
-    monkeypatch.setattr(ingest_files, "split_text", boom)
+    monkeypatch.setattr(ingest_files, "iter_split", boom)
     shard = ingest_file(tmp_path, "a.txt", CFG)
     assert shard.essays == [] and shard.sources == []
     (q,) = shard.quarantine

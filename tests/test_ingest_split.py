@@ -162,3 +162,36 @@ def test_the_same_traps_inside_a_compilation_still_split_only_at_titles(tmp_path
     text = "\n".join(page(k) for k in keys)
     essays = ingest(tmp_path, text)
     assert [e.title for e in essays] == [DOCS[k]["title"] for k in keys]
+
+
+# Site promotions a crawled page carries inside its body (the 100 MB crawl bench's 15 false splits
+# in 14,584 one-essay files were all of these shapes): a promotion under a heading-shaped line, a
+# promotion as the "title", a dashed sentence under a site banner.
+PROMOS = {
+    "promo_under_heading": ("过去五年国内工作的基本总结", "【免费下载】公文大全网全套讲话稿模板，点击领取>>"),
+    "more_link": ("过去五年国内工作的基本总结", ">>>点击查看更多工作报告<<<"),
+    "promo_as_title": ("（第一范文网会员可下载Word版）", "——坚持发扬斗争精神，民主法制建设迈出新的步伐"),
+    "dash_sentence": ("★瑞文网★ 每日更新心得体会", "——坚持发扬斗争精神。"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PROMOS))
+def test_a_site_promotion_inside_a_page_does_not_split_it(tmp_path, kind):
+    anchor, promo = PROMOS[kind]
+    text = page("report_1988")
+    if anchor in text:
+        text = text.replace(anchor + "\n", anchor + "\n" + promo + "\n", 1)
+    else:  # the promotion lines go under a finished paragraph
+        cut = text.index("城乡人民生活进一步改善。")
+        text = text[:cut] + anchor + "\n" + promo + "\n" + text[cut:]
+    assert promo in text
+    essays = ingest(tmp_path, text)
+    assert len(essays) == 1 and essays[0].title == DOCS["report_1988"]["title"]
+
+
+def test_a_real_subtitle_still_opens_a_document(tmp_path):
+    """The dashed-sentence rule keeps the occasion subtitle (no sentence end) as an opening."""
+    first = page("law_compensation")
+    second = page("report_2024", head=["——2024年3月5日在第十四届全国人民代表大会第二次会议上"])
+    essays = ingest(tmp_path, first + "\n" + second)
+    assert [e.title for e in essays] == [DOCS["law_compensation"]["title"], DOCS["report_2024"]["title"]]

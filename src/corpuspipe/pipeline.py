@@ -290,10 +290,8 @@ def run_pass(
     n_essays = 0
     try:
         if p.source is not None:
-            t0 = time.perf_counter()
-            shard_batch = p.source.read(Path(raw_root), rel_paths, ctx)
-            ctx.timed(p.source.name, time.perf_counter() - t0, sum(s.bytes for s in shard_batch.sources))
-            groups: Iterator[list] = iter([shard_batch.essays])
+            shard_batch = Shard()
+            groups: Iterator[list] = _source_groups(p.source, Path(raw_root), rel_paths, ctx, shard_batch)
         else:
             shard_batch = Shard(sources=[SourceInfo(**s) for s in prev.sources],
                                 quarantine=[QuarantineEntry(**q) for q in prev.quarantine])
@@ -350,6 +348,27 @@ def cached_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work:
     partials = [part for r in results for part in r["partials"][stage_name]]
     key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
     return _load_reduce(Path(work), stage_name, key)
+
+
+def _source_groups(source: Any, raw_root: Path, rel_paths: list[str], ctx: Context, acc: Shard) -> Iterator[list]:
+    """The source stage's essays group by group (a 200 MB file is never one list: issue 11);
+    its sources and quarantine entries gather in ``acc``; only the time spent inside the source
+    counts as its time."""
+    read_groups = getattr(source, "read_groups", None)
+    it = read_groups(raw_root, rel_paths, ctx) if read_groups else iter([source.read(raw_root, rel_paths, ctx)])
+    while True:
+        t0 = time.perf_counter()
+        part = next(it, None)
+        if part is None:
+            ctx.timed(source.name, time.perf_counter() - t0, 0)
+            return
+        acc.sources.extend(part.sources)
+        acc.quarantine.extend(part.quarantine)
+        ctx.timed(source.name, time.perf_counter() - t0, sum(s.bytes for s in part.sources))
+        yield part.essays
+        # written: free the group before the next one is read (the caller's loop variables still
+        # name it; two 8M-character groups of a huge file at once cost ~0.2 GB more)
+        part.essays.clear()
 
 
 def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict:

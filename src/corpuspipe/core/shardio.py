@@ -41,6 +41,21 @@ _SCALARS = ("source_path", "source_sha256", "essay_index", "title", "author", "d
 _EDIT_FIELDS = Edit._fields
 _SECTION_FIELDS = [f.name for f in SECTION]
 ROW_GROUP = 2048  # essays a row group: a reader's unit of memory
+# ...and at most this many raw characters (unless one essay alone is longer).  2,048 essays of a
+# compilation of reports are ~33M characters (~0.13 GB as raw and current str, and again as the
+# Arrow copy and the watermark collect's rows): the 200 MB single file of issue 11 held all 3,951
+# at once.  The cut changes the order of released rows (sorted by id within a row group) only
+# where a group passes 8M characters: never for a crawl shard (512-1,024 files of ~7 KB, at most
+# ~7 MB, so under 8M characters in any encoding) nor for the 20 MB compilation (6.7M characters).
+GROUP_CHARS = 8_000_000
+
+
+def cut_before(n_essays: int, n_chars: int, next_chars: int) -> bool:
+    """Does a new row group start before the next essay?  (after ``ROW_GROUP`` essays, or when
+    it would pass ``GROUP_CHARS`` raw characters; never before the first essay of a group).  The
+    ingest reader and :class:`EssayWriter` cut by this one rule, so a later pass re-writing a
+    group writes it as one row group again."""
+    return n_essays > 0 and (n_essays >= ROW_GROUP or n_chars + next_chars > GROUP_CHARS)
 
 
 def _list_of_structs(rows_per_essay: Sequence[Sequence[tuple]], fields: Sequence[str], struct: pa.StructType) -> pa.Array:
@@ -118,10 +133,19 @@ class EssayWriter:
         self.rows = 0
 
     def write(self, essays: Sequence[Essay]) -> None:
-        for i in range(0, len(essays), ROW_GROUP):
-            chunk = essays[i:i + ROW_GROUP]
-            self.writer.write_table(essays_table(chunk), row_group_size=ROW_GROUP)
-            self.rows += len(chunk)
+        start = chars = 0
+        for i, e in enumerate(essays):
+            size = len(e.body.raw)
+            if cut_before(i - start, chars, size):
+                self._group(essays[start:i])
+                start, chars = i, 0
+            chars += size
+        if len(essays) > start:
+            self._group(essays[start:])
+
+    def _group(self, chunk: Sequence[Essay]) -> None:
+        self.writer.write_table(essays_table(chunk), row_group_size=ROW_GROUP)
+        self.rows += len(chunk)
 
     def close(self) -> None:
         self.writer.close()

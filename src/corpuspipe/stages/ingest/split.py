@@ -8,7 +8,12 @@ Measured with ``bench/eval_split.py`` (142 real reports, resolutions and laws jo
 files, 903 boundaries; every document alone in 14 renderings, 2,052 single documents): boundary
 recall 33/903 (0.037) before, 893/903 (0.989) after; false splits 0 per 1,000 single documents
 before and after.  Titles longer than ``max_title_chars`` pass with that evidence, up to
-``max_long_title_chars`` (:func:`title_line_ok`).
+``max_long_title_chars`` (:func:`title_line_ok`).  On the 100 MB crawl bench (``eval_split.py
+--crawl``: every text file there is one essay) 15 of 14,584 files were split at site promotions
+inside the page; none since promotions are neither titles nor openings (``_PROMO``).
+The split streams (:func:`iter_split`): a pre-scan takes the whole-file facts, then lines are
+made lazily and released behind each essay (:class:`LazyLines`); a 200 MB file never holds its
+1.1M lines at once.
 Within each essay the header zone (teaser, header/title line, site lines, a repeated title,
 a byline) is classified; non-body lines are returned as removals so the caller can record
 them as edits.  Site lines (``時間:``, ``導語:``, breadcrumbs) are recognised but kept: the
@@ -18,9 +23,8 @@ watermark stage removes them.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from dataclasses import dataclass, field
-from itertools import accumulate
+from typing import Iterator
 
 from corpuspipe.zh import outline
 from corpuspipe.zh.chars import HAN_BMP
@@ -91,6 +95,11 @@ _DOC_NUMBER = re.compile(rf"^[{_HAN}]{{1,10}}\s*[〔\[［【(（]\s*(?:19|20)\d{
 _PAREN_NOTE = re.compile(r"^[（(][^（()）]{4,60}[）)]$")
 # A subtitle line under a title: ——在中国共产党第二十次全国代表大会上的报告.
 _SUBTITLE = re.compile(r"^(?:——|──|—|－－|--)\s*\S")
+# A site's promotion inside a page: 【免费下载】…模板，点击领取>>, >>>点击查看更多规章制度<<<,
+# （第一范文网会员可下载Word版）.  Never a document's title nor the line that opens one (点击：123, a
+# click count with its colon, is a site line).  On the 100 MB crawl bench such lines under a
+# sentence fragment (3.2004年11月16日最高人民法院审判 / >>>点击查看更多…) made 9 of its 15 false splits.
+_PROMO = re.compile(r"点击(?!\s*[:：])|下载|免费领取")
 # A byline naming an office and a person: 国务院总理 李强, 记者 王小明.
 _ROLE_BYLINE = re.compile(
     rf"^[{_HAN}]{{0,12}}(?:总理|主席|委员长|书记|部长|省长|市长|县长|院长|校长|主任|记者|通讯员|作者|编辑)"
@@ -142,6 +151,87 @@ def split_lines(text: str) -> list[Line]:
         lines.append(Line(pos, end, content, len(raw) - len(raw.lstrip()) if content else 0))
         pos = end
     return lines
+
+
+class LazyLines:
+    """The lines of a text, made on demand and forgotten behind a moving floor (``release``).
+
+    Reads like the list :func:`split_lines` returns (``len``, ``lines[j]``), so the splitter's
+    code is unchanged, but only the window between the floor and the furthest line looked at
+    is held: the splitter looks back no further than the start of the essay it is building and
+    ahead a bounded distance (12 content lines, 10,000 characters).  A list of every line held
+    1.1M ``Line`` objects and their stripped contents for a 200 MB file (~0.5 GB); the window is
+    a few hundred lines.  Asking below the floor is a bug and raises IndexError.
+    """
+
+    __slots__ = ("text", "_n", "_lo", "_buf", "_levels", "_pos")
+    _BATCH = 256  # lines parsed per refill
+
+    def __init__(self, text: str):
+        self.text = text
+        self._n = text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+        self._lo = 0  # index of _buf[0]
+        self._buf: list[Line] = []
+        self._levels: list = []  # outline level per buffered line, _UNSET until asked
+        self._pos = 0  # offset of the first line not parsed yet
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, j: int) -> Line:
+        k = j - self._lo
+        if k < 0 or j >= self._n:
+            raise IndexError(f"line {j} outside the window [{self._lo}, {self._n})")
+        buf = self._buf
+        if k >= len(buf):
+            self._fill(k + 1)
+        return buf[k]
+
+    def level(self, j: int) -> tuple[str, int] | None:
+        ln = self[j]
+        k = j - self._lo
+        lv = self._levels[k]
+        if lv is _UNSET:
+            lv = self._levels[k] = _outline_level(ln.content) if ln.content else None
+        return lv
+
+    def _fill(self, want: int) -> None:
+        text, buf, n = self.text, self._buf, len(self.text)
+        pos = self._pos
+        target = want + self._BATCH
+        while len(buf) < target and pos < n:
+            nl = text.find("\n", pos)
+            stop = n if nl < 0 else nl
+            raw = text[pos:stop]
+            content = raw.strip()
+            end = n if nl < 0 else nl + 1
+            buf.append(Line(pos, end, content, len(raw) - len(raw.lstrip()) if content else 0))
+            pos = end
+        self._levels.extend([_UNSET] * (len(buf) - len(self._levels)))
+        self._pos = pos
+
+    def release(self, upto: int) -> None:
+        """Forget the lines before ``upto``."""
+        k = min(upto - self._lo, len(self._buf))
+        if k > 0:
+            del self._buf[:k]
+            del self._levels[:k]
+            self._lo += k
+
+
+class _Levels:
+    """``levels[j]`` over a :class:`LazyLines` (the outline level of line j, computed once)."""
+
+    __slots__ = ("_lines",)
+
+    def __init__(self, lines: LazyLines):
+        self._lines = lines
+
+    def __getitem__(self, j: int) -> tuple[str, int] | None:
+        return self._lines.level(j)
+
+
+_UNSET = object()
 
 
 def nospace(s: str) -> str:
@@ -336,6 +426,8 @@ def _opening_follows(lines: list[Line], i: int, text: str) -> str | None:
     if j is None:
         return None
     s = lines[j].content
+    if _PROMO.search(s) is not None:
+        return None
     if _SALUTATION.match(s):
         return "salutation" if len(lines[i].content) >= _MIN_SALUTED_TITLE else None
     if _ADDRESSEE.match(s):
@@ -346,7 +438,9 @@ def _opening_follows(lines: list[Line], i: int, text: str) -> str | None:
         return "doc_number"
     if _PAREN_NOTE.match(s) and _OUTLINE.match(s) is None:
         return "note"
-    if _SUBTITLE.match(s):
+    if _SUBTITLE.match(s) and _SENTENCE_END_INSIDE.search(s) is None:
+        # a subtitle names an occasion (——在…大会上的报告); a dash before a sentence is prose
+        # (——坚持发扬斗争精神。 under a site's ★瑞文网★ 每日更新心得体会 line on the crawl bench)
         return "subtitle"
     if _parse_byline(s) is not None or _ROLE_BYLINE.match(s):
         return "byline"
@@ -499,58 +593,128 @@ def title_line_ok(lines: list[Line], i: int, text: str, max_title_chars: int, ma
     return is_title_like(s, max_long_title_chars) and (after_teaser or _opening_follows(lines, i, text) is not None)
 
 
+@dataclass
+class _Prescan:
+    """What the splitter needs from the whole file before its one streaming pass: the file's
+    facts, its ``第X篇`` header lines (their titles seed the title index; the look-ahead stops at
+    them) and its first content lines.  Taken in a pass that keeps no line: a few bytes per header."""
+
+    facts: _FileFacts
+    headers: dict[int, str]
+    first: int | None  # first content line
+    second: int | None  # second content line
+
+
+def _prescan(text: str, max_title_chars: int) -> _Prescan:
+    kinds: set[str] = set()
+    indents: dict[int, int] = {}  # indent -> lines of more than 60 characters (for the median)
+    headers: dict[int, str] = {}
+    first = second = None
+    n = len(text)
+    pos = idx = 0
+    while pos < n:
+        nl = text.find("\n", pos)
+        stop = n if nl < 0 else nl
+        raw = text[pos:stop]
+        content = raw.strip()
+        if content:
+            if first is None:
+                first = idx
+            elif second is None:
+                second = idx
+            lv = _outline_level(content)
+            if lv is not None:
+                kinds.add(lv[0])
+            if len(content) > 60:
+                ind = len(raw) - len(raw.lstrip())
+                indents[ind] = indents.get(ind, 0) + 1
+            t = essay_header_title(content, max_title_chars)
+            if t is not None:
+                headers[idx] = t
+        pos = n if nl < 0 else nl + 1
+        idx += 1
+    top = next((k for k in ("l1", "l2", "l3") if k in kinds), None)
+    return _Prescan(_FileFacts(top, _median(indents)), headers, first, second)
+
+
+def _median(counts: dict[int, int]) -> int:
+    """``sorted(values)[len // 2]`` from a histogram (0 when empty), as :func:`_file_facts`."""
+    total = sum(counts.values())
+    if not total:
+        return 0
+    rank = total // 2
+    for value in sorted(counts):
+        rank -= counts[value]
+        if rank < 0:
+            return value
+    raise AssertionError("unreachable")
+
+
 def find_essay_starts(
     text: str, lines: list[Line], max_title_chars: int, min_essay_chars: int, max_long_title_chars: int | None = None
 ) -> list[int]:
-    """Line indexes where essays start (the first is always 0).
+    """Line indexes where essays start (the first is always 0); see :func:`iter_essay_starts`."""
+    return list(iter_essay_starts(text, lines, max_title_chars, min_essay_chars, max_long_title_chars))
+
+
+def iter_essay_starts(
+    text: str, lines, max_title_chars: int, min_essay_chars: int, max_long_title_chars: int | None = None,
+    pre: _Prescan | None = None,
+) -> Iterator[int]:
+    """Line indexes where essays start, in order, as they are found (the first is always 0).
 
     One pass over the lines with running values (last top-level outline number and last
-    content line of the current essay, prefix sums of content characters), so the time is
-    linear in the file: ingesting a 20 MB compilation of real reports went from 11.8 s to 2.1 s
-    (profiled: 8 s of it were rescans and slices in the bare-title score), and a 200 MB one
-    (1,445 s before) takes 8x the CPU time of the 20 MB one (2.5 s vs 16.6 s,
-    ``bench/bench_ingest_bigfile.py``; still 1.9 s CPU for 20 MB with the opening-line signals of
-    issue 12, which changed the spans on purpose: see ``bench/eval_split.py``).
+    content line of the current essay), so the time is linear in the file: ingesting a 20 MB
+    compilation of real reports went from 11.8 s to 2.1 s (profiled: 8 s of it were rescans and
+    slices in the bare-title score), and a 200 MB one (1,445 s before) takes 8x the CPU time of
+    the 20 MB one (2.5 s vs 16.6 s, ``bench/bench_ingest_bigfile.py``; still 1.9 s CPU for 20 MB
+    with the opening-line signals of issue 12, which changed the spans on purpose: see
+    ``bench/eval_split.py``).  A start is final when it is yielded: the scan never looks back
+    before the previous start (a teaser above a start moves it up, a preamble too short to be
+    an essay joins the first one), so with :class:`LazyLines` the caller may release every line
+    before it (issue 11: a 200 MB file in bounded memory).  The whole-file facts (outline kind,
+    paragraph indent, ``第X篇`` headers) come from :func:`_prescan`.
     """
-    n = len(lines)
+    yield 0
     max_long = max(max_title_chars, max_long_title_chars or max_title_chars)
-    content_idx = [i for i, ln in enumerate(lines) if ln.content]
-    if not content_idx:
-        return [0]
-    header_titles: dict[int, str] = {}
-    for i in content_idx:
-        t = essay_header_title(lines[i].content, max_title_chars)
-        if t is not None:
-            header_titles[i] = t
-    levels = [_outline_level(ln.content) if ln.content else None for ln in lines]
-    facts = _file_facts(lines, levels)
+    if pre is None:
+        pre = _prescan(text, max_title_chars)
+    first = pre.first
+    if first is None:
+        return
+    header_titles = pre.headers
+    levels = _Levels(lines) if isinstance(lines, LazyLines) else [
+        _outline_level(ln.content) if ln.content else None for ln in lines
+    ]
+    facts = pre.facts
     titles = _TitleIndex()
     for t in header_titles.values():
         titles.add(_bigrams(t))
-    first = content_idx[0]
     first_title = first
-    if _teaser_at(lines, first, text) and len(content_idx) > 1:
-        first_title = content_idx[1]  # a file opening with a teaser: its title comes next
+    if _teaser_at(lines, first, text) and pre.second is not None:
+        first_title = pre.second  # a file opening with a teaser: its title comes next
     if title_line_ok(lines, first_title, text, max_title_chars, max_long, after_teaser=first_title != first):
         titles.add(_bigrams(lines[first_title].content))
-    # chars[k]: content characters of content lines before position k of content_idx;
-    # next_header[k]: the first position >= k holding a header line (or len(content_idx)).
-    chars = [0, *accumulate(len(lines[i].content) for i in content_idx)]
-    next_header = [len(content_idx)] * (len(content_idx) + 1)
-    for pos in range(len(content_idx) - 1, -1, -1):
-        next_header[pos] = pos if content_idx[pos] in header_titles else next_header[pos + 1]
+    n = len(lines)
 
-    def chars_until_next_start(pos: int) -> int:
-        """Content characters after position pos up to the next header, stopping once past
+    def chars_until_next_start(i: int) -> int:
+        """Content characters after line i up to the next header line, stopping once past
         _LOOKAHEAD_CHARS (the value the old line-by-line loop returned)."""
-        base = chars[pos + 1]
-        stop = next_header[pos + 1]
-        if chars[stop] - base < _LOOKAHEAD_CHARS:
-            return chars[stop] - base
-        return chars[bisect_left(chars, base + _LOOKAHEAD_CHARS, pos + 1, stop + 1)] - base
+        acc = 0
+        for j in range(i + 1, n):
+            c = lines[j].content
+            if not c:
+                continue
+            if j in header_titles:
+                return acc
+            acc += len(c)
+            if acc >= _LOOKAHEAD_CHARS:
+                return acc
+        return acc
 
     top = facts.top_kind
-    starts: list[int] = []
+    found = False  # a start after the preamble seen yet?
+    last = 0  # the last start yielded
     seg_chars = 0
     before: int | None = None  # last top-level outline number since the essay's start line
     prev: Line | None = None  # last content line since the essay's start line
@@ -558,12 +722,21 @@ def find_essay_starts(
     prev2_i: int | None = None  # the content line before prev_i
     seg_start: int | None = first
     seg_prose = False  # has the current essay a line of prose (Han, not title-shaped) yet?
-    for pos, i in enumerate(content_idx):
+    for i in range(first, n):
         ln = lines[i]
+        if not ln.content:
+            continue
+        start = False
         if i in header_titles:
-            starts.append(i)
-            seg_chars, before, seg_start, seg_prose = 0, None, i, False
-        elif i != first and seg_chars >= min_essay_chars and is_title_like(ln.content, max_long):
+            start = True
+        elif (
+            i != first
+            and seg_chars >= min_essay_chars
+            and is_title_like(ln.content, max_long)
+            # a note wholly in parentheses or a site's promotion is not a title
+            and _PAREN_NOTE.match(ln.content) is None
+            and _PROMO.search(ln.content) is None
+        ):
             # An opening counts only once the essay has prose: before that, title-shaped lines
             # are one document's header zone (政府工作报告 / ——… / 国务院总理 / 李克强 over 各位代表：
             # in the 2017 report; a law restating its title over 法释〔2022〕10号; a title, a
@@ -589,11 +762,31 @@ def find_essay_starts(
                     lines, i, facts, levels, titles, before, prev, opening, teaser_before, genre_prose
                 )
                 >= _BARE_TITLE_MIN_SCORE
-                and chars_until_next_start(pos) >= min_essay_chars
+                and chars_until_next_start(i) >= min_essay_chars
             ):
-                starts.append(i)
+                start = True
                 titles.add(_bigrams(ln.content))
-                seg_chars, before, seg_start, seg_prose = 0, None, i, False
+        if start:
+            seg_chars, before, seg_start, seg_prose = 0, None, i, False
+            # A teaser just before a start belongs to the essay it summarises.
+            j = i - 1
+            while j >= 0 and not lines[j].content:
+                j -= 1
+            moved = j if j >= 0 and _teaser_at(lines, j, text) else i
+            if not found:
+                found = True
+                # Keep a preamble as its own essay only when it holds real text.  (Its lines are
+                # still in the window: nothing is released before the first start.)
+                if moved != 0 and sum(
+                    len(lines[k].content)
+                    for k in range(0, moved)
+                    if not is_site_line(lines[k].content) and not _teaser_at(lines, k, text)
+                ) >= min_essay_chars:
+                    last = moved
+                    yield moved
+            elif moved != last:  # starts only move up to the previous content line: never back
+                last = moved
+                yield moved
         seg_chars += len(ln.content)
         lv = levels[i]
         if lv is not None and lv[0] == top:
@@ -601,28 +794,6 @@ def find_essay_starts(
         prev, prev_i, prev2_i = ln, i, prev_i
         if not seg_prose and _is_prose(lines, i, text, max_long):
             seg_prose = True
-
-    if not starts:
-        return [0]
-    # A teaser just before a start belongs to the essay it summarises.
-    moved: list[int] = []
-    for s in starts:
-        j = s - 1
-        while j >= 0 and not lines[j].content:
-            j -= 1
-        moved.append(j if j >= 0 and _teaser_at(lines, j, text) else s)
-    if not moved or moved[0] != 0:
-        # Keep a preamble as its own essay only when it holds real text.
-        pre = sum(
-            len(lines[k].content)
-            for k in range(0, moved[0] if moved else n)
-            if not is_site_line(lines[k].content) and not _teaser_at(lines, k, text)
-        )
-        if moved and pre < min_essay_chars:
-            moved[0] = 0
-        else:
-            moved.insert(0, 0)
-    return sorted(set(moved))
 
 
 def analyse_essay(
@@ -736,23 +907,39 @@ def _strip_trailing(text: str, lines: list[Line], a: int, b: int, span: EssaySpa
         span.removals.append(Removal(cut, span.end, "blank_lines"))
 
 
-def split_text(
+def iter_split(
     text: str, max_title_chars: int, min_essay_chars: int, max_long_title_chars: int | None = None
-) -> list[EssaySpan]:
-    """Essay spans that partition ``text`` exactly, with their non-body removals.
+) -> Iterator[EssaySpan]:
+    """Essay spans that partition ``text`` exactly, with their non-body removals, one at a time.
 
+    Lines are made lazily and released as each essay is handed out (:class:`LazyLines`), so
+    memory is the text plus one essay's lines, not every line of the file.
     ``max_long_title_chars`` (None: same as ``max_title_chars``, the old behaviour) lets a
     longer line be a title when the evidence around it is strong (:func:`title_line_ok`).
     """
     if not text:
-        return []
-    lines = split_lines(text)
-    starts = find_essay_starts(text, lines, max_title_chars, min_essay_chars, max_long_title_chars)
-    bounds = starts + [len(lines)]
-    spans = [
-        analyse_essay(text, lines, a, b, max_title_chars, max_long_title_chars=max_long_title_chars)
-        for a, b in zip(bounds, bounds[1:])
-    ]
-    spans[0].start = 0
-    spans[-1].end = len(text)
-    return spans
+        return
+    lines = LazyLines(text)
+    a: int | None = None
+    first = True
+    for b in iter_essay_starts(text, lines, max_title_chars, min_essay_chars, max_long_title_chars):
+        if a is not None:
+            span = analyse_essay(text, lines, a, b, max_title_chars, max_long_title_chars=max_long_title_chars)
+            if first:
+                span.start, first = 0, False
+            yield span
+            lines.release(b)
+        a = b
+    assert a is not None
+    span = analyse_essay(text, lines, a, len(lines), max_title_chars, max_long_title_chars=max_long_title_chars)
+    if first:
+        span.start = 0
+    span.end = len(text)
+    yield span
+
+
+def split_text(
+    text: str, max_title_chars: int, min_essay_chars: int, max_long_title_chars: int | None = None
+) -> list[EssaySpan]:
+    """Essay spans that partition ``text`` exactly, with their non-body removals (:func:`iter_split`)."""
+    return list(iter_split(text, max_title_chars, min_essay_chars, max_long_title_chars))
