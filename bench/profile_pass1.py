@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/profile_pass1"))
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--dump", type=Path, help="write the cProfile stats here (with --profile)")
     args = ap.parse_args()
     work = args.work / f"mb{args.mb:g}"
     paths, facts, cfg = prepare(args.corpus, args.mb, work)
@@ -135,6 +136,8 @@ def main() -> None:
     print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading shards and hashing)")
     print(f"sha256 {digest}")
     if prof:
+        if args.dump:
+            prof.dump_stats(args.dump)
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
 
 
