@@ -570,10 +570,13 @@ def _line_bounds(view: str, start: int, end: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _prefilter(rules: tuple[WatermarkRule, ...]) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    """One scan for every rule's required strings, longest first."""
+def _prefilter(rules: tuple[WatermarkRule, ...]) -> tuple[re.Pattern[str], dict[str, tuple[str, ...]]]:
+    """One scan for every rule's required strings, longest first; and per required string, the
+    required strings inside it (itself included): a found ``转载自`` also means ``转载`` and ``载``
+    were there, though the scan reported only the longest."""
     words = tuple(sorted({w for r in rules for w in r.require}, key=lambda w: (-len(w), w)))
-    return re.compile("|".join(map(re.escape, words)) if words else r"(?!)"), words
+    inside = {p: tuple(w for w in words if w in p) for p in words}
+    return re.compile("|".join(map(re.escape, words)) if words else r"(?!)"), inside
 
 
 def find_spans(
@@ -594,9 +597,10 @@ def find_spans(
     view = normalized_view(text)
     spans: list[Span] = []
     line_scoped: set[tuple[int, int]] = set()
-    prefilter, words = _prefilter(tuple(rules))
-    present = set(prefilter.findall(view.lower()))  # lower(): prefilter only
-    present.update(w for w in words if any(w in p for p in present))  # shorter words inside found ones
+    prefilter, inside = _prefilter(tuple(rules))
+    present: set[str] = set()
+    for p in set(prefilter.findall(view.lower())):  # lower(): prefilter only
+        present.update(inside[p])  # shorter words inside found ones
     for rule in rules:
         if rule.require and present.isdisjoint(rule.require):
             continue
