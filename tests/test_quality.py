@@ -114,3 +114,23 @@ def test_ngram_signals_with_a_huge_alphabet_use_the_reference():
     cp = np.concatenate((cp, cp[:5000]))
     assert Q._ngram_signals(cp) == Q._ngram_signals_hashed(cp)
     assert Q._ngram_signals(cp)["dup_10gram_frac"] == pytest.approx(10_000 / len(cp))
+
+
+def test_batched_ngram_signals_equal_one_document_at_a_time():
+    texts = [(_DATA / n).read_text(encoding="utf-8") for n in ("normalize/gov_2025_simplified.txt",
+                                                               "normalize/cpc_3_traditional.txt")]
+    rng = random.Random(3)
+    docs = [t[a:a + size] for t in texts for a, size in ((0, 3000), (500, 40), (9, 1), (0, 0), (100, 7), (2000, 5000))]
+    docs += ["".join(rng.choice("加油一二") for _ in range(rng.randrange(0, 40))) for _ in range(60)]
+    docs.append(docs[0])  # the same text in two documents is no repetition within either
+    rng.shuffle(docs)
+    cps = [np.frombuffer("".join(t.split()).encode("utf-32-le"), dtype=np.uint32) for t in docs]
+    for chunk in (1 << 6, 1 << 12, 1 << 15):  # many small chunks, a few, one
+        old = Q._CHUNK_CHARS
+        Q._CHUNK_CHARS = chunk
+        try:
+            got = Q._ngram_signals_batch(cps)
+        finally:
+            Q._CHUNK_CHARS = old
+        assert got == [Q._ngram_signals_hashed(c.astype(np.uint64)) for c in cps]
+    assert Q.signals_batch(docs, [0] * len(docs), [0] * len(docs)) == [signals(t) for t in docs]
