@@ -42,6 +42,7 @@ from corpuspipe.zh.outline import boilerplate_heading_re
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.io import read_user_text
+from corpuspipe.core.regex_prefilter import finditer_lines, line_plan
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard
 from corpuspipe.core.stage import Context, CorpusStage
 
@@ -166,6 +167,9 @@ class WatermarkRule(BaseModel):
     # 12 shipped rules (1.75 vs 3.76 s on a 7 MB shard of the crawl bench, identical spans).  A user's
     # rule keeps `regex` with its per-document timeout.
     _fast: re.Pattern[str] | None = PrivateAttr(default=None)
+    # For a shipped single-line `^` rule: the literals one of which every match holds; only the
+    # lines holding one are tried (core/regex_prefilter.py: the 9 line rules 45 % -> ~10 % of the stage).
+    _lines_rx: re.Pattern[str] | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -211,10 +215,16 @@ class WatermarkRule(BaseModel):
     def trusted(self) -> "WatermarkRule":
         """This rule, matched with `re` and no timeout (only for the shipped rules)."""
         self._fast = re.compile(self.pattern, re.MULTILINE)
+        self._lines_rx = line_plan(self.pattern)
         return self
 
     def finditer(self, view: str, timeout: float):
         if self._fast is not None:
+            if self._lines_rx is not None:
+                try:
+                    return list(finditer_lines(self._fast, self._lines_rx, view))
+                except ValueError:  # an empty match: finditer's own rules
+                    pass
             return self._fast.finditer(view)
         return self._regex.finditer(view, timeout=timeout)
 
