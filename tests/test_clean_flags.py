@@ -90,3 +90,18 @@ def test_bidi_and_zero_width_controls_are_stripped_from_titles_and_counted() -> 
     _finish_essay(e, IngestConfig(), [], [])
     assert e.title == "政府工作报告"
     assert e.stats["ingest.title_controls"] == 3
+
+
+def test_letter_counts_by_class_table_equal_the_masks():
+    from pathlib import Path
+
+    from corpuspipe.stages import quality_flags as QF
+
+    data = Path(__file__).parent / "data" / "normalize"
+    texts = [(data / n).read_text(encoding="utf-8") for n in ("gov_2025_simplified.txt", "cpc_3_traditional.txt",
+                                                              "gov_1956_fullwidth_digits.txt")]
+    # every code point but the surrogates, in slices: each class and table edge is met
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    texts += [every[i:i + 50_000] for i in range(0, len(every), 50_000)] + ["", " \u3000\n", "DDDD", "╰╰╰"]
+    for t in texts:
+        assert QF._letter_counts(t) == QF._letter_counts_masks(t)

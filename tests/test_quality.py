@@ -73,3 +73,64 @@ def test_release_documents_carry_signals_and_typed_dates(seed_release):
     # seed 000 carries a site watermark that the watermark stage removes
     row = next(r for r in t.to_pylist() if r["source_path"] == "000_9b3e22387aef82d6.txt")
     assert row["boilerplate_frac"] > 0
+
+
+# -- the one-sort n-gram signals equal the nine-sort hashed reference -------------------------
+import random
+from pathlib import Path
+
+import numpy as np
+
+from corpuspipe.stages import quality as Q
+
+_DATA = Path(__file__).parent / "data"
+
+
+def _cp(text: str) -> np.ndarray:
+    return np.frombuffer("".join(text.split()).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+@pytest.mark.parametrize("name", ["normalize/gov_2025_simplified.txt", "normalize/cpc_20_simplified.txt",
+                                  "normalize/cpc_3_traditional.txt", "normalize/us_constitution_zhs.txt"])
+def test_ngram_signals_equal_the_hashed_reference_on_real_text(name):
+    text = (_DATA / name).read_text(encoding="utf-8")
+    cp = _cp(text + "\n" + text[: len(text) // 3])  # a pasted third: long repeats past 10 characters
+    assert Q._ngram_signals(cp) == Q._ngram_signals_hashed(cp)
+    for cut in (1, 2, 3, 4, 5, 6, 9, 10, 11, 37):  # short texts: fewer than n characters
+        assert Q._ngram_signals(cp[:cut]) == Q._ngram_signals_hashed(cp[:cut])
+
+
+@pytest.mark.parametrize("alphabet", ["ab", "加油", "一二三四五六七", "abcdefghij0123456789，。一二三四五六七八九十百千万"])
+def test_ngram_signals_equal_the_hashed_reference_on_random_repetitive_text(alphabet):
+    rng = random.Random(7)
+    for length in list(range(0, 25)) + [64, 500]:
+        text = "".join(rng.choice(alphabet) for _ in range(length))
+        assert Q._ngram_signals(_cp(text)) == Q._ngram_signals_hashed(_cp(text)), text
+
+
+def test_ngram_signals_with_a_huge_alphabet_use_the_reference():
+    # more than 65,535 distinct characters cannot be packed 4 to a key: the hashed path answers
+    cp = np.arange(0x4E00, 0x4E00 + 70_000, dtype=np.uint64)
+    cp = np.concatenate((cp, cp[:5000]))
+    assert Q._ngram_signals(cp) == Q._ngram_signals_hashed(cp)
+    assert Q._ngram_signals(cp)["dup_10gram_frac"] == pytest.approx(10_000 / len(cp))
+
+
+def test_batched_ngram_signals_equal_one_document_at_a_time():
+    texts = [(_DATA / n).read_text(encoding="utf-8") for n in ("normalize/gov_2025_simplified.txt",
+                                                               "normalize/cpc_3_traditional.txt")]
+    rng = random.Random(3)
+    docs = [t[a:a + size] for t in texts for a, size in ((0, 3000), (500, 40), (9, 1), (0, 0), (100, 7), (2000, 5000))]
+    docs += ["".join(rng.choice("加油一二") for _ in range(rng.randrange(0, 40))) for _ in range(60)]
+    docs.append(docs[0])  # the same text in two documents is no repetition within either
+    rng.shuffle(docs)
+    cps = [np.frombuffer("".join(t.split()).encode("utf-32-le"), dtype=np.uint32) for t in docs]
+    for chunk in (1 << 6, 1 << 12, 1 << 15):  # many small chunks, a few, one
+        old = Q._CHUNK_CHARS
+        Q._CHUNK_CHARS = chunk
+        try:
+            got = Q._ngram_signals_batch(cps)
+        finally:
+            Q._CHUNK_CHARS = old
+        assert got == [Q._ngram_signals_hashed(c.astype(np.uint64)) for c in cps]
+    assert Q.signals_batch(docs, [0] * len(docs), [0] * len(docs)) == [signals(t) for t in docs]
