@@ -45,7 +45,22 @@ class TreeSampler(threading.Thread):
         self.peak_single_name = ""
         self.max_procs = 0
         self.samples = 0
+        self.per_process: dict[int, dict] = {}  # pid -> {"role", "peak_mb"}
         self._halt = threading.Event()
+
+    def _role(self, p: psutil.Process) -> str:
+        """What a process of the tree is: the CLI (main), Prefect's ephemeral server, a pool worker."""
+        if p.pid == self.root.pid:
+            return "main (CLI + flow + release writer)"
+        try:
+            cmd = " ".join(p.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return "?"
+        if "prefect" in cmd and ("server" in cmd or "uvicorn" in cmd):
+            return "prefect server"
+        if "multiprocessing" in cmd or "spawn_main" in cmd:
+            return "pool worker"
+        return cmd[-60:]
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -60,6 +75,10 @@ class TreeSampler(threading.Thread):
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 total += rss
+                rec = self.per_process.get(p.pid)
+                if rec is None:
+                    rec = self.per_process[p.pid] = {"role": self._role(p), "peak_mb": 0.0}
+                rec["peak_mb"] = max(rec["peak_mb"], rss / 2**20)
                 if rss > self.peak_single:
                     self.peak_single = rss
                     try:
@@ -98,7 +117,8 @@ def run_cli(cli: Path, raw: Path, out: Path, log: Path, timeout: float) -> dict:
         sampler.stop()
     return {"cmd": " ".join(cmd), "rc": rc, "wall_s": wall, "peak_tree_rss_mb": sampler.peak_sum / 2**20,
             "peak_single_rss_mb": sampler.peak_single / 2**20, "peak_single_cmd": sampler.peak_single_name,
-            "max_processes": sampler.max_procs, "rss_samples": sampler.samples, "log": str(log)}
+            "max_processes": sampler.max_procs, "rss_samples": sampler.samples, "log": str(log),
+            "per_process": [{"pid": pid, **rec} for pid, rec in sorted(sampler.per_process.items())]}
 
 
 def latest_release(out: Path) -> Path | None:
@@ -238,6 +258,8 @@ def print_run(label: str, res: dict, input_mb: float) -> None:
     print(f"{label}: wall {res['wall_s']:.1f} s, {input_mb / res['wall_s']:.2f} MB/s end to end, exit code {res['rc']}")
     print(f"  peak RSS: process tree {res['peak_tree_rss_mb']:,.0f} MB (sum, up to {res['max_processes']} processes), "
           f"largest single process {res['peak_single_rss_mb']:,.0f} MB ({res['peak_single_cmd']})")
+    for rec in res.get("per_process", []):
+        print(f"    pid {rec['pid']:>7}  peak {rec['peak_mb']:>7,.0f} MB  {rec['role']}")
 
 
 def print_manifest(manifest: dict) -> None:
@@ -276,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("corpus", type=Path, help="a make_crawl.py output (raw/ + truth.jsonl), or a raw directory")
     ap.add_argument("--out", type=Path, help="releases root (default bench/out/releases-<corpus name>); emptied first")
     ap.add_argument("--rerun", action="store_true", help="time a second, unchanged run into the same --out")
+    ap.add_argument("--keep-work", action="store_true",
+                    help="empty --out but keep its .work cache: re-times discovery, cache look-ups and the writer")
     ap.add_argument("--cli", type=Path, default=REPO / ".venv" / "bin" / "corpuspipe")
     ap.add_argument("--timeout", type=float, default=6 * 3600)
     a = ap.parse_args(argv)
@@ -290,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
                                        or (out / ".work").exists()):
             print(f"error: --out {out} exists and is not a releases root; refusing to empty it", file=sys.stderr)
             return 2
-        shutil.rmtree(out)
+        if a.keep_work and (out / ".work").is_dir():
+            for p in out.iterdir():
+                if p.name != ".work":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        else:
+            shutil.rmtree(out)
     files = [p for p in raw.rglob("*") if p.is_file()]
     input_bytes = sum(p.stat().st_size for p in files)
     input_mb = input_bytes / 1e6

@@ -141,6 +141,10 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
             facts[st.name] = red["fact"]
         inputs = results
 
+    if _POOL is not None:
+        # The passes are done: end the workers before the write.  Each keeps the heap of its largest
+        # shard or reduce (0.2-0.9 GB on the 100 MB crawl), which sat beside the writer in the tree.
+        _POOL.shutdown(wait=True)
     build = pipeline.BuildResult(quarantine, passes, reduces, wall)
     build_file = work / "build.json"
     from corpuspipe.core.io import write_json

@@ -290,18 +290,24 @@ def _cluster_pairs(release_dir: Path, level: str) -> dict[str, Any]:
     top = multi.sort_by([(f"{key}_count", "descending"), ("cluster_id", "ascending")]).slice(0, 5)
     res["clusters"] = [{"cluster_id": c, "size": int(n)} for c, n in zip(top["cluster_id"].to_pylist(),
                                                                           top[f"{key}_count"].to_pylist())]
-    pairs = []
+    # Count every pair, keep only the shown ones as Python rows, and fetch their texts one row group
+    # at a time: all pairs as dicts and a filtered read_table (which decodes the whole text column
+    # with read-ahead) made this the writing process's peak, growing with the corpus.
+    shown: list[dict] = []
     for g in _iter_groups(Path(release_dir) / "duplicates.parquet", ["level", "a_id", "b_id", "jaccard_exact",
                                                                      "containment_ab", "containment_ba", "relation"]):
-        pairs.extend(g.filter(pc.equal(g["level"], level)).to_pylist())
-    res["pair_count"] = len(pairs)
-    shown = pairs[:CLUSTER_PAIRS_SHOWN]
+        g = g.filter(pc.equal(g["level"], level))
+        res["pair_count"] += g.num_rows
+        if len(shown) < CLUSTER_PAIRS_SHOWN:
+            shown.extend(g.slice(0, CLUSTER_PAIRS_SHOWN - len(shown)).to_pylist())
     ids = sorted({p["a_id"] for p in shown} | {p["b_id"] for p in shown})
     texts = {}
     if ids:
         cols = [key, "text"] + (["title"] if level == "document" else ["heading", "doc_id"])
-        for r in pq.read_table(path, columns=cols, filters=[(key, "in", ids)]).to_pylist():
-            texts[r[key]] = r
+        id_set = pa.array(ids, pa.string())
+        for g in _iter_groups(path, cols):
+            for r in g.filter(pc.is_in(g[key], value_set=id_set)).to_pylist():
+                texts[r[key]] = r
     for p in shown:
         p["a"], p["b"] = texts.get(p["a_id"], {}), texts.get(p["b_id"], {})
     res["pairs"] = shown
