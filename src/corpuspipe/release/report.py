@@ -623,7 +623,8 @@ def render_report(stats: Mapping[str, Any]) -> str:
         _table(["signal", "min", "median", "90th percentile", "max"],
                [[r["signal"], r["min"], r["median"], r["p90"], r["max"]] for r in stats["signals"]]),
         "<h2>Largest duplicate clusters</h2>",
-        "<p>A cluster is named by its representative (the longest clean text); side by side below are verified "
+        "<p>A cluster is named by its representative (chosen by quality: fewest flags, then a Simplified "
+        "original over a converted copy, then the longer text, then the smallest id); side by side below are verified "
         "pairs with the differing characters marked.</p>",
         _cluster_section(stats, "document"),
         _cluster_section(stats, "section"),

@@ -166,7 +166,7 @@ def render_terminal(story: Story, console, context: int = 30) -> None:
         r = story.representative
         cluster += f"; duplicate of {r['doc_id']} «{r['title'] or ''}» ({r['char_count']} chars), the representative"
     elif d["cluster_size"] > 1:
-        cluster += "; this document is the representative (longest clean text)"
+        cluster += "; this document is the representative (fewest flags, Simplified original, longest, then smallest id)"
     info.add_row("cluster", cluster)
     console.print(info)
 
