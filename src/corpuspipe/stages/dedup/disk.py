@@ -3,7 +3,7 @@
 Phases of ``find_duplicates`` (one call per level, after every shard ran ``write_signatures``):
 
 1. **bands** — each signature file is read in batches (never its text) and its band keys are
-   written to ``work/bands/`` as numpy arrays ordered by partition (``key mod P``).  P is chosen so
+   appended to one file per partition (``key mod P``) under ``work/<level>.bands/``.  P is chosen so
    one partition holds about ``dedup.partition_rows`` band rows (24 bytes each).
 2. **candidates** — one partition at a time: its rows from every file are sorted by key; a bucket
    of up to ``max_bucket`` entities gives all its pairs, a larger one a star to its smallest member
@@ -113,7 +113,11 @@ _EMPTY_SIG = np.uint32(0xFFFFFFFF)
 # Characters shingled per ``shingle_batch`` call in the spill: 256-4,096 section units (~0.5 MB of
 # text) all ran at 33-37 MB/s; the arrays of one batch are ~60 bytes per character (~30 MB).
 _SHINGLE_BATCH_CHARS = 500_000
-_READ_BATCH = 8192  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
+_READ_BATCH = 8192
+# One band row as written by phase 1: every file appends its rows of partition p to ``<p>.bands``,
+# so phase 2 reads one file per partition.  Before, each partition opened every file's arrays
+# (files x partitions np.load calls: 307 x 81 x 4 at the 1 GB crawl's section level).
+_BAND_ROW = np.dtype([("key", "<u8"), ("eh", "<u8"), ("gh", "<u8")])  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
 _PARQUET = dict(compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False)
 
 
@@ -245,11 +249,13 @@ def _write_bands(fi: int, path: Path, cfg: DedupConfig, lo: int, parts: int, out
     gh = np.concatenate(ghs) if ghs else np.empty(0, np.uint64)
     part = key % np.uint64(parts)
     order = np.argsort(part, kind="stable")
-    offsets = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64))
-    np.save(out / f"{fi:05d}.key.npy", key[order])
-    np.save(out / f"{fi:05d}.eh.npy", eh[order])
-    np.save(out / f"{fi:05d}.gh.npy", gh[order])
-    np.save(out / f"{fi:05d}.off.npy", offsets.astype(np.int64))
+    rec = np.empty(key.size, _BAND_ROW)
+    rec["key"], rec["eh"], rec["gh"] = key[order], eh[order], gh[order]
+    offsets = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64)).tolist()
+    for p in range(parts):
+        if offsets[p] < offsets[p + 1]:
+            with open(out / f"{p:05d}.bands", "ab") as f:
+                f.write(rec[offsets[p] : offsets[p + 1]].tobytes())
     return {"items": items, "skipped_short": skipped, "band_rows": int(key.size)}
 
 
@@ -291,19 +297,13 @@ def _unique_pairs(p: np.ndarray) -> np.ndarray:
     return p[keep]
 
 
-def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
-    keys, ehs, ghs = [], [], []
-    for fi in range(n_files):
-        off = np.load(band_dir / f"{fi:05d}.off.npy")
-        a, b = int(off[part]), int(off[part + 1])
-        if a == b:
-            continue
-        for lst, name in ((keys, "key"), (ehs, "eh"), (ghs, "gh")):
-            lst.append(np.load(band_dir / f"{fi:05d}.{name}.npy", mmap_mode="r")[a:b].copy())
-    if not keys:
+def _partition_candidates(band_dir: Path, part: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+    path = band_dir / f"{part:05d}.bands"
+    if not path.exists():
         return np.empty((0, 2), np.uint64), np.empty((0, 2), np.uint64)
-    key, eh, gh = np.concatenate(keys), np.concatenate(ehs), np.concatenate(ghs)
-    del keys, ehs, ghs
+    rec = np.fromfile(path, _BAND_ROW)
+    key, eh, gh = rec["key"].copy(), rec["eh"].copy(), rec["gh"].copy()
+    del rec
     order = np.lexsort((eh, key))
     key, eh, gh = key[order], eh[order], gh[order]
     del order
@@ -356,6 +356,15 @@ class _Entities:
         return p.tolist() if p.size else [int(self.whole[i])]
 
 
+def _member(x: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(x, sorted_set)`` for a sorted set, without re-sorting the set per call: per
+    signature file, ``np.isin`` sorted all wanted entities again (files x entities)."""
+    if not sorted_set.size:
+        return np.zeros(x.size, bool)
+    i = np.minimum(np.searchsorted(sorted_set, x), sorted_set.size - 1)
+    return sorted_set[i] == x
+
+
 def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _Entities:
     """Info and unit rows of the entities that appear in candidate pairs (and only those).
 
@@ -369,7 +378,7 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     for fi, path in enumerate(sig_paths):
         t = pq.read_table(path, columns=cols)
         eh = t.column("eh").to_numpy()
-        rows = np.flatnonzero(np.isin(eh, wanted))
+        rows = np.flatnonzero(_member(eh, wanted))
         if not rows.size:
             continue
         idx = pa.array(rows, pa.int64())
@@ -419,8 +428,10 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     script = np.empty(m, np.int64)
     quality = np.empty(m, np.int64)
     wf, wr = ufile[whole], urow[whole]
-    for fi in np.unique(wf).tolist():
-        sel = np.flatnonzero(wf == fi)
+    by_file = np.argsort(wf, kind="stable")
+    fbounds = np.searchsorted(wf[by_file], np.arange(len(sig_paths) + 1))
+    for fi in np.flatnonzero(np.diff(fbounds)).tolist():
+        sel = by_file[fbounds[fi] : fbounds[fi + 1]]
         t = pq.read_table(sig_paths[fi], columns=["flags", "script_rank", "quality"])
         r = wr[sel]
         flags[sel] = t.column("flags").to_numpy()[r]
@@ -469,9 +480,11 @@ class _Verifier:
         self.sh_path.parent.mkdir(parents=True, exist_ok=True)
         pos = slots = 0
         with open(self.sh_path, "wb") as fsh, open(self.sig_path, "wb") as fsg:
-            for fi in np.unique(ent.unit_file[need]).tolist():
-                units = np.flatnonzero(need & (ent.unit_file == fi))
-                units = units[np.argsort(ent.unit_row[units], kind="stable")]
+            needed = np.flatnonzero(need)
+            needed = needed[np.lexsort((ent.unit_row[needed], ent.unit_file[needed]))]  # by file, then row
+            fb = np.searchsorted(ent.unit_file[needed], np.arange(len(self.paths) + 1))
+            for fi in np.flatnonzero(np.diff(fb)).tolist():
+                units = needed[fb[fi] : fb[fi + 1]]
                 for u, sh, cnt, sg in self._read(fi, ent.unit_row[units], is_whole[units], units):
                     fsh.write(sh.tobytes())
                     self.off[u] = pos + np.cumsum(cnt) - cnt
@@ -726,7 +739,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     seconds["bands"], cpu["bands"], peak["bands"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
-    star_parts, other_parts = zip(*[_partition_candidates(band_dir, len(sig_paths), p, cfg.max_bucket) for p in range(parts)])
+    star_parts, other_parts = zip(*[_partition_candidates(band_dir, p, cfg.max_bucket) for p in range(parts)])
     star = _unique_pairs(np.concatenate(star_parts))
     other = _unique_pairs(np.concatenate(other_parts))
     shutil.rmtree(band_dir, ignore_errors=True)
