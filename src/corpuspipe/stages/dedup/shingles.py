@@ -200,11 +200,14 @@ def shingle_batch(texts: Sequence[str], cfg: DedupConfig) -> tuple[np.ndarray, n
                 short.append((s, h[s].copy()))
             h *= _BASE
             h += v[k : k + size]
-    valid = (np.repeat(ends, lens) - np.arange(size)) >= n
+    valid = np.ones(size, bool)  # windows that end inside their text: not the last n - 1 starts
+    for k in range(1, n):
+        last = ends - k
+        valid[last[last >= starts]] = False
     for s, vals in short:
         h[s] = vals
         valid[s] = True
-    seg = np.repeat(np.arange(t), lens)[valid]
+    seg = np.repeat(np.arange(t, dtype=np.int32), lens)[valid]
     hv = mix64(h[valid], cfg.seed)
     bounds = np.searchsorted(seg, np.arange(t + 1)).tolist()
     for i in np.flatnonzero(np.diff(bounds) > 1).tolist():
