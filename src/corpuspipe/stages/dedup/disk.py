@@ -114,6 +114,9 @@ _EMPTY_SIG = np.uint32(0xFFFFFFFF)
 # (30k-500k chars) all ran at 33-37 MB/s; the arrays of one batch are ~60 bytes per character.
 _SHINGLE_BATCH_CHARS = 200_000
 _READ_BATCH = 8192
+_RELATIONS = ("near_duplicate", "reuse", "paragraph_reuse")  # codes of the verifier's rel column
+_NEAR = 0
+_FLOAT_COLS = ("est", "j", "cab", "cba", "pj", "pc")
 # One band row as written by phase 1: every file appends its rows of partition p to ``<p>.bands``,
 # so phase 2 reads one file per partition.  Before, each partition opened every file's arrays
 # (files x partitions np.load calls: 307 x 81 x 4 at the 1 GB crawl's section level).
@@ -466,8 +469,14 @@ class _Verifier:
         self.paths = list(sig_paths)
         self.ent = ent
         self.cfg = cfg
-        # (lo, hi) position -> (est, j, c_lo_hi, c_hi_lo, rel, paragraph_j, paragraph_c) | None
-        self.results: dict[tuple[int, int], tuple | None] = {}
+        # Scored pairs as columns sorted by key = lo * n + hi (positions, lo < hi): rel is an index
+        # into _RELATIONS or -1 (not a duplicate); paragraph columns NaN when there is no paragraph
+        # pair.  A dict of tuples cost ~400 bytes per scored pair (the 1 GB crawl's section reduce
+        # scores ~10^6); these columns cost 57.
+        self.n = max(1, len(ent))
+        self.keys = np.empty(0, np.int64)
+        self.cols = {k: np.empty(0, np.float64) for k in _FLOAT_COLS}
+        self.rel = np.empty(0, np.int8)
         self.units_scored = 0
         self.rows_read = 0
         n_units = ent.unit_row.size
@@ -581,10 +590,41 @@ class _Verifier:
         keys = np.unique(np.minimum(p[:, 0], p[:, 1]) * n + np.maximum(p[:, 0], p[:, 1]))
         lo, hi = keys // n, keys % n
         order = np.lexsort((hi, lo, self.off[self.ent.whole[lo]]))
-        results = self.results
-        for a, b in zip(lo[order].tolist(), hi[order].tolist()):
-            if (a, b) not in results:
-                results[(a, b)] = self._score(a, b)
+        new = ~_member(keys, self.keys)
+        keys, lo, hi = keys[new], lo[new], hi[new]
+        order = np.lexsort((hi, lo, self.off[self.ent.whole[lo]]))
+        k = keys.size
+        cols = {c: np.full(k, np.nan) for c in _FLOAT_COLS}
+        rel = np.full(k, -1, np.int8)
+        for i, a, b in zip(order.tolist(), lo[order].tolist(), hi[order].tolist()):
+            r = self._score(a, b)
+            if r is None:
+                continue
+            est, j, cab, cba, relation_, pj, pc_ = r
+            rel[i] = _RELATIONS.index(relation_)
+            for c, v in zip(_FLOAT_COLS, (est, j, cab, cba, pj, pc_)):
+                if v is not None:
+                    cols[c][i] = v
+        keys = np.concatenate((self.keys, keys))
+        merged = np.argsort(keys, kind="stable")
+        self.keys = keys[merged]
+        self.rel = np.concatenate((self.rel, rel))[merged]
+        for c in _FLOAT_COLS:
+            self.cols[c] = np.concatenate((self.cols[c], cols[c]))[merged]
+
+    def relations(self, pairs) -> np.ndarray:
+        """Relation codes (index into _RELATIONS, -1 none) of scored pairs (any side order)."""
+        p = np.asarray(pairs, np.int64).reshape(-1, 2)
+        keys = np.minimum(p[:, 0], p[:, 1]) * self.n + np.maximum(p[:, 0], p[:, 1])
+        i = np.searchsorted(self.keys, keys)
+        if keys.size and not (self.keys[np.minimum(i, self.keys.size - 1)] == keys).all():
+            raise KeyError("pair not scored")
+        return self.rel[i]
+
+    def near_pairs(self) -> np.ndarray:
+        """(lo, hi) of the verified near-duplicate pairs, sorted."""
+        k = self.keys[self.rel == _NEAR]
+        return np.stack((k // self.n, k % self.n), axis=1)
 
     def _score(self, a: int, b: int):
         """The two entities' own scores (whole texts) decide near_duplicate / reuse; the best paragraph
@@ -667,7 +707,7 @@ def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> t
 def _near_components(ver: _Verifier) -> np.ndarray:
     """entity position -> component label (smallest member) over the verified near-duplicate
     pairs; -1 for an entity in none."""
-    near = sorted(p for p, r in ver.results.items() if r is not None and r[4] == "near_duplicate")
+    near = ver.near_pairs().tolist()
     nodes = sorted({h for p in near for h in p})
     pos = {h: i for i, h in enumerate(nodes)}
     uf = UnionFind(len(nodes))
@@ -687,7 +727,7 @@ def _clusters(deferred: np.ndarray, ver: _Verifier) -> dict[int, int]:
     when both sides are left over from one component after its representative took its members,
     so the split of the remainder is the same as if every candidate had been scored first.
     """
-    near = [(a, b) for (a, b), r in ver.results.items() if r is not None and r[4] == "near_duplicate"]
+    near = ver.near_pairs().tolist()
     nodes = sorted({h for p in near for h in p})
     if not nodes:
         return {}
@@ -714,13 +754,14 @@ def _clusters(deferred: np.ndarray, ver: _Verifier) -> dict[int, int]:
     rep_of: dict[int, int] = {}
     pending = components(set(nodes))
     while pending:
-        ver.score([(m, c[0]) for c in pending for m in c[1:]])  # members list in rank order: c[0] is the representative
+        against_rep = [(m, c[0]) for c in pending for m in c[1:]]  # members in rank order: c[0] is the representative
+        ver.score(against_rep)
+        rels = iter(ver.relations(against_rep).tolist())
         rests = []
         for c in pending:
             rep, rest = c[0], set()
             for m in c[1:]:
-                r = ver.results[(min(m, rep), max(m, rep))]
-                if r is not None and r[4] == "near_duplicate":
+                if next(rels) == _NEAR:
                     rep_of[m] = rep
                     rep_of[rep] = rep
                 else:
@@ -729,9 +770,8 @@ def _clusters(deferred: np.ndarray, ver: _Verifier) -> dict[int, int]:
                 rests.append(rest)
         todo = [(a, b) for rest in rests for a in sorted(rest) for b in wait_b[wait_at[a] : wait_at[a + 1]].tolist() if b in rest]
         ver.score(todo)
-        for a, b in todo:
-            r = ver.results[(a, b)]
-            if r is not None and r[4] == "near_duplicate":
+        for (a, b), r in zip(todo, ver.relations(todo).tolist()):
+            if r == _NEAR:
                 adj.setdefault(a, set()).add(b)
                 adj.setdefault(b, set()).add(a)
         pending = [c for rest in rests for c in components(rest)]
@@ -821,7 +861,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "skipped_short": skipped,
         "partitions": parts,
         "candidates": n_candidates,
-        "verified_pairs": len(ver.results),  # exact comparisons: candidates inside a verified component wait
+        "verified_pairs": int(ver.keys.size),  # exact comparisons: candidates inside a verified component wait
         "rows_read_for_verify": ver.rows_read,  # units shingled once into the spill
         "spill_mb": round(ver.spill_bytes / 1e6, 1),
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
@@ -841,6 +881,7 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
 
     def row(a: int, b: int, r: tuple) -> DuplicatePair:
         est, j, cab, cba, rel, pj, pc = r
+        pj, pc = (None if pj != pj else pj), (None if pc != pc else pc)  # NaN: no paragraph pair
         na, nb = ent.name(a), ent.name(b)
         if nb < na:
             na, nb, cab, cba = nb, na, cba, cab
@@ -850,9 +891,13 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
 
     fixed: list[DuplicatePair] = []
     extra: list[tuple[tuple[str, str], int, int, DuplicatePair]] = []
-    for (a, b), r in ver.results.items():
-        if r is None:
-            continue
+    hit = np.flatnonzero(ver.rel >= 0)
+    c = ver.cols
+    scored = zip((ver.keys[hit] // ver.n).tolist(), (ver.keys[hit] % ver.n).tolist(), c["est"][hit].tolist(),
+                 c["j"][hit].tolist(), c["cab"][hit].tolist(), c["cba"][hit].tolist(), ver.rel[hit].tolist(),
+                 c["pj"][hit].tolist(), c["pc"][hit].tolist())
+    for a, b, est, j, cab, cba, rel, pj, pc in scored:
+        r = (est, j, cab, cba, _RELATIONS[rel], pj, pc)
         ra, rb = rep_of.get(a), rep_of.get(b)
         same = ra is not None and ra == rb
         if same and (ra in (a, b)):
