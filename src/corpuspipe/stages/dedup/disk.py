@@ -305,18 +305,17 @@ def _partition_candidates(band_dir: Path, part: int, max_bucket: int) -> tuple[n
     if not path.exists():
         return np.empty((0, 2), np.uint64), np.empty((0, 2), np.uint64)
     rec = np.fromfile(path, _BAND_ROW)
+    key, eh, gh = rec["key"].copy(), rec["eh"].copy(), rec["gh"].copy()  # contiguous: a structured
+    del rec  # gather and strided compares ran the partition 2x slower (measured)
     # by key, then entity: two stable argsorts give lexsort's order (ties included) in ~0.8x its time
-    order = np.argsort(rec["eh"], kind="stable")
-    order = order[np.argsort(rec["key"][order], kind="stable")]
-    rec = rec[order]  # 24 + 8 + 24 bytes per row at the peak
+    order = np.argsort(eh, kind="stable")
+    order = order[np.argsort(key[order], kind="stable")]
+    key, eh, gh = key[order], eh[order], gh[order]
     del order
     # one row per (bucket, entity): several paragraphs of one section may share a bucket
-    key, eh = rec["key"], rec["eh"]
     keep = np.ones(key.size, bool)
     keep[1:] = (key[1:] != key[:-1]) | (eh[1:] != eh[:-1])
-    rec = rec[keep]
-    del keep
-    key, eh, gh = rec["key"], rec["eh"], rec["gh"]
+    key, eh, gh = key[keep], eh[keep], gh[keep]
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     sizes = np.diff(np.append(starts, key.size))
     multi = sizes >= 2
