@@ -228,9 +228,16 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
 # -- phase 1: bands --------------------------------------------------------------------------
 
 
-def _partition_count(sig_paths: Sequence[Path], cfg: DedupConfig) -> int:
+def _partition_count(sig_paths: Sequence[Path], cfg: DedupConfig, lo: int) -> int:
+    """Partitions of about ``partition_rows`` band rows, counting only the units that are banded:
+    counting every row, the 100 MB crawl's section partitions held 43 % of the budget (57 % of
+    its units are paragraphs shorter than ``min_section_chars``)."""
     p = lsh_params(cfg)
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in sig_paths) * (p["bands"] + p["reuse_bands"])
+    units = 0
+    for f in sig_paths:
+        t = pq.read_table(f, columns=["length", "n_shingles"])
+        units += int(((t.column("n_shingles").to_numpy() > 0) & (t.column("length").to_numpy() >= lo)).sum())
+    rows = units * (p["bands"] + p["reuse_bands"])
     return max(1, -(-rows // max(1, cfg.partition_rows)))
 
 
@@ -800,7 +807,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     band_dir = work / f"{level}.bands"
     shutil.rmtree(band_dir, ignore_errors=True)
     band_dir.mkdir(parents=True)
-    parts = _partition_count(sig_paths, cfg)
+    parts = _partition_count(sig_paths, cfg, lo)
     items = skipped = 0
     for fi, path in enumerate(sig_paths):
         s = _write_bands(fi, path, cfg, lo, parts, band_dir)
