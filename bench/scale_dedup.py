@@ -5,7 +5,8 @@ or, over the signature files of a real run (e.g. ``<out>/.work/dedup``; read onl
 goes under ``--keep`` or a temp dir): ``python bench/scale_dedup.py --sig-dir DIR [--level
 document section] [--every 10] [--keep OUT]`` -- ``find_duplicates`` alone, one subprocess per
 level (own peak RSS), on every ``--every``-th file; ``--keep`` keeps the pairs/clusters Parquet
-(``OUT/<level>.*``) to compare two versions with ``--compare OUT1 OUT2``.
+(``OUT/<level>.*``) to compare two versions with ``--compare OUT1 OUT2``; ``--shingle-speed`` prints
+per-text vs batched shingling MB/s on the files' texts.
 
 Each size runs in two subprocesses, so ``ru_maxrss`` is each phase's own peak: generating the corpus
 and writing signatures (per shard), then ``find_duplicates`` alone.  The corpus is made on
@@ -182,6 +183,40 @@ def child_sig_dir(sig_dir: Path, level: str, every: int, partition_rows: int | N
     }))
 
 
+def shingle_speed(sig_dir: Path, levels: list[str], every: int, batch_chars: int = 500_000) -> None:
+    """MB/s per CPU second of ``shingle_hashes`` per text vs ``shingle_batch`` on the texts of the
+    signature files (what the verify spill shingles); checks the two are byte-identical."""
+    from corpuspipe.stages.dedup.shingles import _strip_t2s_table, shingle_batch, shingle_hashes
+
+    cfg = DedupConfig()
+    _strip_t2s_table()
+    for level in levels:
+        texts: list[str] = []
+        for p in sorted(sig_dir.glob(f"*.{level}.parquet"))[::every]:
+            texts += pq.read_table(p, columns=["text"]).column("text").to_pylist()
+        mb = sum(len(t.encode()) for t in texts) / 1e6
+        c = time.process_time()
+        ref = [shingle_hashes(t, cfg) for t in texts]
+        per_text = time.process_time() - c
+        c = time.process_time()
+        flat, counts, k = [], [], 0
+        while k < len(texts):
+            j, n = k, 0
+            while j < len(texts) and n < batch_chars:
+                n += len(texts[j])
+                j += 1
+            f, cnt = shingle_batch(texts[k:j], cfg)
+            flat.append(f)
+            counts.append(cnt)
+            k = j
+        batched = time.process_time() - c
+        same = np.concatenate(flat).tobytes() == np.concatenate(ref).tobytes() and \
+            np.concatenate(counts).tolist() == [r.size for r in ref]
+        print(json.dumps({"level": level, "units": len(texts), "mb": round(mb, 1),
+                          "per_text_mb_s": round(mb / per_text, 1), "batch_mb_s": round(mb / batched, 1),
+                          "identical": same}), flush=True)
+
+
 def compare_outputs(a: Path, b: Path) -> int:
     """Rows of two kept outputs that differ (pairs and clusters of each level)."""
     diff = 0
@@ -249,12 +284,15 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=1, help="use every n-th signature file (a subset)")
     ap.add_argument("--keep", type=Path, help="keep find_duplicates' outputs here (for --compare)")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("OUT1", "OUT2"), help="diff two --keep outputs")
+    ap.add_argument("--shingle-speed", action="store_true", help="with --sig-dir: per-text vs batched shingling MB/s")
     ap.add_argument("--child-sig-dir", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.compare:
         return compare_outputs(*a.compare)
     if a.child_sig_dir:
         child_sig_dir(a.child_sig_dir, a.level[0], a.every, a.partition_rows, a.dir)
+    elif a.sig_dir and a.shingle_speed:
+        shingle_speed(a.sig_dir, a.level, a.every)
     elif a.sig_dir:
         run_sig_dir(a.sig_dir, a.level, a.every, a.partition_rows, a.keep)
     elif a.child_signatures:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -25,7 +26,7 @@ from corpuspipe.stages.dedup.minhash import (
 )
 from corpuspipe.stages.dedup.disk import _bucket_pairs, best_paragraph_pair
 from corpuspipe.stages.dedup.disk import dedup_in_memory as find_duplicates
-from corpuspipe.stages.dedup.shingles import char_shingles, shingle_hashes, strip_text, word_shingles
+from corpuspipe.stages.dedup.shingles import char_shingles, shingle_batch, shingle_hashes, strip_text, word_shingles
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "raw"
@@ -115,6 +116,40 @@ def test_word_shingles():
     assert np.array_equal(w, word_shingles("人民政协与祖国和人民 风雨同舟荣辱与共辉煌同行。", 2))
     cfg = DedupConfig(shingle="word", ngram=2)
     assert np.array_equal(shingle_hashes(text, cfg), w)
+
+
+@functools.lru_cache(maxsize=1)
+def _real_units() -> tuple[str, ...]:
+    """Paragraphs of the gov reports and of the Traditional US constitution, with short and
+    punctuation-only lines among them (units of every length the reduce shingles)."""
+    ext = GOV.parent.parent
+    text = GOV.read_text(encoding="utf-8").splitlines()[:12]
+    paras = [p for line in text for p in json.loads(line)["content"].split("\n")]
+    paras += (ext / "opencc_golden" / "us_constitution_zhs.s2twp.txt").read_text(encoding="utf-8").split("\n")
+    return tuple(paras)
+
+
+@given(st.lists(st.integers(0, 10_000), min_size=0, max_size=40), st.integers(1, 7), st.integers(0, 3))
+@settings(max_examples=150, deadline=None)
+def test_shingle_batch_is_byte_identical_to_per_text(picks, n, seed):
+    units = _real_units()
+    texts = [units[k % len(units)] for k in picks]
+    rng = random.Random(sum(picks) + n)
+    texts += ["", "，。 ", "和谐", "一二三四", "_a\ud800b_", texts[0][: rng.randint(0, 9)] if texts else "人"]
+    rng.shuffle(texts)
+    cfg = DedupConfig(ngram=n, seed=seed)
+    flat, counts = shingle_batch(texts, cfg)
+    ref = [shingle_hashes(t, cfg) for t in texts]
+    assert counts.tolist() == [r.size for r in ref]
+    assert flat.dtype == np.uint64 and flat.tobytes() == np.concatenate(ref).tobytes()
+
+
+def test_shingle_batch_word_shingles_fall_back_per_text():
+    cfg = DedupConfig(shingle="word", ngram=2)
+    texts = list(_real_units()[:30])
+    flat, counts = shingle_batch(texts, cfg)
+    ref = [shingle_hashes(t, cfg) for t in texts]
+    assert counts.tolist() == [r.size for r in ref] and np.array_equal(flat, np.concatenate(ref))
 
 
 # -- signatures ----------------------------------------------------------------------------

@@ -116,8 +116,10 @@ class DedupConfig(_Section):
     # edited character already moves Jaccard by ~0.3 (the score is noise), and is shorter than
     # any real essay body (ingest keeps essays of >= 50 raw chars).
     min_document_chars: int = Field(30, ge=0)
-    # Band rows (24 bytes each) per in-memory candidate partition: 4M rows = ~100 MB at the sort.
-    partition_rows: int = Field(4_000_000, ge=1000)
+    # Band rows (24 bytes each) per in-memory candidate partition: 1M rows = ~70 MB at the sort.
+    # Measured on the 1 GB crawl's documents: 4M / 2M / 1M rows -> reduce peak RSS 521 / 419 / 371 MB,
+    # candidates 6.5 / 6.0 / 5.1 CPU s (smaller sorts are not slower).
+    partition_rows: int = Field(1_000_000, ge=1000)
     # Rows beyond "member -> representative": each item may take part in this many other verified
     # pairs (reuse, near-duplicates across clusters).  Keeps rows linear in cluster size.
     extra_pairs_per_item: int = Field(1, ge=0)

@@ -3,7 +3,7 @@
 Phases of ``find_duplicates`` (one call per level, after every shard ran ``write_signatures``):
 
 1. **bands** — each signature file is read in batches (never its text) and its band keys are
-   written to ``work/bands/`` as numpy arrays ordered by partition (``key mod P``).  P is chosen so
+   appended to one file per partition (``key mod P``) under ``work/<level>.bands/``.  P is chosen so
    one partition holds about ``dedup.partition_rows`` band rows (24 bytes each).
 2. **candidates** — one partition at a time: its rows from every file are sorted by key; a bucket
    of up to ``max_bucket`` entities gives all its pairs, a larger one a star to its smallest member
@@ -22,8 +22,9 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    representative split in phase 4 needs it.  A 500-copy family: 42,430 candidates, 8,942 exact
    comparisons, same clusters.  Before any score, every unit a score may need (the candidate
    entities' whole units and long paragraphs) is shingled **once**, file by file in one pass, into a
-   spill file under ``work`` (uint64 shingles, plus the whole units' signatures); scores read their
-   units back with ``os.pread`` (page cache, not process memory).  Before, pairs were grouped by
+   spill file under ``work`` (uint64 shingles, plus the whole units' signatures), many units per
+   numpy pass (``shingles.shingle_batch``: section units 3.8 -> ~50 MB/s per CPU second, same
+   bytes); scores read their units back with ``os.pread`` (page cache, not process memory).  Before, pairs were grouped by
    their two files and each block re-read its files' row groups through a 128 MB shingle LRU: the
    1 GB crawl's section reduce ran > 27 min without finishing.  Storing shingles in the signature
    files instead would cost 8 bytes per character of *every* unit on disk (~2x the text, and
@@ -56,10 +57,14 @@ ordered by a 64-bit xxh3 of the id string (a collision between two of 10^6 ids h
 ~3e-8 and is detected: it raises), candidate pairs are sets, representatives come from the rank,
 and outputs are sorted by id strings.  1 shard vs 5 shards give byte-identical Parquet (tested).
 
-**Memory**: one signature batch (phase 1), one partition (phase 2), one 512-row group's text
-(the spill), the two units of the pair being scored (phase 3), and the candidate pairs, their
-results and the entities in them as numpy columns (``_Entities``, ~60 bytes per entity) (phases
-3-5): the corpus's texts and shingles are never held at once.
+**Memory**: one signature batch (phase 1), one partition (phase 2), one 512-row group's text and
+one ``shingle_batch`` of <= 200k chars (the spill), the two units of the pair being scored (phase
+3), and, as numpy columns, the candidate pairs (16 bytes each), the scored pairs (``_Verifier``:
+key, six floats, a relation code: 57 bytes each) and the entities in them (``_Entities``, ~60
+bytes per entity) (phases 3-5): the corpus's texts and shingles are never held at once.  Python
+objects remain only for the near-duplicate graph in phase 4 and the written rows.  Before, the
+candidates as lists/sets of tuples and the scores as a dict of tuples (~100 and ~400 bytes per
+pair) took the 1 GB crawl's section reduce past 1.47 GB in phase 3-4.
 
 **Measured** (``bench/scale_dedup.py``, documents stitched from the gov reports with edited and
 Traditional copies and one 500-copy family; per CPU second on the shared 2-core machine):
@@ -103,14 +108,24 @@ from corpuspipe.stages.dedup.minhash import (
     relation,
     signature_matrix,
 )
-from corpuspipe.stages.dedup.shingles import shingle_hashes
+from corpuspipe.stages.dedup.shingles import shingle_batch
 from corpuspipe.stages.dedup.unionfind import UnionFind
 
 # Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
 _SIG_ROW_GROUP = 512
 _EMPTY_SIG = np.uint32(0xFFFFFFFF)
-_READ_BATCH = 8192  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
+# Characters shingled per ``shingle_batch`` call in the spill: batches of 256-4,096 section units
+# (30k-500k chars) all ran at 33-37 MB/s; the arrays of one batch are ~60 bytes per character.
+_SHINGLE_BATCH_CHARS = 200_000
+_READ_BATCH = 8192
+_RELATIONS = ("near_duplicate", "reuse", "paragraph_reuse")  # codes of the verifier's rel column
+_NEAR = 0
+_FLOAT_COLS = ("est", "j", "cab", "cba", "pj", "pc")
+# One band row as written by phase 1: every file appends its rows of partition p to ``<p>.bands``,
+# so phase 2 reads one file per partition.  Before, each partition opened every file's arrays
+# (files x partitions np.load calls: 307 x 81 x 4 at the 1 GB crawl's section level).
+_BAND_ROW = np.dtype([("key", "<u8"), ("eh", "<u8"), ("gh", "<u8")])  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
 _PARQUET = dict(compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False)
 
 
@@ -213,9 +228,16 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
 # -- phase 1: bands --------------------------------------------------------------------------
 
 
-def _partition_count(sig_paths: Sequence[Path], cfg: DedupConfig) -> int:
+def _partition_count(sig_paths: Sequence[Path], cfg: DedupConfig, lo: int) -> int:
+    """Partitions of about ``partition_rows`` band rows, counting only the units that are banded:
+    counting every row, the 100 MB crawl's section partitions held 43 % of the budget (57 % of
+    its units are paragraphs shorter than ``min_section_chars``)."""
     p = lsh_params(cfg)
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in sig_paths) * (p["bands"] + p["reuse_bands"])
+    units = 0
+    for f in sig_paths:
+        t = pq.read_table(f, columns=["length", "n_shingles"])
+        units += int(((t.column("n_shingles").to_numpy() > 0) & (t.column("length").to_numpy() >= lo)).sum())
+    rows = units * (p["bands"] + p["reuse_bands"])
     return max(1, -(-rows // max(1, cfg.partition_rows)))
 
 
@@ -242,11 +264,13 @@ def _write_bands(fi: int, path: Path, cfg: DedupConfig, lo: int, parts: int, out
     gh = np.concatenate(ghs) if ghs else np.empty(0, np.uint64)
     part = key % np.uint64(parts)
     order = np.argsort(part, kind="stable")
-    offsets = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64))
-    np.save(out / f"{fi:05d}.key.npy", key[order])
-    np.save(out / f"{fi:05d}.eh.npy", eh[order])
-    np.save(out / f"{fi:05d}.gh.npy", gh[order])
-    np.save(out / f"{fi:05d}.off.npy", offsets.astype(np.int64))
+    rec = np.empty(key.size, _BAND_ROW)
+    rec["key"], rec["eh"], rec["gh"] = key[order], eh[order], gh[order]
+    offsets = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64)).tolist()
+    for p in range(parts):
+        if offsets[p] < offsets[p + 1]:
+            with open(out / f"{p:05d}.bands", "ab") as f:
+                f.write(rec[offsets[p] : offsets[p + 1]].tobytes())
     return {"items": items, "skipped_short": skipped, "band_rows": int(key.size)}
 
 
@@ -288,20 +312,16 @@ def _unique_pairs(p: np.ndarray) -> np.ndarray:
     return p[keep]
 
 
-def _partition_candidates(band_dir: Path, n_files: int, part: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
-    keys, ehs, ghs = [], [], []
-    for fi in range(n_files):
-        off = np.load(band_dir / f"{fi:05d}.off.npy")
-        a, b = int(off[part]), int(off[part + 1])
-        if a == b:
-            continue
-        for lst, name in ((keys, "key"), (ehs, "eh"), (ghs, "gh")):
-            lst.append(np.load(band_dir / f"{fi:05d}.{name}.npy", mmap_mode="r")[a:b].copy())
-    if not keys:
+def _partition_candidates(band_dir: Path, part: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+    path = band_dir / f"{part:05d}.bands"
+    if not path.exists():
         return np.empty((0, 2), np.uint64), np.empty((0, 2), np.uint64)
-    key, eh, gh = np.concatenate(keys), np.concatenate(ehs), np.concatenate(ghs)
-    del keys, ehs, ghs
-    order = np.lexsort((eh, key))
+    rec = np.fromfile(path, _BAND_ROW)
+    key, eh, gh = rec["key"].copy(), rec["eh"].copy(), rec["gh"].copy()  # contiguous: a structured
+    del rec  # gather and strided compares ran the partition 2x slower (measured)
+    # by key, then entity: two stable argsorts give lexsort's order (ties included) in ~0.8x its time
+    order = np.argsort(eh, kind="stable")
+    order = order[np.argsort(key[order], kind="stable")]
     key, eh, gh = key[order], eh[order], gh[order]
     del order
     # one row per (bucket, entity): several paragraphs of one section may share a bucket
@@ -353,6 +373,15 @@ class _Entities:
         return p.tolist() if p.size else [int(self.whole[i])]
 
 
+def _member(x: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(x, sorted_set)`` for a sorted set, without re-sorting the set per call: per
+    signature file, ``np.isin`` sorted all wanted entities again (files x entities)."""
+    if not sorted_set.size:
+        return np.zeros(x.size, bool)
+    i = np.minimum(np.searchsorted(sorted_set, x), sorted_set.size - 1)
+    return sorted_set[i] == x
+
+
 def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _Entities:
     """Info and unit rows of the entities that appear in candidate pairs (and only those).
 
@@ -366,7 +395,7 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     for fi, path in enumerate(sig_paths):
         t = pq.read_table(path, columns=cols)
         eh = t.column("eh").to_numpy()
-        rows = np.flatnonzero(np.isin(eh, wanted))
+        rows = np.flatnonzero(_member(eh, wanted))
         if not rows.size:
             continue
         idx = pa.array(rows, pa.int64())
@@ -416,8 +445,10 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     script = np.empty(m, np.int64)
     quality = np.empty(m, np.int64)
     wf, wr = ufile[whole], urow[whole]
-    for fi in np.unique(wf).tolist():
-        sel = np.flatnonzero(wf == fi)
+    by_file = np.argsort(wf, kind="stable")
+    fbounds = np.searchsorted(wf[by_file], np.arange(len(sig_paths) + 1))
+    for fi in np.flatnonzero(np.diff(fbounds)).tolist():
+        sel = by_file[fbounds[fi] : fbounds[fi + 1]]
         t = pq.read_table(sig_paths[fi], columns=["flags", "script_rank", "quality"])
         r = wr[sel]
         flags[sel] = t.column("flags").to_numpy()[r]
@@ -449,8 +480,14 @@ class _Verifier:
         self.paths = list(sig_paths)
         self.ent = ent
         self.cfg = cfg
-        # (lo, hi) position -> (est, j, c_lo_hi, c_hi_lo, rel, paragraph_j, paragraph_c) | None
-        self.results: dict[tuple[int, int], tuple | None] = {}
+        # Scored pairs as columns sorted by key = lo * n + hi (positions, lo < hi): rel is an index
+        # into _RELATIONS or -1 (not a duplicate); paragraph columns NaN when there is no paragraph
+        # pair.  A dict of tuples cost ~400 bytes per scored pair (the 1 GB crawl's section reduce
+        # scores ~10^6); these columns cost 57.
+        self.n = max(1, len(ent))
+        self.keys = np.empty(0, np.int64)
+        self.cols = {k: np.empty(0, np.float64) for k in _FLOAT_COLS}
+        self.rel = np.empty(0, np.int8)
         self.units_scored = 0
         self.rows_read = 0
         n_units = ent.unit_row.size
@@ -466,17 +503,20 @@ class _Verifier:
         self.sh_path.parent.mkdir(parents=True, exist_ok=True)
         pos = slots = 0
         with open(self.sh_path, "wb") as fsh, open(self.sig_path, "wb") as fsg:
-            for fi in np.unique(ent.unit_file[need]).tolist():
-                units = np.flatnonzero(need & (ent.unit_file == fi))
-                units = units[np.argsort(ent.unit_row[units], kind="stable")]
-                for u, sh, sg in self._read(fi, ent.unit_row[units], is_whole[units], units):
+            needed = np.flatnonzero(need)
+            needed = needed[np.lexsort((ent.unit_row[needed], ent.unit_file[needed]))]  # by file, then row
+            fb = np.searchsorted(ent.unit_file[needed], np.arange(len(self.paths) + 1))
+            for fi in np.flatnonzero(np.diff(fb)).tolist():
+                units = needed[fb[fi] : fb[fi + 1]]
+                for u, sh, cnt, sg in self._read(fi, ent.unit_row[units], is_whole[units], units):
                     fsh.write(sh.tobytes())
-                    self.off[u], self.cnt[u] = pos, sh.size
+                    self.off[u] = pos + np.cumsum(cnt) - cnt
+                    self.cnt[u] = cnt
                     pos += sh.size
-                    if sg is not None:
-                        fsg.write(sg.tobytes())
-                        self.sig_slot[u] = slots
-                        slots += 1
+                    w = np.flatnonzero(is_whole[u])
+                    fsg.write(sg.tobytes())
+                    self.sig_slot[u[w]] = slots + np.arange(w.size)
+                    slots += w.size
         self.spill_bytes = pos * 8 + slots * cfg.num_perm * 4
         self._fsh = os.open(self.sh_path, os.O_RDONLY)
         self._fsg = os.open(self.sig_path, os.O_RDONLY)
@@ -488,27 +528,58 @@ class _Verifier:
         self.sig_path.unlink(missing_ok=True)
 
     def _read(self, fi: int, rows: np.ndarray, whole: np.ndarray, units: np.ndarray):
-        """(unit, shingles, signature of a whole unit else None) of some rows of one file, reading
-        only their row groups, a few groups at a time."""
+        """Batches of (units, their shingle sets concatenated, set sizes, signatures of the whole
+        units among them) of some rows of one file, reading only their row groups.
+
+        Texts are shingled ``_SHINGLE_BATCH_CHARS`` at a time with ``shingle_batch`` (one numpy
+        pass over many texts): per text, the 100 MB crawl's section units (~130 chars) shingled at
+        3.8 MB/s, batched at ~35 MB/s."""
         pf = pq.ParquetFile(self.paths[fi])
         bounds = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
         grp = np.searchsorted(bounds, rows, side="right") - 1
         width = self.cfg.num_perm
+        texts: list[str] = []
+        sels: list[np.ndarray] = []
+        mats: list[np.ndarray] = []
+        chars = 0
+
+        def flush():
+            sel = np.concatenate(sels)
+            parts, k = [], 0
+            while k < len(texts):  # at most ~_SHINGLE_BATCH_CHARS per call, even in one large row group
+                j, n = k + 1, len(texts[k])
+                while j < len(texts) and n + len(texts[j]) <= _SHINGLE_BATCH_CHARS:
+                    n += len(texts[j])
+                    j += 1
+                parts.append(shingle_batch(texts[k:j], self.cfg))
+                k = j
+            sh = np.concatenate([x[0] for x in parts])
+            cnt = np.concatenate([x[1] for x in parts])
+            del parts
+            w = whole[sel]
+            sg = np.concatenate(mats)[w]
+            unsigned = np.flatnonzero((cnt[w] > 0) & (sg == _EMPTY_SIG).all(axis=1))
+            if unsigned.size:  # a unit too short to band was not signed
+                ends = np.cumsum(cnt)
+                wi = np.flatnonzero(w)[unsigned]
+                sg[unsigned] = signature_matrix([sh[ends[k] - cnt[k] : ends[k]] for k in wi.tolist()], self.cfg)
+            return units[sel], sh, cnt, sg
+
         for g in np.unique(grp).tolist():
             sel = np.flatnonzero(grp == g)
             t = pf.read_row_group(g, columns=["text", "signature"])
             idx = pa.array(rows[sel] - bounds[g], pa.int64())
-            texts = t.column("text").take(idx).to_pylist()
-            mat = t.column("signature").take(idx).combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+            got = t.column("text").take(idx).to_pylist()
+            mats.append(t.column("signature").take(idx).combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width))
+            texts.extend(got)
+            sels.append(sel)
+            chars += sum(map(len, got))
             self.rows_read += sel.size
-            for k, x in enumerate(texts):
-                sh = shingle_hashes(x, self.cfg)
-                sg = None
-                if whole[sel[k]]:
-                    sg = mat[k]
-                    if sh.size and (sg == _EMPTY_SIG).all():  # a unit too short to band was not signed
-                        sg = signature_matrix([sh], self.cfg)[0]
-                yield int(units[sel[k]]), sh, sg
+            if chars >= _SHINGLE_BATCH_CHARS:
+                yield flush()
+                texts, sels, mats, chars = [], [], [], 0
+        if texts:
+            yield flush()
 
     def _shingles(self, u: int) -> np.ndarray:
         n = int(self.cnt[u])
@@ -520,12 +591,51 @@ class _Verifier:
         w = self.cfg.num_perm * 4
         return np.frombuffer(os.pread(self._fsg, w, int(self.sig_slot[u]) * w), np.uint32)
 
-    def score(self, pairs: Sequence[tuple[int, int]]) -> None:
-        """Score the pairs not yet scored (in order of their first side: the spill is read mostly forward)."""
-        todo = sorted({(min(a, b), max(a, b)) for a, b in pairs} - self.results.keys(),
-                      key=lambda p: (self.off[self.ent.whole[p[0]]], p))
-        for a, b in todo:
-            self.results[(a, b)] = self._score(a, b)
+    def score(self, pairs) -> None:
+        """Score the pairs (an (n, 2) array or pairs of positions) not yet scored, in order of their
+        first side's spill offset (the spill is read mostly forward), then (a, b)."""
+        p = np.asarray(pairs, np.int64).reshape(-1, 2)
+        if not p.size:
+            return
+        n = max(1, len(self.ent))
+        keys = np.unique(np.minimum(p[:, 0], p[:, 1]) * n + np.maximum(p[:, 0], p[:, 1]))
+        lo, hi = keys // n, keys % n
+        order = np.lexsort((hi, lo, self.off[self.ent.whole[lo]]))
+        new = ~_member(keys, self.keys)
+        keys, lo, hi = keys[new], lo[new], hi[new]
+        order = np.lexsort((hi, lo, self.off[self.ent.whole[lo]]))
+        k = keys.size
+        cols = {c: np.full(k, np.nan) for c in _FLOAT_COLS}
+        rel = np.full(k, -1, np.int8)
+        for i, a, b in zip(order.tolist(), lo[order].tolist(), hi[order].tolist()):
+            r = self._score(a, b)
+            if r is None:
+                continue
+            est, j, cab, cba, relation_, pj, pc_ = r
+            rel[i] = _RELATIONS.index(relation_)
+            for c, v in zip(_FLOAT_COLS, (est, j, cab, cba, pj, pc_)):
+                if v is not None:
+                    cols[c][i] = v
+        keys = np.concatenate((self.keys, keys))
+        merged = np.argsort(keys, kind="stable")
+        self.keys = keys[merged]
+        self.rel = np.concatenate((self.rel, rel))[merged]
+        for c in _FLOAT_COLS:
+            self.cols[c] = np.concatenate((self.cols[c], cols[c]))[merged]
+
+    def relations(self, pairs) -> np.ndarray:
+        """Relation codes (index into _RELATIONS, -1 none) of scored pairs (any side order)."""
+        p = np.asarray(pairs, np.int64).reshape(-1, 2)
+        keys = np.minimum(p[:, 0], p[:, 1]) * self.n + np.maximum(p[:, 0], p[:, 1])
+        i = np.searchsorted(self.keys, keys)
+        if keys.size and not (self.keys[np.minimum(i, self.keys.size - 1)] == keys).all():
+            raise KeyError("pair not scored")
+        return self.rel[i]
+
+    def near_pairs(self) -> np.ndarray:
+        """(lo, hi) of the verified near-duplicate pairs, sorted."""
+        k = self.keys[self.rel == _NEAR]
+        return np.stack((k // self.n, k % self.n), axis=1)
 
     def _score(self, a: int, b: int):
         """The two entities' own scores (whole texts) decide near_duplicate / reuse; the best paragraph
@@ -605,18 +715,22 @@ def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> t
 # -- phase 4: clusters -----------------------------------------------------------------------
 
 
-def _near_components(ver: _Verifier) -> dict[int, int]:
-    """entity -> component label (smallest member) over the verified near-duplicate pairs."""
-    near = sorted(p for p, r in ver.results.items() if r is not None and r[4] == "near_duplicate")
+def _near_components(ver: _Verifier) -> np.ndarray:
+    """entity position -> component label (smallest member) over the verified near-duplicate
+    pairs; -1 for an entity in none."""
+    near = ver.near_pairs().tolist()
     nodes = sorted({h for p in near for h in p})
     pos = {h: i for i, h in enumerate(nodes)}
     uf = UnionFind(len(nodes))
     for a, b in near:
         uf.union(pos[a], pos[b])
-    return {nodes[i]: nodes[c[0]] for c in uf.components() for i in c}
+    label = np.full(len(ver.ent), -1, np.int64)
+    for c in uf.components():
+        label[[nodes[i] for i in c]] = nodes[c[0]]
+    return label
 
 
-def _clusters(deferred: Sequence[tuple[int, int]], ver: _Verifier) -> dict[int, int]:
+def _clusters(deferred: np.ndarray, ver: _Verifier) -> dict[int, int]:
     """entity -> representative, for members of clusters of >= 2 (no chaining; see module doc).
 
     Candidates whose two sides were already connected by verified near-duplicate pairs
@@ -624,7 +738,7 @@ def _clusters(deferred: Sequence[tuple[int, int]], ver: _Verifier) -> dict[int, 
     when both sides are left over from one component after its representative took its members,
     so the split of the remainder is the same as if every candidate had been scored first.
     """
-    near = [(a, b) for (a, b), r in ver.results.items() if r is not None and r[4] == "near_duplicate"]
+    near = ver.near_pairs().tolist()
     nodes = sorted({h for p in near for h in p})
     if not nodes:
         return {}
@@ -633,9 +747,10 @@ def _clusters(deferred: Sequence[tuple[int, int]], ver: _Verifier) -> dict[int, 
     for a, b in near:
         adj.setdefault(a, set()).add(b)
         adj.setdefault(b, set()).add(a)
-    waiting: dict[int, list[int]] = {}
-    for a, b in deferred:
-        waiting.setdefault(a, []).append(b)
+    deferred = np.asarray(deferred, np.int64).reshape(-1, 2)
+    deferred = deferred[np.lexsort((deferred[:, 1], deferred[:, 0]))]
+    wait_b = deferred[:, 1]
+    wait_at = np.searchsorted(deferred[:, 0], np.arange(len(ver.ent) + 1)).tolist()  # a's waiting b: wait_b[at[a]:at[a + 1]]
 
     def components(members: set[int]) -> list[list[int]]:
         order = sorted(members, key=lambda h: rank[h])
@@ -650,24 +765,24 @@ def _clusters(deferred: Sequence[tuple[int, int]], ver: _Verifier) -> dict[int, 
     rep_of: dict[int, int] = {}
     pending = components(set(nodes))
     while pending:
-        ver.score([(m, c[0]) for c in pending for m in c[1:]])  # members list in rank order: c[0] is the representative
+        against_rep = [(m, c[0]) for c in pending for m in c[1:]]  # members in rank order: c[0] is the representative
+        ver.score(against_rep)
+        rels = iter(ver.relations(against_rep).tolist())
         rests = []
         for c in pending:
             rep, rest = c[0], set()
             for m in c[1:]:
-                r = ver.results[(min(m, rep), max(m, rep))]
-                if r is not None and r[4] == "near_duplicate":
+                if next(rels) == _NEAR:
                     rep_of[m] = rep
                     rep_of[rep] = rep
                 else:
                     rest.add(m)
             if len(rest) > 1:
                 rests.append(rest)
-        todo = [(a, b) for rest in rests for a in sorted(rest) for b in waiting.get(a, ()) if b in rest]
+        todo = [(a, b) for rest in rests for a in sorted(rest) for b in wait_b[wait_at[a] : wait_at[a + 1]].tolist() if b in rest]
         ver.score(todo)
-        for a, b in todo:
-            r = ver.results[(a, b)]
-            if r is not None and r[4] == "near_duplicate":
+        for (a, b), r in zip(todo, ver.relations(todo).tolist()):
+            if r == _NEAR:
                 adj.setdefault(a, set()).add(b)
                 adj.setdefault(b, set()).add(a)
         pending = [c for rest in rests for c in components(rest)]
@@ -692,7 +807,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     band_dir = work / f"{level}.bands"
     shutil.rmtree(band_dir, ignore_errors=True)
     band_dir.mkdir(parents=True)
-    parts = _partition_count(sig_paths, cfg)
+    parts = _partition_count(sig_paths, cfg, lo)
     items = skipped = 0
     for fi, path in enumerate(sig_paths):
         s = _write_bands(fi, path, cfg, lo, parts, band_dir)
@@ -701,7 +816,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     seconds["bands"], cpu["bands"], peak["bands"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
-    star_parts, other_parts = zip(*[_partition_candidates(band_dir, len(sig_paths), p, cfg.max_bucket) for p in range(parts)])
+    star_parts, other_parts = zip(*[_partition_candidates(band_dir, p, cfg.max_bucket) for p in range(parts)])
     star = _unique_pairs(np.concatenate(star_parts))
     other = _unique_pairs(np.concatenate(other_parts))
     shutil.rmtree(band_dir, ignore_errors=True)
@@ -717,13 +832,21 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     ver = _Verifier(sig_paths, entities, cfg, work / f"{level}.verify")
     seconds["shingle"], cpu["shingle"], peak["shingle"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
-    star_list = [tuple(p) for p in star_pos.tolist()]
-    ver.score(star_list)
-    other_list = sorted({tuple(p) for p in other_pos.tolist()} - set(star_list))
-    del star_pos, other_pos
-    linked = _near_components(ver)
-    deferred = [(a, b) for a, b in other_list if a in linked and linked.get(a) == linked.get(b)]
-    ver.score([(a, b) for a, b in other_list if not (a in linked and linked.get(a) == linked.get(b))])
+    # Pairs stay numpy (keys a * n + b, sorted): at the 1 GB crawl, lists and sets of tuples of the
+    # candidates cost ~100 bytes per pair.
+    n_ent = max(1, len(entities))
+    star_keys = star_pos[:, 0] * n_ent + star_pos[:, 1]  # sorted and unique: positions follow the hashes
+    other_keys = other_pos[:, 0] * n_ent + other_pos[:, 1]
+    other_keys = other_keys[~_member(other_keys, star_keys)]
+    n_candidates = int(star_keys.size + other_keys.size)
+    ver.score(star_pos)
+    del star_pos, other_pos, star_keys
+    label = _near_components(ver)
+    oa, ob = other_keys // n_ent, other_keys % n_ent
+    wait = (label[oa] >= 0) & (label[oa] == label[ob])
+    deferred = np.stack((oa[wait], ob[wait]), axis=1)
+    ver.score(np.stack((oa[~wait], ob[~wait]), axis=1))
+    del oa, ob, wait, other_keys, label
     seconds["verify"], cpu["verify"], peak["verify"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
@@ -748,8 +871,8 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "items": items,
         "skipped_short": skipped,
         "partitions": parts,
-        "candidates": len(star_list) + len(other_list),
-        "verified_pairs": len(ver.results),  # exact comparisons: candidates inside a verified component wait
+        "candidates": n_candidates,
+        "verified_pairs": int(ver.keys.size),  # exact comparisons: candidates inside a verified component wait
         "rows_read_for_verify": ver.rows_read,  # units shingled once into the spill
         "spill_mb": round(ver.spill_bytes / 1e6, 1),
         "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
@@ -769,6 +892,7 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
 
     def row(a: int, b: int, r: tuple) -> DuplicatePair:
         est, j, cab, cba, rel, pj, pc = r
+        pj, pc = (None if pj != pj else pj), (None if pc != pc else pc)  # NaN: no paragraph pair
         na, nb = ent.name(a), ent.name(b)
         if nb < na:
             na, nb, cab, cba = nb, na, cba, cab
@@ -778,9 +902,13 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
 
     fixed: list[DuplicatePair] = []
     extra: list[tuple[tuple[str, str], int, int, DuplicatePair]] = []
-    for (a, b), r in ver.results.items():
-        if r is None:
-            continue
+    hit = np.flatnonzero(ver.rel >= 0)
+    c = ver.cols
+    scored = zip((ver.keys[hit] // ver.n).tolist(), (ver.keys[hit] % ver.n).tolist(), c["est"][hit].tolist(),
+                 c["j"][hit].tolist(), c["cab"][hit].tolist(), c["cba"][hit].tolist(), ver.rel[hit].tolist(),
+                 c["pj"][hit].tolist(), c["pc"][hit].tolist())
+    for a, b, est, j, cab, cba, rel, pj, pc in scored:
+        r = (est, j, cab, cba, _RELATIONS[rel], pj, pc)
         ra, rb = rep_of.get(a), rep_of.get(b)
         same = ra is not None and ra == rb
         if same and (ra in (a, b)):

@@ -9,6 +9,7 @@ Traditional->Simplified table so that raw (unconverted) text also shingles like 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -141,3 +142,82 @@ def shingles_of_code_points(cp: np.ndarray, cfg: DedupConfig) -> np.ndarray:
 def shingle_hashes(text: str, cfg: DedupConfig) -> np.ndarray:
     """Unique uint64 shingle hashes of one text, as configured (char or word n-grams)."""
     return shingles_of_code_points(code_points(text), cfg)
+
+
+@lru_cache(maxsize=1)
+def _strip_t2s_table() -> np.ndarray:
+    """Code point -> t2s code point, or ``_STRIPPED`` for what ``strip_text`` removes.
+
+    Built by running ``_STRIP_RE`` itself over every code point, so it strips exactly what the
+    regex strips (by construction, not by a re-implementation of ``\\W``); ~0.2 s once per process.
+    """
+    table = np.full(_MAX_CP, _STRIPPED, dtype=np.uint32)
+    # every code point but the surrogates (\W: stripped), as one str decoded from an array: joining
+    # 1.1M chr() objects held ~90 MB at once and set the document reduce's peak RSS
+    cps = np.concatenate((np.arange(0xD800), np.arange(0xE000, _MAX_CP))).astype("<u4")
+    kept = np.frombuffer(_STRIP_RE.sub("", cps.tobytes().decode("utf-32-le")).encode("utf-32-le"), dtype=np.uint32)
+    table[kept] = t2s_table()[kept]
+    return table
+
+
+_STRIPPED = np.uint32(0xFFFFFFFF)  # not a code point
+
+
+def shingle_batch(texts: Sequence[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``shingle_hashes`` of many texts at once: (their sorted unique sets concatenated, set sizes).
+
+    Byte-identical to ``[shingle_hashes(t, cfg) for t in texts]`` (tested on real text), but the
+    per-text work is one ``np.sort`` of a slice: the texts are joined into one code-point array,
+    stripped and t2s-mapped by one table lookup (the per-text ``re.sub`` was 70 % of the time),
+    and the n-gram window hashes are computed over the whole array with windows that cross a text
+    boundary dropped.  Measured on 20k section units of the 100 MB crawl (128 chars each):
+    4.2 MB/s per text -> ~28 MB/s per batch of 4,096.  Word shingles (jieba) fall back to per text.
+    """
+    if cfg.shingle != "char":
+        sets = [shingle_hashes(t, cfg) for t in texts]
+        counts = np.fromiter((s.size for s in sets), np.int64, len(sets))
+        return (np.concatenate(sets) if sets else np.empty(0, _U64)), counts
+    t = len(texts)
+    raw = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    raw_len = np.fromiter(map(len, texts), np.int64, t)
+    mapped = _strip_t2s_table()[raw]
+    keep = mapped != _STRIPPED
+    cum = np.zeros(raw.size + 1, np.int64)
+    np.cumsum(keep, out=cum[1:])
+    raw_end = np.cumsum(raw_len)
+    lens = cum[raw_end] - cum[raw_end - raw_len]  # stripped length of each text
+    size = int(cum[-1])
+    n = cfg.ngram
+    v = np.zeros(size + n - 1, _U64)  # padded: every position has n values after it
+    v[:size] = mapped[keep]
+    v[:size] += _U64(1)
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    h = v[:size].copy()
+    short: list[tuple[np.ndarray, np.ndarray]] = []  # texts shorter than n: one shingle of the whole
+    with np.errstate(over="ignore"):
+        for k in range(1, n):
+            s = starts[lens == k]
+            if s.size:
+                short.append((s, h[s].copy()))
+            h *= _BASE
+            h += v[k : k + size]
+    valid = np.ones(size, bool)  # windows that end inside their text: not the last n - 1 starts
+    for k in range(1, n):
+        last = ends - k
+        valid[last[last >= starts]] = False
+    for s, vals in short:
+        h[s] = vals
+        valid[s] = True
+    seg = np.repeat(np.arange(t, dtype=np.int32), lens)[valid]
+    hv = mix64(h[valid], cfg.seed)
+    bounds = np.searchsorted(seg, np.arange(t + 1)).tolist()
+    for i in np.flatnonzero(np.diff(bounds) > 1).tolist():
+        hv[bounds[i] : bounds[i + 1]].sort()
+    if hv.size < 2:
+        return hv, np.bincount(seg, minlength=t).astype(np.int64)
+    keep = np.empty(hv.size, bool)
+    keep[0] = True
+    np.not_equal(hv[1:], hv[:-1], out=keep[1:])
+    keep[1:] |= seg[1:] != seg[:-1]
+    return hv[keep], np.bincount(seg[keep], minlength=t).astype(np.int64)
