@@ -139,6 +139,9 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
             wall[f"{st.name}.reduce"] = time.perf_counter() - t
             reduces[st.name] = red
             facts[st.name] = red["fact"]
+        # the reduces have their partials: keep only what the next pass and the writer need
+        results = [pipeline.slim_result(r, work) for r in results]
+        passes[-1] = results
         inputs = results
 
     if _POOL is not None:

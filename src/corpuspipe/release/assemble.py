@@ -17,6 +17,7 @@ change: patch, or nothing at all) are they written again under the right version
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import shutil
@@ -152,6 +153,22 @@ def _write_tables(tmp: Path, build: Any, cfg: PipelineConfig, version: str, quar
     return outputs, digests, dict(sorted(flags.items())), dict(sorted(levels.items()))
 
 
+def _inputs_and_quarantine(results: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The manifest's inputs (sorted by path) and the shards' quarantine entries, read from the
+    shards' sidecar files one at a time: only the compact input rows the manifest needs stay (a
+    SourceInfo per file plus its dict was ~2.5 KB a file in the writer's heap before).  Shards hold
+    disjoint paths, so merging the per-shard sorted lists equals sorting all of them."""
+    from corpuspipe.pipeline import shard_files
+
+    per_shard: list[list[dict]] = []
+    quarantine: list[dict] = []
+    for r in results:
+        sources, q = shard_files(r)
+        per_shard.append(sorted(rel.source_inputs(SourceInfo(**s) for s in sources), key=lambda i: i["path"]))
+        quarantine.extend(q)
+    return list(heapq.merge(*per_shard, key=lambda i: i["path"])), quarantine
+
+
 def _value_counts(arr) -> list[tuple[Any, int]]:
     vc = pc.value_counts(arr)
     return list(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())) if len(vc) else []
@@ -186,10 +203,10 @@ def write_release(
     _returning_memory_pool()
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    sources = sorted((SourceInfo(**s) for rs in build.passes[-1] for s in rs["sources"]), key=lambda s: s.path)
+    inputs, shard_quarantine = _inputs_and_quarantine(build.passes[-1])
     quarantine = list(build.quarantine)
-    for rs in build.passes[-1]:
-        quarantine.extend(QuarantineEntry(**q) for q in rs["quarantine"])
+    quarantine.extend(QuarantineEntry(**q) for q in shard_quarantine)
+    del shard_quarantine
     from corpuspipe.stages.catalog import IdenticalFiles
 
     quarantine.extend(IdenticalFiles.quarantine((build.reduces.get("identical_files") or {}).get("fact")))
@@ -202,7 +219,6 @@ def write_release(
 
     bkey = build_key(build, cfg)
     schema_fp = versioning.schema_fingerprint(schemas.TABLES)
-    inputs = rel.source_inputs(sources)
     metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
     previous_dir = versioning.latest_release(out_root)
     previous = versioning.read_manifest(previous_dir) if previous_dir else None
