@@ -51,6 +51,7 @@ class Assembled:
     release_dir: Path
     version: str
     status: str  # written | unchanged
+    figures: dict | None = None  # report.key_figures of a written release (None when unchanged)
 
 
 def build_key(build: Any, cfg: PipelineConfig) -> str:
@@ -290,9 +291,12 @@ def write_release(
         write_json(tmp / rel.MANIFEST, manifest)
         rel.validate_release(tmp)
         # The card, Croissant, report and changelog are part of the release when it first becomes visible.
-        card.write_card(tmp)
+        stats = report.collect_stats(tmp)  # once, for the card, the report and the flow's key figures
+        card.write_card(tmp, stats)
         card.write_croissant(tmp)
-        report.write_report(tmp)
+        report.write_report(tmp, stats)
+        figures = report.key_figures(tmp, stats)
+        del stats
         if previous_dir is not None:
             changelog.write_changelog(previous_dir, tmp)
         hashed = {o["path"]: o for o in outputs}  # the tables were hashed as they were closed
@@ -308,7 +312,7 @@ def write_release(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     versioning.register_release(out_root, final_version, manifest)
-    return Assembled(final, final_version, "written")
+    return Assembled(final, final_version, "written", figures)
 
 
 def _lsh(cfg: PipelineConfig) -> dict:

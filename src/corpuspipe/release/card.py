@@ -139,10 +139,10 @@ def _md(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def render_card(release_dir: Path) -> str:
+def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> str:
     """README.md text: YAML header, then what a user must know before training on the data."""
     release_dir = Path(release_dir)
-    stats = collect_stats(release_dir)
+    stats = stats or collect_stats(release_dir)
     m = stats["manifest"]
     d = stats["documents"]
     header = card_header(release_dir, stats)
@@ -262,10 +262,10 @@ def render_card(release_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def initial_changelog(release_dir: Path) -> str:
+def initial_changelog(release_dir: Path, stats: Mapping[str, Any] | None = None) -> str:
     """CHANGELOG.md of a first release: there is nothing to compare with, so it says what is in it
     (the README promises a changelog in every release)."""
-    stats = collect_stats(release_dir)
+    stats = stats or collect_stats(release_dir)
     m = stats["manifest"]
     lines = [f"# Changelog — {m.get('dataset')} {m.get('version')}", "",
              "First release: no previous release to compare with. It holds:", ""]
@@ -275,14 +275,19 @@ def initial_changelog(release_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_card(release_dir: Path) -> Path:
+def write_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> Path:
     """Write <release>/README.md and return its path; a first release also gets its CHANGELOG.md
-    here (a later one gets the diff from ``changelog.write_changelog``, which runs after this)."""
+    here (a later one gets the diff from ``changelog.write_changelog``, which runs after this).
+
+    ``stats``: :func:`collect_stats` of this release, when the caller already has them (the writer
+    computes them once for the card, the changelog, the report and the flow's key figures: they
+    were computed four times, each a full read of the documents table)."""
     path = Path(release_dir) / CARD_NAME
-    atomic_write_text(path, render_card(release_dir))
+    stats = stats or collect_stats(release_dir)
+    atomic_write_text(path, render_card(release_dir, stats))
     m = read_manifest(release_dir) if (Path(release_dir) / "MANIFEST.json").exists() else {}
     if not m.get("previous_version") and not (Path(release_dir) / "CHANGELOG.md").exists():
-        atomic_write_text(Path(release_dir) / "CHANGELOG.md", initial_changelog(release_dir))
+        atomic_write_text(Path(release_dir) / "CHANGELOG.md", initial_changelog(release_dir, stats))
     return path
 
 
