@@ -175,6 +175,17 @@ def _value_counts(arr) -> list[tuple[Any, int]]:
     return list(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())) if len(vc) else []
 
 
+def _trim() -> None:
+    """Hand freed heap back to the OS (glibc keeps freed small blocks of Python objects mapped, so
+    the next step's peak would stack on top of the last one's garbage); a no-op off glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _returning_memory_pool() -> None:
     """Make Arrow give freed memory back to the OS at once (jemalloc with decay 0).
 
@@ -239,6 +250,7 @@ def write_release(
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a release is for everyone to read
     try:
         outputs, digests, flags, levels = _write_tables(tmp, build, cfg, provisional, quarantine)
+        _trim()
         final_version, bump = versioning.decide_version(previous, schema_fp, digests, metadata_digest,
                                                         requested=version)
         if bump == "none" and previous_dir is not None and version is None:
@@ -290,6 +302,7 @@ def write_release(
         manifest = rel.build_manifest(cfg, final_version, outputs, parts)
         write_json(tmp / rel.MANIFEST, manifest)
         rel.validate_release(tmp)
+        _trim()
         # The card, Croissant, report and changelog are part of the release when it first becomes visible.
         stats = report.collect_stats(tmp)  # once, for the card, the report and the flow's key figures
         card.write_card(tmp, stats)
@@ -297,6 +310,7 @@ def write_release(
         report.write_report(tmp, stats)
         figures = report.key_figures(tmp, stats)
         del stats
+        _trim()
         if previous_dir is not None:
             changelog.write_changelog(previous_dir, tmp)
         hashed = {o["path"]: o for o in outputs}  # the tables were hashed as they were closed
