@@ -304,9 +304,9 @@ def write_release(
         rel.validate_release(tmp)
         _trim()
         # The card, Croissant, report and changelog are part of the release when it first becomes visible.
-        stats = report.collect_stats(tmp)  # once, for the card, the report and the flow's key figures
+        stats = report.collect_stats(tmp, manifest)  # once, for the card, the report and the flow's key figures
         card.write_card(tmp, stats)
-        card.write_croissant(tmp)
+        card.write_croissant(tmp, manifest)
         report.write_report(tmp, stats)
         figures = report.key_figures(tmp, stats)
         del stats
