@@ -138,7 +138,7 @@ def run(raw: Path, work: Path) -> tuple[dict, set[str]]:
         for e in shardio.read_essays(Path(r["essays"])):
             essays[(e.source_path, e.essay_index)] = e
     quarantined = {q.path for q in res.quarantine} | {
-        q["path"] for results in res.passes for r in results for q in r["quarantine"]}
+        q["path"] for results in res.passes for r in results for q in pipeline.shard_files(r)[1]}
     return {"essays": essays, "fact": res.reduces["watermark"]["fact"]}, quarantined
 
 

@@ -83,7 +83,8 @@ def write_task(build_file: str, cfg_json: str, out_root: str, version: str | Non
         # a user's error, not a crash: returned (Prefect would log a failed task with a traceback)
         return {"release_dir": None, "version": version, "status": "refused", "error": str(exc),
                 "kind": type(exc).__name__}
-    return {"release_dir": str(done.release_dir), "version": done.version, "status": done.status}
+    return {"release_dir": str(done.release_dir), "version": done.version, "status": done.status,
+            "figures": done.figures}
 
 
 @task(name="validate-release", cache_policy=NO_CACHE)
@@ -139,6 +140,9 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
             wall[f"{st.name}.reduce"] = time.perf_counter() - t
             reduces[st.name] = red
             facts[st.name] = red["fact"]
+        # the reduces have their partials: keep only what the next pass and the writer need
+        results = [pipeline.slim_result(r, work) for r in results]
+        passes[-1] = results
         inputs = results
 
     if _POOL is not None:
@@ -164,20 +168,21 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     if done["status"] == "refused":
         return ""
     if done["status"] == "written":
-        report_artifacts_task(done["release_dir"])
+        report_artifacts_task(done["release_dir"], done.get("figures"))
     keep = pipeline.work_files(build, work) | {build_file}
     pipeline.prune_work(work, keep)
     return done["release_dir"]
 
 
 @task(name="report-key-figures", cache_policy=NO_CACHE)
-def report_artifacts_task(release_dir: str) -> None:
-    """The report's key figures, and the changelog, as artifacts of the flow run."""
+def report_artifacts_task(release_dir: str, figures: dict | None = None) -> None:
+    """The report's key figures (as the writer computed them: reading the release again cost a
+    full pass over its documents), and the changelog, as artifacts of the flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from corpuspipe.release import report
 
-    figures = report.key_figures(Path(release_dir))
+    figures = figures or report.key_figures(Path(release_dir))
     create_table_artifact(
         key="corpuspipe-key-figures",
         table=[{"figure": k, "value": v} for k, v in sorted(figures.items())],

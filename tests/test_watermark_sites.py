@@ -42,7 +42,7 @@ def built(tmp_path_factory, external: Path):
         (raw / site / "title_only.txt").write_text(f"{reports[0]['title']}目录\n{foot}\n", encoding="utf-8")
     res = pipeline.build(raw, PipelineConfig(), tmp_path_factory.mktemp("work"))
     essays = [e for r in res.passes[-1] for e in shardio.read_essays(Path(r["essays"]))]
-    quarantine = [q for results in res.passes for r in results for q in r["quarantine"]]
+    quarantine = [q for results in res.passes for r in results for q in pipeline.shard_files(r)[1]]
     return reports, essays, quarantine, res.reduces["watermark"]["fact"]
 
 

@@ -39,3 +39,25 @@ def test_cluster_lookup_matches_a_dict_join(tmp_path):
     assert size.to_pylist() == [ref[q]["cluster_size"] if q in ref else 1 for q in query]
     empty = _Clusters(None).lookup(pa.array(query[:3], pa.string()))
     assert empty[0].to_pylist() == query[:3] and empty[1].null_count == 3 and empty[2].to_pylist() == [1, 1, 1]
+
+
+def _docs_file(tmp_path, ids, clusters):
+    path = tmp_path / "documents.parquet"
+    pq.write_table(pa.table({"doc_id": pa.array(ids, pa.string()), "cluster_id": pa.array(clusters, pa.string())}),
+                   path, row_group_size=3)  # several row groups: the check must see across them
+    return path
+
+
+def test_id_check_finds_a_repeated_id_and_a_cluster_without_its_document(tmp_path):
+    from corpuspipe.release.writer import _check_ids
+
+    ids = [make_doc_id("c" * 64, i) for i in range(10)]
+    assert _check_ids(_docs_file(tmp_path, ids, [ids[0]] * 5 + ids[5:])) == []
+    repeated = ids + [ids[4]]
+    assert _check_ids(_docs_file(tmp_path, repeated, repeated)) == [f"documents: doc_id {ids[4]} not unique"]
+    gone = make_doc_id("d" * 64, 0)
+    found = _check_ids(_docs_file(tmp_path, ids[1:], [gone] + ids[2:]))
+    assert found == [f"documents: cluster_id {gone} is not a document"]
+    # an id of another width (not this pipeline's) is still checked exactly
+    odd = ids[:3] + ["x-long-id-of-another-kind"] * 2
+    assert _check_ids(_docs_file(tmp_path, odd, odd)) == ["documents: doc_id x-long-id-of-another-kind not unique"]

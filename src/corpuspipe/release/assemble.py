@@ -17,6 +17,7 @@ change: patch, or nothing at all) are they written again under the right version
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ class Assembled:
     release_dir: Path
     version: str
     status: str  # written | unchanged
+    figures: dict | None = None  # report.key_figures of a written release (None when unchanged)
 
 
 def build_key(build: Any, cfg: PipelineConfig) -> str:
@@ -152,9 +154,36 @@ def _write_tables(tmp: Path, build: Any, cfg: PipelineConfig, version: str, quar
     return outputs, digests, dict(sorted(flags.items())), dict(sorted(levels.items()))
 
 
+def _inputs_and_quarantine(results: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The manifest's inputs (sorted by path) and the shards' quarantine entries, read from the
+    shards' sidecar files one at a time: only the compact input rows the manifest needs stay (a
+    SourceInfo per file plus its dict was ~2.5 KB a file in the writer's heap before).  Shards hold
+    disjoint paths, so merging the per-shard sorted lists equals sorting all of them."""
+    from corpuspipe.pipeline import shard_files
+
+    per_shard: list[list[dict]] = []
+    quarantine: list[dict] = []
+    for r in results:
+        sources, q = shard_files(r)
+        per_shard.append(sorted(rel.source_inputs(SourceInfo(**s) for s in sources), key=lambda i: i["path"]))
+        quarantine.extend(q)
+    return list(heapq.merge(*per_shard, key=lambda i: i["path"])), quarantine
+
+
 def _value_counts(arr) -> list[tuple[Any, int]]:
     vc = pc.value_counts(arr)
     return list(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())) if len(vc) else []
+
+
+def _trim() -> None:
+    """Hand freed heap back to the OS (glibc keeps freed small blocks of Python objects mapped, so
+    the next step's peak would stack on top of the last one's garbage); a no-op off glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _returning_memory_pool() -> None:
@@ -186,10 +215,10 @@ def write_release(
     _returning_memory_pool()
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    sources = sorted((SourceInfo(**s) for rs in build.passes[-1] for s in rs["sources"]), key=lambda s: s.path)
+    inputs, shard_quarantine = _inputs_and_quarantine(build.passes[-1])
     quarantine = list(build.quarantine)
-    for rs in build.passes[-1]:
-        quarantine.extend(QuarantineEntry(**q) for q in rs["quarantine"])
+    quarantine.extend(QuarantineEntry(**q) for q in shard_quarantine)
+    del shard_quarantine
     from corpuspipe.stages.catalog import IdenticalFiles
 
     quarantine.extend(IdenticalFiles.quarantine((build.reduces.get("identical_files") or {}).get("fact")))
@@ -202,7 +231,6 @@ def write_release(
 
     bkey = build_key(build, cfg)
     schema_fp = versioning.schema_fingerprint(schemas.TABLES)
-    inputs = rel.source_inputs(sources)
     metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
     previous_dir = versioning.latest_release(out_root)
     previous = versioning.read_manifest(previous_dir) if previous_dir else None
@@ -222,6 +250,7 @@ def write_release(
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a release is for everyone to read
     try:
         outputs, digests, flags, levels = _write_tables(tmp, build, cfg, provisional, quarantine)
+        _trim()
         final_version, bump = versioning.decide_version(previous, schema_fp, digests, metadata_digest,
                                                         requested=version)
         if bump == "none" and previous_dir is not None and version is None:
@@ -273,10 +302,15 @@ def write_release(
         manifest = rel.build_manifest(cfg, final_version, outputs, parts)
         write_json(tmp / rel.MANIFEST, manifest)
         rel.validate_release(tmp)
+        _trim()
         # The card, Croissant, report and changelog are part of the release when it first becomes visible.
-        card.write_card(tmp)
-        card.write_croissant(tmp)
-        report.write_report(tmp)
+        stats = report.collect_stats(tmp, manifest)  # once, for the card, the report and the flow's key figures
+        card.write_card(tmp, stats)
+        card.write_croissant(tmp, manifest)
+        report.write_report(tmp, stats)
+        figures = report.key_figures(tmp, stats)
+        del stats
+        _trim()
         if previous_dir is not None:
             changelog.write_changelog(previous_dir, tmp)
         hashed = {o["path"]: o for o in outputs}  # the tables were hashed as they were closed
@@ -292,7 +326,7 @@ def write_release(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     versioning.register_release(out_root, final_version, manifest)
-    return Assembled(final, final_version, "written")
+    return Assembled(final, final_version, "written", figures)
 
 
 def _lsh(cfg: PipelineConfig) -> dict:

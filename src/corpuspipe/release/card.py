@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from corpuspipe.release.report import FLAG_MEANINGS, _stage_rows, _version_line, collect_stats
+from corpuspipe.release.report import FLAG_MEANINGS, _stage_rows, _version_line, collect_stats, inputs_summary
 from corpuspipe.release.versioning import atomic_write_text, read_manifest
 
 CARD_NAME = "README.md"
@@ -139,18 +139,16 @@ def _md(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def render_card(release_dir: Path) -> str:
+def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> str:
     """README.md text: YAML header, then what a user must know before training on the data."""
     release_dir = Path(release_dir)
-    stats = collect_stats(release_dir)
+    stats = stats or collect_stats(release_dir)
     m = stats["manifest"]
     d = stats["documents"]
     header = card_header(release_dir, stats)
     cfg = m.get("config") or {}
-    inputs = m.get("inputs") or []
-    encodings: dict[str, int] = {}
-    for i in inputs:
-        encodings[str(i.get("encoding"))] = encodings.get(str(i.get("encoding")), 0) + 1
+    inputs = stats.get("inputs") or inputs_summary(m.get("inputs") or [])
+    encodings = inputs["encodings"]
     rc = _release_cfg(m)
     lines = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]
     lines += [f"# {header['pretty_name']}", ""]
@@ -180,8 +178,8 @@ def render_card(release_dir: Path) -> str:
         "docs = load_dataset(\"parquet\", data_files=\"documents.parquet\", split=\"train\")",
         "docs = docs.filter(lambda r: r[\"duplicate_of\"] is None)", "```", "",
         "## Sources", "",
-        f"{len(inputs):,} input files, {sum(int(i.get('bytes') or 0) for i in inputs):,} bytes, "
-        f"{sum(int(i.get('essays') or 0) for i in inputs):,} essays found. Encodings: "
+        f"{inputs['files']:,} input files, {inputs['bytes']:,} bytes, "
+        f"{inputs['essays']:,} essays found. Encodings: "
         + (", ".join(f"{_md(k)} ({v})" for k, v in sorted(encodings.items())) or "n/a") + ". "
         "Every input's path, size and sha256 is listed in MANIFEST.json; every document keeps "
         "`source_path`, `source_sha256` and `essay_index`.",
@@ -262,10 +260,10 @@ def render_card(release_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def initial_changelog(release_dir: Path) -> str:
+def initial_changelog(release_dir: Path, stats: Mapping[str, Any] | None = None) -> str:
     """CHANGELOG.md of a first release: there is nothing to compare with, so it says what is in it
     (the README promises a changelog in every release)."""
-    stats = collect_stats(release_dir)
+    stats = stats or collect_stats(release_dir)
     m = stats["manifest"]
     lines = [f"# Changelog — {m.get('dataset')} {m.get('version')}", "",
              "First release: no previous release to compare with. It holds:", ""]
@@ -275,14 +273,19 @@ def initial_changelog(release_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_card(release_dir: Path) -> Path:
+def write_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> Path:
     """Write <release>/README.md and return its path; a first release also gets its CHANGELOG.md
-    here (a later one gets the diff from ``changelog.write_changelog``, which runs after this)."""
+    here (a later one gets the diff from ``changelog.write_changelog``, which runs after this).
+
+    ``stats``: :func:`collect_stats` of this release, when the caller already has them (the writer
+    computes them once for the card, the changelog, the report and the flow's key figures: they
+    were computed four times, each a full read of the documents table)."""
     path = Path(release_dir) / CARD_NAME
-    atomic_write_text(path, render_card(release_dir))
-    m = read_manifest(release_dir) if (Path(release_dir) / "MANIFEST.json").exists() else {}
+    stats = stats or collect_stats(release_dir)
+    atomic_write_text(path, render_card(release_dir, stats))
+    m = stats["manifest"]  # as read by collect_stats ({} without a manifest)
     if not m.get("previous_version") and not (Path(release_dir) / "CHANGELOG.md").exists():
-        atomic_write_text(Path(release_dir) / "CHANGELOG.md", initial_changelog(release_dir))
+        atomic_write_text(Path(release_dir) / "CHANGELOG.md", initial_changelog(release_dir, stats))
     return path
 
 
@@ -310,12 +313,13 @@ def _croissant_type(t: pa.DataType) -> tuple[Any, bool]:
     return table.get(str(t), mlc.DataType.TEXT), False
 
 
-def build_croissant(release_dir: Path) -> dict[str, Any]:
-    """Croissant 1.1 JSON-LD for the release, built with mlcroissant so it validates by construction."""
+def build_croissant(release_dir: Path, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Croissant 1.1 JSON-LD for the release, built with mlcroissant so it validates by construction.
+    ``manifest``: the release's manifest if the caller holds it (34 MB of JSON at 1.3 GB of input)."""
     import mlcroissant as mlc  # heavy import (rdflib, networkx): only when asked
 
     release_dir = Path(release_dir)
-    m = read_manifest(release_dir)
+    m = manifest if manifest is not None else read_manifest(release_dir)
     rc = _release_cfg(m)
     sha = {str(o["path"]): o for o in m.get("outputs", [])}
     ctx = mlc.Context(conforms_to="http://mlcommons.org/croissant/1.1")
@@ -366,9 +370,9 @@ def build_croissant(release_dir: Path) -> dict[str, Any]:
     return metadata.to_json()
 
 
-def write_croissant(release_dir: Path) -> Path:
+def write_croissant(release_dir: Path, manifest: Mapping[str, Any] | None = None) -> Path:
     """Write <release>/croissant.json and return its path."""
     path = Path(release_dir) / CROISSANT_NAME
-    jsonld = build_croissant(release_dir)
+    jsonld = build_croissant(release_dir, manifest)
     atomic_write_text(path, json.dumps(jsonld, ensure_ascii=False, indent=2) + "\n")
     return path

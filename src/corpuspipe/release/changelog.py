@@ -1,7 +1,9 @@
 """What changed between two releases, row by row and column by column (CHANGELOG.md).
 
 Rows are matched on each table's natural key with an Arrow hash join, so 100k-row tables diff in
-well under a second and no Python loop runs per row.  Text is compared through its hash column
+well under a second.  Release tables are never read whole: both releases' rows are cut into parts
+by a hash of their key (spilled as Arrow files), long strings are compared through a 64-bit hash,
+and one part of each release is joined at a time — memory is a part, not two corpora.  Text is compared through its hash column
 where the table has one (documents.text_sha256), otherwise directly.
 """
 
@@ -138,12 +140,23 @@ def _equal_mask(ca: pa.ChunkedArray | pa.Array, cb: pa.ChunkedArray | pa.Array) 
     return np.where(na | nb, na & nb, eq)
 
 
-def _key_strings(t: pa.Table, keys: Sequence[str], idx: np.ndarray) -> list[str]:
+def _key_strings(t: pa.Table, keys: Sequence[str], idx: np.ndarray, sort: bool = True) -> list[str]:
     if len(idx) == 0:
         return []
     sub = t.select(list(keys)).take(pa.array(idx))
     rows = zip(*(sub.column(k).to_pylist() for k in keys))
-    return sorted("/".join("∅" if v is None else str(v) for v in r) for r in rows)
+    out = ["/".join("∅" if v is None else str(v) for v in r) for r in rows]
+    return sorted(out) if sort else out
+
+
+def _key_types(keys: Sequence[str], sa: pa.Schema, sb: pa.Schema) -> dict[str, pa.DataType]:
+    key_types = {}
+    for k in keys:
+        ta, tb = sa.field(k).type, sb.field(k).type
+        key_types[k] = tb if ta == tb else (pa.large_string() if pa.types.is_string(ta) or pa.types.is_large_string(ta)
+                                            else pa.int64() if pa.types.is_integer(ta) and pa.types.is_integer(tb)
+                                            else pa.large_string())
+    return key_types
 
 
 def diff_table(name: str, a: pa.Table, b: pa.Table, keys: Sequence[str] | None = None) -> dict[str, Any]:
@@ -157,18 +170,22 @@ def diff_table(name: str, a: pa.Table, b: pa.Table, keys: Sequence[str] | None =
                       changed=0 if same else min(a.num_rows, b.num_rows), unchanged=a.num_rows if same else 0,
                       matched_by="position", examples={})
         return result
-    key_types = {}
-    for k in keys:
-        ta, tb = a.schema.field(k).type, b.schema.field(k).type
-        key_types[k] = tb if ta == tb else (pa.large_string() if pa.types.is_string(ta) or pa.types.is_large_string(ta)
-                                            else pa.int64() if pa.types.is_integer(ta) and pa.types.is_integer(tb)
-                                            else pa.large_string())
+    part = _diff_part(name, a, b, keys, _key_types(keys, a.schema, b.schema),
+                      np.arange(a.num_rows, dtype=np.int64), np.arange(b.num_rows, dtype=np.int64))
+    return _finish(result, [part])
+
+
+def _diff_part(name: str, a: pa.Table, b: pa.Table, keys: Sequence[str], key_types: Mapping[str, pa.DataType],
+               ga: np.ndarray, gb: np.ndarray) -> dict[str, Any]:
+    """Counts and example candidates of one part of a table (all rows of a key are in the same part).
+    ``ga``/``gb``: the rows' numbers in the whole tables (increasing), which choose the examples."""
     ka = _normalize_keys(a, keys, key_types).append_column("__ia", pa.array(np.arange(a.num_rows, dtype=np.int64)))
     kb = _normalize_keys(b, keys, key_types).append_column("__ib", pa.array(np.arange(b.num_rows, dtype=np.int64)))
     join_cols = [c for c in ka.column_names if c != "__ia"]
     joined = ka.join(kb, join_cols, join_type="full outer", coalesce_keys=True, use_threads=True)
     ia = pc.fill_null(joined.column("__ia"), -1).to_numpy(zero_copy_only=False)
     ib = pc.fill_null(joined.column("__ib"), -1).to_numpy(zero_copy_only=False)
+    del joined, ka, kb
     has_a, has_b = ia >= 0, ib >= 0  # full outer join: the unmatched side is null
     removed_idx = np.sort(ia[has_a & ~has_b])
     added_idx = np.sort(ib[has_b & ~has_a])
@@ -201,22 +218,141 @@ def diff_table(name: str, a: pa.Table, b: pa.Table, keys: Sequence[str] | None =
         changed_mask, meta_mask = text_diff, any_diff & ~text_diff
     else:
         changed_mask, meta_mask = any_diff, np.zeros(len(pa_idx), dtype=bool)
+
+    def candidates(t: pa.Table, g: np.ndarray, idx: np.ndarray) -> list[tuple[int, str]]:
+        idx = idx[:MAX_EXAMPLES]  # local order is global order: the first rows of the part
+        return list(zip(g[idx].tolist(), _key_strings(t, keys, idx, sort=False)))
+
+    return {"added": int(len(added_idx)), "removed": int(len(removed_idx)), "changed": int(changed_mask.sum()),
+            "metadata_changed": int(meta_mask.sum()), "unchanged": int((~any_diff).sum()),
+            "changed_columns": changed_columns,
+            "candidates": {"added": candidates(b, gb, added_idx), "removed": candidates(a, ga, removed_idx),
+                           "changed": candidates(b, gb, pb_idx[changed_mask]),
+                           "metadata_changed": candidates(b, gb, pb_idx[meta_mask])}}
+
+
+def _finish(result: dict[str, Any], parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sum the parts; each kind's examples are the first MAX_EXAMPLES rows of the whole table (by
+    row number), listed sorted, as a diff of the whole tables at once chose them."""
+    changed_columns: dict[str, int] = {}
+    for p in parts:
+        for c, n in p["changed_columns"].items():
+            changed_columns[c] = changed_columns.get(c, 0) + n
+    examples = {}
+    for kind in ("added", "removed", "changed", "metadata_changed"):
+        first = sorted(c for p in parts for c in p["candidates"][kind])[:MAX_EXAMPLES]
+        examples[kind] = sorted(s for _, s in first)
     result.update(
         matched_by="key",
-        added=int(len(added_idx)),
-        removed=int(len(removed_idx)),
-        changed=int(changed_mask.sum()),
-        metadata_changed=int(meta_mask.sum()),
-        unchanged=int((~any_diff).sum()),
+        **{k: sum(p[k] for p in parts) for k in ("added", "removed", "changed", "metadata_changed", "unchanged")},
         changed_columns=dict(sorted(changed_columns.items())),
-        examples={
-            "added": _key_strings(b, keys, added_idx[:MAX_EXAMPLES]),
-            "removed": _key_strings(a, keys, removed_idx[:MAX_EXAMPLES]),
-            "changed": _key_strings(b, keys, pb_idx[changed_mask][:MAX_EXAMPLES]),
-            "metadata_changed": _key_strings(b, keys, pb_idx[meta_mask][:MAX_EXAMPLES]),
-        },
+        examples=examples,
     )
     return result
+
+
+# -- streaming: both releases' tables cut into parts by key, one part in memory at a time ------------
+PART_ROWS = 200_000  # rows of both releases per part (a part's compact rows: ~40 MB at 200 bytes a row)
+HASHED_COLUMNS = {"text", "heading", "title", "before", "after"}  # compared through a 64-bit hash
+
+
+def _compact(t: pa.Table, hashed: Sequence[str], offset: int) -> pa.Table:
+    """A row group with its long strings replaced by their xxh3-64 (nulls stay null) and its row
+    numbers in ``__g``: the parts keep what a comparison needs, not the text (a sections table of a
+    1.3 GB crawl is ~1 GB of text per release, which the diff read whole, twice)."""
+    import xxhash
+
+    for c in hashed:
+        vals = t.column(c).to_pylist()
+        h = pa.array([None if v is None else xxhash.xxh3_64_intdigest(v.encode("utf-8", "surrogatepass"))
+                      for v in vals], pa.uint64())
+        t = t.set_column(t.schema.get_field_index(c), c, h)
+    return t.append_column("__g", pa.array(np.arange(offset, offset + t.num_rows, dtype=np.int64)))
+
+
+def _partition_of(col: pa.ChunkedArray, parts: int) -> np.ndarray:
+    import xxhash
+
+    if parts == 1:
+        return np.zeros(len(col), dtype=np.int64)
+    return np.array([xxhash.xxh3_64_intdigest(("∅" if v is None else str(v)).encode("utf-8", "surrogatepass")) % parts
+                     for v in col.to_pylist()], dtype=np.int64)
+
+
+def _write_parts(path: Path, columns: Sequence[str], hashed: Sequence[str], key0: str, parts: int,
+                 tmp: Path, side: str) -> tuple[list[Path], pa.Schema | None]:
+    pf = pq.ParquetFile(path)
+    files = [tmp / f"{side}-{p:04d}.arrow" for p in range(parts)]
+    writers: list[Any] = [None] * parts
+    schema = None
+    offset = 0
+    try:
+        for i in range(pf.num_row_groups):
+            t = _compact(pf.read_row_group(i, columns=list(columns)), hashed, offset)
+            offset += t.num_rows
+            schema = t.schema
+            where = _partition_of(t.column(key0), parts)
+            for p in range(parts):
+                sub = t if parts == 1 else t.filter(pa.array(where == p))
+                if writers[p] is None:
+                    writers[p] = pa.ipc.new_file(str(files[p]), t.schema)
+                writers[p].write_table(sub)
+    finally:
+        for w in writers:
+            if w is not None:
+                w.close()
+    return files, schema
+
+
+def _read_part(path: Path, empty: pa.Table) -> pa.Table:
+    if path.exists():
+        with pa.ipc.open_file(str(path)) as r:
+            return r.read_all()
+    return empty  # a table without row groups wrote no part
+
+
+def diff_table_files(name: str, path_a: Path, path_b: Path, columns_a: Sequence[str], columns_b: Sequence[str],
+                     tmp_root: Path | None = None) -> dict[str, Any]:
+    """:func:`diff_table` of two Parquet files without reading either whole: rows are cut into parts
+    by a hash of their key's first column (every row of a key lands in the same part), long strings
+    are compared through a hash, and one part of each release is in memory at a time."""
+    import shutil
+    import tempfile
+
+    sa, sb = pq.read_schema(path_a), pq.read_schema(path_b)
+    na, nb = pq.read_metadata(path_a).num_rows, pq.read_metadata(path_b).num_rows
+    keys = [k for k in (NATURAL_KEYS.get(name) or schemas.SORT_KEYS.get(name) or [])
+            if k in columns_a and k in columns_b]
+    if not keys:
+        return diff_table(name, pq.read_table(path_a, columns=list(columns_a)),
+                          pq.read_table(path_b, columns=list(columns_b)))
+    strings = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)  # noqa: E731
+    hashed = [c for c in columns_b if c in HASHED_COLUMNS and c in columns_a and c not in keys
+              and strings(sa.field(c).type) and strings(sb.field(c).type)]
+    parts = max(1, -(-(na + nb) // PART_ROWS))
+    result: dict[str, Any] = {"key": keys, "rows_a": na, "rows_b": nb}
+    key_types = _key_types(keys, sa, sb)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-changelog-", dir=tmp_root))
+    try:
+        fa, _ = _write_parts(Path(path_a), columns_a, hashed, keys[0], parts, tmp, "a")
+        fb, _ = _write_parts(Path(path_b), columns_b, hashed, keys[0], parts, tmp, "b")
+        empty_a = _compact(sa.empty_table().select(list(columns_a)), hashed, 0)
+        empty_b = _compact(sb.empty_table().select(list(columns_b)), hashed, 0)
+        done = []
+        for p in range(parts):
+            a, b = _read_part(fa[p], empty_a), _read_part(fb[p], empty_b)
+            if not (a.num_rows or b.num_rows):
+                continue
+            ga = a.column("__g").to_numpy() if a.num_rows else np.zeros(0, np.int64)
+            gb = b.column("__g").to_numpy() if b.num_rows else np.zeros(0, np.int64)
+            a = a.drop_columns(["__g"]) if "__g" in a.column_names else a
+            b = b.drop_columns(["__g"]) if "__g" in b.column_names else b
+            done.append(_diff_part(name, a, b, keys, key_types, ga, gb))
+            fa[p].unlink(missing_ok=True)
+            fb[p].unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _finish(result, done)
 
 
 # --------------------------------------------------------------------------- manifest-level
@@ -253,8 +389,12 @@ def _manifest_diff(ma: Mapping[str, Any], mb: Mapping[str, Any]) -> dict[str, An
 # --------------------------------------------------------------------------- public
 
 
-def diff_releases(a_dir: Path, b_dir: Path) -> dict[str, Any]:
-    """Structured difference of release A (older) and B (newer): tables, schemas and manifests."""
+def diff_releases(a_dir: Path, b_dir: Path, tmp_root: Path | None = None) -> dict[str, Any]:
+    """Structured difference of release A (older) and B (newer): tables, schemas and manifests.
+
+    Tables are compared part by part (:func:`diff_table_files`): memory is one part of each release,
+    not both releases' tables (with their text) at once.  ``tmp_root``: where the parts are spilled
+    (default: the system's temporary directory)."""
     a_dir, b_dir = Path(a_dir), Path(b_dir)
     ma, mb = _manifest(a_dir), _manifest(b_dir)
     ta, tb = _tables_in(a_dir), _tables_in(b_dir)
@@ -274,9 +414,8 @@ def diff_releases(a_dir: Path, b_dir: Path) -> dict[str, Any]:
         skip = SKIP_COLUMNS.get(name, set())
         if TEXT_COLUMNS.get(name) not in sa.names or TEXT_COLUMNS.get(name) not in sb.names:
             skip = set()
-        a = pq.read_table(ta[name], columns=[c for c in sa.names if c not in skip])
-        b = pq.read_table(tb[name], columns=[c for c in sb.names if c not in skip])
-        out["tables"][name] = diff_table(name, a, b)
+        out["tables"][name] = diff_table_files(name, ta[name], tb[name], [c for c in sa.names if c not in skip],
+                                               [c for c in sb.names if c not in skip], tmp_root)
     for name in out["schema"]["tables_added"]:
         out["tables"][name] = {"key": [], "rows_a": 0, "rows_b": pq.read_metadata(tb[name]).num_rows,
                                "added": pq.read_metadata(tb[name]).num_rows, "removed": 0, "changed": 0}
@@ -381,5 +520,6 @@ def write_changelog(a_dir: Path, b_dir: Path) -> Path:
     Only for the writer, into the release's temporary directory before it is renamed into place and
     sealed; the CLI uses :func:`changelog_text`."""
     path = Path(b_dir) / CHANGELOG_NAME
-    atomic_write_text(path, render_changelog(diff_releases(a_dir, b_dir)))
+    # parts spill beside the release being written, as .tmp-*: a crashed build's are cleaned with it
+    atomic_write_text(path, render_changelog(diff_releases(a_dir, b_dir, tmp_root=Path(b_dir).parent)))
     return path

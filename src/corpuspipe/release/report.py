@@ -71,60 +71,123 @@ def _value_counts(col: pa.ChunkedArray | pa.Array) -> dict[str, int]:
     return dict(sorted(pairs, key=lambda p: (-p[1], p[0])))
 
 
-def collect_stats(release_dir: Path) -> dict[str, Any]:
-    """Everything the card, the report and the key figures show, read once from the release."""
+def _cluster_counts(path: Path, key: str, extra: Sequence[str] = ()) -> tuple[int, dict[str, int], int]:
+    """(rows, {cluster_id: size} of the clusters with more than one row, number of clusters), read one
+    row group at a time.  Only a member (a row whose cluster_id is not its own id) can make a cluster
+    larger than one, so the clusters counted are those named by members: ids are unique, so every
+    other cluster is a single row.  Equal to a group_by over the whole table, which held the id and
+    cluster columns of every row (and a hash table over them) in the writing process."""
+    named: list[pa.Array] = []
+    rows = 0
+    for t in _iter_groups(path, [key, "cluster_id"]):
+        rows += t.num_rows
+        if "cluster_id" not in t.column_names:
+            continue
+        member = pc.fill_null(pc.not_equal(t["cluster_id"], t[key]), False)
+        named.append(pc.unique(t["cluster_id"].filter(member)).cast(pa.string()))
+    if not named:
+        return rows, {}, rows
+    value_set = pc.unique(pa.chunked_array(named, pa.string()).combine_chunks())
+    sizes: dict[str, int] = {}
+    in_named = 0
+    for t in _iter_groups(path, ["cluster_id"]):
+        sel = t["cluster_id"].filter(pc.is_in(t["cluster_id"], value_set=value_set))
+        in_named += len(sel)
+        vc = pc.value_counts(sel)
+        for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+            sizes[v] = sizes.get(v, 0) + int(n)
+    return rows, sizes, len(sizes) + (rows - in_named)
+
+
+def _document_stats(path: Path) -> dict[str, Any]:
+    """The documents' part of the stats, one row group at a time (memory: one row group, the char
+    counts as int64 and the multi-member clusters, never the table)."""
+    d: dict[str, Any] = {"rows": 0, "char_counts": np.zeros(0, dtype=np.int64), "scripts": {}, "flags": {},
+                         "clusters": 0, "multi_clusters": 0, "cluster_sizes": {}, "duplicates": 0,
+                         "largest_clusters": [], "flagged": [], "chars": 0}
+    if not path.exists() or not pq.read_metadata(path).num_rows:
+        return d
+    names = set(pq.read_schema(path).names)
+    lengths: list[np.ndarray] = []
+    scripts: dict[str, int] = {}
+    flags: dict[str, int] = {}
+    for t in _iter_groups(path, _DOC_COLUMNS):
+        d["rows"] += t.num_rows
+        if "char_count" in names:
+            lengths.append(pc.fill_null(t["char_count"], 0).to_numpy().astype(np.int64))
+        if "script" in names:
+            for k, v in _value_counts(t["script"]).items():
+                scripts[k] = scripts.get(k, 0) + v
+        if "flags" in names:
+            for k, v in _value_counts(pc.list_flatten(t["flags"])).items():
+                flags[k] = flags.get(k, 0) + v
+            if len(d["flagged"]) < 20:
+                has_flags = pc.greater(pc.fill_null(pc.list_value_length(t["flags"]), 0), 0)
+                flagged = t.filter(has_flags).slice(0, 20 - len(d["flagged"]))
+                d["flagged"].extend(
+                    {"doc_id": r.get("doc_id"), "title": r.get("title"), "flags": r.get("flags") or []}
+                    for r in flagged.select([c for c in ("doc_id", "title", "flags") if c in names]).to_pylist())
+        if "duplicate_of" in names:
+            d["duplicates"] += int(t["duplicate_of"].length() - t["duplicate_of"].null_count)
+    if lengths:
+        d["char_counts"] = np.concatenate(lengths)
+        d["chars"] = int(d["char_counts"].sum())
+    order = lambda kv: (-kv[1], kv[0])  # noqa: E731  (as _value_counts orders them)
+    d["scripts"] = dict(sorted(scripts.items(), key=order)) if "script" in names else {}
+    d["flags"] = dict(sorted(flags.items(), key=order)) if "flags" in names else {}
+    if "cluster_id" in names:
+        rows, multi, n_clusters = _cluster_counts(path, "doc_id")
+        d["clusters"] = n_clusters
+        d["multi_clusters"] = sum(1 for n in multi.values() if n > 1)
+        hist: dict[int, int] = {1: n_clusters - len(multi)} if n_clusters > len(multi) else {}
+        for n in multi.values():
+            hist[n] = hist.get(n, 0) + 1
+        d["cluster_sizes"] = dict(sorted(hist.items()))
+        top = sorted(((n, cid) for cid, n in multi.items() if n >= 2), key=lambda x: (-x[0], x[1]))[:5]
+        if top:
+            members: dict[str, list[dict]] = {cid: [] for _, cid in top}
+            value_set = pa.array([cid for _, cid in top], pa.string())
+            cols = [c for c in ("doc_id", "title", "duplicate_of", "cluster_id") if c in names]
+            for t in _iter_groups(path, cols):
+                for r in t.filter(pc.is_in(t["cluster_id"], value_set=value_set)).to_pylist():
+                    if len(members[r["cluster_id"]]) < 5:
+                        members[r["cluster_id"]].append(
+                            {"doc_id": r.get("doc_id"), "title": r.get("title"), "duplicate_of": r.get("duplicate_of")})
+            d["largest_clusters"] = [{"cluster_id": cid, "size": int(n), "members": members[cid]} for n, cid in top]
+    return d
+
+
+def inputs_summary(inputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the card says about the inputs: files, bytes, essays found, files per encoding."""
+    encodings: dict[str, int] = {}
+    for i in inputs:
+        encodings[str(i.get("encoding"))] = encodings.get(str(i.get("encoding")), 0) + 1
+    return {"files": len(inputs), "bytes": sum(int(i.get("bytes") or 0) for i in inputs),
+            "essays": sum(int(i.get("essays") or 0) for i in inputs), "encodings": encodings}
+
+
+def collect_stats(release_dir: Path, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the card, the report and the key figures show, read once from the release.
+
+    ``manifest``: the release's manifest when the caller holds it (the writer), so it is not parsed
+    again.  The stats keep a summary of its ``inputs`` (``stats["inputs"]``), not the list: one dict
+    per input file was ~120 MB of the writing process at 143,566 files."""
     release_dir = Path(release_dir)
     manifest_path = release_dir / MANIFEST_NAME
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    if manifest is None:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    summary = inputs_summary(manifest.get("inputs") or [])
+    manifest = {k: v for k, v in manifest.items() if k != "inputs"}
     files: dict[str, dict[str, Any]] = {}
     for o in manifest.get("outputs", []):
         files[str(o["path"])] = {"rows": o.get("rows"), "bytes": o.get("bytes"), "sha256": o.get("sha256")}
     for p in sorted(release_dir.glob("*.parquet")):
         if p.name not in files:
             files[p.name] = {"rows": pq.read_metadata(p).num_rows, "bytes": p.stat().st_size, "sha256": None}
-    stats: dict[str, Any] = {"manifest": manifest, "version": manifest.get("version", release_dir.name),
+    stats: dict[str, Any] = {"manifest": manifest, "inputs": summary, "version": manifest.get("version", release_dir.name),
                              "dataset": manifest.get("dataset", ""), "files": dict(sorted(files.items()))}
 
-    docs = _read(release_dir, "documents", _DOC_COLUMNS)
-    d: dict[str, Any] = {"rows": 0, "char_counts": np.zeros(0, dtype=np.int64), "scripts": {}, "flags": {},
-                         "clusters": 0, "multi_clusters": 0, "cluster_sizes": {}, "duplicates": 0,
-                         "largest_clusters": [], "flagged": [], "chars": 0}
-    if docs is not None and docs.num_rows:
-        d["rows"] = docs.num_rows
-        if "char_count" in docs.column_names:
-            d["char_counts"] = pc.fill_null(docs["char_count"], 0).to_numpy().astype(np.int64)
-            d["chars"] = int(d["char_counts"].sum())
-        if "script" in docs.column_names:
-            d["scripts"] = _value_counts(docs["script"])
-        if "flags" in docs.column_names:
-            d["flags"] = _value_counts(pc.list_flatten(docs["flags"]))
-            has_flags = pc.greater(pc.fill_null(pc.list_value_length(docs["flags"]), 0), 0)
-            flagged = docs.filter(has_flags).slice(0, 20)
-            d["flagged"] = [
-                {"doc_id": r.get("doc_id"), "title": r.get("title"), "flags": r.get("flags") or []}
-                for r in flagged.select([c for c in ("doc_id", "title", "flags") if c in docs.column_names]).to_pylist()
-            ]
-        if "duplicate_of" in docs.column_names:
-            d["duplicates"] = int(docs["duplicate_of"].length() - docs["duplicate_of"].null_count)
-        if "cluster_id" in docs.column_names:
-            members = docs.group_by("cluster_id").aggregate([("cluster_id", "count")])
-            sizes = members["cluster_id_count"].to_numpy()
-            d["clusters"] = members.num_rows
-            d["multi_clusters"] = int((sizes > 1).sum())
-            uniq, counts = np.unique(sizes, return_counts=True)
-            d["cluster_sizes"] = {int(s): int(c) for s, c in zip(uniq, counts)}
-            top = members.sort_by([("cluster_id_count", "descending"), ("cluster_id", "ascending")]).slice(0, 5)
-            for cid, n in zip(top["cluster_id"].to_pylist(), top["cluster_id_count"].to_pylist()):
-                if n < 2:
-                    break
-                sel = docs.filter(pc.equal(docs["cluster_id"], cid)).slice(0, 5)
-                d["largest_clusters"].append({
-                    "cluster_id": cid, "size": int(n),
-                    "members": [{"doc_id": r.get("doc_id"), "title": r.get("title"),
-                                 "duplicate_of": r.get("duplicate_of")}
-                                for r in sel.select([c for c in ("doc_id", "title", "duplicate_of")
-                                                     if c in docs.column_names]).to_pylist()],
-                })
+    d = _document_stats(release_dir / "documents.parquet")
     stats["documents"] = d
     stats["flag_examples"] = _flag_examples(release_dir, list(d["flags"]))
     stats["signals"] = _signal_summary(release_dir)
@@ -132,13 +195,16 @@ def collect_stats(release_dir: Path) -> dict[str, Any]:
     stats["boilerplate_lines"] = boilerplate_lines(release_dir)
     stats["clusters"] = {level: _cluster_pairs(release_dir, level) for level in ("document", "section")}
 
-    sections = _read(release_dir, "sections", ["level"])
-    stats["sections_per_level"] = (
-        {int(k) if k != "∅" else k: v for k, v in sorted(_value_counts(sections["level"]).items(),
-                                                         key=lambda kv: str(kv[0]).zfill(4))}
-        if sections is not None and sections.num_rows and "level" in sections.column_names else {}
-    )
-    stats["sections"] = sections.num_rows if sections is not None else 0
+    levels: dict[str, int] = {}
+    n_sections = 0
+    for t in _iter_groups(release_dir / "sections.parquet", ["level"]):
+        n_sections += t.num_rows
+        if "level" in t.column_names:
+            for k, v in _value_counts(t["level"]).items():
+                levels[k] = levels.get(k, 0) + v
+    stats["sections_per_level"] = {int(k) if k != "∅" else k: v
+                                   for k, v in sorted(levels.items(), key=lambda kv: str(kv[0]).zfill(4))}
+    stats["sections"] = n_sections
 
     removals = manifest.get("removals_per_rule") or {}
     if not removals:
@@ -196,12 +262,31 @@ def boilerplate_lines(release_dir: Path, limit: int | None = BOILERPLATE_SHOWN) 
     normalized key (script, width, digits and spaces folded: what the detector counted), with the
     documents and sites it was removed from and one raw example.  Read from ``edits.parquet``
     (rules ``boilerplate_line``/``boilerplate_run``), one row group at a time, so a reader sees
-    exactly what left the released text, not only what was voted for.  Most documents first."""
+    exactly what left the released text, not only what was voted for.  Most documents first.
+
+    Memory: edits and documents are in the same document order, so a document's url is found by
+    walking both files in step (a dict of every document's url was ~200 MB at 1 GB of input), and
+    a document's edits are contiguous, so a key counts a document when it differs from the last
+    one it counted (instead of a set of document ids per key)."""
     release_dir = Path(release_dir)
-    urls: dict[str, str | None] = {}
-    for t in _iter_groups(release_dir / "documents.parquet", ["doc_id", "url"]):
-        if "url" in t.column_names:
-            urls.update(zip(t["doc_id"].to_pylist(), t["url"].to_pylist()))
+    docs = (r for t in _iter_groups(release_dir / "documents.parquet", ["doc_id", "url"])
+            for r in zip(t["doc_id"].to_pylist(),
+                         t["url"].to_pylist() if "url" in t.column_names else [None] * t.num_rows))
+    current: tuple[str, str | None] | None = None
+    seen_urls: dict[str, str | None] = {}  # only if a file were out of order (then a fallback scan)
+
+    def url_of(doc: str) -> str | None:
+        nonlocal current
+        while current is None or current[0] != doc:
+            current = next(docs, None)
+            if current is None:
+                if not seen_urls:
+                    for t in _iter_groups(release_dir / "documents.parquet", ["doc_id", "url"]):
+                        if "url" in t.column_names:
+                            seen_urls.update(zip(t["doc_id"].to_pylist(), t["url"].to_pylist()))
+                return seen_urls.get(doc)
+        return current[1]
+
     rows: dict[str, dict[str, Any]] = {}
     rules = pa.array([BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE])
     for t in _iter_groups(release_dir / "edits.parquet", ["doc_id", "source_path", "stage", "rule", "before"]):
@@ -211,10 +296,13 @@ def boilerplate_lines(release_dir: Path, limit: int | None = BOILERPLATE_SHOWN) 
             key = boilerplate_key(before)
             if not key:
                 continue
-            r = rows.setdefault(key, {"rule": rule, "documents": set(), "sites": set(), "example": before.strip()})
-            r["documents"].add(doc)
-            r["sites"].add(site_of(path or "", urls.get(doc)))
-    out = [{"rule": r["rule"], "documents": len(r["documents"]), "sites": len(r["sites"]), "example": r["example"],
+            r = rows.setdefault(key, {"rule": rule, "documents": 0, "last": None, "sites": set(),
+                                      "example": before.strip()})
+            if r["last"] != doc:
+                r["documents"] += 1
+                r["last"] = doc
+                r["sites"].add(site_of(path or "", url_of(doc)))
+    out = [{"rule": r["rule"], "documents": r["documents"], "sites": len(r["sites"]), "example": r["example"],
             "key": k} for k, r in rows.items()]
     out.sort(key=lambda r: (-r["documents"], -r["sites"], r["key"]))
     return out[:limit] if limit is not None else out
@@ -264,10 +352,9 @@ def _signal_summary(release_dir: Path) -> list[dict]:
     names = [n for n in schemas.SIGNAL_COLUMNS if n in pq.read_schema(path).names]
     if not names:
         return []
-    t = pq.read_table(path, columns=names)
     out = []
-    for n in names:
-        v = t[n].to_numpy()
+    for n in names:  # one column at a time (4 bytes a document), not every signal column at once
+        v = pq.read_table(path, columns=[n])[n].to_numpy()
         if len(v):
             out.append({"signal": n, "min": float(v.min()), "median": float(np.median(v)),
                         "p90": float(np.percentile(v, 90)), "max": float(v.max())})
@@ -283,13 +370,10 @@ def _cluster_pairs(release_dir: Path, level: str) -> dict[str, Any]:
     res: dict[str, Any] = {"clusters": [], "pairs": [], "pair_count": 0, "multi": 0}
     if not path.exists():
         return res
-    t = pq.read_table(path, columns=[key, "cluster_id"])
-    members = t.group_by("cluster_id").aggregate([(key, "count")])
-    multi = members.filter(pc.greater(members[f"{key}_count"], 1))
-    res["multi"] = multi.num_rows
-    top = multi.sort_by([(f"{key}_count", "descending"), ("cluster_id", "ascending")]).slice(0, 5)
-    res["clusters"] = [{"cluster_id": c, "size": int(n)} for c, n in zip(top["cluster_id"].to_pylist(),
-                                                                          top[f"{key}_count"].to_pylist())]
+    _, sizes, _ = _cluster_counts(path, key)  # streamed: see there
+    multi = sorted(((n, c) for c, n in sizes.items() if n > 1), key=lambda x: (-x[0], x[1]))
+    res["multi"] = len(multi)
+    res["clusters"] = [{"cluster_id": c, "size": int(n)} for n, c in multi[:5]]
     # Count every pair, keep only the shown ones as Python rows, and fetch their texts one row group
     # at a time: all pairs as dicts and a filtered read_table (which decodes the whole text column
     # with read-ahead) made this the writing process's peak, growing with the corpus.
@@ -346,9 +430,9 @@ def _figures(stats: Mapping[str, Any]) -> dict[str, Any]:
     return figs
 
 
-def key_figures(release_dir: Path) -> dict[str, Any]:
+def key_figures(release_dir: Path, stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Headline numbers with lowercase-dash keys, for a Prefect table/markdown artifact."""
-    return _figures(collect_stats(release_dir))
+    return _figures(stats or collect_stats(release_dir))
 
 
 # --------------------------------------------------------------------------- SVG
@@ -649,8 +733,8 @@ def render_report(stats: Mapping[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_report(release_dir: Path) -> Path:
-    """Write <release>/report.html and return its path."""
+def write_report(release_dir: Path, stats: Mapping[str, Any] | None = None) -> Path:
+    """Write <release>/report.html and return its path (``stats``: see card.write_card)."""
     path = Path(release_dir) / REPORT_NAME
-    atomic_write_text(path, render_report(collect_stats(release_dir)))
+    atomic_write_text(path, render_report(stats or collect_stats(release_dir)))
     return path
