@@ -178,6 +178,9 @@ def _value_counts(arr) -> list[tuple[Any, int]]:
 def _trim() -> None:
     """Hand freed heap back to the OS (glibc keeps freed small blocks of Python objects mapped, so
     the next step's peak would stack on top of the last one's garbage); a no-op off glibc."""
+    import gc
+
+    gc.collect()
     try:
         import ctypes
 
@@ -313,6 +316,7 @@ def write_release(
         _trim()
         if previous_dir is not None:
             changelog.write_changelog(previous_dir, tmp)
+            _trim()
         hashed = {o["path"]: o for o in outputs}  # the tables were hashed as they were closed
         manifest["files"] = [
             {k: v for k, v in hashed[p.name].items() if k != "rows"} if p.name in hashed
