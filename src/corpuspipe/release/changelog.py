@@ -270,13 +270,32 @@ def _compact(t: pa.Table, hashed: Sequence[str], offset: int) -> pa.Table:
     return t.append_column("__g", pa.array(np.arange(offset, offset + t.num_rows, dtype=np.int64)))
 
 
-def _partition_of(col: pa.ChunkedArray, parts: int) -> np.ndarray:
-    import xxhash
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
-    if parts == 1:
-        return np.zeros(len(col), dtype=np.int64)
-    return np.array([xxhash.xxh3_64_intdigest(("∅" if v is None else str(v)).encode("utf-8", "surrogatepass")) % parts
-                     for v in col.to_pylist()], dtype=np.int64)
+
+def _partition_of(col: pa.ChunkedArray, parts: int) -> np.ndarray:
+    """A part number per row from its key's first column, without a Python call per row: a string's
+    first and last 32 bytes (ids are hex digests; paths differ at their ends) folded into 64 bits.
+    Only memory depends on how even the parts are; the diff does not."""
+    n = len(col)
+    if parts == 1 or n == 0:
+        return np.zeros(n, dtype=np.int64)
+    from corpuspipe.release.writer import _fixed_bytes
+
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = pc.fill_null(arr, "")
+        words = [np.frombuffer(_fixed_bytes(x, 32)[0].tobytes(), dtype="<u8").reshape(n, 4)
+                 for x in (arr, pc.utf8_reverse(arr))]
+        w = np.concatenate(words, axis=1)
+    else:
+        w = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False).astype("<u8").reshape(n, 1)
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(w.shape[1]):
+            h = (h ^ w[:, j]) * _MIX
+            h ^= h >> np.uint64(29)
+    return (h % np.uint64(parts)).astype(np.int64)
 
 
 def _write_parts(path: Path, columns: Sequence[str], hashed: Sequence[str], key0: str, parts: int,
