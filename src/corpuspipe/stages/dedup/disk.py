@@ -122,6 +122,7 @@ _READ_BATCH = 8192
 _RELATIONS = ("near_duplicate", "reuse", "paragraph_reuse")  # codes of the verifier's rel column
 _NEAR = 0
 _FLOAT_COLS = ("est", "j", "cab", "cba", "pj", "pc")
+_LAZY = "lazy"  # pj/pc not computed yet: the whole texts decided the relation (_Verifier._score)
 # One band row as written by phase 1: every file appends its rows of partition p to ``<p>.bands``,
 # so phase 2 reads one file per partition.  Before, each partition opened every file's arrays
 # (files x partitions np.load calls: 307 x 81 x 4 at the 1 GB crawl's section level).
@@ -488,6 +489,8 @@ class _Verifier:
         self.keys = np.empty(0, np.int64)
         self.cols = {k: np.empty(0, np.float64) for k in _FLOAT_COLS}
         self.rel = np.empty(0, np.int8)
+        self.lazy = np.empty(0, bool)  # pj/pc still to compute (paragraph_score), only if written
+        self._side_a = None  # (entity, _ParagraphSide): the last first side's prepared paragraphs
         self.units_scored = 0
         self.rows_read = 0
         n_units = ent.unit_row.size
@@ -607,19 +610,25 @@ class _Verifier:
         k = keys.size
         cols = {c: np.full(k, np.nan) for c in _FLOAT_COLS}
         rel = np.full(k, -1, np.int8)
+        lazy = np.zeros(k, bool)
         for i, a, b in zip(order.tolist(), lo[order].tolist(), hi[order].tolist()):
             r = self._score(a, b)
             if r is None:
                 continue
             est, j, cab, cba, relation_, pj, pc_ = r
             rel[i] = _RELATIONS.index(relation_)
+            if pj is _LAZY:
+                lazy[i] = True
+                pj = pc_ = None
             for c, v in zip(_FLOAT_COLS, (est, j, cab, cba, pj, pc_)):
                 if v is not None:
                     cols[c][i] = v
+        self._side_a = None
         keys = np.concatenate((self.keys, keys))
         merged = np.argsort(keys, kind="stable")
         self.keys = keys[merged]
         self.rel = np.concatenate((self.rel, rel))[merged]
+        self.lazy = np.concatenate((self.lazy, lazy))[merged]
         for c in _FLOAT_COLS:
             self.cols[c] = np.concatenate((self.cols[c], cols[c]))[merged]
 
@@ -640,7 +649,12 @@ class _Verifier:
     def _score(self, a: int, b: int):
         """The two entities' own scores (whole texts) decide near_duplicate / reuse; the best paragraph
         pair (by containment, then Jaccard) is reported beside them and, when only it passes,
-        makes the pair paragraph_reuse.  None: not a duplicate at all."""
+        makes the pair paragraph_reuse.  None: not a duplicate at all.
+
+        When the whole texts already decide the relation, the paragraph pair cannot change it: its
+        (pj, pc) are left NaN and the pair is marked ``lazy``; ``paragraph_score`` computes them for
+        the rows actually written (most near-duplicate pairs of a large family are never written).
+        """
         ent = self.ent
         wa, wb = int(ent.whole[a]), int(ent.whole[b])
         sa, sb = self._shingles(wa), self._shingles(wb)
@@ -649,25 +663,93 @@ class _Verifier:
         self.units_scored += 1
         j, cab, cba = compare_sets(sa, sb)
         rel = relation(self.cfg, j, cab, cba)
-        pj, pc_, prel = j, max(cab, cba), rel
-        ra_list, rb_list = ent.paragraph_units(a), ent.paragraph_units(b)
-        if ra_list != [wa] or rb_list != [wb]:
-            la = [sa if u == wa else self._shingles(u) for u in ra_list]
-            lb = [sb if u == wb else self._shingles(u) for u in rb_list]
-            best = best_paragraph_pair(la, lb)
-            if best is None:
-                pj = pc_ = prel = None
-            else:
-                pj, uab, uba = best
-                pc_ = max(uab, uba)
-                prel = relation(self.cfg, pj, uab, uba)
-                self.units_scored += len(la) * len(lb)
-        if rel is None and prel is not None:
+        if rel is not None:
+            pj = pc_ = _LAZY
+        else:
+            pj, pc_, prel = self._paragraphs(a, b, wa, wb, sa, sb, j, cab, cba)
+            if prel is None:
+                return None
             rel = "paragraph_reuse"
-        if rel is None:
-            return None
         ga, gb = self._signature(wa), self._signature(wb)
         return (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel, pj, pc_)
+
+    def _paragraphs(self, a: int, b: int, wa: int, wb: int, sa: np.ndarray, sb: np.ndarray, j: float,
+                    cab: float, cba: float):
+        """(pj, pc, relation) of the best paragraph pair; (None, None, None) when there is none.
+
+        The a side's paragraph arrays, sorted and concatenated, are kept across consecutive pairs
+        (``score`` visits pairs by their first side): a representative meets many candidates."""
+        ent = self.ent
+        ra_list, rb_list = ent.paragraph_units(a), ent.paragraph_units(b)
+        if ra_list == [wa] and rb_list == [wb]:
+            return j, max(cab, cba), relation(self.cfg, j, cab, cba)
+        if self._side_a is None or self._side_a[0] != a:
+            la = [sa if u == wa else self._shingles(u) for u in ra_list]
+            self._side_a = (a, _ParagraphSide(la))
+        side = self._side_a[1]
+        lb = [sb if u == wb else self._shingles(u) for u in rb_list]
+        best = side.best(lb)
+        if best is None:
+            return None, None, None
+        self.units_scored += side.n * len(lb)
+        pj, uab, uba = best
+        return pj, max(uab, uba), relation(self.cfg, pj, uab, uba)
+
+    def paragraph_score(self, a: int, b: int) -> tuple[float, float]:
+        """(pj, pc) of a ``lazy`` pair (NaN, NaN when there is no paragraph pair)."""
+        wa, wb = int(self.ent.whole[a]), int(self.ent.whole[b])
+        sa, sb = self._shingles(wa), self._shingles(wb)
+        j, cab, cba = compare_sets(sa, sb)
+        pj, pc_, _ = self._paragraphs(a, b, wa, wb, sa, sb, j, cab, cba)
+        return (np.nan, np.nan) if pj is None else (pj, pc_)
+
+
+class _ParagraphSide:
+    """One side's non-empty paragraph shingle arrays, concatenated and sorted once, to intersect
+    with many other sides (``best_paragraph_pair`` with its a side prepared)."""
+
+    def __init__(self, la: Sequence[np.ndarray]) -> None:
+        self.ia = [k for k, s in enumerate(la) if s.size]
+        self.n = len(la)
+        if not self.ia:
+            return
+        self.size = np.array([la[k].size for k in self.ia], np.int64)
+        v = np.concatenate([la[k] for k in self.ia])
+        lab = np.repeat(np.arange(len(self.ia)), self.size)
+        order = np.argsort(v, kind="stable")
+        self.v, self.lab = v[order], lab[order]
+
+    def best(self, lb: Sequence[np.ndarray]) -> tuple[float, float, float] | None:
+        ib = [k for k, s in enumerate(lb) if s.size]
+        if not self.ia or not ib:
+            return None
+        size_a = self.size
+        size_b = np.array([lb[k].size for k in ib], np.int64)
+        bv = np.concatenate([lb[k] for k in ib])
+        bl = np.repeat(np.arange(len(ib)), size_b)
+        na = len(self.ia)
+        left = np.searchsorted(self.v, bv, side="left")
+        right = np.searchsorted(self.v, bv, side="right")
+        cnt = right - left
+        hit = cnt > 0
+        left, cnt, bl = left[hit], cnt[hit], bl[hit]
+        rep_b = np.repeat(bl, cnt)
+        starts = np.repeat(left - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt)
+        a_idx = starts + np.arange(rep_b.size)
+        inter = np.bincount(self.lab[a_idx] * len(ib) + rep_b, minlength=na * len(ib)).reshape(na, len(ib))
+        return _best_of(inter, size_a, size_b)
+
+
+def _best_of(inter: np.ndarray, size_a: np.ndarray, size_b: np.ndarray) -> tuple[float, float, float]:
+    cab = inter / size_a[:, None]
+    cba = inter / size_b[None, :]
+    jac = inter / (size_a[:, None] + size_b[None, :] - inter)
+    key = np.maximum(cab, cba)
+    top = key == key.max()
+    jt = np.where(top, jac, -1.0)
+    k = int(np.argmax(top & (jt == jt.max())))  # first in row-major order: the old loop's strict ">"
+    x, y = divmod(k, inter.shape[1])
+    return float(jac[x, y]), float(cab[x, y]), float(cba[x, y])
 
 
 def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> tuple[float, float, float] | None:
@@ -701,15 +783,7 @@ def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> t
     starts = np.repeat(left - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt)
     b_idx = starts + np.arange(rep_a.size)
     inter = np.bincount(rep_a * len(ib) + bl[b_idx], minlength=len(ia) * len(ib)).reshape(len(ia), len(ib))
-    cab = inter / size_a[:, None]
-    cba = inter / size_b[None, :]
-    jac = inter / (size_a[:, None] + size_b[None, :] - inter)
-    key = np.maximum(cab, cba)
-    top = key == key.max()
-    jt = np.where(top, jac, -1.0)
-    k = int(np.argmax(top & (jt == jt.max())))  # first in row-major order: the old loop's strict ">"
-    x, y = divmod(k, len(ib))
-    return float(jac[x, y]), float(cab[x, y]), float(cba[x, y])
+    return _best_of(inter, size_a, size_b)
 
 
 # -- phase 4: clusters -----------------------------------------------------------------------
@@ -851,11 +925,11 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     t, c = time.perf_counter(), time.process_time()
 
     rep_of = _clusters(deferred, ver)
-    ver.close()
     seconds["cluster"], cpu["cluster"], peak["cluster"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
     rows = _pair_rows(ver, rep_of, cfg, level)
+    ver.close()
     pairs_path = work / f"{level}.duplicates.parquet"
     _write(_pairs_table(rows), pairs_path)
     members: dict[int, list[int]] = {}
@@ -892,6 +966,8 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
 
     def row(a: int, b: int, r: tuple) -> DuplicatePair:
         est, j, cab, cba, rel, pj, pc = r
+        if pj is _LAZY:
+            pj, pc = ver.paragraph_score(a, b) if level != "document" else (None, None)
         pj, pc = (None if pj != pj else pj), (None if pc != pc else pc)  # NaN: no paragraph pair
         na, nb = ent.name(a), ent.name(b)
         if nb < na:
@@ -906,8 +982,10 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
     c = ver.cols
     scored = zip((ver.keys[hit] // ver.n).tolist(), (ver.keys[hit] % ver.n).tolist(), c["est"][hit].tolist(),
                  c["j"][hit].tolist(), c["cab"][hit].tolist(), c["cba"][hit].tolist(), ver.rel[hit].tolist(),
-                 c["pj"][hit].tolist(), c["pc"][hit].tolist())
-    for a, b, est, j, cab, cba, rel, pj, pc in scored:
+                 c["pj"][hit].tolist(), c["pc"][hit].tolist(), ver.lazy[hit].tolist())
+    for a, b, est, j, cab, cba, rel, pj, pc, lazy in scored:
+        if lazy:
+            pj = pc = _LAZY
         r = (est, j, cab, cba, _RELATIONS[rel], pj, pc)
         ra, rb = rep_of.get(a), rep_of.get(b)
         same = ra is not None and ra == rb
@@ -916,17 +994,17 @@ def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: 
         elif same:
             continue  # two members of one cluster: recoverable (module docstring)
         else:
-            p = row(a, b, r)
-            extra.append(((p.a_id, p.b_id), a, b, p))
+            na, nb = sorted((ent.name(a), ent.name(b)))
+            extra.append(((na, nb), a, b, r))
     # Whole-text relations take the per-item budget first, then paragraph reuse (a long section
     # shares paragraphs with many others), each in (a_id, b_id) order.
     budget: dict[int, int] = {}
-    for _, a, b, p in sorted(extra, key=lambda x: (x[3].relation == "paragraph_reuse", x[0])):
+    for _, a, b, r in sorted(extra, key=lambda x: (x[3][4] == "paragraph_reuse", x[0])):
         ba, bb = budget.get(a, cfg.extra_pairs_per_item), budget.get(b, cfg.extra_pairs_per_item)
         if ba <= 0 and bb <= 0:
             continue
         budget[a], budget[b] = ba - 1, bb - 1
-        fixed.append(p)
+        fixed.append(row(a, b, r))
     fixed.sort(key=lambda p: (p.a_id, p.b_id))
     return fixed
 
