@@ -361,6 +361,7 @@ class _Entities:
     par_units: np.ndarray  # int64 unit indices (paragraphs at least ``lo`` stripped chars long)
     unit_file: np.ndarray  # int32
     unit_row: np.ndarray  # int64: row in its signature file
+    name_rank: np.ndarray  # int64: position of its name in code point order (output order)
 
     def __len__(self) -> int:
         return int(self.eh.size)
@@ -410,7 +411,7 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     if not u_pos:
         e = np.empty(0, np.int64)
         return _Entities(wanted, pa.array([], pa.string()), e.astype(np.int32), e, e, np.zeros(1, np.int64), e,
-                         e.astype(np.int32), e)
+                         e.astype(np.int32), e, e)
     pos, ufile, urow = np.concatenate(u_pos), np.concatenate(u_file), np.concatenate(u_row)
     whole_m, long_m = np.concatenate(u_whole), np.concatenate(u_long)
     uent = pa.concat_arrays(u_ent)
@@ -464,7 +465,7 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     if m != n:  # candidate entities without any unit row cannot happen: pairs come from these files
         raise ValueError(f"{n - m} candidate entities have no rows in the signature files")
     return _Entities(wanted, names_first, ufile[first].astype(np.int32), rank, whole, par_off, par,
-                     ufile.astype(np.int32), urow)
+                     ufile.astype(np.int32), urow, name_rank)
 
 
 class _Verifier:
@@ -928,17 +929,18 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     seconds["cluster"], cpu["cluster"], peak["cluster"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
-    rows = _pair_rows(ver, rep_of, cfg, level)
+    pairs = _pair_table(ver, rep_of, cfg, level)
     ver.close()
     pairs_path = work / f"{level}.duplicates.parquet"
-    _write(_pairs_table(rows), pairs_path)
-    members: dict[int, list[int]] = {}
-    for m, r in rep_of.items():
-        members.setdefault(r, []).append(m)
-    name = entities.name
-    crow = sorted((name(m), name(r), None if m == r else name(r), len(members[r])) for m, r in rep_of.items())
+    _write(pairs, pairs_path)
+    rel_counts = {r: 0 for r in _RELATIONS}
+    for v in pc.value_counts(pairs.column("relation")).to_pylist():
+        rel_counts[v["values"]] = v["counts"]
+    del pairs
+    clusters, cluster_sizes = _cluster_table(rep_of, entities)
     clusters_path = work / f"{level}.clusters.parquet"
-    _write(pa.Table.from_pylist([dict(zip(CLUSTERS.names, c)) for c in crow], schema=CLUSTERS), clusters_path)
+    _write(clusters, clusters_path)
+    del clusters
     seconds["write"], cpu["write"], peak["write"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
 
     stats = {
@@ -949,11 +951,9 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "verified_pairs": int(ver.keys.size),  # exact comparisons: candidates inside a verified component wait
         "rows_read_for_verify": ver.rows_read,  # units shingled once into the spill
         "spill_mb": round(ver.spill_bytes / 1e6, 1),
-        "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
-        "reuse": sum(r.relation == "reuse" for r in rows),
-        "paragraph_reuse": sum(r.relation == "paragraph_reuse" for r in rows),
-        "clusters_with_duplicates": len(members),
-        "largest_cluster": max((len(v) for v in members.values()), default=0),
+        **rel_counts,
+        "clusters_with_duplicates": int(cluster_sizes.size),
+        "largest_cluster": int(cluster_sizes.max(initial=0)),
         "seconds": {k: round(v, 6) for k, v in seconds.items()},
         "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},
         "peak_rss_mb_after": peak,  # the process's peak so far, after each phase: which phase sets it  # what MB/s per core should use on a busy machine
@@ -961,57 +961,92 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     return DedupOutcome(pairs_path, clusters_path, stats)
 
 
-def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: str) -> list[DuplicatePair]:
+def _cluster_table(rep_of: dict[int, int], ent: _Entities) -> tuple[pa.Table, np.ndarray]:
+    """CLUSTERS rows (by id) as Arrow columns, and the sizes of the clusters."""
+    m = np.fromiter(rep_of.keys(), np.int64, len(rep_of))
+    r = np.fromiter(rep_of.values(), np.int64, len(rep_of))
+    size = np.bincount(r, minlength=len(ent)) if r.size else np.zeros(0, np.int64)
+    order = np.argsort(ent.name_rank[m], kind="stable")
+    m, r = m[order], r[order]
+    table = pa.Table.from_arrays(
+        [
+            ent.names.take(pa.array(m, pa.int64())),
+            ent.names.take(pa.array(r, pa.int64())),
+            ent.names.take(pa.array(r, pa.int64(), mask=m == r)),
+            pa.array(size[r].astype(np.int32), pa.int32()) if r.size else pa.array([], pa.int32()),
+        ],
+        schema=CLUSTERS,
+    )
+    return table, size[size > 0]
+
+
+def _pair_table(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: str) -> pa.Table:
+    """The written DUPLICATES rows, sorted by (a_id, b_id), as Arrow columns (module doc, phase 5).
+
+    Before, a ``DuplicatePair`` per row (and a tuple per candidate extra row) set the 1 GB crawl's
+    section reduce peak (1.53 GB) in this phase."""
     ent = ver.ent
-
-    def row(a: int, b: int, r: tuple) -> DuplicatePair:
-        est, j, cab, cba, rel, pj, pc = r
-        if pj is _LAZY:
-            pj, pc = ver.paragraph_score(a, b) if level != "document" else (None, None)
-        pj, pc = (None if pj != pj else pj), (None if pc != pc else pc)  # NaN: no paragraph pair
-        na, nb = ent.name(a), ent.name(b)
-        if nb < na:
-            na, nb, cab, cba = nb, na, cba, cab
-        if level == "document":
-            pj = pc = None
-        return DuplicatePair(level, na, nb, est, j, cab, cba, rel, pj, pc)
-
-    fixed: list[DuplicatePair] = []
-    extra: list[tuple[tuple[str, str], int, int, DuplicatePair]] = []
+    n = len(ent)
+    rep = np.full(max(1, n), -1, np.int64)
+    if rep_of:
+        rep[np.fromiter(rep_of.keys(), np.int64, len(rep_of))] = np.fromiter(rep_of.values(), np.int64, len(rep_of))
     hit = np.flatnonzero(ver.rel >= 0)
-    c = ver.cols
-    scored = zip((ver.keys[hit] // ver.n).tolist(), (ver.keys[hit] % ver.n).tolist(), c["est"][hit].tolist(),
-                 c["j"][hit].tolist(), c["cab"][hit].tolist(), c["cba"][hit].tolist(), ver.rel[hit].tolist(),
-                 c["pj"][hit].tolist(), c["pc"][hit].tolist(), ver.lazy[hit].tolist())
-    for a, b, est, j, cab, cba, rel, pj, pc, lazy in scored:
-        if lazy:
-            pj = pc = _LAZY
-        r = (est, j, cab, cba, _RELATIONS[rel], pj, pc)
-        ra, rb = rep_of.get(a), rep_of.get(b)
-        same = ra is not None and ra == rb
-        if same and (ra in (a, b)):
-            fixed.append(row(a, b, r))  # member against its representative: always written
-        elif same:
-            continue  # two members of one cluster: recoverable (module docstring)
-        else:
-            na, nb = sorted((ent.name(a), ent.name(b)))
-            extra.append(((na, nb), a, b, r))
+    a, b = ver.keys[hit] // ver.n, ver.keys[hit] % ver.n
+    ra, rb = rep[a], rep[b]
+    same = (ra >= 0) & (ra == rb)
+    fixed = same & ((ra == a) | (ra == b))  # member against its representative: always written
+    # two members of one cluster (same, not fixed): not written, recoverable (module docstring)
+    extra = np.flatnonzero(~same)
+    nr = ent.name_rank
     # Whole-text relations take the per-item budget first, then paragraph reuse (a long section
     # shares paragraphs with many others), each in (a_id, b_id) order.
-    budget: dict[int, int] = {}
-    for _, a, b, r in sorted(extra, key=lambda x: (x[3][4] == "paragraph_reuse", x[0])):
-        ba, bb = budget.get(a, cfg.extra_pairs_per_item), budget.get(b, cfg.extra_pairs_per_item)
-        if ba <= 0 and bb <= 0:
+    ea, eb = a[extra], b[extra]
+    lo, hi = np.minimum(nr[ea], nr[eb]), np.maximum(nr[ea], nr[eb])
+    order = np.lexsort((hi, lo, ver.rel[hit][extra] == _RELATIONS.index("paragraph_reuse")))
+    budget = [cfg.extra_pairs_per_item] * max(1, n)
+    take = []
+    for k, x, y in zip(order.tolist(), ea[order].tolist(), eb[order].tolist()):
+        bx, by = budget[x], budget[y]
+        if bx <= 0 and by <= 0:
             continue
-        budget[a], budget[b] = ba - 1, bb - 1
-        fixed.append(row(a, b, r))
-    fixed.sort(key=lambda p: (p.a_id, p.b_id))
-    return fixed
+        budget[x], budget[y] = bx - 1, by - 1
+        take.append(k)
+    del budget, ea, eb, lo, hi, order
+    sel = np.sort(np.concatenate((np.flatnonzero(fixed), extra[np.asarray(take, np.int64)])))
+    del take, fixed, extra, same, ra, rb
+    rows = hit[sel]
+    a, b = a[sel], b[sel]
+    c = ver.cols
+    est, j, cab, cba = c["est"][rows], c["j"][rows], c["cab"][rows], c["cba"][rows]
+    if level == "document":
+        pj = pcont = np.full(rows.size, np.nan)
+    else:
+        pj, pcont = c["pj"][rows].copy(), c["pc"][rows].copy()
+        lazy = np.flatnonzero(ver.lazy[rows])
+        lazy = lazy[np.lexsort((b[lazy], a[lazy]))]  # by first side: its paragraphs are prepared once
+        for k, x, y in zip(lazy.tolist(), a[lazy].tolist(), b[lazy].tolist()):
+            pj[k], pcont[k] = ver.paragraph_score(x, y)
+    swap = nr[b] < nr[a]
+    a, b = np.where(swap, b, a), np.where(swap, a, b)
+    cab, cba = np.where(swap, cba, cab), np.where(swap, cab, cba)
+    out = np.lexsort((nr[b], nr[a]))
+    rel_names = pa.array(list(_RELATIONS), pa.string())
 
+    def f32(x: np.ndarray) -> pa.Array:
+        x = x[out]
+        return pa.array(x, pa.float64(), mask=np.isnan(x)).cast(pa.float32())
 
-def _pairs_table(rows: Sequence[DuplicatePair]) -> pa.Table:
-    cols = {f.name: [getattr(p, f.name) for p in rows] for f in schemas.DUPLICATES}
-    return pa.Table.from_pydict(cols, schema=schemas.DUPLICATES)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.full(rows.size, level, object), pa.string()) if rows.size else pa.array([], pa.string()),
+            ent.names.take(pa.array(a[out], pa.int64())),
+            ent.names.take(pa.array(b[out], pa.int64())),
+            f32(est), f32(j), f32(cab), f32(cba),
+            rel_names.take(pa.array(ver.rel[rows][out].astype(np.int64), pa.int64())),
+            f32(pj), f32(pcont),
+        ],
+        schema=schemas.DUPLICATES,
+    )
 
 
 # -- in memory, over the same path -----------------------------------------------------------
