@@ -109,7 +109,6 @@ from corpuspipe.stages.dedup.minhash import (
     signature_matrix,
 )
 from corpuspipe.stages.dedup.shingles import shingle_batch
-from corpuspipe.stages.dedup.unionfind import UnionFind
 
 # Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
@@ -790,77 +789,96 @@ def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> t
 # -- phase 4: clusters -----------------------------------------------------------------------
 
 
+def _components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Connected components of the edges (u, v) over 0..n-1: each node's label is the smallest
+    node of its component.  Numpy hooking (a root hooks onto the smaller label of an edge) and
+    pointer jumping instead of a Python union-find over adjacency sets (~250 bytes per edge as
+    dicts of sets at the 1 GB crawl)."""
+    lab = np.arange(n, dtype=np.int64)
+    while u.size:
+        lu, lv = lab[u], lab[v]
+        diff = lu != lv
+        if not diff.any():
+            break
+        lu, lv = lu[diff], lv[diff]
+        m = np.minimum(lu, lv)
+        np.minimum.at(lab, lu, m)  # labels are roots (lab[r] == r) after the jumps below
+        np.minimum.at(lab, lv, m)
+        while True:
+            nxt = lab[lab]
+            if (nxt == lab).all():
+                break
+            lab = nxt
+    return lab
+
+
 def _near_components(ver: _Verifier) -> np.ndarray:
     """entity position -> component label (smallest member) over the verified near-duplicate
     pairs; -1 for an entity in none."""
-    near = ver.near_pairs().tolist()
-    nodes = sorted({h for p in near for h in p})
-    pos = {h: i for i, h in enumerate(nodes)}
-    uf = UnionFind(len(nodes))
-    for a, b in near:
-        uf.union(pos[a], pos[b])
-    label = np.full(len(ver.ent), -1, np.int64)
-    for c in uf.components():
-        label[[nodes[i] for i in c]] = nodes[c[0]]
-    return label
+    near = ver.near_pairs()
+    label = _components(len(ver.ent), near[:, 0], near[:, 1])
+    inside = np.zeros(len(ver.ent), bool)
+    inside[near.reshape(-1)] = True
+    return np.where(inside, label, -1)
 
 
-def _clusters(deferred: np.ndarray, ver: _Verifier) -> dict[int, int]:
-    """entity -> representative, for members of clusters of >= 2 (no chaining; see module doc).
+def _clusters(deferred: np.ndarray, ver: _Verifier) -> np.ndarray:
+    """entity -> representative (-1: in no cluster of >= 2), by position (no chaining; module doc).
 
     Candidates whose two sides were already connected by verified near-duplicate pairs
     (``deferred``) were not scored: they cannot change the components.  They are scored here only
     when both sides are left over from one component after its representative took its members,
     so the split of the remainder is the same as if every candidate had been scored first.
+    The graph is edge arrays and each round's components are arrays (``_components``).
     """
-    near = ver.near_pairs().tolist()
-    nodes = sorted({h for p in near for h in p})
-    if not nodes:
-        return {}
+    n = len(ver.ent)
+    rep_of = np.full(max(1, n), -1, np.int64)
+    edges = ver.near_pairs()
+    if not edges.size:
+        return rep_of
     rank = ver.ent.rank
-    adj: dict[int, set[int]] = {}
-    for a, b in near:
-        adj.setdefault(a, set()).add(b)
-        adj.setdefault(b, set()).add(a)
     deferred = np.asarray(deferred, np.int64).reshape(-1, 2)
-    deferred = deferred[np.lexsort((deferred[:, 1], deferred[:, 0]))]
-    wait_b = deferred[:, 1]
-    wait_at = np.searchsorted(deferred[:, 0], np.arange(len(ver.ent) + 1)).tolist()  # a's waiting b: wait_b[at[a]:at[a + 1]]
-
-    def components(members: set[int]) -> list[list[int]]:
-        order = sorted(members, key=lambda h: rank[h])
-        pos = {h: i for i, h in enumerate(order)}
-        uf = UnionFind(len(order))
-        for h in order:
-            for g in adj.get(h, ()):
-                if g in pos:
-                    uf.union(pos[h], pos[g])
-        return [[order[i] for i in c] for c in uf.components() if len(c) > 1]
-
-    rep_of: dict[int, int] = {}
-    pending = components(set(nodes))
-    while pending:
-        against_rep = [(m, c[0]) for c in pending for m in c[1:]]  # members in rank order: c[0] is the representative
+    group = np.full(n, -1, np.int64)  # members still to place: the rest (or component) they are in
+    group[edges.reshape(-1)] = 0
+    while True:
+        # components of the near-duplicate edges inside each group, of >= 2 members
+        u, v = edges[:, 0], edges[:, 1]
+        keep = (group[u] >= 0) & (group[u] == group[v])
+        lab = _components(n, u[keep], v[keep])
+        mem = np.flatnonzero(group >= 0)
+        comp = lab[mem]
+        mem = mem[np.lexsort((rank[mem], comp))]  # by component, then rank: first is the representative
+        comp = lab[mem]
+        start = np.concatenate(([True], comp[1:] != comp[:-1]))
+        size = np.diff(np.append(np.flatnonzero(start), mem.size))
+        multi = np.repeat(size >= 2, size)
+        mem, comp, start = mem[multi], comp[multi], start[multi]
+        if not mem.size:
+            break
+        rep = mem[np.flatnonzero(start)][np.cumsum(start) - 1]
+        others = ~start
+        against_rep = np.stack((mem[others], rep[others]), axis=1)
         ver.score(against_rep)
-        rels = iter(ver.relations(against_rep).tolist())
-        rests = []
-        for c in pending:
-            rep, rest = c[0], set()
-            for m in c[1:]:
-                if next(rels) == _NEAR:
-                    rep_of[m] = rep
-                    rep_of[rep] = rep
-                else:
-                    rest.add(m)
-            if len(rest) > 1:
-                rests.append(rest)
-        todo = [(a, b) for rest in rests for a in sorted(rest) for b in wait_b[wait_at[a] : wait_at[a + 1]].tolist() if b in rest]
-        ver.score(todo)
-        for (a, b), r in zip(todo, ver.relations(todo).tolist()):
-            if r == _NEAR:
-                adj.setdefault(a, set()).add(b)
-                adj.setdefault(b, set()).add(a)
-        pending = [c for rest in rests for c in components(rest)]
+        near = ver.relations(against_rep) == _NEAR
+        joined = mem[others][near]
+        rep_of[joined] = rep[others][near]
+        rep_of[rep[others][near]] = rep[others][near]
+        # the rest of each component: members not near-duplicates of its representative
+        rest, rest_comp = mem[others][~near], comp[others][~near]
+        group[:] = -1
+        if not rest.size:
+            break
+        rs = np.concatenate(([True], rest_comp[1:] != rest_comp[:-1])) if rest.size else np.zeros(0, bool)
+        # rest_comp follows mem's order (by component), so equal labels are adjacent
+        rsize = np.diff(np.append(np.flatnonzero(rs), rest.size))
+        big = np.repeat(rsize > 1, rsize)
+        group[rest[big]] = rest_comp[big]
+        if deferred.size:
+            da, db = deferred[:, 0], deferred[:, 1]
+            todo = deferred[(group[da] >= 0) & (group[da] == group[db])]
+            ver.score(todo)
+            if todo.size:
+                edges = np.concatenate((edges, todo[ver.relations(todo) == _NEAR]))
     return rep_of
 
 
@@ -961,10 +979,10 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     return DedupOutcome(pairs_path, clusters_path, stats)
 
 
-def _cluster_table(rep_of: dict[int, int], ent: _Entities) -> tuple[pa.Table, np.ndarray]:
+def _cluster_table(rep_of: np.ndarray, ent: _Entities) -> tuple[pa.Table, np.ndarray]:
     """CLUSTERS rows (by id) as Arrow columns, and the sizes of the clusters."""
-    m = np.fromiter(rep_of.keys(), np.int64, len(rep_of))
-    r = np.fromiter(rep_of.values(), np.int64, len(rep_of))
+    m = np.flatnonzero(rep_of[: len(ent)] >= 0)
+    r = rep_of[m]
     size = np.bincount(r, minlength=len(ent)) if r.size else np.zeros(0, np.int64)
     order = np.argsort(ent.name_rank[m], kind="stable")
     m, r = m[order], r[order]
@@ -980,16 +998,13 @@ def _cluster_table(rep_of: dict[int, int], ent: _Entities) -> tuple[pa.Table, np
     return table, size[size > 0]
 
 
-def _pair_table(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: str) -> pa.Table:
+def _pair_table(ver: _Verifier, rep: np.ndarray, cfg: DedupConfig, level: str) -> pa.Table:
     """The written DUPLICATES rows, sorted by (a_id, b_id), as Arrow columns (module doc, phase 5).
 
     Before, a ``DuplicatePair`` per row (and a tuple per candidate extra row) set the 1 GB crawl's
     section reduce peak (1.53 GB) in this phase."""
     ent = ver.ent
     n = len(ent)
-    rep = np.full(max(1, n), -1, np.int64)
-    if rep_of:
-        rep[np.fromiter(rep_of.keys(), np.int64, len(rep_of))] = np.fromiter(rep_of.values(), np.int64, len(rep_of))
     hit = np.flatnonzero(ver.rel >= 0)
     a, b = ver.keys[hit] // ver.n, ver.keys[hit] % ver.n
     ra, rb = rep[a], rep[b]
