@@ -674,33 +674,39 @@ class _Verifier:
         return (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel, pj, pc_)
 
     def _paragraphs(self, a: int, b: int, wa: int, wb: int, sa: np.ndarray, sb: np.ndarray, j: float,
-                    cab: float, cba: float):
+                    cab: float, cba: float, pivot_b: bool = False):
         """(pj, pc, relation) of the best paragraph pair; (None, None, None) when there is none.
 
-        The a side's paragraph arrays, sorted and concatenated, are kept across consecutive pairs
-        (``score`` visits pairs by their first side): a representative meets many candidates."""
+        One side's paragraph arrays (a's, or b's with ``pivot_b``), sorted and concatenated, are
+        kept across consecutive pairs with the same pivot (``score`` visits pairs by their first
+        side; the write phase by representative): a representative meets many candidates."""
         ent = self.ent
         ra_list, rb_list = ent.paragraph_units(a), ent.paragraph_units(b)
         if ra_list == [wa] and rb_list == [wb]:
             return j, max(cab, cba), relation(self.cfg, j, cab, cba)
+        if pivot_b:
+            a, b, wa, wb, sa, sb, ra_list, rb_list = b, a, wb, wa, sb, sa, rb_list, ra_list
         if self._side_a is None or self._side_a[0] != a:
             la = [sa if u == wa else self._shingles(u) for u in ra_list]
             self._side_a = (a, _ParagraphSide(la))
         side = self._side_a[1]
         lb = [sb if u == wb else self._shingles(u) for u in rb_list]
-        best = side.best(lb)
-        if best is None:
+        got = side.intersect(lb)
+        if got is None:
             return None, None, None
         self.units_scored += side.n * len(lb)
-        pj, uab, uba = best
+        inter, size_a, size_b = got
+        if pivot_b:
+            inter, size_a, size_b = inter.T, size_b, size_a
+        pj, uab, uba = _best_of(inter, size_a, size_b)
         return pj, max(uab, uba), relation(self.cfg, pj, uab, uba)
 
-    def paragraph_score(self, a: int, b: int) -> tuple[float, float]:
+    def paragraph_score(self, a: int, b: int, pivot_b: bool = False) -> tuple[float, float]:
         """(pj, pc) of a ``lazy`` pair (NaN, NaN when there is no paragraph pair)."""
         wa, wb = int(self.ent.whole[a]), int(self.ent.whole[b])
         sa, sb = self._shingles(wa), self._shingles(wb)
         j, cab, cba = compare_sets(sa, sb)
-        pj, pc_, _ = self._paragraphs(a, b, wa, wb, sa, sb, j, cab, cba)
+        pj, pc_, _ = self._paragraphs(a, b, wa, wb, sa, sb, j, cab, cba, pivot_b)
         return (np.nan, np.nan) if pj is None else (pj, pc_)
 
 
@@ -719,7 +725,8 @@ class _ParagraphSide:
         order = np.argsort(v, kind="stable")
         self.v, self.lab = v[order], lab[order]
 
-    def best(self, lb: Sequence[np.ndarray]) -> tuple[float, float, float] | None:
+    def intersect(self, lb: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(intersection counts (this side x lb's non-empty arrays), their sizes) or None."""
         ib = [k for k, s in enumerate(lb) if s.size]
         if not self.ia or not ib:
             return None
@@ -737,7 +744,7 @@ class _ParagraphSide:
         starts = np.repeat(left - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt)
         a_idx = starts + np.arange(rep_b.size)
         inter = np.bincount(self.lab[a_idx] * len(ib) + rep_b, minlength=na * len(ib)).reshape(na, len(ib))
-        return _best_of(inter, size_a, size_b)
+        return inter, size_a, size_b
 
 
 def _best_of(inter: np.ndarray, size_a: np.ndarray, size_b: np.ndarray) -> tuple[float, float, float]:
@@ -1038,9 +1045,12 @@ def _pair_table(ver: _Verifier, rep: np.ndarray, cfg: DedupConfig, level: str) -
     else:
         pj, pcont = c["pj"][rows].copy(), c["pc"][rows].copy()
         lazy = np.flatnonzero(ver.lazy[rows])
-        lazy = lazy[np.lexsort((b[lazy], a[lazy]))]  # by first side: its paragraphs are prepared once
-        for k, x, y in zip(lazy.tolist(), a[lazy].tolist(), b[lazy].tolist()):
-            pj[k], pcont[k] = ver.paragraph_score(x, y)
+        # by pivot (the representative when one side is, else a): its paragraphs are prepared once
+        pivot_b = rep[b[lazy]] == b[lazy]
+        pivot = np.where(pivot_b, b[lazy], a[lazy])
+        lazy, pivot_b = lazy[np.argsort(pivot, kind="stable")], pivot_b[np.argsort(pivot, kind="stable")]
+        for k, x, y, pb in zip(lazy.tolist(), a[lazy].tolist(), b[lazy].tolist(), pivot_b.tolist()):
+            pj[k], pcont[k] = ver.paragraph_score(x, y, pb)
     swap = nr[b] < nr[a]
     a, b = np.where(swap, b, a), np.where(swap, a, b)
     cab, cba = np.where(swap, cba, cab), np.where(swap, cab, cba)
