@@ -18,7 +18,8 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    verifying only when the whole units fail, and for a pair that is already near_duplicate/reuse
    only if its row is written (phase 5; most pairs of a large family never are), with one side's
    paragraphs sorted once across its pairs (the first side while verifying, the representative
-   while writing).  100 MB crawl, sections: verify 14.6 -> 5.5 CPU s, byte-identical output.
+   while writing).  Sections, verify CPU s: 100 MB crawl 14.6 -> 5.5-7.7 (byte-identical output),
+   1 GB 364 -> 267 (plus 40 s in phase 5 for the 255k written rows' paragraph pairs).
    Paragraph units find
    candidates; they never make two sections near-duplicates (before, a chapter and one of its
    subsections scored Jaccard 1.0).  Star
@@ -71,7 +72,7 @@ near-duplicate graph of phase 4 is edge arrays (components by numpy hooking and 
 and phase 5 gathers its rows as Arrow/numpy columns.  Before, the candidates as lists/sets of
 tuples and the scores as a dict of tuples (~100 and ~400 bytes per pair) took the 1 GB crawl's
 section reduce past 1.47 GB in phase 3-4; then adjacency dicts of sets and a ``DuplicatePair`` per
-row set its peak (1.53 GB) in phases 4-5.
+row set its peak (1.53 GB) in phases 4-5; now 1.06 GB, set in phase 2.
 
 **Measured** (``bench/scale_dedup.py``, documents stitched from the gov reports with edited and
 Traditional copies and one 500-copy family; per CPU second on the shared 2-core machine):
