@@ -163,9 +163,11 @@ def child_find(mb: float, partition_rows: int, sig_dir: Path) -> None:
     }))
 
 
-def child_sig_dir(sig_dir: Path, level: str, every: int, partition_rows: int | None, work: Path) -> None:
+def child_sig_dir(sig_dir: Path, level: str, every: int, partition_rows: int | None, work: Path,
+                  max_bucket: int | None = None) -> None:
     """find_duplicates alone over one level's signature files of a real run (own process: own peak RSS)."""
-    cfg = DedupConfig() if partition_rows is None else DedupConfig(partition_rows=partition_rows)
+    over = {k: v for k, v in (("partition_rows", partition_rows), ("max_bucket", max_bucket)) if v is not None}
+    cfg = DedupConfig(**over)
     paths = sorted(sig_dir.glob(f"*.{level}.parquet"))[::every]
     sig_bytes = sum(p.stat().st_size for p in paths)
     t = time.perf_counter()
@@ -235,13 +237,15 @@ def compare_outputs(a: Path, b: Path) -> int:
     return 1 if diff else 0
 
 
-def run_sig_dir(sig_dir: Path, levels: list[str], every: int, partition_rows: int | None, keep: Path | None) -> None:
+def run_sig_dir(sig_dir: Path, levels: list[str], every: int, partition_rows: int | None, keep: Path | None,
+                max_bucket: int | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="scale-dedup-") as tmp:
         work = keep if keep is not None else Path(tmp)
         for level in levels:
             r = subprocess.run([sys.executable, __file__, "--child-sig-dir", str(sig_dir), "--level", level,
                                 "--every", str(every), "--dir", str(work),
-                                *(["--partition-rows", str(partition_rows)] if partition_rows else [])],
+                                *(["--partition-rows", str(partition_rows)] if partition_rows else []),
+                                *(["--max-bucket", str(max_bucket)] if max_bucket else [])],
                                capture_output=True, text=True)
             if r.returncode:
                 raise SystemExit(r.stderr[-3000:])
@@ -281,6 +285,7 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--sig-dir", type=Path, help="signature files of a real run (<out>/.work/dedup), read only")
     ap.add_argument("--level", nargs="+", default=["document", "section"])
+    ap.add_argument("--max-bucket", type=int, default=None, help="with --sig-dir: dedup.max_bucket (all pairs up to it, star+chain above)")
     ap.add_argument("--every", type=int, default=1, help="use every n-th signature file (a subset)")
     ap.add_argument("--keep", type=Path, help="keep find_duplicates' outputs here (for --compare)")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("OUT1", "OUT2"), help="diff two --keep outputs")
@@ -290,11 +295,11 @@ def main() -> int:
     if a.compare:
         return compare_outputs(*a.compare)
     if a.child_sig_dir:
-        child_sig_dir(a.child_sig_dir, a.level[0], a.every, a.partition_rows, a.dir)
+        child_sig_dir(a.child_sig_dir, a.level[0], a.every, a.partition_rows, a.dir, a.max_bucket)
     elif a.sig_dir and a.shingle_speed:
         shingle_speed(a.sig_dir, a.level, a.every)
     elif a.sig_dir:
-        run_sig_dir(a.sig_dir, a.level, a.every, a.partition_rows, a.keep)
+        run_sig_dir(a.sig_dir, a.level, a.every, a.partition_rows, a.keep, a.max_bucket)
     elif a.child_signatures:
         child_signatures(a.child_signatures, a.shard_docs, a.dir)
     elif a.child_find:

@@ -24,7 +24,7 @@ from corpuspipe.stages.dedup.minhash import (
     lsh_params,
     signatures_numpy,
 )
-from corpuspipe.stages.dedup.disk import _bucket_pairs, best_paragraph_pair
+from corpuspipe.stages.dedup.disk import _best_of, _bucket_pairs, _components, _ParagraphSide, best_paragraph_pair
 from corpuspipe.stages.dedup.disk import dedup_in_memory as find_duplicates
 from corpuspipe.stages.dedup.shingles import char_shingles, shingle_batch, shingle_hashes, strip_text, word_shingles
 
@@ -263,6 +263,39 @@ def test_best_paragraph_pair_matches_the_pairwise_loop(la, lb):
             if best_key is None or (max(cab, cba), j) > best_key:
                 best_key, best = (max(cab, cba), j), (j, cab, cba)
     assert best_paragraph_pair(xa, xb) == best
+
+
+@given(st.lists(st.lists(st.integers(0, 40), max_size=25), min_size=1, max_size=5),
+       st.lists(st.lists(st.integers(0, 40), max_size=25), min_size=1, max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_prepared_side_gives_best_paragraph_pair_from_either_side(la, lb):
+    """The verifier prepares one side's paragraphs once (the a side while scoring, the
+    representative while writing); either orientation picks exactly best_paragraph_pair's pair."""
+    xa = [np.unique(np.array(v, np.uint64)) for v in la]
+    xb = [np.unique(np.array(v, np.uint64)) for v in lb]
+    want = best_paragraph_pair(xa, xb)
+    got_a = _ParagraphSide(xa).intersect(xb)
+    got_b = _ParagraphSide(xb).intersect(xa)
+    assert (got_a is None) == (got_b is None) == (want is None)
+    if want is not None:
+        assert _best_of(*got_a) == want
+        inter, size_b, size_a = got_b
+        assert _best_of(inter.T, size_a, size_b) == want
+
+
+@given(st.integers(1, 30), st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_components_label_each_node_with_its_components_smallest_member(n, edges):
+    from corpuspipe.stages.dedup.unionfind import UnionFind
+
+    edges = [(a % n, b % n) for a, b in edges]
+    uf = UnionFind(n)
+    uf.union_all(edges)
+    want = np.empty(n, np.int64)
+    for c in uf.components():
+        want[c] = c[0]
+    e = np.array(edges, np.int64).reshape(-1, 2)
+    assert _components(n, e[:, 0], e[:, 1]).tolist() == want.tolist()
 
 
 def test_calibration_edited_copies_found_unrelated_not():

@@ -14,7 +14,13 @@ Phases of ``find_duplicates`` (one call per level, after every shard ran ``write
    leaf section) gives the pair's scores and its relation (near_duplicate / reuse); the best
    paragraph pair of two sections (by containment, then Jaccard; paragraphs shorter than
    ``min_section_chars`` skipped, a one-paragraph section is its own paragraph) is reported beside
-   them and makes the pair ``paragraph_reuse`` when only it passes.  Paragraph units find
+   them and makes the pair ``paragraph_reuse`` when only it passes -- so it is computed while
+   verifying only when the whole units fail, and for a pair that is already near_duplicate/reuse
+   only if its row is written (phase 5; most pairs of a large family never are), with one side's
+   paragraphs sorted once across its pairs (the first side while verifying, the representative
+   while writing).  Sections, verify CPU s: 100 MB crawl 14.6 -> 5.5-7.7 (byte-identical output),
+   1 GB 364 -> 267 (plus 40 s in phase 5 for the 255k written rows' paragraph pairs).
+   Paragraph units find
    candidates; they never make two sections near-duplicates (before, a chapter and one of its
    subsections scored Jaccard 1.0).  Star
    edges first; a remaining candidate whose two sides are already connected by verified
@@ -61,10 +67,12 @@ and outputs are sorted by id strings.  1 shard vs 5 shards give byte-identical P
 one ``shingle_batch`` of <= 200k chars (the spill), the two units of the pair being scored (phase
 3), and, as numpy columns, the candidate pairs (16 bytes each), the scored pairs (``_Verifier``:
 key, six floats, a relation code: 57 bytes each) and the entities in them (``_Entities``, ~60
-bytes per entity) (phases 3-5): the corpus's texts and shingles are never held at once.  Python
-objects remain only for the near-duplicate graph in phase 4 and the written rows.  Before, the
-candidates as lists/sets of tuples and the scores as a dict of tuples (~100 and ~400 bytes per
-pair) took the 1 GB crawl's section reduce past 1.47 GB in phase 3-4.
+bytes per entity) (phases 3-5): the corpus's texts and shingles are never held at once.  The
+near-duplicate graph of phase 4 is edge arrays (components by numpy hooking and pointer jumping)
+and phase 5 gathers its rows as Arrow/numpy columns.  Before, the candidates as lists/sets of
+tuples and the scores as a dict of tuples (~100 and ~400 bytes per pair) took the 1 GB crawl's
+section reduce past 1.47 GB in phase 3-4; then adjacency dicts of sets and a ``DuplicatePair`` per
+row set its peak (1.53 GB) in phases 4-5; now 1.06 GB, set in phase 2.
 
 **Measured** (``bench/scale_dedup.py``, documents stitched from the gov reports with edited and
 Traditional copies and one 500-copy family; per CPU second on the shared 2-core machine):
@@ -109,7 +117,6 @@ from corpuspipe.stages.dedup.minhash import (
     signature_matrix,
 )
 from corpuspipe.stages.dedup.shingles import shingle_batch
-from corpuspipe.stages.dedup.unionfind import UnionFind
 
 # Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
@@ -122,6 +129,7 @@ _READ_BATCH = 8192
 _RELATIONS = ("near_duplicate", "reuse", "paragraph_reuse")  # codes of the verifier's rel column
 _NEAR = 0
 _FLOAT_COLS = ("est", "j", "cab", "cba", "pj", "pc")
+_LAZY = "lazy"  # pj/pc not computed yet: the whole texts decided the relation (_Verifier._score)
 # One band row as written by phase 1: every file appends its rows of partition p to ``<p>.bands``,
 # so phase 2 reads one file per partition.  Before, each partition opened every file's arrays
 # (files x partitions np.load calls: 307 x 81 x 4 at the 1 GB crawl's section level).
@@ -360,6 +368,7 @@ class _Entities:
     par_units: np.ndarray  # int64 unit indices (paragraphs at least ``lo`` stripped chars long)
     unit_file: np.ndarray  # int32
     unit_row: np.ndarray  # int64: row in its signature file
+    name_rank: np.ndarray  # int64: position of its name in code point order (output order)
 
     def __len__(self) -> int:
         return int(self.eh.size)
@@ -409,7 +418,7 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     if not u_pos:
         e = np.empty(0, np.int64)
         return _Entities(wanted, pa.array([], pa.string()), e.astype(np.int32), e, e, np.zeros(1, np.int64), e,
-                         e.astype(np.int32), e)
+                         e.astype(np.int32), e, e)
     pos, ufile, urow = np.concatenate(u_pos), np.concatenate(u_file), np.concatenate(u_row)
     whole_m, long_m = np.concatenate(u_whole), np.concatenate(u_long)
     uent = pa.concat_arrays(u_ent)
@@ -463,7 +472,7 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     if m != n:  # candidate entities without any unit row cannot happen: pairs come from these files
         raise ValueError(f"{n - m} candidate entities have no rows in the signature files")
     return _Entities(wanted, names_first, ufile[first].astype(np.int32), rank, whole, par_off, par,
-                     ufile.astype(np.int32), urow)
+                     ufile.astype(np.int32), urow, name_rank)
 
 
 class _Verifier:
@@ -488,6 +497,8 @@ class _Verifier:
         self.keys = np.empty(0, np.int64)
         self.cols = {k: np.empty(0, np.float64) for k in _FLOAT_COLS}
         self.rel = np.empty(0, np.int8)
+        self.lazy = np.empty(0, bool)  # pj/pc still to compute (paragraph_score), only if written
+        self._side_a = None  # (entity, _ParagraphSide): the last first side's prepared paragraphs
         self.units_scored = 0
         self.rows_read = 0
         n_units = ent.unit_row.size
@@ -607,19 +618,25 @@ class _Verifier:
         k = keys.size
         cols = {c: np.full(k, np.nan) for c in _FLOAT_COLS}
         rel = np.full(k, -1, np.int8)
+        lazy = np.zeros(k, bool)
         for i, a, b in zip(order.tolist(), lo[order].tolist(), hi[order].tolist()):
             r = self._score(a, b)
             if r is None:
                 continue
             est, j, cab, cba, relation_, pj, pc_ = r
             rel[i] = _RELATIONS.index(relation_)
+            if pj is _LAZY:
+                lazy[i] = True
+                pj = pc_ = None
             for c, v in zip(_FLOAT_COLS, (est, j, cab, cba, pj, pc_)):
                 if v is not None:
                     cols[c][i] = v
+        self._side_a = None
         keys = np.concatenate((self.keys, keys))
         merged = np.argsort(keys, kind="stable")
         self.keys = keys[merged]
         self.rel = np.concatenate((self.rel, rel))[merged]
+        self.lazy = np.concatenate((self.lazy, lazy))[merged]
         for c in _FLOAT_COLS:
             self.cols[c] = np.concatenate((self.cols[c], cols[c]))[merged]
 
@@ -640,7 +657,12 @@ class _Verifier:
     def _score(self, a: int, b: int):
         """The two entities' own scores (whole texts) decide near_duplicate / reuse; the best paragraph
         pair (by containment, then Jaccard) is reported beside them and, when only it passes,
-        makes the pair paragraph_reuse.  None: not a duplicate at all."""
+        makes the pair paragraph_reuse.  None: not a duplicate at all.
+
+        When the whole texts already decide the relation, the paragraph pair cannot change it: its
+        (pj, pc) are left NaN and the pair is marked ``lazy``; ``paragraph_score`` computes them for
+        the rows actually written (most near-duplicate pairs of a large family are never written).
+        """
         ent = self.ent
         wa, wb = int(ent.whole[a]), int(ent.whole[b])
         sa, sb = self._shingles(wa), self._shingles(wb)
@@ -649,25 +671,100 @@ class _Verifier:
         self.units_scored += 1
         j, cab, cba = compare_sets(sa, sb)
         rel = relation(self.cfg, j, cab, cba)
-        pj, pc_, prel = j, max(cab, cba), rel
-        ra_list, rb_list = ent.paragraph_units(a), ent.paragraph_units(b)
-        if ra_list != [wa] or rb_list != [wb]:
-            la = [sa if u == wa else self._shingles(u) for u in ra_list]
-            lb = [sb if u == wb else self._shingles(u) for u in rb_list]
-            best = best_paragraph_pair(la, lb)
-            if best is None:
-                pj = pc_ = prel = None
-            else:
-                pj, uab, uba = best
-                pc_ = max(uab, uba)
-                prel = relation(self.cfg, pj, uab, uba)
-                self.units_scored += len(la) * len(lb)
-        if rel is None and prel is not None:
+        if rel is not None:
+            pj = pc_ = _LAZY
+        else:
+            pj, pc_, prel = self._paragraphs(a, b, wa, wb, sa, sb, j, cab, cba)
+            if prel is None:
+                return None
             rel = "paragraph_reuse"
-        if rel is None:
-            return None
         ga, gb = self._signature(wa), self._signature(wb)
         return (np.count_nonzero(ga == gb) / ga.size, j, cab, cba, rel, pj, pc_)
+
+    def _paragraphs(self, a: int, b: int, wa: int, wb: int, sa: np.ndarray, sb: np.ndarray, j: float,
+                    cab: float, cba: float, pivot_b: bool = False):
+        """(pj, pc, relation) of the best paragraph pair; (None, None, None) when there is none.
+
+        One side's paragraph arrays (a's, or b's with ``pivot_b``), sorted and concatenated, are
+        kept across consecutive pairs with the same pivot (``score`` visits pairs by their first
+        side; the write phase by representative): a representative meets many candidates."""
+        ent = self.ent
+        ra_list, rb_list = ent.paragraph_units(a), ent.paragraph_units(b)
+        if ra_list == [wa] and rb_list == [wb]:
+            return j, max(cab, cba), relation(self.cfg, j, cab, cba)
+        if pivot_b:
+            a, b, wa, wb, sa, sb, ra_list, rb_list = b, a, wb, wa, sb, sa, rb_list, ra_list
+        if self._side_a is None or self._side_a[0] != a:
+            la = [sa if u == wa else self._shingles(u) for u in ra_list]
+            self._side_a = (a, _ParagraphSide(la))
+        side = self._side_a[1]
+        lb = [sb if u == wb else self._shingles(u) for u in rb_list]
+        got = side.intersect(lb)
+        if got is None:
+            return None, None, None
+        self.units_scored += side.n * len(lb)
+        inter, size_a, size_b = got
+        if pivot_b:
+            inter, size_a, size_b = inter.T, size_b, size_a
+        pj, uab, uba = _best_of(inter, size_a, size_b)
+        return pj, max(uab, uba), relation(self.cfg, pj, uab, uba)
+
+    def paragraph_score(self, a: int, b: int, pivot_b: bool = False) -> tuple[float, float]:
+        """(pj, pc) of a ``lazy`` pair (NaN, NaN when there is no paragraph pair)."""
+        wa, wb = int(self.ent.whole[a]), int(self.ent.whole[b])
+        sa, sb = self._shingles(wa), self._shingles(wb)
+        j, cab, cba = compare_sets(sa, sb)
+        pj, pc_, _ = self._paragraphs(a, b, wa, wb, sa, sb, j, cab, cba, pivot_b)
+        return (np.nan, np.nan) if pj is None else (pj, pc_)
+
+
+class _ParagraphSide:
+    """One side's non-empty paragraph shingle arrays, concatenated and sorted once, to intersect
+    with many other sides (``best_paragraph_pair`` with its a side prepared)."""
+
+    def __init__(self, la: Sequence[np.ndarray]) -> None:
+        self.ia = [k for k, s in enumerate(la) if s.size]
+        self.n = len(la)
+        if not self.ia:
+            return
+        self.size = np.array([la[k].size for k in self.ia], np.int64)
+        v = np.concatenate([la[k] for k in self.ia])
+        lab = np.repeat(np.arange(len(self.ia)), self.size)
+        order = np.argsort(v, kind="stable")
+        self.v, self.lab = v[order], lab[order]
+
+    def intersect(self, lb: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(intersection counts (this side x lb's non-empty arrays), their sizes) or None."""
+        ib = [k for k, s in enumerate(lb) if s.size]
+        if not self.ia or not ib:
+            return None
+        size_a = self.size
+        size_b = np.array([lb[k].size for k in ib], np.int64)
+        bv = np.concatenate([lb[k] for k in ib])
+        bl = np.repeat(np.arange(len(ib)), size_b)
+        na = len(self.ia)
+        left = np.searchsorted(self.v, bv, side="left")
+        right = np.searchsorted(self.v, bv, side="right")
+        cnt = right - left
+        hit = cnt > 0
+        left, cnt, bl = left[hit], cnt[hit], bl[hit]
+        rep_b = np.repeat(bl, cnt)
+        starts = np.repeat(left - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt)
+        a_idx = starts + np.arange(rep_b.size)
+        inter = np.bincount(self.lab[a_idx] * len(ib) + rep_b, minlength=na * len(ib)).reshape(na, len(ib))
+        return inter, size_a, size_b
+
+
+def _best_of(inter: np.ndarray, size_a: np.ndarray, size_b: np.ndarray) -> tuple[float, float, float]:
+    cab = inter / size_a[:, None]
+    cba = inter / size_b[None, :]
+    jac = inter / (size_a[:, None] + size_b[None, :] - inter)
+    key = np.maximum(cab, cba)
+    top = key == key.max()
+    jt = np.where(top, jac, -1.0)
+    k = int(np.argmax(top & (jt == jt.max())))  # first in row-major order: the old loop's strict ">"
+    x, y = divmod(k, inter.shape[1])
+    return float(jac[x, y]), float(cab[x, y]), float(cba[x, y])
 
 
 def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> tuple[float, float, float] | None:
@@ -701,91 +798,102 @@ def best_paragraph_pair(la: Sequence[np.ndarray], lb: Sequence[np.ndarray]) -> t
     starts = np.repeat(left - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt)
     b_idx = starts + np.arange(rep_a.size)
     inter = np.bincount(rep_a * len(ib) + bl[b_idx], minlength=len(ia) * len(ib)).reshape(len(ia), len(ib))
-    cab = inter / size_a[:, None]
-    cba = inter / size_b[None, :]
-    jac = inter / (size_a[:, None] + size_b[None, :] - inter)
-    key = np.maximum(cab, cba)
-    top = key == key.max()
-    jt = np.where(top, jac, -1.0)
-    k = int(np.argmax(top & (jt == jt.max())))  # first in row-major order: the old loop's strict ">"
-    x, y = divmod(k, len(ib))
-    return float(jac[x, y]), float(cab[x, y]), float(cba[x, y])
+    return _best_of(inter, size_a, size_b)
 
 
 # -- phase 4: clusters -----------------------------------------------------------------------
 
 
+def _components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Connected components of the edges (u, v) over 0..n-1: each node's label is the smallest
+    node of its component.  Numpy hooking (a root hooks onto the smaller label of an edge) and
+    pointer jumping instead of a Python union-find over adjacency sets (~250 bytes per edge as
+    dicts of sets at the 1 GB crawl)."""
+    lab = np.arange(n, dtype=np.int64)
+    while u.size:
+        lu, lv = lab[u], lab[v]
+        diff = lu != lv
+        if not diff.any():
+            break
+        lu, lv = lu[diff], lv[diff]
+        m = np.minimum(lu, lv)
+        np.minimum.at(lab, lu, m)  # labels are roots (lab[r] == r) after the jumps below
+        np.minimum.at(lab, lv, m)
+        while True:
+            nxt = lab[lab]
+            if (nxt == lab).all():
+                break
+            lab = nxt
+    return lab
+
+
 def _near_components(ver: _Verifier) -> np.ndarray:
     """entity position -> component label (smallest member) over the verified near-duplicate
     pairs; -1 for an entity in none."""
-    near = ver.near_pairs().tolist()
-    nodes = sorted({h for p in near for h in p})
-    pos = {h: i for i, h in enumerate(nodes)}
-    uf = UnionFind(len(nodes))
-    for a, b in near:
-        uf.union(pos[a], pos[b])
-    label = np.full(len(ver.ent), -1, np.int64)
-    for c in uf.components():
-        label[[nodes[i] for i in c]] = nodes[c[0]]
-    return label
+    near = ver.near_pairs()
+    label = _components(len(ver.ent), near[:, 0], near[:, 1])
+    inside = np.zeros(len(ver.ent), bool)
+    inside[near.reshape(-1)] = True
+    return np.where(inside, label, -1)
 
 
-def _clusters(deferred: np.ndarray, ver: _Verifier) -> dict[int, int]:
-    """entity -> representative, for members of clusters of >= 2 (no chaining; see module doc).
+def _clusters(deferred: np.ndarray, ver: _Verifier) -> np.ndarray:
+    """entity -> representative (-1: in no cluster of >= 2), by position (no chaining; module doc).
 
     Candidates whose two sides were already connected by verified near-duplicate pairs
     (``deferred``) were not scored: they cannot change the components.  They are scored here only
     when both sides are left over from one component after its representative took its members,
     so the split of the remainder is the same as if every candidate had been scored first.
+    The graph is edge arrays and each round's components are arrays (``_components``).
     """
-    near = ver.near_pairs().tolist()
-    nodes = sorted({h for p in near for h in p})
-    if not nodes:
-        return {}
+    n = len(ver.ent)
+    rep_of = np.full(max(1, n), -1, np.int64)
+    edges = ver.near_pairs()
+    if not edges.size:
+        return rep_of
     rank = ver.ent.rank
-    adj: dict[int, set[int]] = {}
-    for a, b in near:
-        adj.setdefault(a, set()).add(b)
-        adj.setdefault(b, set()).add(a)
     deferred = np.asarray(deferred, np.int64).reshape(-1, 2)
-    deferred = deferred[np.lexsort((deferred[:, 1], deferred[:, 0]))]
-    wait_b = deferred[:, 1]
-    wait_at = np.searchsorted(deferred[:, 0], np.arange(len(ver.ent) + 1)).tolist()  # a's waiting b: wait_b[at[a]:at[a + 1]]
-
-    def components(members: set[int]) -> list[list[int]]:
-        order = sorted(members, key=lambda h: rank[h])
-        pos = {h: i for i, h in enumerate(order)}
-        uf = UnionFind(len(order))
-        for h in order:
-            for g in adj.get(h, ()):
-                if g in pos:
-                    uf.union(pos[h], pos[g])
-        return [[order[i] for i in c] for c in uf.components() if len(c) > 1]
-
-    rep_of: dict[int, int] = {}
-    pending = components(set(nodes))
-    while pending:
-        against_rep = [(m, c[0]) for c in pending for m in c[1:]]  # members in rank order: c[0] is the representative
+    group = np.full(n, -1, np.int64)  # members still to place: the rest (or component) they are in
+    group[edges.reshape(-1)] = 0
+    while True:
+        # components of the near-duplicate edges inside each group, of >= 2 members
+        u, v = edges[:, 0], edges[:, 1]
+        keep = (group[u] >= 0) & (group[u] == group[v])
+        lab = _components(n, u[keep], v[keep])
+        mem = np.flatnonzero(group >= 0)
+        comp = lab[mem]
+        mem = mem[np.lexsort((rank[mem], comp))]  # by component, then rank: first is the representative
+        comp = lab[mem]
+        start = np.concatenate(([True], comp[1:] != comp[:-1]))
+        size = np.diff(np.append(np.flatnonzero(start), mem.size))
+        multi = np.repeat(size >= 2, size)
+        mem, comp, start = mem[multi], comp[multi], start[multi]
+        if not mem.size:
+            break
+        rep = mem[np.flatnonzero(start)][np.cumsum(start) - 1]
+        others = ~start
+        against_rep = np.stack((mem[others], rep[others]), axis=1)
         ver.score(against_rep)
-        rels = iter(ver.relations(against_rep).tolist())
-        rests = []
-        for c in pending:
-            rep, rest = c[0], set()
-            for m in c[1:]:
-                if next(rels) == _NEAR:
-                    rep_of[m] = rep
-                    rep_of[rep] = rep
-                else:
-                    rest.add(m)
-            if len(rest) > 1:
-                rests.append(rest)
-        todo = [(a, b) for rest in rests for a in sorted(rest) for b in wait_b[wait_at[a] : wait_at[a + 1]].tolist() if b in rest]
-        ver.score(todo)
-        for (a, b), r in zip(todo, ver.relations(todo).tolist()):
-            if r == _NEAR:
-                adj.setdefault(a, set()).add(b)
-                adj.setdefault(b, set()).add(a)
-        pending = [c for rest in rests for c in components(rest)]
+        near = ver.relations(against_rep) == _NEAR
+        joined = mem[others][near]
+        rep_of[joined] = rep[others][near]
+        rep_of[rep[others][near]] = rep[others][near]
+        # the rest of each component: members not near-duplicates of its representative
+        rest, rest_comp = mem[others][~near], comp[others][~near]
+        group[:] = -1
+        if not rest.size:
+            break
+        rs = np.concatenate(([True], rest_comp[1:] != rest_comp[:-1])) if rest.size else np.zeros(0, bool)
+        # rest_comp follows mem's order (by component), so equal labels are adjacent
+        rsize = np.diff(np.append(np.flatnonzero(rs), rest.size))
+        big = np.repeat(rsize > 1, rsize)
+        group[rest[big]] = rest_comp[big]
+        if deferred.size:
+            da, db = deferred[:, 0], deferred[:, 1]
+            todo = deferred[(group[da] >= 0) & (group[da] == group[db])]
+            ver.score(todo)
+            if todo.size:
+                edges = np.concatenate((edges, todo[ver.relations(todo) == _NEAR]))
     return rep_of
 
 
@@ -851,20 +959,21 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     t, c = time.perf_counter(), time.process_time()
 
     rep_of = _clusters(deferred, ver)
-    ver.close()
     seconds["cluster"], cpu["cluster"], peak["cluster"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
     t, c = time.perf_counter(), time.process_time()
 
-    rows = _pair_rows(ver, rep_of, cfg, level)
+    pairs = _pair_table(ver, rep_of, cfg, level)
+    ver.close()
     pairs_path = work / f"{level}.duplicates.parquet"
-    _write(_pairs_table(rows), pairs_path)
-    members: dict[int, list[int]] = {}
-    for m, r in rep_of.items():
-        members.setdefault(r, []).append(m)
-    name = entities.name
-    crow = sorted((name(m), name(r), None if m == r else name(r), len(members[r])) for m, r in rep_of.items())
+    _write(pairs, pairs_path)
+    rel_counts = {r: 0 for r in _RELATIONS}
+    for v in pc.value_counts(pairs.column("relation")).to_pylist():
+        rel_counts[v["values"]] = v["counts"]
+    del pairs
+    clusters, cluster_sizes = _cluster_table(rep_of, entities)
     clusters_path = work / f"{level}.clusters.parquet"
-    _write(pa.Table.from_pylist([dict(zip(CLUSTERS.names, c)) for c in crow], schema=CLUSTERS), clusters_path)
+    _write(clusters, clusters_path)
+    del clusters
     seconds["write"], cpu["write"], peak["write"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
 
     stats = {
@@ -875,11 +984,9 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         "verified_pairs": int(ver.keys.size),  # exact comparisons: candidates inside a verified component wait
         "rows_read_for_verify": ver.rows_read,  # units shingled once into the spill
         "spill_mb": round(ver.spill_bytes / 1e6, 1),
-        "near_duplicate": sum(r.relation == "near_duplicate" for r in rows),
-        "reuse": sum(r.relation == "reuse" for r in rows),
-        "paragraph_reuse": sum(r.relation == "paragraph_reuse" for r in rows),
-        "clusters_with_duplicates": len(members),
-        "largest_cluster": max((len(v) for v in members.values()), default=0),
+        **rel_counts,
+        "clusters_with_duplicates": int(cluster_sizes.size),
+        "largest_cluster": int(cluster_sizes.max(initial=0)),
         "seconds": {k: round(v, 6) for k, v in seconds.items()},
         "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},
         "peak_rss_mb_after": peak,  # the process's peak so far, after each phase: which phase sets it  # what MB/s per core should use on a busy machine
@@ -887,53 +994,92 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     return DedupOutcome(pairs_path, clusters_path, stats)
 
 
-def _pair_rows(ver: _Verifier, rep_of: dict[int, int], cfg: DedupConfig, level: str) -> list[DuplicatePair]:
+def _cluster_table(rep_of: np.ndarray, ent: _Entities) -> tuple[pa.Table, np.ndarray]:
+    """CLUSTERS rows (by id) as Arrow columns, and the sizes of the clusters."""
+    m = np.flatnonzero(rep_of[: len(ent)] >= 0)
+    r = rep_of[m]
+    size = np.bincount(r, minlength=len(ent)) if r.size else np.zeros(0, np.int64)
+    order = np.argsort(ent.name_rank[m], kind="stable")
+    m, r = m[order], r[order]
+    table = pa.Table.from_arrays(
+        [
+            ent.names.take(pa.array(m, pa.int64())),
+            ent.names.take(pa.array(r, pa.int64())),
+            ent.names.take(pa.array(r, pa.int64(), mask=m == r)),
+            pa.array(size[r].astype(np.int32), pa.int32()) if r.size else pa.array([], pa.int32()),
+        ],
+        schema=CLUSTERS,
+    )
+    return table, size[size > 0]
+
+
+def _pair_table(ver: _Verifier, rep: np.ndarray, cfg: DedupConfig, level: str) -> pa.Table:
+    """The written DUPLICATES rows, sorted by (a_id, b_id), as Arrow columns (module doc, phase 5).
+
+    Before, a ``DuplicatePair`` per row (and a tuple per candidate extra row) set the 1 GB crawl's
+    section reduce peak (1.53 GB) in this phase."""
     ent = ver.ent
-
-    def row(a: int, b: int, r: tuple) -> DuplicatePair:
-        est, j, cab, cba, rel, pj, pc = r
-        pj, pc = (None if pj != pj else pj), (None if pc != pc else pc)  # NaN: no paragraph pair
-        na, nb = ent.name(a), ent.name(b)
-        if nb < na:
-            na, nb, cab, cba = nb, na, cba, cab
-        if level == "document":
-            pj = pc = None
-        return DuplicatePair(level, na, nb, est, j, cab, cba, rel, pj, pc)
-
-    fixed: list[DuplicatePair] = []
-    extra: list[tuple[tuple[str, str], int, int, DuplicatePair]] = []
+    n = len(ent)
     hit = np.flatnonzero(ver.rel >= 0)
-    c = ver.cols
-    scored = zip((ver.keys[hit] // ver.n).tolist(), (ver.keys[hit] % ver.n).tolist(), c["est"][hit].tolist(),
-                 c["j"][hit].tolist(), c["cab"][hit].tolist(), c["cba"][hit].tolist(), ver.rel[hit].tolist(),
-                 c["pj"][hit].tolist(), c["pc"][hit].tolist())
-    for a, b, est, j, cab, cba, rel, pj, pc in scored:
-        r = (est, j, cab, cba, _RELATIONS[rel], pj, pc)
-        ra, rb = rep_of.get(a), rep_of.get(b)
-        same = ra is not None and ra == rb
-        if same and (ra in (a, b)):
-            fixed.append(row(a, b, r))  # member against its representative: always written
-        elif same:
-            continue  # two members of one cluster: recoverable (module docstring)
-        else:
-            p = row(a, b, r)
-            extra.append(((p.a_id, p.b_id), a, b, p))
+    a, b = ver.keys[hit] // ver.n, ver.keys[hit] % ver.n
+    ra, rb = rep[a], rep[b]
+    same = (ra >= 0) & (ra == rb)
+    fixed = same & ((ra == a) | (ra == b))  # member against its representative: always written
+    # two members of one cluster (same, not fixed): not written, recoverable (module docstring)
+    extra = np.flatnonzero(~same)
+    nr = ent.name_rank
     # Whole-text relations take the per-item budget first, then paragraph reuse (a long section
     # shares paragraphs with many others), each in (a_id, b_id) order.
-    budget: dict[int, int] = {}
-    for _, a, b, p in sorted(extra, key=lambda x: (x[3].relation == "paragraph_reuse", x[0])):
-        ba, bb = budget.get(a, cfg.extra_pairs_per_item), budget.get(b, cfg.extra_pairs_per_item)
-        if ba <= 0 and bb <= 0:
+    ea, eb = a[extra], b[extra]
+    lo, hi = np.minimum(nr[ea], nr[eb]), np.maximum(nr[ea], nr[eb])
+    order = np.lexsort((hi, lo, ver.rel[hit][extra] == _RELATIONS.index("paragraph_reuse")))
+    budget = [cfg.extra_pairs_per_item] * max(1, n)
+    take = []
+    for k, x, y in zip(order.tolist(), ea[order].tolist(), eb[order].tolist()):
+        bx, by = budget[x], budget[y]
+        if bx <= 0 and by <= 0:
             continue
-        budget[a], budget[b] = ba - 1, bb - 1
-        fixed.append(p)
-    fixed.sort(key=lambda p: (p.a_id, p.b_id))
-    return fixed
+        budget[x], budget[y] = bx - 1, by - 1
+        take.append(k)
+    del budget, ea, eb, lo, hi, order
+    sel = np.sort(np.concatenate((np.flatnonzero(fixed), extra[np.asarray(take, np.int64)])))
+    del take, fixed, extra, same, ra, rb
+    rows = hit[sel]
+    a, b = a[sel], b[sel]
+    c = ver.cols
+    est, j, cab, cba = c["est"][rows], c["j"][rows], c["cab"][rows], c["cba"][rows]
+    if level == "document":
+        pj = pcont = np.full(rows.size, np.nan)
+    else:
+        pj, pcont = c["pj"][rows].copy(), c["pc"][rows].copy()
+        lazy = np.flatnonzero(ver.lazy[rows])
+        # by pivot (the representative when one side is, else a): its paragraphs are prepared once
+        pivot_b = rep[b[lazy]] == b[lazy]
+        pivot = np.where(pivot_b, b[lazy], a[lazy])
+        lazy, pivot_b = lazy[np.argsort(pivot, kind="stable")], pivot_b[np.argsort(pivot, kind="stable")]
+        for k, x, y, pb in zip(lazy.tolist(), a[lazy].tolist(), b[lazy].tolist(), pivot_b.tolist()):
+            pj[k], pcont[k] = ver.paragraph_score(x, y, pb)
+    swap = nr[b] < nr[a]
+    a, b = np.where(swap, b, a), np.where(swap, a, b)
+    cab, cba = np.where(swap, cba, cab), np.where(swap, cab, cba)
+    out = np.lexsort((nr[b], nr[a]))
+    rel_names = pa.array(list(_RELATIONS), pa.string())
 
+    def f32(x: np.ndarray) -> pa.Array:
+        x = x[out]
+        return pa.array(x, pa.float64(), mask=np.isnan(x)).cast(pa.float32())
 
-def _pairs_table(rows: Sequence[DuplicatePair]) -> pa.Table:
-    cols = {f.name: [getattr(p, f.name) for p in rows] for f in schemas.DUPLICATES}
-    return pa.Table.from_pydict(cols, schema=schemas.DUPLICATES)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.full(rows.size, level, object), pa.string()) if rows.size else pa.array([], pa.string()),
+            ent.names.take(pa.array(a[out], pa.int64())),
+            ent.names.take(pa.array(b[out], pa.int64())),
+            f32(est), f32(j), f32(cab), f32(cba),
+            rel_names.take(pa.array(ver.rel[rows][out].astype(np.int64), pa.int64())),
+            f32(pj), f32(pcont),
+        ],
+        schema=schemas.DUPLICATES,
+    )
 
 
 # -- in memory, over the same path -----------------------------------------------------------
