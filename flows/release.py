@@ -21,7 +21,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from corpuspipe import pipeline
-from corpuspipe.core import memory
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import QuarantineEntry
 from corpuspipe.release import locking, versioning
@@ -49,7 +48,7 @@ _POOL: Any = None
 def _pool_run(fn: Callable[..., dict], *args: Any) -> dict:
     if _POOL is None:
         return fn(*args)
-    return _POOL.submit(memory.run_trimmed, fn, *args).result()  # back to baseline between tasks
+    return _POOL.submit(fn, *args).result()
 
 
 @task(name="pass", cache_policy=NO_CACHE)
@@ -245,7 +244,7 @@ class _ProcessPool:
 
         global _POOL
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Prefect's threads
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=memory.worker_init) as pool:
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
             _POOL = pool
             try:
                 return build_release(**kwargs)
