@@ -127,15 +127,6 @@ _RANK = np.zeros(0x110000, dtype=np.uint64)  # scratch: code point -> rank in th
 _MAX_N = 10
 
 
-def _pack(r: np.ndarray, first: int, k: int, bits: int, L: int) -> np.ndarray:
-    """Key of chars ``first .. first+k-1`` of every window: k ranks, most significant first."""
-    key = np.zeros(L, dtype=np.uint64)
-    for j in range(first, first + k):
-        key <<= np.uint64(bits)
-        key |= r[j:j + L]
-    return key
-
-
 def _lead_equal(x: np.ndarray, k: int, bits: int) -> np.ndarray:
     """How many leading k-packed digits two keys share, from their XOR ``x`` (one binary search:
     the digits are equal down to the first threshold 2^(bits*j) that ``x`` reaches)."""
@@ -144,96 +135,27 @@ def _lead_equal(x: np.ndarray, k: int, bits: int) -> np.ndarray:
 
 
 def _ngram_signals(cp: np.ndarray) -> dict[str, float]:
-    """Top 2/3/4-gram share and duplicated 5..10-gram fractions of one code-point array, from ONE
-    argsort of the document instead of nine.
+    """Top 2/3/4-gram share and duplicated 5..10-gram fractions of one code-point array: the
+    batched kernel (:func:`_ngram_chunk`) on a chunk of one document, or the hashed reference when
+    its alphabet is too large to pack 4 characters to a key.
 
-    Characters are ranked within the document (1..A, 0 = past the end) and k = 64 // bits of them
-    packed into one exact integer key per position, most significant first.  Sorting positions by
-    the key puts them in lexicographic order of their next k characters, so every n <= k groups
-    at once: equal n-grams are neighbours whose keys share n leading digits, and the top n-gram's
-    count is the longest run of such neighbours.  Only positions whose k-gram repeats can start a
-    longer repeated n-gram; those few are ordered by the following characters (a small lexsort),
-    giving each one R = the longest repeated n-gram starting there.  Characters covered by
-    repeated n-grams are then the union of the intervals [i, i+n) with R[i] >= n: equal-length
-    intervals over sorted starts, so the union is a sum of min(gap, n).  Exact keys instead of
-    hashes: no collisions, so the values equal the hashed reference's (which collides with
-    probability ~L^2/2^64; the tests compare the two).  Measured on a 14.5 MB crawl100 slice
-    (2,109 essays, ``bench/profile_pass1.py``): n-gram signals 3.1 -> 1.6 CPU s, the stage 3.7 -> 2.4.
+    Characters are ranked within the chunk (1..A, 0 = past a document's end) and k of them packed
+    into one exact integer key per position, most significant first.  Sorting positions by the key
+    puts them in lexicographic order of their next k characters, so every n <= k groups at once:
+    equal n-grams are neighbours whose keys share n leading digits, and the top n-gram's count is
+    the longest run of such neighbours.  Only positions whose k-gram repeats can start a longer
+    repeated n-gram; those few are ordered by the following characters (a small lexsort), giving
+    each one R = the longest repeated n-gram starting there.  Characters covered by repeated
+    n-grams are then the union of the intervals [i, i+n) with R[i] >= n: equal-length intervals
+    over sorted starts, so the union is a sum of min(gap, n).  Exact keys instead of hashes: no
+    collisions, so the values equal the hashed reference's (which collides with probability
+    ~L^2/2^64; the tests compare the two).  Measured on a 14.5 MB crawl100 slice (2,109 essays,
+    ``bench/profile_pass1.py``): n-gram signals 3.1 -> 1.6 CPU s with one sort per document.
     """
-    L = len(cp)
-    out: dict[str, float] = {}
-    if L < 2:
-        return out
-    srt = np.sort(cp)  # np.unique is 5x slower than sort + mask here
-    uniq = srt[np.concatenate(([True], srt[1:] != srt[:-1]))]
-    A = len(uniq)
-    bits = max(1, A.bit_length())  # ranks 1..A
-    if bits > 16:  # > 65,535 distinct characters: fewer than 4 per key; the hashed reference
-        return _ngram_signals_hashed(cp)
-    k = min(_MAX_N, 64 // bits)
-    _RANK[uniq] = np.arange(1, A + 1, dtype=np.uint64)
-    r = np.zeros(L + _MAX_N, dtype=np.uint64)
-    r[:L] = _RANK[cp]
-    key = _pack(r, 0, k, bits, L)
-    order = np.argsort(key)
-    sk = key[order]
-    lcp = _lead_equal(sk[1:] ^ sk[:-1], k, bits)  # between sorted neighbours, capped at k
-    for n in range(2, 5):
-        if n > L:
-            break
-        # longest run of neighbours sharing n characters, +1 (positions past the end share fewer)
-        brk = np.flatnonzero(lcp < n)
-        edges = np.concatenate(([-1], brk, [L - 1]))
-        out[f"top_{n}gram_frac"] = float(np.diff(edges).max()) * n / L
-    if L < 5:
-        return out
-    rep = np.zeros(L, dtype=bool)  # sorted positions whose k-gram repeats
-    full = lcp >= k
-    rep[1:] |= full
-    rep[:-1] |= full
-    # R per sorted position: the longest repeated n-gram starting there (0 if < 5), for n <= k ...
-    best = np.zeros(L, dtype=np.int64)
-    best[1:] = lcp
-    best[:-1] = np.maximum(best[:-1], lcp)
-    R = np.zeros(L, dtype=np.int64)
-    R[order] = best
-    if k < _MAX_N:
-        sel = order[rep]  # ... and past k, by the following characters, for the repeated k-grams
-        if sel.size:
-            grp = np.cumsum(np.concatenate(([True], sk[rep][1:] != sk[rep][:-1])))
-            chunks = []  # (first char, chars) of the keys after the first k characters
-            first = k
-            while first < _MAX_N:
-                chunks.append((first, min(k, _MAX_N - first)))
-                first += chunks[-1][1]
-            keys = [_pack_at(r, sel + f, kk, bits) for f, kk in chunks]
-            sub = np.lexsort((*reversed(keys), grp))  # by group, then the following characters
-            s_sel, s_grp = sel[sub], grp[sub]
-            same = s_grp[1:] == s_grp[:-1]
-            ext = np.zeros(len(sub) - 1, dtype=np.int64)
-            alive = same.copy()
-            for kc, (_f, kk) in zip(keys, chunks):
-                kv = kc[sub]
-                e = _lead_equal(kv[1:] ^ kv[:-1], kk, bits)
-                ext += np.where(alive, e, 0)
-                alive &= e == kk
-            ext = np.where(same, k + ext, 0)
-            bsub = np.zeros(len(sub), dtype=np.int64)
-            bsub[1:] = ext
-            bsub[:-1] = np.maximum(bsub[:-1], ext)
-            R[s_sel] = np.maximum(R[s_sel], bsub)
-    P = np.flatnonzero(R >= 5)  # ascending start positions of repeated 5-grams, and their R
-    RP = R[P]
-    for n in range(5, _MAX_N + 1):
-        if n > L:  # shorter than n: the caller's zeros stand
-            break
-        st = P[RP >= n] if n > 5 else P
-        if st.size == 0:
-            out[f"dup_{n}gram_frac"] = 0.0
-            continue
-        covered = int(np.minimum(np.diff(st), n).sum()) + n
-        out[f"dup_{n}gram_frac"] = float(covered) / L
-    return out
+    if len(cp) < 2:
+        return {}
+    res = _ngram_chunk([cp])
+    return res[0] if res is not None else _ngram_signals_hashed(cp)
 
 
 def _pack_at(r: np.ndarray, at: np.ndarray, k: int, bits: int) -> np.ndarray:
@@ -273,7 +195,7 @@ def _ngram_signals_batch(cps: Sequence[np.ndarray]) -> list[dict[str, float]]:
             j += 1
         chunk = idx[i:j]
         res = _ngram_chunk([cps[d] for d in chunk])
-        if res is None:
+        if res is None:  # too many distinct characters to pack beside the document index
             res = [_ngram_signals(cps[d]) for d in chunk]
         for d, r in zip(chunk, res):
             out[d] = r
@@ -342,13 +264,7 @@ def _ngram_chunk(docs: list[np.ndarray]) -> list[dict[str, float]] | None:
                 chunks.append((first, min(k, _MAX_N - first)))
                 first += chunks[-1][1]
             sat = at[sel]
-            keys = []
-            for f, kk in chunks:
-                kc = np.zeros(len(sel), dtype=np.uint64)
-                for jj in range(f, f + kk):
-                    kc <<= np.uint64(bits)
-                    kc |= r[sat + jj]
-                keys.append(kc)
+            keys = [_pack_at(r, sat + f, kk, bits) for f, kk in chunks]
             sub = np.lexsort((*reversed(keys), grp))
             s_sel, s_grp = sel[sub], grp[sub]
             same = s_grp[1:] == s_grp[:-1]

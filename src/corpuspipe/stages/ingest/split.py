@@ -23,6 +23,7 @@ watermark stage removes them.
 from __future__ import annotations
 
 import re
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -133,13 +134,12 @@ class EssaySpan:
     flags: list[str] = field(default_factory=list)
 
 
-def split_lines(text: str) -> list[Line]:
-    """Lines with offsets; ``end`` includes the line break.
+def iter_lines(text: str) -> Iterator[Line]:
+    """Lines with offsets, one at a time; ``end`` includes the line break.
 
     Walks the text with ``find`` instead of ``split``: a split held a second full copy of a
     200 MB file (as 1.1M line strings) beside the stripped contents.
     """
-    lines: list[Line] = []
     n = len(text)
     pos = 0
     while pos < n:
@@ -148,9 +148,13 @@ def split_lines(text: str) -> list[Line]:
         raw = text[pos:stop]
         content = raw.strip()
         end = n if nl < 0 else nl + 1
-        lines.append(Line(pos, end, content, len(raw) - len(raw.lstrip()) if content else 0))
+        yield Line(pos, end, content, len(raw) - len(raw.lstrip()) if content else 0)
         pos = end
-    return lines
+
+
+def split_lines(text: str) -> list[Line]:
+    """All lines of ``text`` (:func:`iter_lines` as a list)."""
+    return list(iter_lines(text))
 
 
 class LazyLines:
@@ -164,7 +168,7 @@ class LazyLines:
     a few hundred lines.  Asking below the floor is a bug and raises IndexError.
     """
 
-    __slots__ = ("text", "_n", "_lo", "_buf", "_levels", "_pos")
+    __slots__ = ("text", "_n", "_lo", "_buf", "_levels", "_rest")
     _BATCH = 256  # lines parsed per refill
 
     def __init__(self, text: str):
@@ -173,7 +177,7 @@ class LazyLines:
         self._lo = 0  # index of _buf[0]
         self._buf: list[Line] = []
         self._levels: list = []  # outline level per buffered line, _UNSET until asked
-        self._pos = 0  # offset of the first line not parsed yet
+        self._rest = iter_lines(text)  # the lines not parsed yet
 
     def __len__(self) -> int:
         return self._n
@@ -196,19 +200,9 @@ class LazyLines:
         return lv
 
     def _fill(self, want: int) -> None:
-        text, buf, n = self.text, self._buf, len(self.text)
-        pos = self._pos
-        target = want + self._BATCH
-        while len(buf) < target and pos < n:
-            nl = text.find("\n", pos)
-            stop = n if nl < 0 else nl
-            raw = text[pos:stop]
-            content = raw.strip()
-            end = n if nl < 0 else nl + 1
-            buf.append(Line(pos, end, content, len(raw) - len(raw.lstrip()) if content else 0))
-            pos = end
+        buf = self._buf
+        buf.extend(islice(self._rest, want + self._BATCH - len(buf)))
         self._levels.extend([_UNSET] * (len(buf) - len(self._levels)))
-        self._pos = pos
 
     def release(self, upto: int) -> None:
         """Forget the lines before ``upto``."""
