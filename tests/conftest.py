@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -37,6 +38,17 @@ def external() -> Path:
     if not EXTERNAL.is_dir():
         pytest.fail(f"shared external data not found at {EXTERNAL} (CI keeps ../shared beside the repo)")
     return EXTERNAL
+
+
+@pytest.fixture(scope="session")
+def gov_reports(external: Path) -> list[dict]:
+    """The 88 real reports of ``external/gov_reports`` (government work reports, then CPC congress
+    reports), one dict per JSONL record, read once per session."""
+    rows = []
+    for name in ("government_work_reports.jsonl", "cpc_congress_reports.jsonl"):
+        with open(external / "gov_reports" / name, encoding="utf-8") as fh:
+            rows += [json.loads(line) for line in fh]
+    return rows
 
 
 @pytest.fixture(scope="session")

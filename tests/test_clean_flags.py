@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 
@@ -15,14 +13,6 @@ from corpuspipe.stages.ingest.files import _finish_essay
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.stages.normalize import normalize_essay
 from corpuspipe.stages.quality_flags import encoding_damage, junk_flags, quality_flags
-
-
-def _reports(external: Path) -> list[dict]:
-    rows = []
-    for name in ("government_work_reports.jsonl", "cpc_congress_reports.jsonl"):
-        with open(external / "gov_reports" / name, encoding="utf-8") as fh:
-            rows += [json.loads(line) for line in fh]
-    return rows
 
 
 def _body(content: str) -> str:
@@ -36,13 +26,13 @@ def _normalized(text: str) -> Essay:
     return e
 
 
-def test_no_junk_or_damage_flag_on_any_real_report(external: Path) -> None:
-    flagged = [r["title"] for r in _reports(external) if quality_flags(_body(r["content"]))]
+def test_no_junk_or_damage_flag_on_any_real_report(gov_reports: list[dict]) -> None:
+    flagged = [r["title"] for r in gov_reports if quality_flags(_body(r["content"]))]
     assert flagged == []
 
 
-def test_complete_reports_are_not_truncated_and_cut_ones_are(external: Path) -> None:
-    reports = [r for r in _reports(external) if len(_body(r["content"])) > 3000][:12]
+def test_complete_reports_are_not_truncated_and_cut_ones_are(gov_reports: list[dict]) -> None:
+    reports = [r for r in gov_reports if len(_body(r["content"])) > 3000][:12]
     for r in reports:
         body = _body(r["content"]).rstrip()
         assert "truncated" not in _normalized(body).flags, r["title"]
@@ -54,8 +44,8 @@ def test_complete_reports_are_not_truncated_and_cut_ones_are(external: Path) -> 
     assert "truncated" not in _normalized("第一段正文。\n二〇二四年三月五日").flags
 
 
-def test_lossy_reencode_is_flagged_and_question_marks_stay_half_width(external: Path) -> None:
-    trad = next(r for r in _reports(external) if "國" in r["content"][:2000])
+def test_lossy_reencode_is_flagged_and_question_marks_stay_half_width(gov_reports: list[dict]) -> None:
+    trad = next(r for r in gov_reports if "國" in r["content"][:2000])
     lossy = _body(trad["content"]).encode("gb2312", errors="replace").decode("gb2312")[:6000]
     assert encoding_damage(lossy)
     e = _normalized(lossy)
@@ -64,14 +54,14 @@ def test_lossy_reencode_is_flagged_and_question_marks_stay_half_width(external: 
     assert e.body.text.count("?") >= 3
 
 
-def test_sparse_real_question_marks_are_not_damage(external: Path) -> None:
+def test_sparse_real_question_marks_are_not_damage(gov_reports: list[dict]) -> None:
     # the 10th CPC congress report writes a few half-width `?` as real questions
-    r = next(r for r in _reports(external) if "是立党为私?" in r["content"])
+    r = next(r for r in gov_reports if "是立党为私?" in r["content"])
     assert not encoding_damage(_body(r["content"]))
 
 
-def test_replacement_characters_are_damage(external: Path) -> None:
-    raw = bytearray(_body(_reports(external)[0]["content"]).encode("utf-8")[:3000])
+def test_replacement_characters_are_damage(gov_reports: list[dict]) -> None:
+    raw = bytearray(_body(gov_reports[0]["content"]).encode("utf-8")[:3000])
     del raw[1001]
     assert encoding_damage(raw.decode("utf-8", errors="replace"))
 
