@@ -46,22 +46,26 @@ _POOL: Any = None
 
 
 def _pool_run(fn: Callable[..., dict], *args: Any) -> dict:
-    if _POOL is None:
-        return fn(*args)
     return _POOL.submit(fn, *args).result()
+
+
+def _pooled(lookup: Callable[..., tuple[str, dict | None]], run: Callable[..., dict], *args: Any) -> dict:
+    """``run(*args)``; with a pool, the cache is asked here first (``lookup``), so a hit never
+    reaches a worker (an unchanged re-run spawns none) and a miss goes with its key."""
+    if _POOL is None:
+        return run(*args)
+    key, hit = lookup(*args)
+    return hit if hit is not None else _pool_run(run, *args, key)
 
 
 @task(name="pass", cache_policy=NO_CACHE)
 def pass_task(index: int, shard: Any, cfg_json: str, raw_root: str, work: str, facts: dict) -> dict:
-    # a cache hit is answered here, so an unchanged re-run never spawns the pool's workers
-    hit = pipeline.cached_pass(index, shard, cfg_json, raw_root, work, facts) if _POOL is not None else None
-    return hit or _pool_run(pipeline.run_pass, index, shard, cfg_json, raw_root, work, facts)
+    return _pooled(pipeline.lookup_pass, pipeline.run_pass, index, shard, cfg_json, raw_root, work, facts)
 
 
 @task(name="reduce", cache_policy=NO_CACHE)
 def reduce_task(stage: str, results: list[dict], cfg_json: str, work: str) -> dict:
-    hit = pipeline.cached_reduce(stage, results, cfg_json, work) if _POOL is not None else None
-    return hit or _pool_run(pipeline.run_reduce, stage, results, cfg_json, work)
+    return _pooled(pipeline.lookup_reduce, pipeline.run_reduce, stage, results, cfg_json, work)
 
 
 @task(name="write-release", cache_policy=NO_CACHE)
@@ -168,21 +172,18 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     if done["status"] == "refused":
         return ""
     if done["status"] == "written":
-        report_artifacts_task(done["release_dir"], done.get("figures"))
+        report_artifacts_task(done["release_dir"], done["figures"])
     keep = pipeline.work_files(build, work) | {build_file}
     pipeline.prune_work(work, keep)
     return done["release_dir"]
 
 
 @task(name="report-key-figures", cache_policy=NO_CACHE)
-def report_artifacts_task(release_dir: str, figures: dict | None = None) -> None:
+def report_artifacts_task(release_dir: str, figures: dict) -> None:
     """The report's key figures (as the writer computed them: reading the release again cost a
     full pass over its documents), and the changelog, as artifacts of the flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from corpuspipe.release import report
-
-    figures = figures or report.key_figures(Path(release_dir))
     create_table_artifact(
         key="corpuspipe-key-figures",
         table=[{"figure": k, "value": v} for k, v in sorted(figures.items())],

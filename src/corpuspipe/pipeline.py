@@ -237,10 +237,7 @@ def _load_cached(meta: Path, work: Path) -> ShardResult | None:
         d = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    try:
-        result = ShardResult(**d, cached=True)
-    except TypeError:  # metadata of another layout: not this code's output
-        return None
+    result = ShardResult(**d, cached=True)  # the key covers the code: always this layout
     if not Path(result.essays).is_file() or not Path(result.sidecar).is_file():
         return None
     if not all(Path(f).exists() for f in _paths_in(result.partials, work)):
@@ -258,8 +255,8 @@ def pass_key(p: Pass, cfg: PipelineConfig, input_key: str, facts: dict[str, Any]
 
 
 def _pass_key_of(p: Pass, shard: list[str] | dict, cfg: PipelineConfig, raw_root: str,
-                 facts: dict[str, Any]) -> tuple[str, str]:
-    """(pass key, input key) of one shard: raw paths' content digests for a source pass, the previous
+                 facts: dict[str, Any]) -> str:
+    """Pass key of one shard: over its raw files' content digests for a source pass, the previous
     pass's key after."""
     if p.source is not None:
         digests = []
@@ -271,21 +268,21 @@ def _pass_key_of(p: Pass, shard: list[str] | dict, cfg: PipelineConfig, raw_root
         input_key = _key(*digests)
     else:
         input_key = shard["key"]  # type: ignore[index]
-    return pass_key(p, cfg, input_key, facts), input_key
+    return pass_key(p, cfg, input_key, facts)
 
 
-def cached_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, work: str,
-                facts: dict[str, Any] | None = None) -> dict | None:
-    """:func:`run_pass`'s result if it is already in the work folder, else None — cheap (hashes the
-    shard's raw files, reads one JSON), so an orchestrator asks this in its own thread before it
-    sends the shard to a worker process: an unchanged re-run then starts no worker at all (spawning
-    and importing two workers cost 2-10 s of a re-run, more than the lookups)."""
+def lookup_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, work: str,
+                facts: dict[str, Any] | None = None) -> tuple[str, dict | None]:
+    """(pass key, :func:`run_pass`'s result if it is already in the work folder, else None).
+
+    Cheap (hashes the shard's raw files, reads one JSON), so an orchestrator asks this in its own
+    thread and sends only a miss, with its key, to a worker process: an unchanged re-run then starts
+    no worker at all (spawning and importing two workers cost 2-10 s of a re-run), and a miss is not
+    hashed twice."""
     cfg = PipelineConfig.model_validate_json(cfg_json)
-    p = plan()[index]
-    work_dir = Path(work)
-    key, _ = _pass_key_of(p, shard, cfg, raw_root, facts or {})
-    cached = _load_cached(_meta_path(work_dir, index, key), work_dir)
-    return None if cached is None else {**cached.to_json(), "cached": True}
+    key = _pass_key_of(plan()[index], shard, cfg, raw_root, facts or {})
+    cached = _load_cached(_meta_path(Path(work), index, key), Path(work))
+    return key, None if cached is None else {**cached.to_json(), "cached": True}
 
 
 def run_pass(
@@ -295,20 +292,23 @@ def run_pass(
     raw_root: str,
     work: str,
     facts: dict[str, Any] | None = None,
+    key: str | None = None,
 ) -> dict:
     """Run pass ``index`` over one shard: raw paths for pass 0, the previous pass's result after.
 
     Returns the :class:`ShardResult` as a dict (cheap to pass between processes and orchestrators).
+    ``key``: given by a caller whose :func:`lookup_pass` found nothing cached; without it the
+    lookup is done here.
     """
+    if key is None:
+        key, hit = lookup_pass(index, shard, cfg_json, raw_root, work, facts)
+        if hit is not None:
+            return hit
     cfg = PipelineConfig.model_validate_json(cfg_json)
     p = plan()[index]
     facts = facts or {}
     work_dir = Path(work)
-    key, _ = _pass_key_of(p, shard, cfg, raw_root, facts)
     meta = _meta_path(work_dir, index, key)
-    cached = _load_cached(meta, work_dir)
-    if cached is not None:
-        return {**cached.to_json(), "cached": True}
     if p.source is not None:
         rel_paths = list(shard)  # type: ignore[arg-type]
     else:
@@ -377,21 +377,21 @@ def _load_reduce(work: Path, stage_name: str, key: str) -> dict | None:
     return {**d, "cached": True}
 
 
-def cached_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict | None:
-    """:func:`run_reduce`'s result if it is already in the work folder, else None (see cached_pass)."""
+def lookup_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> tuple[str, dict | None]:
+    """(reduce key, :func:`run_reduce`'s result if it is already in the work folder, else None);
+    see :func:`lookup_pass`.  The key digests every partial, so it is computed once per build."""
     cfg = PipelineConfig.model_validate_json(cfg_json)
     st = next(s for s in STAGES if s.name == stage_name)
-    partials = [part for r in results for part in r["partials"][stage_name]]
+    partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
     key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
-    return _load_reduce(Path(work), stage_name, key)
+    return key, _load_reduce(Path(work), stage_name, key)
 
 
-def _source_groups(source: Any, raw_root: Path, rel_paths: list[str], ctx: Context, acc: Shard) -> Iterator[list]:
+def _source_groups(source: SourceStage, raw_root: Path, rel_paths: list[str], ctx: Context, acc: Shard) -> Iterator[list]:
     """The source stage's essays group by group (a 200 MB file is never one list: issue 11);
     its sources and quarantine entries gather in ``acc``; only the time spent inside the source
     counts as its time."""
-    read_groups = getattr(source, "read_groups", None)
-    it = read_groups(raw_root, rel_paths, ctx) if read_groups else iter([source.read(raw_root, rel_paths, ctx)])
+    it = source.read_groups(raw_root, rel_paths, ctx)
     while True:
         t0 = time.perf_counter()
         part = next(it, None)
@@ -407,15 +407,16 @@ def _source_groups(source: Any, raw_root: Path, rel_paths: list[str], ctx: Conte
         part.essays.clear()
 
 
-def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict:
-    """The corpus-level decision of one stage over all shards' partials; cached by their content."""
+def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str, key: str | None = None) -> dict:
+    """The corpus-level decision of one stage over all shards' partials; cached by their content
+    (``key`` as in :func:`run_pass`)."""
+    if key is None:
+        key, hit = lookup_reduce(stage_name, results, cfg_json, work)
+        if hit is not None:
+            return hit
     cfg = PipelineConfig.model_validate_json(cfg_json)
     st = next(s for s in STAGES if s.name == stage_name)
     partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
-    key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
-    hit = _load_reduce(Path(work), stage_name, key)
-    if hit is not None:
-        return hit
     meta = Path(work) / "reduce" / f"{stage_name}-{key}.json"
     ctx = Context(cfg, {}, Path(work), shard_key=key)
     t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 Three kinds, after datatrove's ``PipelineStep`` and data-juicer's operator kinds, cut to what a
 release needs:
 
-* :class:`SourceStage` turns a list of raw files into a batch (ingestion).
+* :class:`SourceStage` turns a list of raw files into batches, group by group (ingestion).
 * :class:`ShardStage` takes a batch (a :class:`~corpuspipe.core.records.Shard`) and returns it (watermarks, normalization, sectioning).
   It may only look at its own batch and at corpus-level *facts* decided earlier.
 * :class:`CorpusStage` needs the whole corpus for one decision (boilerplate selection,
@@ -24,7 +24,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import Shard
@@ -96,7 +96,9 @@ class Stage:
 class SourceStage(Stage):
     kind: ClassVar[str] = "source"
 
-    def read(self, raw_root: Path, rel_paths: Sequence[str], ctx: Context) -> Shard:
+    def read_groups(self, raw_root: Path, rel_paths: Sequence[str], ctx: Context) -> Iterator[Shard]:
+        """The shard's essays in groups (at least one), each with the sources and quarantine entries
+        finished since the previous one: a huge file is never one list (issue 11)."""
         raise NotImplementedError
 
 

@@ -27,14 +27,6 @@ class Ingest(SourceStage):
     name = "ingest"
     config_sections = ("ingest",)
 
-    def read(self, raw_root: Path, rel_paths: Sequence[str], ctx: Context) -> Shard:
-        batch = Shard()
-        for part in self.read_groups(raw_root, rel_paths, ctx):
-            batch.essays.extend(part.essays)
-            batch.sources.extend(part.sources)
-            batch.quarantine.extend(part.quarantine)
-        return batch
-
     def read_groups(self, raw_root: Path, rel_paths: Sequence[str], ctx: Context) -> Iterator[Shard]:
         """The shard's essays in groups cut exactly where the shard file's row groups are cut
         (:func:`shardio.cut_before`: 2,048 essays or ``GROUP_CHARS`` raw characters), each with the
