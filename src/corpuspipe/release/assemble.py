@@ -126,9 +126,8 @@ def _write_tables(tmp: Path, build: Any, cfg: PipelineConfig, version: str, quar
     try:
         for r in build.passes[-1]:
             pf = pq.ParquetFile(r["essays"])
-            columns = [c for c in rel.SHARD_COLUMNS if c in pf.schema_arrow.names]
             for i in range(pf.num_row_groups):
-                tables = rel.batch_tables(pf.read_row_group(i, columns=columns), doc_cl, sec_cl)
+                tables = rel.batch_tables(pf.read_row_group(i, columns=list(rel.SHARD_COLUMNS)), doc_cl, sec_cl)
                 for name, t in tables.items():
                     streams[name].add(t)
                 for f, n in _value_counts(pc.list_flatten(tables["documents"]["flags"])):

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from corpuspipe.release.report import FLAG_MEANINGS, _stage_rows, _version_line, collect_stats, inputs_summary
+from corpuspipe.release.report import FLAG_MEANINGS, _stage_rows, _version_line, collect_stats
 from corpuspipe.release.versioning import atomic_write_text, read_manifest
 
 CARD_NAME = "README.md"
@@ -147,7 +147,7 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
     d = stats["documents"]
     header = card_header(release_dir, stats)
     cfg = m.get("config") or {}
-    inputs = stats.get("inputs") or inputs_summary(m.get("inputs") or [])
+    inputs = stats["inputs"]  # collect_stats's summary (the manifest it keeps has no inputs list)
     encodings = inputs["encodings"]
     rc = _release_cfg(m)
     lines = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]

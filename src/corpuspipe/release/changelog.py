@@ -299,17 +299,15 @@ def _partition_of(col: pa.ChunkedArray, parts: int) -> np.ndarray:
 
 
 def _write_parts(path: Path, columns: Sequence[str], hashed: Sequence[str], key0: str, parts: int,
-                 tmp: Path, side: str) -> tuple[list[Path], pa.Schema | None]:
+                 tmp: Path, side: str) -> list[Path]:
     pf = pq.ParquetFile(path)
     files = [tmp / f"{side}-{p:04d}.arrow" for p in range(parts)]
     writers: list[Any] = [None] * parts
-    schema = None
     offset = 0
     try:
         for i in range(pf.num_row_groups):
             t = _compact(pf.read_row_group(i, columns=list(columns)), hashed, offset)
             offset += t.num_rows
-            schema = t.schema
             where = _partition_of(t.column(key0), parts)
             for p in range(parts):
                 sub = t if parts == 1 else t.filter(pa.array(where == p))
@@ -320,7 +318,7 @@ def _write_parts(path: Path, columns: Sequence[str], hashed: Sequence[str], key0
         for w in writers:
             if w is not None:
                 w.close()
-    return files, schema
+    return files
 
 
 def _read_part(path: Path, empty: pa.Table) -> pa.Table:
@@ -353,8 +351,8 @@ def diff_table_files(name: str, path_a: Path, path_b: Path, columns_a: Sequence[
     key_types = _key_types(keys, sa, sb)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-changelog-", dir=tmp_root))
     try:
-        fa, _ = _write_parts(Path(path_a), columns_a, hashed, keys[0], parts, tmp, "a")
-        fb, _ = _write_parts(Path(path_b), columns_b, hashed, keys[0], parts, tmp, "b")
+        fa = _write_parts(Path(path_a), columns_a, hashed, keys[0], parts, tmp, "a")
+        fb = _write_parts(Path(path_b), columns_b, hashed, keys[0], parts, tmp, "b")
         empty_a = _compact(sa.empty_table().select(list(columns_a)), hashed, 0)
         empty_b = _compact(sb.empty_table().select(list(columns_b)), hashed, 0)
         done = []
@@ -362,11 +360,8 @@ def diff_table_files(name: str, path_a: Path, path_b: Path, columns_a: Sequence[
             a, b = _read_part(fa[p], empty_a), _read_part(fb[p], empty_b)
             if not (a.num_rows or b.num_rows):
                 continue
-            ga = a.column("__g").to_numpy() if a.num_rows else np.zeros(0, np.int64)
-            gb = b.column("__g").to_numpy() if b.num_rows else np.zeros(0, np.int64)
-            a = a.drop_columns(["__g"]) if "__g" in a.column_names else a
-            b = b.drop_columns(["__g"]) if "__g" in b.column_names else b
-            done.append(_diff_part(name, a, b, keys, key_types, ga, gb))
+            ga, gb = (t.column("__g").to_numpy(zero_copy_only=False) for t in (a, b))
+            done.append(_diff_part(name, a.drop_columns(["__g"]), b.drop_columns(["__g"]), keys, key_types, ga, gb))
             fa[p].unlink(missing_ok=True)
             fb[p].unlink(missing_ok=True)
     finally:
