@@ -71,8 +71,8 @@ def _value_counts(col: pa.ChunkedArray | pa.Array) -> dict[str, int]:
     return dict(sorted(pairs, key=lambda p: (-p[1], p[0])))
 
 
-def _cluster_counts(path: Path, key: str, extra: Sequence[str] = ()) -> tuple[int, dict[str, int], int]:
-    """(rows, {cluster_id: size} of the clusters with more than one row, number of clusters), read one
+def _cluster_counts(path: Path, key: str) -> tuple[dict[str, int], int]:
+    """({cluster_id: size} of the clusters with more than one row, number of clusters), read one
     row group at a time.  Only a member (a row whose cluster_id is not its own id) can make a cluster
     larger than one, so the clusters counted are those named by members: ids are unique, so every
     other cluster is a single row.  Equal to a group_by over the whole table, which held the id and
@@ -86,7 +86,7 @@ def _cluster_counts(path: Path, key: str, extra: Sequence[str] = ()) -> tuple[in
         member = pc.fill_null(pc.not_equal(t["cluster_id"], t[key]), False)
         named.append(pc.unique(t["cluster_id"].filter(member)).cast(pa.string()))
     if not named:
-        return rows, {}, rows
+        return {}, rows
     value_set = pc.unique(pa.chunked_array(named, pa.string()).combine_chunks())
     sizes: dict[str, int] = {}
     in_named = 0
@@ -96,7 +96,7 @@ def _cluster_counts(path: Path, key: str, extra: Sequence[str] = ()) -> tuple[in
         vc = pc.value_counts(sel)
         for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
             sizes[v] = sizes.get(v, 0) + int(n)
-    return rows, sizes, len(sizes) + (rows - in_named)
+    return sizes, len(sizes) + (rows - in_named)
 
 
 def _document_stats(path: Path) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def _document_stats(path: Path) -> dict[str, Any]:
     d["scripts"] = dict(sorted(scripts.items(), key=order)) if "script" in names else {}
     d["flags"] = dict(sorted(flags.items(), key=order)) if "flags" in names else {}
     if "cluster_id" in names:
-        rows, multi, n_clusters = _cluster_counts(path, "doc_id")
+        multi, n_clusters = _cluster_counts(path, "doc_id")
         d["clusters"] = n_clusters
         d["multi_clusters"] = sum(1 for n in multi.values() if n > 1)
         hist: dict[int, int] = {1: n_clusters - len(multi)} if n_clusters > len(multi) else {}
@@ -267,24 +267,20 @@ def boilerplate_lines(release_dir: Path, limit: int | None = BOILERPLATE_SHOWN) 
     Memory: edits and documents are in the same document order, so a document's url is found by
     walking both files in step (a dict of every document's url was ~200 MB at 1 GB of input), and
     a document's edits are contiguous, so a key counts a document when it differs from the last
-    one it counted (instead of a set of document ids per key)."""
+    one it counted (instead of a set of document ids per key).  ``validate_release`` checks that
+    order, so the walk never needs to look back."""
     release_dir = Path(release_dir)
     docs = (r for t in _iter_groups(release_dir / "documents.parquet", ["doc_id", "url"])
             for r in zip(t["doc_id"].to_pylist(),
                          t["url"].to_pylist() if "url" in t.column_names else [None] * t.num_rows))
     current: tuple[str, str | None] | None = None
-    seen_urls: dict[str, str | None] = {}  # only if a file were out of order (then a fallback scan)
 
     def url_of(doc: str) -> str | None:
         nonlocal current
         while current is None or current[0] != doc:
             current = next(docs, None)
             if current is None:
-                if not seen_urls:
-                    for t in _iter_groups(release_dir / "documents.parquet", ["doc_id", "url"]):
-                        if "url" in t.column_names:
-                            seen_urls.update(zip(t["doc_id"].to_pylist(), t["url"].to_pylist()))
-                return seen_urls.get(doc)
+                return None
         return current[1]
 
     rows: dict[str, dict[str, Any]] = {}
@@ -370,7 +366,7 @@ def _cluster_pairs(release_dir: Path, level: str) -> dict[str, Any]:
     res: dict[str, Any] = {"clusters": [], "pairs": [], "pair_count": 0, "multi": 0}
     if not path.exists():
         return res
-    _, sizes, _ = _cluster_counts(path, key)  # streamed: see there
+    sizes, _ = _cluster_counts(path, key)  # streamed: see there
     multi = sorted(((n, c) for c, n in sizes.items() if n > 1), key=lambda x: (-x[0], x[1]))
     res["multi"] = len(multi)
     res["clusters"] = [{"cluster_id": c, "size": int(n)} for n, c in multi[:5]]
