@@ -24,9 +24,9 @@ import unicodedata
 
 import numpy as np
 
+from corpuspipe.zh.chars import HAN, HAN_RANGES
 from corpuspipe.zh.outline import normalize_marker_re
 
-HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _HAN_RE = re.compile(f"[{HAN}]")
 _QMARK_IN_WORD = re.compile(f"(?<=[{HAN}])\\?+(?=[{HAN}])")
 _QMARK_RUN = re.compile(f"(?<=[{HAN}])\\?{{2,}}|\\?{{2,}}(?=[{HAN}])")
@@ -96,7 +96,7 @@ def _class_table() -> np.ndarray:
     bmp[ascii_alnum] = _LATIN_C
     bmp[space] = _SPACE_C
     cls[:0x10000] = bmp
-    for lo, hi in ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F)):
+    for lo, hi in HAN_RANGES:
         cls[lo:hi + 1] = _HAN_C
     return cls
 
@@ -108,26 +108,6 @@ def _letter_counts(text: str) -> tuple[int, int, int, int]:
         _CLASS = _class_table()
     cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     han, latin, other, punct, _space = np.bincount(_CLASS[cp], minlength=5).tolist()
-    return han, latin, other, punct
-
-
-def _letter_counts_masks(text: str) -> tuple[int, int, int, int]:
-    """The former version with one mask per class (the reference of the tests)."""
-    global _TABLES
-    if _TABLES is None:
-        _TABLES = _tables()
-    space, ascii_alnum, other_t = _TABLES
-    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    han_m = ((cp >= 0x3400) & (cp <= 0x4DBF)) | ((cp >= 0x4E00) & (cp <= 0x9FFF)) | \
-        ((cp >= 0xF900) & (cp <= 0xFAFF)) | ((cp >= 0x20000) & (cp <= 0x3134F))
-    bmp = cp < 0x10000
-    idx = np.where(bmp, cp, 0).astype(np.intp)
-    sp = space[idx] & bmp
-    rest = ~han_m & ~sp
-    latin = int(np.count_nonzero(rest & bmp & ascii_alnum[idx]))
-    other = int(np.count_nonzero(rest & ((bmp & other_t[idx]) | ~bmp)))
-    han = int(np.count_nonzero(han_m))
-    punct = int(np.count_nonzero(rest)) - latin - other
     return han, latin, other, punct
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from corpuspipe.zh.chars import HAN_BMP, SENTENCE_END
+
 # Words about the page, the site, copying and the reader; never the subject of a report or law.
 SITE_WORDS = (
     "本站", "本网", "网站", "网友", "网页", "转载", "版权", "侵权", "来源", "出处", "原创", "下载", "收藏",
@@ -26,10 +28,9 @@ SITE_WORDS = (
     "点赞", "登录", "注册", "广告", "免费", "整理", "您", "参考", "仅供", "编辑", "栏目", "频道",
 )
 _SITE_WORDS_RE = re.compile("|".join(map(re.escape, SITE_WORDS)))
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
+_HAN = re.compile(f"[{HAN_BMP}]")
 _LATIN = re.compile("[A-Za-z]")
 _CLAUSE = re.compile("[,，;；、]")
-_SENTENCE_END = "。!?！？"
 _LABEL_WITHIN = 8  # 导语：, 温馨提示：, 免责声明：, 注：  -- a colon this early labels the line
 MIN_HAN = 20
 MIN_CLAUSES = 2
@@ -40,7 +41,7 @@ def is_genre_prose(line: str) -> bool:
 
     ``line`` may be a boilerplate key (script, width and digits folded, spaces removed)."""
     s = "".join(line.split())
-    if not s or s[-1] not in _SENTENCE_END:
+    if not s or s[-1] not in SENTENCE_END:
         return False
     if len(_HAN.findall(s)) < MIN_HAN or len(_CLAUSE.findall(s)) < MIN_CLAUSES:
         return False
