@@ -60,7 +60,7 @@ class Ingest(SourceStage):
                 if mine:
                     del pending[-mine:]
                     chars = sum(len(e.body.raw) for e in pending)
-                part = ingest_mod.failed_file(rel, exc, released, part.stats.get("ingest.partial_source"))
+                part = ingest_mod.failed_file(rel, exc, released, part.sources[-1] if part.sources else None)
             sources.extend(part.sources)
             quarantine.extend(part.quarantine)
             ctx.count_all(self.name, {k.split(".", 1)[-1]: v for k, v in part.stats.items() if isinstance(v, int)})

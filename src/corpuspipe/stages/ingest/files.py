@@ -757,25 +757,22 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
         essays, bad_lines, blank = _jsonl_essays(text, src, cfg, flags)
         shard.quarantine.extend(bad_lines)
         shard.stats["ingest.jsonl_blank_lines"] = blank
-        kind = "jsonl"
+        shard.sources.append(SourceInfo(rel_path, size, sha, encoding, "jsonl", len(essays)))
         yield from essays
-        count = len(essays)
     else:
         longest = _longest_line(text) if fast is None else 0  # the chunked reader checked it
         if longest > cfg.max_line_chars:
             return reject("line_too_long", f"a line of {longest} chars > {cfg.max_line_chars}", size, sha)
         if _blank(text):
             return reject("empty", "only whitespace after decoding", size, sha)
-        kind = "text"
-        # the partial source a failure after some essays is reported with (failed_file)
-        shard.stats["ingest.partial_source"] = SourceInfo(rel_path, size, sha, encoding, kind, 0)
-        count = 0
+        # listed first and counted as essays go out: a failure midway is reported with the essays
+        # already handed on (failed_file)
+        source = SourceInfo(rel_path, size, sha, encoding, "text", 0)
+        shard.sources.append(source)
         for essay in _text_essays(text, src, cfg, flags):
-            count += 1
+            source.essays += 1
             yield essay
-        del shard.stats["ingest.partial_source"]
-    shard.sources.append(SourceInfo(rel_path, size, sha, encoding, kind, count))
-    shard.stats["ingest.essays"] = count
+    shard.stats["ingest.essays"] = shard.sources[-1].essays
 
 
 def _file_kind(mode: int) -> str:
