@@ -454,13 +454,6 @@ class _FileFacts:
     body_indent: int  # typical indentation of paragraphs
 
 
-def _file_facts(lines: list[Line], levels: list[tuple[str, int] | None]) -> _FileFacts:
-    kinds = {lv[0] for lv in levels if lv is not None}
-    indents = sorted(ln.indent for ln in lines if len(ln.content) > 60)
-    top = next((k for k in ("l1", "l2", "l3") if k in kinds), None)
-    return _FileFacts(top, indents[len(indents) // 2] if indents else 0)
-
-
 class _TitleIndex:
     """The titles seen so far, asked "does any share >= half its bigrams (Dice) with this line?".
 
@@ -604,13 +597,8 @@ def _prescan(text: str, max_title_chars: int) -> _Prescan:
     indents: dict[int, int] = {}  # indent -> lines of more than 60 characters (for the median)
     headers: dict[int, str] = {}
     first = second = None
-    n = len(text)
-    pos = idx = 0
-    while pos < n:
-        nl = text.find("\n", pos)
-        stop = n if nl < 0 else nl
-        raw = text[pos:stop]
-        content = raw.strip()
+    for idx, ln in enumerate(iter_lines(text)):
+        content = ln.content
         if content:
             if first is None:
                 first = idx
@@ -620,19 +608,16 @@ def _prescan(text: str, max_title_chars: int) -> _Prescan:
             if lv is not None:
                 kinds.add(lv[0])
             if len(content) > 60:
-                ind = len(raw) - len(raw.lstrip())
-                indents[ind] = indents.get(ind, 0) + 1
+                indents[ln.indent] = indents.get(ln.indent, 0) + 1
             t = essay_header_title(content, max_title_chars)
             if t is not None:
                 headers[idx] = t
-        pos = n if nl < 0 else nl + 1
-        idx += 1
     top = next((k for k in ("l1", "l2", "l3") if k in kinds), None)
     return _Prescan(_FileFacts(top, _median(indents)), headers, first, second)
 
 
 def _median(counts: dict[int, int]) -> int:
-    """``sorted(values)[len // 2]`` from a histogram (0 when empty), as :func:`_file_facts`."""
+    """``sorted(values)[len // 2]`` from a histogram (0 when empty)."""
     total = sum(counts.values())
     if not total:
         return 0
