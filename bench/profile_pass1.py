@@ -5,16 +5,15 @@
     .venv/bin/python bench/profile_pass1.py --pyspy               # (run under py-spy instead)
 
 Pass 0 (ingest + the watermark and identical-file reduces) runs once per slice through
-``pipeline.run_pass``/``run_reduce`` and its output is kept in ``--work`` keyed by the slice
-alone (not by the code), so every later run re-measures pass 1 only on the same input.  Pass 1
-is then run by hand, stage by stage (the same ``apply``/``process``/``collect`` calls as
-``pipeline.run_pass``), timing each with ``process_time`` (CPU seconds: the machine is shared).
-MB/s is the UTF-8 size of each stage's *input* text, as the engine's timings count it.
+``pipeline.run_pass``/``run_reduce`` and is kept in ``--work`` keyed by the slice alone (not by
+the code), so every later run re-measures pass 1 only on the same input.  Pass 1 is the engine's
+own ``pipeline.run_pass`` (nothing is wired here), in this process, with ``pipeline.STAGE_CLOCK``
+set to ``process_time``: its per-stage timings are CPU seconds (the machine is shared).  MB/s is
+the UTF-8 size of each stage's *input* text, as the engine's timings count it.
 
-The printed ``sha256`` is over every essay after pass 1 (the intermediate Arrow table: text,
-edits, flags, stats, signals, sections) and the stage counts; ``dedup.collect`` is timed but
-its files are not hashed (another owner).  The hash must not change when a stage only gets
-faster.
+The printed ``sha256`` is over pass 1's essay files (Parquet: text, edits, flags, stats, signals,
+sections) and stage counts; the dedup collect's signature files are timed but not hashed.  The
+hash must not change when a stage only gets faster.
 """
 
 from __future__ import annotations
@@ -22,31 +21,26 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
-import io
 import json
 import pstats
 import shutil
 import time
 from pathlib import Path
 
-import pyarrow as pa
 
 from corpuspipe import pipeline
-from corpuspipe.core import shardio
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.records import Shard
-from corpuspipe.core.stage import Context
 
 
-def prepare(corpus: Path, mb: float, work: Path) -> tuple[list[Path], dict, PipelineConfig]:
-    """Pass 0 over the first shards totalling ``mb`` MB of raw bytes; cached under ``work/in``."""
+def prepare(corpus: Path, mb: float, work: Path) -> tuple[list[dict], dict, PipelineConfig, str]:
+    """Pass 0 over the first shards totalling ``mb`` MB of raw bytes, and its reduces' facts;
+    cached under ``work/p0work`` (its results in ``work/slice.json``)."""
     cfg = PipelineConfig()
-    inp = work / "in"
-    meta = inp / "slice.json"
+    raw = corpus / "raw" if (corpus / "raw").is_dir() else corpus
+    meta = work / "slice.json"
     if meta.exists():
         d = json.loads(meta.read_text())
-        return [Path(p) for p in d["essays"]], d["facts"], cfg
-    raw = corpus / "raw" if (corpus / "raw").is_dir() else corpus
+        return d["results"], d["facts"], cfg, d["raw"]
     shards, _q = pipeline.discover(raw, cfg)
     chosen, total = [], 0
     for s in shards:
@@ -54,58 +48,36 @@ def prepare(corpus: Path, mb: float, work: Path) -> tuple[list[Path], dict, Pipe
         total += pipeline.shard_bytes(raw, s)
         if total >= mb * 1e6:
             break
-    p0 = pipeline.plan()[0]
-    tmp = work / "p0work"
     cfg_json = cfg.model_dump_json()
-    results = [pipeline.run_pass(0, s, cfg_json, str(raw.resolve()), str(tmp)) for s in chosen]
-    facts = {}
-    for st in p0.collects:
-        facts[st.name] = pipeline.run_reduce(st.name, results, cfg_json, str(tmp))["fact"]
-    inp.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, r in enumerate(results):
-        dst = inp / f"shard{k:03d}.parquet"
-        shutil.copy(r["essays"], dst)
-        paths.append(dst)
-    # the watermark fact may name files under p0work: they stay there
-    meta.write_text(json.dumps({"essays": [str(p) for p in paths], "facts": facts, "raw_bytes": total,
+    tmp = work / "p0work"
+    raw_s = str(raw.resolve())
+    results = [pipeline.run_pass(0, s, cfg_json, raw_s, str(tmp)) for s in chosen]
+    facts = {st.name: pipeline.run_reduce(st.name, results, cfg_json, str(tmp))["fact"]
+             for st in pipeline.plan()[0].collects}
+    results = [pipeline.slim_result(r, tmp) for r in results]
+    work.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"results": results, "facts": facts, "raw": raw_s, "raw_bytes": total,
                                 "files": sum(map(len, chosen))}, ensure_ascii=False))
-    return paths, facts, cfg
+    return results, facts, cfg, raw_s
 
 
-def run_pass1(paths: list[Path], facts: dict, cfg: PipelineConfig, work: Path) -> tuple[dict, str, int]:
-    p = pipeline.plan()[1]
+def run_pass1(results: list[dict], facts: dict, cfg: PipelineConfig, raw: str, work: Path
+              ) -> tuple[dict, str, int]:
+    """The engine's pass 1 over every shard of the slice, timed in CPU seconds."""
     cpu: dict[str, list[float]] = {}
     h = hashlib.sha256()
-    counts: dict = {}
     n_essays = 0
-    for k, path in enumerate(paths):
-        ctx = Context(cfg, facts, work / "p1work", shard_key=f"s{k:03d}")
-        for g, essays in enumerate(shardio.iter_essays(path)):
-            batch = Shard(essays=essays)
-            for st in (*p.applies, *p.stages):
-                nbytes = batch.text_bytes()
-                t0 = time.process_time()
-                batch = st.apply(batch, ctx) if st.kind == "corpus" else st.process(batch, ctx)
-                c = cpu.setdefault(st.name, [0.0, 0])
-                c[0] += time.process_time() - t0
-                c[1] += nbytes
-            ctx.shard_key = f"s{k:03d}-{g:04d}"
-            for st in p.collects:
-                nbytes = batch.text_bytes()
-                t0 = time.process_time()
-                st.collect(batch, ctx)
-                c = cpu.setdefault(f"{st.name}.collect", [0.0, 0])
-                c[0] += time.process_time() - t0
-                c[1] += nbytes
-            sink = io.BytesIO()
-            table = shardio.essays_table(batch.essays)
-            with pa.ipc.new_stream(sink, table.schema) as w:
-                w.write_table(table)
-            h.update(sink.getvalue())
-            n_essays += len(batch.essays)
-        counts[k] = ctx.counts
-        h.update(json.dumps(ctx.counts, sort_keys=True).encode())
+    pipeline.STAGE_CLOCK = time.process_time
+    cfg_json = cfg.model_dump_json()
+    for r in results:
+        out = pipeline.run_pass(1, r, cfg_json, raw, str(work / "p1work"), facts)
+        for name, (sec, nbytes) in out["timings"].items():
+            c = cpu.setdefault(name, [0.0, 0])
+            c[0] += sec
+            c[1] += nbytes
+        h.update(Path(out["essays"]).read_bytes())
+        h.update(json.dumps(out["counts"], sort_keys=True).encode())
+        n_essays += out["essay_count"]
     return cpu, h.hexdigest(), n_essays
 
 
@@ -119,21 +91,21 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, help="write the cProfile stats here (with --profile)")
     args = ap.parse_args()
     work = args.work / f"mb{args.mb:g}"
-    paths, facts, cfg = prepare(args.corpus, args.mb, work)
+    results, facts, cfg, raw = prepare(args.corpus, args.mb, work)
     shutil.rmtree(work / "p1work", ignore_errors=True)
     prof = cProfile.Profile() if args.profile else None
     if prof:
         prof.enable()
     t0 = time.process_time()
-    cpu, digest, n = run_pass1(paths, facts, cfg, work)
+    cpu, digest, n = run_pass1(results, facts, cfg, raw, work)
     total = time.process_time() - t0
     if prof:
         prof.disable()
-    meta = json.loads((work / "in" / "slice.json").read_text())
+    meta = json.loads((work / "slice.json").read_text())
     print(f"slice: {meta['files']} files, {meta['raw_bytes'] / 1e6:.1f} MB raw, {n} essays")
     for name, (sec, nbytes) in cpu.items():
         print(f"{name:18s} {sec:7.2f} s CPU  {nbytes / 1e6 / max(sec, 1e-9):7.1f} MB/s")
-    print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading shards and hashing)")
+    print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading and writing shards, hashing)")
     print(f"sha256 {digest}")
     if prof:
         if args.dump:

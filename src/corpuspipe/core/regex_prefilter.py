@@ -112,7 +112,7 @@ def _required(seq) -> frozenset[str] | None:
             best = better(best, frozenset(["".join(run)]))
             run = []
         if op is None or op in (C.AT, C.ASSERT, C.ASSERT_NOT):
-            continue  # a zero-width item does not break a literal run? it does not consume: keep
+            continue  # zero-width: it ended the literal run above (shorter literals: still required)
         if op is C.BRANCH:
             parts = [_required(b) for b in av[1]]
             if all(p is not None for p in parts):
