@@ -221,3 +221,13 @@ def shingle_batch(texts: Sequence[str], cfg: DedupConfig) -> tuple[np.ndarray, n
     np.not_equal(hv[1:], hv[:-1], out=keep[1:])
     keep[1:] |= seg[1:] != seg[:-1]
     return hv[keep], np.bincount(seg[keep], minlength=t).astype(np.int64)
+
+
+def stripped_lengths(texts: Sequence[str]) -> np.ndarray:
+    """``len(strip_text(t))`` of each text, by the table :func:`shingle_batch` strips with."""
+    raw = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    cum = np.zeros(raw.size + 1, np.int64)
+    np.cumsum(_strip_t2s_table()[raw] != _STRIPPED, out=cum[1:])
+    lens = np.fromiter(map(len, texts), np.int64, len(texts))
+    ends = np.cumsum(lens)
+    return cum[ends] - cum[ends - lens]
