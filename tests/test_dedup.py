@@ -286,14 +286,21 @@ def test_prepared_side_gives_best_paragraph_pair_from_either_side(la, lb):
 @given(st.integers(1, 30), st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), max_size=40))
 @settings(max_examples=200, deadline=None)
 def test_components_label_each_node_with_its_components_smallest_member(n, edges):
-    from corpuspipe.stages.dedup.unionfind import UnionFind
-
     edges = [(a % n, b % n) for a, b in edges]
-    uf = UnionFind(n)
-    uf.union_all(edges)
-    want = np.empty(n, np.int64)
-    for c in uf.components():
-        want[c] = c[0]
+    adj: dict[int, set[int]] = {i: set() for i in range(n)}
+    for a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    want = np.full(n, -1, np.int64)
+    for root in range(n):  # ascending: a component's first node reached is its smallest
+        if want[root] >= 0:
+            continue
+        stack = [root]
+        while stack:
+            x = stack.pop()
+            if want[x] < 0:
+                want[x] = root
+                stack.extend(adj[x])
     e = np.array(edges, np.int64).reshape(-1, 2)
     assert _components(n, e[:, 0], e[:, 1]).tolist() == want.tolist()
 
