@@ -174,8 +174,27 @@ class DedupOutcome:
     stats: dict
 
 
-def _peak_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+class _Phases:
+    """Wall and CPU seconds of each phase of ``find_duplicates``, and the process's peak RSS after
+    it (which phase sets the reduce's peak; CPU seconds are what MB/s per core should use on a
+    busy machine)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.peak: dict[str, int] = {}
+        self._t, self._c = time.perf_counter(), time.process_time()
+
+    def done(self, name: str) -> None:
+        t, c = time.perf_counter(), time.process_time()
+        self.seconds[name], self.cpu[name] = t - self._t, c - self._c
+        self.peak[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        self._t, self._c = t, c
+
+    def stats(self) -> dict:
+        return {"seconds": {k: round(v, 6) for k, v in self.seconds.items()},
+                "cpu_seconds": {k: round(v, 6) for k, v in self.cpu.items()},
+                "peak_rss_mb_after": self.peak}
 
 
 def _h64(strings: Sequence[str]) -> np.ndarray:
@@ -887,10 +906,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     work = Path(work)
     sig_paths = [Path(p) for p in sig_paths]
     lo = min_length(cfg, level)
-    seconds: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    peak: dict[str, int] = {}
-    t, c = time.perf_counter(), time.process_time()
+    phase = _Phases()
 
     band_dir = work / f"{level}.bands"
     shutil.rmtree(band_dir, ignore_errors=True)
@@ -901,15 +917,13 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         s = _write_bands(fi, path, cfg, lo, parts, band_dir)
         items += s["items"]
         skipped += s["skipped_short"]
-    seconds["bands"], cpu["bands"], peak["bands"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
-    t, c = time.perf_counter(), time.process_time()
+    phase.done("bands")
 
     star_parts, other_parts = zip(*[_partition_candidates(band_dir, p, cfg.max_bucket) for p in range(parts)])
     star = _unique_pairs(np.concatenate(star_parts))
     other = _unique_pairs(np.concatenate(other_parts))
     shutil.rmtree(band_dir, ignore_errors=True)
-    seconds["candidates"], cpu["candidates"], peak["candidates"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
-    t, c = time.perf_counter(), time.process_time()
+    phase.done("candidates")
 
     wanted = np.unique(np.concatenate((star.reshape(-1), other.reshape(-1))))
     entities = _load_entities(sig_paths, wanted, lo)
@@ -918,8 +932,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     other_pos = np.searchsorted(wanted, other)
     del star, other, wanted
     ver = _Verifier(sig_paths, entities, cfg, work / f"{level}.verify")
-    seconds["shingle"], cpu["shingle"], peak["shingle"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
-    t, c = time.perf_counter(), time.process_time()
+    phase.done("shingle")
     # Pairs stay numpy (keys a * n + b, sorted): at the 1 GB crawl, lists and sets of tuples of the
     # candidates cost ~100 bytes per pair.
     n_ent = max(1, len(entities))
@@ -935,12 +948,10 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     deferred = np.stack((oa[wait], ob[wait]), axis=1)
     ver.score(np.stack((oa[~wait], ob[~wait]), axis=1))
     del oa, ob, wait, other_keys, label
-    seconds["verify"], cpu["verify"], peak["verify"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
-    t, c = time.perf_counter(), time.process_time()
+    phase.done("verify")
 
     rep_of = _clusters(deferred, ver)
-    seconds["cluster"], cpu["cluster"], peak["cluster"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
-    t, c = time.perf_counter(), time.process_time()
+    phase.done("cluster")
 
     pairs = _pair_table(ver, rep_of, cfg, level)
     ver.close()
@@ -954,7 +965,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
     clusters_path = work / f"{level}.clusters.parquet"
     _write(clusters, clusters_path)
     del clusters
-    seconds["write"], cpu["write"], peak["write"] = time.perf_counter() - t, time.process_time() - c, _peak_mb()
+    phase.done("write")
 
     stats = {
         "items": items,
@@ -967,9 +978,7 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         **rel_counts,
         "clusters_with_duplicates": int(cluster_sizes.size),
         "largest_cluster": int(cluster_sizes.max(initial=0)),
-        "seconds": {k: round(v, 6) for k, v in seconds.items()},
-        "cpu_seconds": {k: round(v, 6) for k, v in cpu.items()},
-        "peak_rss_mb_after": peak,  # the process's peak so far, after each phase: which phase sets it  # what MB/s per core should use on a busy machine
+        **phase.stats(),
     }
     return DedupOutcome(pairs_path, clusters_path, stats)
 
