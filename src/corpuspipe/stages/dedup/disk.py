@@ -116,15 +116,12 @@ from corpuspipe.stages.dedup.minhash import (
     relation,
     signature_matrix,
 )
-from corpuspipe.stages.dedup.shingles import shingle_batch
+from corpuspipe.stages.dedup.shingles import BATCH_CHARS, shingle_batches
 
 # Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
 _SIG_ROW_GROUP = 512
 _EMPTY_SIG = np.uint32(0xFFFFFFFF)
-# Characters shingled per ``shingle_batch`` call in the spill: batches of 256-4,096 section units
-# (30k-500k chars) all ran at 33-37 MB/s; the arrays of one batch are ~60 bytes per character.
-_SHINGLE_BATCH_CHARS = 200_000
 _READ_BATCH = 8192
 _RELATIONS = ("near_duplicate", "reuse", "paragraph_reuse")  # codes of the verifier's rel column
 _NEAR = 0
@@ -561,7 +558,7 @@ class _Verifier:
         """Batches of (units, their shingle sets concatenated, set sizes, signatures of the whole
         units among them) of some rows of one file, reading only their row groups.
 
-        Texts are shingled ``_SHINGLE_BATCH_CHARS`` at a time with ``shingle_batch`` (one numpy
+        Texts are shingled ``BATCH_CHARS`` at a time with ``shingle_batch`` (one numpy
         pass over many texts): per text, the 100 MB crawl's section units (~130 chars) shingled at
         3.8 MB/s, batched at ~35 MB/s."""
         pf = pq.ParquetFile(self.paths[fi])
@@ -575,17 +572,7 @@ class _Verifier:
 
         def flush():
             sel = np.concatenate(sels)
-            parts, k = [], 0
-            while k < len(texts):  # at most ~_SHINGLE_BATCH_CHARS per call, even in one large row group
-                j, n = k + 1, len(texts[k])
-                while j < len(texts) and n + len(texts[j]) <= _SHINGLE_BATCH_CHARS:
-                    n += len(texts[j])
-                    j += 1
-                parts.append(shingle_batch(texts[k:j], self.cfg))
-                k = j
-            sh = np.concatenate([x[0] for x in parts])
-            cnt = np.concatenate([x[1] for x in parts])
-            del parts
+            sh, cnt = shingle_batches(texts, self.cfg)  # BATCH_CHARS per call, even in one large row group
             w = whole[sel]
             sg = np.concatenate(mats)[w]
             unsigned = np.flatnonzero((cnt[w] > 0) & (sg == _EMPTY_SIG).all(axis=1))
@@ -605,7 +592,7 @@ class _Verifier:
             sels.append(sel)
             chars += sum(map(len, got))
             self.rows_read += sel.size
-            if chars >= _SHINGLE_BATCH_CHARS:
+            if chars >= BATCH_CHARS:
                 yield flush()
                 texts, sels, mats, chars = [], [], [], 0
         if texts:
@@ -630,7 +617,6 @@ class _Verifier:
         n = max(1, len(self.ent))
         keys = np.unique(np.minimum(p[:, 0], p[:, 1]) * n + np.maximum(p[:, 0], p[:, 1]))
         lo, hi = keys // n, keys % n
-        order = np.lexsort((hi, lo, self.off[self.ent.whole[lo]]))
         new = ~_member(keys, self.keys)
         keys, lo, hi = keys[new], lo[new], hi[new]
         order = np.lexsort((hi, lo, self.off[self.ent.whole[lo]]))

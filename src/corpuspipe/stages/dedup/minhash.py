@@ -26,7 +26,7 @@ import pyarrow as pa
 from datasketch.lsh import _optimal_param
 
 from corpuspipe.core.config import DedupConfig
-from corpuspipe.stages.dedup.shingles import mix64, shingle_batch, stripped_lengths
+from corpuspipe.stages.dedup.shingles import char_chunks, mix64, shingle_batches, stripped_lengths
 
 LEVELS = ("document", "section")
 _SIG_EMPTY = np.uint32(0xFFFFFFFF)
@@ -195,37 +195,24 @@ def signature_matrix(shingle_sets: Sequence[np.ndarray], cfg: DedupConfig) -> np
     return sig
 
 
-_SHINGLE_CHUNK_CHARS = 200_000  # raw characters per shingle_batch call (its arrays: ~40 bytes a character)
-
-
 def compute_signatures(items: Sequence[DedupItem], cfg: DedupConfig, min_len: int = 0) -> pa.Table:
     """Per shard: id, length (stripped chars), n_shingles, signature (fixed_size_list<uint32>).
 
     Items shorter than ``min_len`` stripped characters are never banded (``band_matrix`` skips
     them), so they are not shingled: n_shingles 0, an empty signature.  Two thirds of the section
-    units of the crawl bench are that short.  The rest are shingled ``_SHINGLE_CHUNK_CHARS`` at a
-    time by :func:`shingle_batch` (byte-identical to one ``shingle_hashes`` per item, the
-    verifier's shingler too), not one ``re.sub`` and numpy pass per item.
+    units of the crawl bench are that short.  The rest are shingled by :func:`shingle_batches`
+    (byte-identical to one ``shingle_hashes`` per item; the verifier's shingler too).
     """
-    n = len(items)
-    lengths = np.empty(n, dtype=np.int32)
+    texts = [it.text for it in items]
+    lengths = np.concatenate([stripped_lengths(texts[a:b]) for a, b in char_chunks(texts)] or
+                             [np.empty(0, np.int64)]).astype(np.int32)
+    want = np.flatnonzero(lengths >= max(min_len, 1)).tolist()
     empty = np.empty(0, dtype=np.uint64)
-    sets: list[np.ndarray] = [empty] * n
-    i = 0
-    while i < n:
-        j, chars = i, 0
-        while j < n and (j == i or chars + len(items[j].text) <= _SHINGLE_CHUNK_CHARS):
-            chars += len(items[j].text)
-            j += 1
-        texts = [it.text for it in items[i:j]]
-        lens = stripped_lengths(texts)
-        lengths[i:j] = lens
-        want = np.flatnonzero(lens >= max(min_len, 1)).tolist()
-        if want:
-            hv, counts = shingle_batch([texts[k] for k in want], cfg)
-            for k, part in zip(want, np.split(hv, np.cumsum(counts)[:-1])):
-                sets[i + k] = part
-        i = j
+    sets: list[np.ndarray] = [empty] * len(items)
+    if want:
+        hv, counts = shingle_batches([texts[k] for k in want], cfg)
+        for k, part in zip(want, np.split(hv, np.cumsum(counts)[:-1])):
+            sets[k] = part
     sig = signature_matrix(sets, cfg)
     return pa.Table.from_arrays(
         [
