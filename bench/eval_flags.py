@@ -69,8 +69,8 @@ def main() -> None:
     for flag in FLAGS:
         fired = [e for e in essays if flag in e.flags]
         right = [e for e in fired if flag in LABELS.get(e.source_path, [])]
-        print(f"flag {flag:17s} fired {len(fired):3d}  labelled correct {len(right)}  precision "
-              f"{(len(right) / len(fired)) if fired else 1:.3f}")
+        precision = f"{len(right) / len(fired):.3f}" if fired else "n/a (never fired: no false positive)"
+        print(f"flag {flag:17s} fired {len(fired):3d}  labelled correct {len(right)}  precision {precision}")
         for e in fired:
             if e not in right:
                 last = e.body.text.rstrip().rsplit("\n", 1)[-1][-60:]
