@@ -151,3 +151,35 @@ def test_process_and_serial_builds_give_the_same_results(raw_dir, tmp_path):
     for x, y in zip(serial.passes[-1], par.passes[-1]):
         assert Path(x["essays"]).read_bytes() == Path(y["essays"]).read_bytes()
     shutil.rmtree(tmp_path / "a")
+
+
+def _thread_map(workers: int) -> pipeline.Mapper:
+    def run(fn, args):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            return list(ex.map(fn, *zip(*args)))
+
+    return run
+
+
+def test_shards_computed_at_once_in_threads_give_the_serial_bytes(gov_reports, raw_dir, tmp_path):
+    # the thread runner (and a Dask worker with several threads) runs shards of one pass at the
+    # same time in one process: any state a stage shares between calls shows up here as a
+    # difference in some work file (a shared scratch table in the quality stage once did)
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_dir, raw)
+    for i, r in enumerate(gov_reports[::3]):
+        (raw / f"report_{i:02d}.txt").write_text(f"{r['title']}\n\n{r['content']}", encoding="utf-8")
+    cfg = PipelineConfig.model_validate({"release": {"shard_files": 3}})
+    serial = pipeline.build(raw, cfg, tmp_path / "a")
+    threads = pipeline.build(raw, cfg, tmp_path / "b", mapper=_thread_map(4))
+    assert len(serial.passes[-1]) >= 8  # many shards, so several really run at once
+    def outputs(build, work):  # every work file of every pass and reduce, in plan order
+        files = [p for rs in build.passes for r in rs for p in pipeline._paths_in(r, work)]
+        files += [p for red in build.reduces.values() for p in red["files"]]
+        return [Path(p) for p in files if p.endswith(".parquet")]
+
+    a, b = outputs(serial, tmp_path / "a"), outputs(threads, tmp_path / "b")
+    assert len(a) == len(b) and len(a) > 20
+    assert [str(x) for x, y in zip(a, b) if x.read_bytes() != y.read_bytes()] == []

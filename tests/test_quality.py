@@ -134,3 +134,19 @@ def test_batched_ngram_signals_equal_one_document_at_a_time():
             Q._CHUNK_CHARS = old
         assert got == [Q._ngram_signals_hashed(c.astype(np.uint64)) for c in cps]
     assert Q.signals_batch(docs, [0] * len(docs), [0] * len(docs)) == [signals(t) for t in docs]
+
+
+def test_ngram_signals_are_the_same_when_threads_compute_them_at_once(gov_reports):
+    # the thread runner computes two shards' quality signals at the same time in one process;
+    # a scratch table shared between calls once let one thread's ranks leak into another's keys
+    # (a flaky byte difference in top_4gram_frac between two builds of raw/)
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [r["content"] for r in gov_reports[:16]]
+    # two alphabets of different size: ranks of one document are wrong for the other's characters
+    docs = [[t[:6000]] for t in texts] + [["".join(sorted(set(t)))[:300] * 3] for t in texts]
+    cps = [[np.frombuffer("".join(t.split()).encode("utf-32-le"), dtype=np.uint32) for t in d] for d in docs]
+    want = [Q._ngram_signals_batch(c) for c in cps]
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        for _ in range(5):
+            assert list(ex.map(Q._ngram_signals_batch, cps)) == want
