@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -146,8 +146,15 @@ def is_connection_refused(exc: BaseException) -> bool:
     return False
 
 
+# The CLI's own early-started embedded server (flows/server.py), if it started one.
+_SERVER: Any = None
+
+
 def _reset_ephemeral_server() -> None:
-    """Forget Prefect's embedded server so the next flow run starts a fresh one on a new port."""
+    """Start a new embedded server on a new port (the CLI's early one, or Prefect's own)."""
+    if _SERVER is not None:
+        _SERVER.restart()
+        return
     try:
         from prefect.server.api.server import SubprocessASGIServer
     except ImportError:  # pragma: no cover
@@ -179,6 +186,13 @@ def run_with_server_retry(run, task_started, attempts: int = 3, wait: float = 2.
                           f"restarting it (attempt {attempt + 1} of {attempts})", highlight=False, soft_wrap=True)
             _reset_ephemeral_server()
             time.sleep(wait * attempt)
+
+
+def _stop_server() -> None:
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.stop()
+        _SERVER = None
 
 
 def _prefect_defaults() -> None:
@@ -227,6 +241,16 @@ def release(
     except LockHeld as exc:
         _fail(str(exc), 75)
     _prefect_defaults()
+    global _SERVER
+    from flows.server import EarlyServer, ServerFailed, wanted
+
+    if wanted():  # launched now, it starts while the imports below run (flows/server.py)
+        _SERVER = EarlyServer()
+        _SERVER.start()
+        lock.callback(_stop_server)
+        import atexit
+
+        atexit.register(_stop_server)
     from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Column
     from rich.text import Text
@@ -268,6 +292,15 @@ def release(
         started = [False]
 
         def run_flow() -> str:
+            if _SERVER is None:
+                return _run_flow()
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            _SERVER.wait(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")))
+            with temporary_settings(updates={PREFECT_API_URL: _SERVER.api_url}):  # a restart's new port
+                return _run_flow()
+
+        def _run_flow() -> str:
             return fr.with_runner(runner, dask_address)(
                 raw_dir=str(raw_dir), out_dir=str(out), version=version, config_path=str(config) if config else None,
                 allow_empty=allow_empty,
@@ -281,6 +314,8 @@ def release(
         try:
             release_dir = run_with_server_retry(run_flow, lambda: started[0])
         except (ReleaseExists, ReleaseInvalid, EmptyRelease) as exc:
+            _fail(str(exc), 1)
+        except ServerFailed as exc:
             _fail(str(exc), 1)
         finally:
             fr.PROGRESS = None

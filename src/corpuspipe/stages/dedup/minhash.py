@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from datasketch.lsh import _optimal_param
 
 from corpuspipe.core.config import DedupConfig
 from corpuspipe.stages.dedup.shingles import char_chunks, mix64, shingle_batches, stripped_lengths
@@ -88,7 +87,10 @@ def reuse_jaccard_threshold(cfg: DedupConfig) -> float | None:
 
 @functools.lru_cache(maxsize=64)
 def _optimal_bands(threshold: float, num_perm: int, fp: float, fn: float) -> tuple[int, int]:
-    """datasketch's optimum integrates numerically (~80 ms): compute it once per setting."""
+    """datasketch's optimum integrates numerically (~80 ms): compute it once per setting.  Imported
+    here: datasketch pulls in scipy.integrate (1.4 s), which a cached re-run never needs."""
+    from datasketch.lsh import _optimal_param
+
     bands, rows = _optimal_param(threshold, num_perm, fp, fn)
     return int(bands), int(rows)
 

@@ -1,0 +1,57 @@
+"""The CLI's embedded Prefect server, started before the flow's imports (flows/server.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+
+import pytest
+
+from flows.server import EarlyServer, ServerFailed, wanted
+
+
+def test_started_only_where_prefect_would_start_its_own(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    assert wanted({"PREFECT_HOME": str(home)})  # no profiles file: Prefect's default profile is ephemeral
+    assert not wanted({"PREFECT_HOME": str(home), "PREFECT_API_URL": "http://10.0.0.1:4200/api"})
+    assert not wanted({"PREFECT_HOME": str(home), "PREFECT_SERVER_EPHEMERAL_ENABLED": "false"})
+    (home / "profiles.toml").write_text(
+        'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://prefect.internal:4200/api"\n'
+        '[profiles.solo]\nPREFECT_SERVER_EPHEMERAL_ENABLED = "true"\n', encoding="utf-8")
+    assert not wanted({"PREFECT_HOME": str(home)})  # the active profile names a server
+    assert wanted({"PREFECT_HOME": str(home), "PREFECT_PROFILE": "solo"})
+    (home / "profiles.toml").write_text("not = [toml", encoding="utf-8")
+    assert wanted({"PREFECT_HOME": str(home)})  # Prefect reports a broken profiles file itself
+
+
+@pytest.mark.slow
+def test_server_answers_and_stops(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / ".prefect"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with EarlyServer() as server:
+        url = server.start()
+        assert os.environ["PREFECT_API_URL"] == url
+        server.wait(240)
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
+            assert r.status == 200 and json.loads(r.read()) is True
+        proc = server.proc
+    assert proc.poll() is not None and "PREFECT_API_URL" not in os.environ
+
+
+def test_a_server_that_dies_or_never_answers_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / ".prefect"))
+    with EarlyServer() as server:
+        server.start()
+        server.proc.kill()
+        server.proc.wait()
+        with pytest.raises(ServerFailed) as exc:
+            server.wait(60)
+    assert "exited with status -9" in str(exc.value) and "\n" not in str(exc.value)
+    with EarlyServer() as server:
+        server.start()
+        with pytest.raises(ServerFailed) as exc:
+            server.wait(0.2)  # no server imports Prefect that fast
+        assert server.proc is None  # stopped, not left behind
+    assert str(exc.value) == "Prefect's embedded server did not answer within 0.2 s"
