@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from corpuspipe import pipeline
+from corpuspipe.core import memory
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import QuarantineEntry
 from corpuspipe.release import locking, versioning
@@ -47,7 +48,7 @@ _POOL: Any = None
 
 
 def _pool_run(fn: Callable[..., dict], *args: Any) -> dict:
-    return _POOL.submit(fn, *args).result()
+    return _POOL.submit(memory.run_trimmed, fn, *args).result()  # back to baseline between tasks
 
 
 def _pooled(lookup: Callable[..., tuple[str, dict | None]], run: Callable[..., dict], *args: Any) -> dict:
@@ -114,6 +115,20 @@ def _map(fn, label: str, args: Sequence[tuple], sizes: Sequence[int]) -> list[di
     return results
 
 
+def _quoter() -> Callable[[Any], Any]:
+    """``quote`` where the tasks run in this process's threads, else the value itself.
+
+    Unquoted, Prefect walks every task parameter for futures twice (shard lists, the facts and, for
+    a reduce, every shard's partials): 5.6 of 20 s of the 100 MB crawl's unchanged re-run.  Dask
+    rebuilds the annotation (a named tuple) as a plain tuple on the way to its worker, so there the
+    values go as they are."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    runner = getattr(ctx, "task_runner", None)
+    return quote if isinstance(runner, ThreadPoolTaskRunner) else (lambda v: v)
+
+
 def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | None, allow_empty: bool) -> str:
     cfg = PipelineConfig.load(config_path)
     cfg_json = cfg.model_dump_json()
@@ -123,6 +138,7 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     created_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     wall: dict[str, float] = {}
 
+    q = _quoter()
     t = time.perf_counter()
     shards, quarantine = pipeline.discover(Path(raw_root), cfg)
     sizes = [pipeline.shard_bytes(Path(raw_root), s) for s in shards]
@@ -134,17 +150,15 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     for p in pipeline.plan():
         t = time.perf_counter()
         label = "pass %d: %s" % (p.index, ", ".join(p.names))
-        # quote(): Prefect would otherwise walk every parameter for futures (shard lists, the facts and,
-        # for a reduce, every shard's partials): 5.6 of 20 s of the 100 MB crawl's unchanged re-run
-        q_facts = quote(facts)
-        results = _map(pass_task, label, [(p.index, quote(s), cfg_json, raw_root, str(work), q_facts) for s in inputs],
+        q_facts = q(facts)
+        results = _map(pass_task, label, [(p.index, q(s), cfg_json, raw_root, str(work), q_facts) for s in inputs],
                        sizes)
         wall[f"pass{p.index}"] = time.perf_counter() - t
         passes.append(results)
         for st in p.collects:
             t = time.perf_counter()
             _progress(f"reduce: {st.name}", 0, 1)
-            red = reduce_task(st.name, quote(results), cfg_json, str(work))
+            red = reduce_task(st.name, q(results), cfg_json, str(work))
             _progress(f"reduce: {st.name}", 1, 1)
             wall[f"{st.name}.reduce"] = time.perf_counter() - t
             reduces[st.name] = red
@@ -250,7 +264,7 @@ class _ProcessPool:
 
         global _POOL
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Prefect's threads
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=memory.worker_init) as pool:
             _POOL = pool
             try:
                 return build_release(**kwargs)

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from corpuspipe import __version__
 from corpuspipe.core import schemas
+from corpuspipe.core import memory
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.io import file_sha256, write_json
 from corpuspipe.core.records import QuarantineEntry, SourceInfo
@@ -175,33 +176,11 @@ def _value_counts(arr) -> list[tuple[Any, int]]:
 
 
 def _trim() -> None:
-    """Hand freed heap back to the OS (glibc keeps freed small blocks of Python objects mapped, so
-    the next step's peak would stack on top of the last one's garbage); a no-op off glibc."""
-    import gc
-
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    memory.trim()
 
 
 def _returning_memory_pool() -> None:
-    """Make Arrow give freed memory back to the OS at once (jemalloc with decay 0).
-
-    Measured with bench/bench_writer.py on the 100 MB crawl: with pyarrow's default mimalloc pool
-    the writing process kept 864 MB after the write (peak 907 MB) although Arrow held 0 bytes;
-    jemalloc with decay 0: 373 MB after, 626 MB peak; the system allocator: 647 / 826 MB.  The
-    CPU cost is within noise.  Process-wide, and harmless for any later Arrow work."""
-    import pyarrow as pa
-
-    try:
-        pa.jemalloc_set_decay_ms(0)
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except (NotImplementedError, pa.ArrowNotImplementedError):  # a pyarrow built without jemalloc
-        pa.set_memory_pool(pa.system_memory_pool())
+    memory.returning_memory_pool()
 
 
 def write_release(
