@@ -147,7 +147,8 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     reduces: dict[str, dict] = {}
     passes: list[list[dict]] = []
     inputs: list[Any] = shards
-    for p in pipeline.plan():
+    plan = pipeline.plan()
+    for p in plan:
         t = time.perf_counter()
         label = "pass %d: %s" % (p.index, ", ".join(p.names))
         q_facts = q(facts)
@@ -155,6 +156,11 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
                        sizes)
         wall[f"pass{p.index}"] = time.perf_counter() - t
         passes.append(results)
+        if _POOL is not None and p.collects and p.index == len(plan) - 1:
+            # No pass follows these reduces: they run in one fresh worker, alone.  A warm pass worker
+            # keeps the heap of its largest shard, so at 1 GB the dedup reduce grew on top of ~0.6 GB
+            # of pass-1 leftovers while the other, idle worker held ~0.45 GB beside it.
+            _POOL.fresh(1)
         for st in p.collects:
             t = time.perf_counter()
             _progress(f"reduce: {st.name}", 0, 1)
@@ -252,6 +258,33 @@ def build_release(
     return release_dir
 
 
+class _Pool:
+    """A pool of spawned worker processes that can be replaced by a fresh one (:meth:`fresh`)."""
+
+    def __init__(self, workers: int):
+        self._ex = self._new(workers)
+
+    @staticmethod
+    def _new(workers: int) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Prefect's threads
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=memory.worker_init)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._ex.submit(fn, *args)
+
+    def fresh(self, workers: int) -> None:
+        """End the current workers (and the heap each kept of its largest shard) and start over with
+        ``workers`` new ones, spawned on their first task."""
+        self._ex.shutdown(wait=True)
+        self._ex = self._new(workers)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._ex.shutdown(wait=wait)
+
+
 class _ProcessPool:
     """``build_release`` with its passes computed in a warm pool of worker processes."""
 
@@ -259,17 +292,13 @@ class _ProcessPool:
         self.workers = workers
 
     def __call__(self, **kwargs: Any) -> str:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         global _POOL
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Prefect's threads
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=memory.worker_init) as pool:
-            _POOL = pool
-            try:
-                return build_release(**kwargs)
-            finally:
-                _POOL = None
+        _POOL = _Pool(self.workers)
+        try:
+            return build_release(**kwargs)
+        finally:
+            _POOL.shutdown(wait=True)
+            _POOL = None
 
 
 def with_runner(runner: str = "process", dask_address: str | None = None, workers: int = DEFAULT_WORKERS):

@@ -108,7 +108,7 @@ def _stage_summary(build: Any, wall: Mapping[str, float]) -> dict[str, dict]:
         entry: dict[str, Any] = {"seconds": round(s["seconds"], 3), "input_mb": round(mb, 3),
                                  "mb_per_s": round(mb / s["seconds"], 2) if s["seconds"] > 0 and mb else None}
         if s.get("collect_seconds") or s.get("reduce_seconds"):
-            entry["apply_seconds"] = round(work, 3)
+            entry["apply_seconds"] = max(0.0, round(work, 3))  # float residue is not "-0.0 s"
             entry["collect_seconds"] = round(s["collect_seconds"], 3)
             entry["reduce_seconds"] = round(s["reduce_seconds"], 3)
         if s["counts"]:
