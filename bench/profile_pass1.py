@@ -41,11 +41,11 @@ def prepare(corpus: Path, mb: float, work: Path) -> tuple[list[dict], dict, Pipe
     if meta.exists():
         d = json.loads(meta.read_text())
         return d["results"], d["facts"], cfg, d["raw"]
-    shards, _q = pipeline.discover(raw, cfg)
+    found = pipeline.discover(raw, cfg)
     chosen, total = [], 0
-    for s in shards:
+    for s, size in zip(found.shards, found.sizes):
         chosen.append(s)
-        total += pipeline.shard_bytes(raw, s)
+        total += size
         if total >= mb * 1e6:
             break
     cfg_json = cfg.model_dump_json()

@@ -140,8 +140,7 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
 
     q = _quoter()
     t = time.perf_counter()
-    shards, quarantine = pipeline.discover(Path(raw_root), cfg)
-    sizes = [pipeline.shard_bytes(Path(raw_root), s) for s in shards]
+    shards, sizes, quarantine = pipeline.discover(Path(raw_root), cfg)
     wall["discover"] = time.perf_counter() - t
     facts: dict[str, Any] = {}
     reduces: dict[str, dict] = {}

@@ -23,6 +23,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -91,8 +92,6 @@ class EarlyServer:
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                "PREFECT__SERVER_FINAL": "1"}
         env.pop("PREFECT_API_URL", None)
-        import tempfile
-
         fd, err = tempfile.mkstemp(prefix="corpuspipe-prefect-server-", suffix=".log")
         self._err = Path(err)
         with os.fdopen(fd, "wb") as errfile:
