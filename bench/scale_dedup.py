@@ -165,7 +165,11 @@ def child_find(mb: float, partition_rows: int, sig_dir: Path) -> None:
 
 def child_sig_dir(sig_dir: Path, level: str, every: int, partition_rows: int | None, work: Path,
                   max_bucket: int | None = None) -> None:
-    """find_duplicates alone over one level's signature files of a real run (own process: own peak RSS)."""
+    """find_duplicates alone over one level's signature files of a real run (own process: own peak
+    RSS, with the allocators of the release's pool worker: ``memory.worker_init``)."""
+    from corpuspipe.core import memory
+
+    memory.worker_init()
     over = {k: v for k, v in (("partition_rows", partition_rows), ("max_bucket", max_bucket)) if v is not None}
     cfg = DedupConfig(**over)
     paths = sorted(sig_dir.glob(f"*.{level}.parquet"))[::every]

@@ -481,6 +481,64 @@ def test_one_shard_or_five_give_identical_files(tmp_path):
     assert one.stats["near_duplicate"] > 10 and one.stats["largest_cluster"] >= 70
 
 
+def test_pair_set_merges_partitions_to_the_sorted_unique_pairs(monkeypatch):
+    """Candidates merged as partitions come give the same set as keeping every found pair."""
+    from corpuspipe.stages.dedup import disk
+
+    monkeypatch.setattr(disk, "_PAIR_FLUSH", 50)  # force many merges
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 2**63, size=(400, 2), dtype=np.uint64)
+    base.sort(axis=1)
+    found, acc = [], disk._PairSet()
+    for _ in range(30):  # each "partition" finds some pairs again (as bands do)
+        part = base[rng.integers(0, len(base), size=rng.integers(0, 120))]
+        found.append(part)
+        acc.add(part)
+    want = disk._unique_pairs(np.concatenate(found))
+    got = acc.pairs()
+    assert got.dtype == np.uint64 and np.array_equal(got, want) and 0 < len(got) <= 400
+
+
+def _forged_hash_files(tmp_path, rename: dict[str, str]) -> list:
+    """Two shards' signature files of real sections; ``rename`` gives an entity another entity's
+    hash (a forged 64-bit collision) by rewriting its ``eh`` column."""
+    from corpuspipe.stages.dedup import write_signatures
+
+    paras = gov_paragraphs(limit=4)
+    shards = [[DedupItem(f"a{i}", p, len(p)) for i, p in enumerate(paras)],
+              [DedupItem(f"b{i}", perturb(p, 0.03, i), len(p)) for i, p in enumerate(paras)]]
+    paths = []
+    for k, shard in enumerate(shards):
+        path = tmp_path / f"sig{k}.parquet"
+        write_signatures(shard, "document", CFG, path)
+        paths.append(path)
+    by_name = {}
+    for path in paths:
+        t = pq.read_table(path)
+        by_name.update(zip(t.column("entity").to_pylist(), t.column("eh").to_pylist()))
+    for path in paths:
+        t = pq.read_table(path)
+        eh = [by_name[rename.get(e, e)] for e in t.column("entity").to_pylist()]
+        t = t.set_column(t.schema.get_field_index("eh"), "eh", pa.array(eh, pa.uint64()))
+        pq.write_table(t, path)
+    return paths
+
+
+@pytest.mark.parametrize(("rename", "message"), [
+    ({"a1": "a0"}, "hash collision between 'a0' and 'a1'"),  # two names, one hash, one file
+    ({"b1": "a0"}, "has units in two signature files"),  # one hash across two files
+])
+def test_entity_hash_collisions_raise_instead_of_merging_two_texts(tmp_path, rename, message):
+    from corpuspipe.stages.dedup import find_duplicates as find_on_disk
+
+    paths = _forged_hash_files(tmp_path, rename)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        find_on_disk(paths, "document", CFG, tmp_path / "work")
+    # unforged files pair each copy with its original
+    ok = find_on_disk(_forged_hash_files(tmp_path / "ok", {}), "document", CFG, tmp_path / "ok" / "work")
+    assert pq.read_table(ok.pairs_path).num_rows == 4
+
+
 def test_family_of_500_writes_linear_rows():
     items = _family_corpus()
     pairs, clusters, stats = find_duplicates(items, CFG, "document")

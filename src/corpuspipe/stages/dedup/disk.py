@@ -72,7 +72,11 @@ near-duplicate graph of phase 4 is edge arrays (components by numpy hooking and 
 and phase 5 gathers its rows as Arrow/numpy columns.  Before, the candidates as lists/sets of
 tuples and the scores as a dict of tuples (~100 and ~400 bytes per pair) took the 1 GB crawl's
 section reduce past 1.47 GB in phase 3-4; then adjacency dicts of sets and a ``DuplicatePair`` per
-row set its peak (1.53 GB) in phases 4-5; now 1.06 GB, set in phase 2.
+row set its peak (1.53 GB) in phases 4-5; then 1.06-1.09 GB, set in phase 2, where every band's
+copy of a candidate pair was kept until the end (~10x the 1.59M unique pairs) and every matched
+unit's name until phase 3.  Now candidates are merged as partitions come (``_PairSet``) and
+``_load_entities`` keeps only whole units' names and long paragraphs: **620 MB** (the pool worker's
+allocators; phases' peaks: bands 348, candidates 367, shingle 432, verify 620), same bytes.
 
 **Measured** (``bench/scale_dedup.py``, documents stitched from the gov reports with edited and
 Traditional copies and one 500-copy family; per CPU second on the shared 2-core machine):
@@ -131,6 +135,7 @@ _LAZY = "lazy"  # pj/pc not computed yet: the whole texts decided the relation (
 # so phase 2 reads one file per partition.  Before, each partition opened every file's arrays
 # (files x partitions np.load calls: 307 x 81 x 4 at the 1 GB crawl's section level).
 _BAND_ROW = np.dtype([("key", "<u8"), ("eh", "<u8"), ("gh", "<u8")])  # signature rows per read in the band phase: 8k x 128 x 4 B = 4 MB
+_PAIR_FLUSH = 1 << 20  # pending candidate rows (16 B each) before _PairSet merges them
 _PARQUET = dict(compression="zstd", compression_level=3, use_dictionary=False, write_statistics=False)
 
 
@@ -364,6 +369,38 @@ def _partition_candidates(band_dir: Path, part: int, max_bucket: int) -> tuple[n
     return clean(star_idx), clean(other_idx)
 
 
+class _PairSet:
+    """Unique (lo, hi) pairs gathered partition by partition, merged as they come.
+
+    One pair of entities is found again in every band they share (up to ``bands`` partitions):
+    kept as found until the end, the 1 GB crawl's section candidates held ~10x their unique count
+    and took the reduce from 0.43 to 1.0 GB within phase 2.  Merging whenever the pending rows
+    outgrow the merged ones (and a floor of ``_PAIR_FLUSH`` rows) bounds memory by about twice
+    the unique pairs; the result is the same sorted set."""
+
+    def __init__(self) -> None:
+        self._merged = np.empty((0, 2), np.uint64)
+        self._pending: list[np.ndarray] = []
+        self._rows = 0
+
+    def add(self, p: np.ndarray) -> None:
+        if not p.size:
+            return
+        self._pending.append(p)
+        self._rows += len(p)
+        if self._rows >= max(_PAIR_FLUSH, len(self._merged)):
+            self._merge()
+
+    def _merge(self) -> None:
+        self._merged = _unique_pairs(np.concatenate([self._merged, *self._pending]))
+        self._pending, self._rows = [], 0
+
+    def pairs(self) -> np.ndarray:
+        if self._pending:
+            self._merge()
+        return self._merged
+
+
 # -- entities and verification ---------------------------------------------------------------
 
 
@@ -413,10 +450,14 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     Every entity needs a unit whose id is the entity (its whole text: ``units.items_for_document``
     makes one per leaf section); its other units are paragraphs, kept for the paragraph score when
     at least ``lo`` stripped characters long (a short line such as 「各位代表！」 recurs in every
-    report and would otherwise score 1.0)."""
+    report and would otherwise score 1.0).  Shorter paragraphs are dropped as each file is read,
+    names are checked file by file (all units of one entity live in one file) and only the whole
+    unit's name is kept: at the 1 GB crawl's section level every matched unit's name, kept until
+    the end, was ~0.2 GB of the reduce's peak."""
     n = wanted.size
-    cols = ["id", "entity", "eh", "flags", "script_rank", "quality", "length"]
-    u_pos, u_file, u_row, u_whole, u_long, u_ent = [], [], [], [], [], []
+    cols = ["id", "entity", "eh", "length", "flags", "script_rank", "quality"]
+    u_pos, u_file, u_row, u_whole, w_names, w_info = [], [], [], [], [], []
+    seen = np.zeros(n, bool)
     for fi, path in enumerate(sig_paths):
         t = pq.read_table(path, columns=cols)
         eh = t.column("eh").to_numpy()
@@ -425,70 +466,87 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
             continue
         idx = pa.array(rows, pa.int64())
         ids, ents = t.column("id").take(idx).combine_chunks(), t.column("entity").take(idx).combine_chunks()
-        u_pos.append(np.searchsorted(wanted, eh[rows]))
-        u_file.append(np.full(rows.size, fi, np.int32))
-        u_row.append(rows)
-        u_whole.append(pc.equal(ids, ents).to_numpy(zero_copy_only=False))
-        u_long.append(t.column("length").to_numpy()[rows] >= lo)
-        u_ent.append(ents)
+        pos = np.searchsorted(wanted, eh[rows])
+        seen[pos] = True
+        # one name per entity hash in this file (else a 64-bit hash collision)
+        by = np.argsort(pos, kind="stable")
+        first = by[np.concatenate(([True], pos[by][1:] != pos[by][:-1]))]
+        head = np.empty(pos.size, np.int64)
+        head[by] = first[np.searchsorted(pos[first], pos[by])]
+        same = pc.equal(ents, ents.take(pa.array(head, pa.int64()))).to_numpy(zero_copy_only=False)
+        if not same.all():
+            k = int(np.flatnonzero(~same)[0])
+            raise ValueError(f"64-bit id hash collision between {ents[int(head[k])].as_py()!r} and {ents[k].as_py()!r}")
+        whole = pc.equal(ids, ents).to_numpy(zero_copy_only=False)
+        keep = whole | (t.column("length").to_numpy()[rows] >= lo)
+        u_pos.append(pos[keep])
+        u_file.append(np.full(int(keep.sum()), fi, np.int32))
+        u_row.append(rows[keep])
+        u_whole.append(whole[keep])
+        w = np.flatnonzero(whole)
+        w_names.append(ents.take(pa.array(w, pa.int64())))
+        r = rows[w]
+        w_info.append(np.stack([t.column(c).to_numpy()[r].astype(np.int64)
+                                for c in ("flags", "script_rank", "quality")], axis=1))
+        del t, ids, ents
+    if not seen.all():  # candidate entities without any unit row cannot happen: pairs come from these files
+        raise ValueError(f"{int((~seen).sum())} candidate entities have no rows in the signature files")
     if not u_pos:
         e = np.empty(0, np.int64)
         return _Entities(wanted, pa.array([], pa.string()), e.astype(np.int32), e, e, np.zeros(1, np.int64), e,
                          e.astype(np.int32), e, e)
     pos, ufile, urow = np.concatenate(u_pos), np.concatenate(u_file), np.concatenate(u_row)
-    whole_m, long_m = np.concatenate(u_whole), np.concatenate(u_long)
-    uent = pa.concat_arrays(u_ent)
-    del u_pos, u_file, u_row, u_whole, u_long, u_ent
+    whole_m = np.concatenate(u_whole)
+    wseq = np.cumsum(whole_m) - 1  # a whole row's index among the whole rows as read (names, info)
+    wnames = pa.concat_arrays(w_names)
+    winfo = np.concatenate(w_info)
+    del u_pos, u_file, u_row, u_whole, w_names, w_info
     order = np.lexsort((urow, ufile, pos))  # by entity, then file and row (ids sort "<sid>" < "<sid>#NNN")
-    pos, ufile, urow, whole_m, long_m = pos[order], ufile[order], urow[order], whole_m[order], long_m[order]
-    uent = uent.take(pa.array(order, pa.int64()))
-    # every entity: one file, exactly one name (else a 64-bit hash collision), a unit of its own
-    first = np.flatnonzero(np.concatenate(([True], pos[1:] != pos[:-1])))
-    bad_file = np.flatnonzero(ufile != ufile[first][np.searchsorted(first, np.arange(pos.size), side="right") - 1])
-    names_first = uent.take(pa.array(first, pa.int64()))
-    same_name = pc.equal(uent, names_first.take(pa.array(np.searchsorted(first, np.arange(pos.size), side="right") - 1,
-                                                            pa.int64()))).to_numpy(zero_copy_only=False)
-    if not same_name.all():
-        k = int(np.flatnonzero(~same_name)[0])
-        a = names_first[int(np.searchsorted(first, k, side="right") - 1)].as_py()
-        raise ValueError(f"64-bit id hash collision between {a!r} and {uent[k].as_py()!r}")
+    pos, ufile, urow, whole_m, wseq = pos[order], ufile[order], urow[order], whole_m[order], wseq[order]
+    del order
+    m = n
+    first = np.searchsorted(pos, np.arange(m))
+    ent_of_unit = pos
+    bad_file = np.flatnonzero(ufile != ufile[first][ent_of_unit])
     if bad_file.size:
-        raise ValueError(f"entity {uent[int(bad_file[0])].as_py()!r} has units in two signature files; "
-                         "keep a document's items in one shard")
-    m = first.size
+        raise ValueError(f"entity {_name_of(sig_paths, ufile[bad_file[0]], urow[bad_file[0]])!r} has units in two "
+                         "signature files; keep a document's items in one shard")
     whole = np.full(m, -1, np.int64)
-    ent_of_unit = np.searchsorted(first, np.arange(pos.size), side="right") - 1
     w = np.flatnonzero(whole_m)
     whole[ent_of_unit[w]] = w  # the last row wins, as before
     if (whole < 0).any():
-        raise ValueError(f"entity {names_first[int(np.flatnonzero(whole < 0)[0])].as_py()!r} has no unit of its own "
+        e = int(np.flatnonzero(whole < 0)[0])
+        raise ValueError(f"entity {_name_of_hash(sig_paths, wanted[e])!r} has no unit of its own "
                          "(id == entity): its own text is needed")
-    par = np.flatnonzero(~whole_m & long_m)
+    par = np.flatnonzero(~whole_m)
     par_off = np.searchsorted(ent_of_unit[par], np.arange(m + 1))
-    # flags / script / quality are the document's (shared by its units): read from the whole unit's row
-    flags = np.empty(m, np.int64)
-    script = np.empty(m, np.int64)
-    quality = np.empty(m, np.int64)
-    wf, wr = ufile[whole], urow[whole]
-    by_file = np.argsort(wf, kind="stable")
-    fbounds = np.searchsorted(wf[by_file], np.arange(len(sig_paths) + 1))
-    for fi in np.flatnonzero(np.diff(fbounds)).tolist():
-        sel = by_file[fbounds[fi] : fbounds[fi + 1]]
-        t = pq.read_table(sig_paths[fi], columns=["flags", "script_rank", "quality"])
-        r = wr[sel]
-        flags[sel] = t.column("flags").to_numpy()[r]
-        script[sel] = t.column("script_rank").to_numpy()[r]
-        quality[sel] = t.column("quality").to_numpy()[r]
-    name_order = pc.sort_indices(names_first).to_numpy()  # UTF-8 byte order == code point order
+    pick = pa.array(wseq[whole], pa.int64())
+    names = wnames.take(pick)
+    info = winfo[wseq[whole]]
+    flags, script, quality = info[:, 0], info[:, 1], info[:, 2]
+    name_order = pc.sort_indices(names).to_numpy()  # UTF-8 byte order == code point order
     name_rank = np.empty(m, np.int64)
     name_rank[name_order] = np.arange(m)
     by_rank = np.lexsort((name_rank, -quality, script, flags))
     rank = np.empty(m, np.int64)
     rank[by_rank] = np.arange(m)
-    if m != n:  # candidate entities without any unit row cannot happen: pairs come from these files
-        raise ValueError(f"{n - m} candidate entities have no rows in the signature files")
-    return _Entities(wanted, names_first, ufile[first].astype(np.int32), rank, whole, par_off, par,
+    return _Entities(wanted, names, ufile[first].astype(np.int32), rank, whole, par_off, par,
                      ufile.astype(np.int32), urow, name_rank)
+
+
+def _name_of(sig_paths: Sequence[Path], fi: int, row: int) -> str:
+    """The entity name of one row (for an error message)."""
+    return pq.read_table(sig_paths[int(fi)], columns=["entity"]).column("entity")[int(row)].as_py()
+
+
+def _name_of_hash(sig_paths: Sequence[Path], eh: np.uint64) -> str:
+    """The entity name of an entity hash (for an error message)."""
+    for path in sig_paths:
+        t = pq.read_table(path, columns=["entity", "eh"])
+        hit = np.flatnonzero(t.column("eh").to_numpy() == eh)
+        if hit.size:
+            return t.column("entity")[int(hit[0])].as_py()
+    return f"<hash {int(eh):#x}>"
 
 
 class _Verifier:
@@ -905,9 +963,12 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         skipped += s["skipped_short"]
     phase.done("bands")
 
-    star_parts, other_parts = zip(*[_partition_candidates(band_dir, p, cfg.max_bucket) for p in range(parts)])
-    star = _unique_pairs(np.concatenate(star_parts))
-    other = _unique_pairs(np.concatenate(other_parts))
+    star, other = _PairSet(), _PairSet()
+    for p in range(parts):
+        s, o = _partition_candidates(band_dir, p, cfg.max_bucket)
+        star.add(s)
+        other.add(o)
+    star, other = star.pairs(), other.pairs()
     shutil.rmtree(band_dir, ignore_errors=True)
     phase.done("candidates")
 
