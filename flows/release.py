@@ -269,6 +269,7 @@ class _Pool:
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Prefect's threads
+        memory.choose_pool_for_children()  # before the spawn: Arrow reads it at its first allocation
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=memory.worker_init)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -44,6 +44,9 @@ def _main(
 ) -> None:
     """Build, inspect, export and publish corpuspipe releases."""
     VERBOSE["level"] = 0 if quiet else 2 if verbose else 1
+    from corpuspipe.core import memory
+
+    memory.choose_pool_early()  # before anything imports pyarrow (the writer: 792 -> 622 MB at 1 GB)
     if quiet:
         console.quiet = True
     if verbose:
