@@ -184,3 +184,88 @@ def test_unchanged_rerun_on_the_process_runner_starts_no_worker(prefect_harness,
         encoding="utf-8")[:2000] + "\n补充一段新的正文，用于确认改动的分片仍交给工作进程计算。\n", encoding="utf-8")
     fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))
     assert "run_pass" in sent  # a changed shard still goes to a worker
+
+
+def test_cached_only_build_answers_from_the_work_folder_and_refuses_any_miss(raw_copy, tmp_path):
+    """``pipeline.build(cached_only=True)`` is the same plan with lookups instead of work: equal
+    keys after a real build; NotCached after an input, the config or a work file changed."""
+    cfg_file = _config(tmp_path)
+    cfg = PipelineConfig.load(cfg_file)
+    work = tmp_path / "work"
+    with pytest.raises(pipeline.NotCached):
+        pipeline.build(raw_copy, cfg, work, cached_only=True)  # nothing built yet
+    assert not work.exists() or not any(work.rglob("*.parquet"))  # and it computed nothing
+    real = pipeline.build(raw_copy, cfg, work)
+    looked = pipeline.build(raw_copy, cfg, work, cached_only=True)
+    assert [r["key"] for rs in looked.passes for r in rs] == [r["key"] for rs in real.passes for r in rs]
+    assert {k: v["key"] for k, v in looked.reduces.items()} == {k: v["key"] for k, v in real.reduces.items()}
+
+    other = PipelineConfig.load(cfg_file).model_copy(
+        update={"dedup": cfg.dedup.model_copy(update={"threshold": cfg.dedup.threshold + 0.05})})
+    with pytest.raises(pipeline.NotCached, match="pass 1"):  # pass 0 does not depend on it: answered
+        pipeline.build(raw_copy, other, work, cached_only=True)
+    victim = Path(real.reduces["watermark"]["files"][0]) if real.reduces["watermark"]["files"] else None
+    p = sorted(raw_copy.iterdir())[1]
+    p.write_text(p.read_text(encoding="utf-8") + "\n新增一句。\n", encoding="utf-8")
+    with pytest.raises(pipeline.NotCached, match="pass 0"):
+        pipeline.build(raw_copy, cfg, work, cached_only=True)
+    assert victim is None or victim.exists()
+
+
+def _cli(*args: str, home: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run([sys.executable, "-m", "corpuspipe.cli", *args], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_cli_rerun_with_nothing_to_compute_needs_no_flow_run(raw_copy, tmp_path):
+    """An unchanged ``corpuspipe release`` answers from the cache before Prefect is needed (the 100 MB
+    crawl's re-run: 21.8 s -> 3.9 s); a changed input still goes through the flow."""
+    cfg, out, home = _config(tmp_path), tmp_path / "out", tmp_path / ".prefect"
+    first = _cli("release", str(raw_copy), "--out", str(out), "--config", str(cfg), home=home)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "written to" in first.stdout and "nothing computed" not in first.stderr
+    tree = {p: p.stat().st_mtime_ns for p in sorted(out.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+    again = _cli("release", str(raw_copy), "--out", str(out), "--config", str(cfg), home=home)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "release 1.0.0 unchanged" in again.stdout
+    assert "nothing computed: every pass and reduce was cached (no Prefect flow run)" in again.stderr
+    assert "start-up (Prefect server)" not in again.stderr and "Traceback" not in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in tree} == tree  # not one file touched
+
+    p = sorted(raw_copy.iterdir())[0]
+    p.write_text(p.read_text(encoding="utf-8") + "\n补充一段新的正文，确认改动后仍然重新计算。\n", encoding="utf-8")
+    changed = _cli("release", str(raw_copy), "--out", str(out), "--config", str(cfg), home=home)
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert "nothing computed" not in changed.stderr and "written to" in changed.stdout
+    assert (out / "latest").read_text().strip() == "1.1.0"
+
+
+def test_a_build_that_changed_no_row_is_remembered_so_the_next_rerun_writes_nothing(raw_copy, tmp_path, monkeypatch):
+    """A code change that changes no row ends as "unchanged" after writing every table to compare
+    digests; the release keeps its old build key, so the key that gave the same tables is kept
+    beside the releases and the next re-run is answered without writing (8 s at 100 MB)."""
+    from corpuspipe.release.assemble import _SAME_AS, unchanged_release, write_release
+
+    cfg = PipelineConfig.load(_config(tmp_path))
+    out = tmp_path / "out"
+    b1 = pipeline.build(raw_copy, cfg, out / ".work")
+    first = write_release(b1, cfg, out, None, "2026-01-01T00:00:00+00:00", b1.wall)
+    assert first.status == "written"
+    real = pipeline.code_fingerprint()
+    monkeypatch.setattr(pipeline, "code_fingerprint", lambda: real + "-a-refactoring")  # new code, same rows
+    b2 = pipeline.build(raw_copy, cfg, out / ".work")
+    assert unchanged_release(b2, cfg, out, None) is None
+    second = write_release(b2, cfg, out, None, "2026-01-02T00:00:00+00:00", b2.wall)
+    assert second.status == "unchanged" and second.release_dir == first.release_dir
+    assert (out / _SAME_AS).is_file()
+    assert unchanged_release(b2, cfg, out, None).release_dir == first.release_dir
+    assert unchanged_release(b2, cfg, out, "9.9.9") is None  # another version asked: not the same
+    (out / _SAME_AS).write_text("{not json", encoding="utf-8")
+    assert unchanged_release(b2, cfg, out, None) is None  # unreadable: one more rewrite, never a wrong answer

@@ -69,6 +69,44 @@ def build_key(build: Any, cfg: PipelineConfig) -> str:
     return h.hexdigest()
 
 
+# Build keys whose tables came out identical to an existing release (a code or config change that
+# changed no row): the release's manifest keeps the key it was built with, so without this every
+# later re-run wrote all tables again only to find the same digests (8 s at 100 MB).  Beside the
+# releases, not in them; a missing or unreadable file only costs that one rewrite.
+_SAME_AS = ".same-builds.json"
+_SAME_AS_KEEP = 32
+
+
+def _same_builds(out_root: Path) -> dict[str, str]:
+    """build key -> release directory name, oldest first."""
+    try:
+        rows = json.loads((Path(out_root) / _SAME_AS).read_text(encoding="utf-8"))["builds"]
+        return {str(k): str(v) for k, v in rows}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _remember_same(out_root: Path, bkey: str, release_dir: Path) -> None:
+    d = _same_builds(out_root)
+    d.pop(bkey, None)
+    d[bkey] = Path(release_dir).name
+    write_json(Path(out_root) / _SAME_AS, {"builds": [[k, v] for k, v in d.items()][-_SAME_AS_KEEP:]})
+
+
+def unchanged_release(build: Any, cfg: PipelineConfig, out_root: Path, version: str | None) -> Assembled | None:
+    """The latest release under ``out_root`` when it was built from this build key (same code,
+    config, inputs and corpus decisions), or when this key already gave identical tables, and
+    ``version`` asks for no other version; else None."""
+    previous_dir = versioning.latest_release(Path(out_root))
+    previous = versioning.read_manifest(previous_dir) if previous_dir else None
+    if previous is None or version not in (None, previous["version"]):
+        return None
+    bkey = build_key(build, cfg)
+    if previous.get("build_key") == bkey or _same_builds(out_root).get(bkey) == previous_dir.name:
+        return Assembled(previous_dir, previous["version"], "unchanged")
+    return None
+
+
 def _stage_summary(build: Any, wall: Mapping[str, float]) -> dict[str, dict]:
     """Per stage of the pipeline: compute seconds summed over shards (``seconds``; a corpus stage's
     ``collect_seconds`` and ``reduce_seconds`` are part of it), the input size and MB/s of its
@@ -213,10 +251,11 @@ def write_release(
     bkey = build_key(build, cfg)
     schema_fp = versioning.schema_fingerprint(schemas.TABLES)
     metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
+    same = unchanged_release(build, cfg, out_root, version)
+    if same is not None:
+        return same
     previous_dir = versioning.latest_release(out_root)
     previous = versioning.read_manifest(previous_dir) if previous_dir else None
-    if previous is not None and previous.get("build_key") == bkey and version in (None, previous["version"]):
-        return Assembled(previous_dir, previous["version"], "unchanged")
 
     # provisional: the version a row change would get (checked against the digests below)
     if version is not None:
@@ -236,6 +275,7 @@ def write_release(
                                                         requested=version)
         if bump == "none" and previous_dir is not None and version is None:
             shutil.rmtree(tmp, ignore_errors=True)
+            _remember_same(out_root, bkey, previous_dir)
             return Assembled(previous_dir, previous["version"], "unchanged")
         if final_version != provisional:  # metadata-only change: the version in the files must change too
             for p in tmp.glob("*.parquet"):
