@@ -269,3 +269,22 @@ def test_a_build_that_changed_no_row_is_remembered_so_the_next_rerun_writes_noth
     assert unchanged_release(b2, cfg, out, "9.9.9") is None  # another version asked: not the same
     (out / _SAME_AS).write_text("{not json", encoding="utf-8")
     assert unchanged_release(b2, cfg, out, None) is None  # unreadable: one more rewrite, never a wrong answer
+
+
+def test_a_damaged_cache_record_is_recomputed_and_the_cli_shortcut_falls_back(raw_copy, tmp_path):
+    """A pass record that is valid JSON with other fields (a damaged or foreign file) is a miss, not
+    a crash: the next build recomputes that shard; the CLI's nothing-to-do check answers None."""
+    from corpuspipe.cli import _unchanged_release
+    from corpuspipe.release.assemble import write_release
+
+    cfg = PipelineConfig.load(_config(tmp_path))
+    out = tmp_path / "out"
+    first = pipeline.build(raw_copy, cfg, out / ".work")
+    write_release(first, cfg, out, None, "2026-01-01T00:00:00+00:00", first.wall)
+    assert _unchanged_release(raw_copy, out, cfg, None) == out / "1.0.0"
+    meta = sorted(p for p in (out / ".work" / "pass1").glob("*.json") if not p.name.endswith(".files.json"))[0]
+    meta.write_text('{"unexpected": 1}', encoding="utf-8")
+    assert _unchanged_release(raw_copy, out, cfg, None) is None
+    again = pipeline.build(raw_copy, cfg, out / ".work")
+    assert [r["cached"] for r in again.passes[1]].count(False) == 1
+    assert _unchanged_release(raw_copy, out, cfg, None) == out / "1.0.0"

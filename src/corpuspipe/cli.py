@@ -381,16 +381,16 @@ def _unchanged_release(raw_dir: Path, out_dir: Path, cfg: Any, version: str | No
     from corpuspipe.release.assemble import unchanged_release
 
     out_root = Path(out_dir).resolve()
-    if versioning.latest_release(out_root) is None:
-        return None
-    versioning.reconcile(out_root)  # as the flow does first: a crash after a rename leaves the index behind
     try:
+        if versioning.latest_release(out_root) is None:
+            return None
+        versioning.reconcile(out_root)  # as the flow does first: a crash after a rename leaves the index behind
         build = pipeline.build(Path(raw_dir), cfg, out_root / ".work", cached_only=True)
-    except pipeline.NotCached:
+        if not any(r["essay_count"] for r in build.passes[-1]):
+            return None  # empty: the flow refuses or writes it (--allow-empty), as before
+        same = unchanged_release(build, cfg, out_root, version)
+    except Exception:  # noqa: BLE001 -- only a shortcut: whatever it trips on, the flow meets and reports
         return None
-    if not any(r["essay_count"] for r in build.passes[-1]):
-        return None  # empty: the flow refuses or writes it (--allow-empty), as before
-    same = unchanged_release(build, cfg, out_root, version)
     return None if same is None else same.release_dir
 
 

@@ -235,7 +235,10 @@ def _load_cached(meta: Path, work: Path) -> ShardResult | None:
         d = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    result = ShardResult(**d, cached=True)  # the key covers the code: always this layout
+    try:
+        result = ShardResult(**d, cached=True)  # the key covers the code: this layout, unless damaged
+    except TypeError:
+        return None  # valid JSON with other fields (a damaged or foreign file): recompute, never crash
     if not Path(result.essays).is_file() or not Path(result.sidecar).is_file():
         return None
     if not all(Path(f).exists() for f in _paths_in(result.partials, work)):
