@@ -204,12 +204,10 @@ def test_cached_only_build_answers_from_the_work_folder_and_refuses_any_miss(raw
         update={"dedup": cfg.dedup.model_copy(update={"threshold": cfg.dedup.threshold + 0.05})})
     with pytest.raises(pipeline.NotCached, match="pass 1"):  # pass 0 does not depend on it: answered
         pipeline.build(raw_copy, other, work, cached_only=True)
-    victim = Path(real.reduces["watermark"]["files"][0]) if real.reduces["watermark"]["files"] else None
     p = sorted(raw_copy.iterdir())[1]
     p.write_text(p.read_text(encoding="utf-8") + "\n新增一句。\n", encoding="utf-8")
     with pytest.raises(pipeline.NotCached, match="pass 0"):
         pipeline.build(raw_copy, cfg, work, cached_only=True)
-    assert victim is None or victim.exists()
 
 
 def _cli(*args: str, home: Path):

@@ -93,18 +93,26 @@ def _remember_same(out_root: Path, bkey: str, release_dir: Path) -> None:
     write_json(Path(out_root) / _SAME_AS, {"builds": [[k, v] for k, v in d.items()][-_SAME_AS_KEEP:]})
 
 
-def unchanged_release(build: Any, cfg: PipelineConfig, out_root: Path, version: str | None) -> Assembled | None:
-    """The latest release under ``out_root`` when it was built from this build key (same code,
-    config, inputs and corpus decisions), or when this key already gave identical tables, and
-    ``version`` asks for no other version; else None."""
+def _latest(out_root: Path) -> tuple[Path | None, dict | None]:
+    """The latest release's directory and manifest (None, None before the first)."""
     previous_dir = versioning.latest_release(Path(out_root))
-    previous = versioning.read_manifest(previous_dir) if previous_dir else None
+    return previous_dir, (versioning.read_manifest(previous_dir) if previous_dir else None)
+
+
+def _same_as(previous_dir: Path | None, previous: dict | None, bkey: str, out_root: Path,
+             version: str | None) -> Assembled | None:
+    """``previous`` as the answer when it was built from ``bkey`` (same code, config, inputs and
+    corpus decisions) or ``bkey`` already gave its tables, and ``version`` asks for no other."""
     if previous is None or version not in (None, previous["version"]):
         return None
-    bkey = build_key(build, cfg)
     if previous.get("build_key") == bkey or _same_builds(out_root).get(bkey) == previous_dir.name:
         return Assembled(previous_dir, previous["version"], "unchanged")
     return None
+
+
+def unchanged_release(build: Any, cfg: PipelineConfig, out_root: Path, version: str | None) -> Assembled | None:
+    """The latest release under ``out_root`` when this build would write nothing new (``_same_as``)."""
+    return _same_as(*_latest(out_root), build_key(build, cfg), out_root, version)
 
 
 def _stage_summary(build: Any, wall: Mapping[str, float]) -> dict[str, dict]:
@@ -249,13 +257,12 @@ def write_release(
             "(pass --allow-empty to write an empty release)")
 
     bkey = build_key(build, cfg)
-    schema_fp = versioning.schema_fingerprint(schemas.TABLES)
-    metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
-    same = unchanged_release(build, cfg, out_root, version)
+    previous_dir, previous = _latest(out_root)  # the manifest is read once (34 MB of JSON at 1.3 GB)
+    same = _same_as(previous_dir, previous, bkey, out_root, version)
     if same is not None:
         return same
-    previous_dir = versioning.latest_release(out_root)
-    previous = versioning.read_manifest(previous_dir) if previous_dir else None
+    schema_fp = versioning.schema_fingerprint(schemas.TABLES)
+    metadata_digest = versioning.metadata_digest(cfg.model_dump(mode="json"), __version__, inputs)
 
     # provisional: the version a row change would get (checked against the digests below)
     if version is not None:

@@ -505,21 +505,20 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     pos, ufile, urow, whole_m, wseq = pos[order], ufile[order], urow[order], whole_m[order], wseq[order]
     del order
     m = n
-    first = np.searchsorted(pos, np.arange(m))
-    ent_of_unit = pos
-    bad_file = np.flatnonzero(ufile != ufile[first][ent_of_unit])
-    if bad_file.size:
-        raise ValueError(f"entity {_name_of(sig_paths, ufile[bad_file[0]], urow[bad_file[0]])!r} has units in two "
-                         "signature files; keep a document's items in one shard")
     whole = np.full(m, -1, np.int64)
     w = np.flatnonzero(whole_m)
-    whole[ent_of_unit[w]] = w  # the last row wins, as before
-    if (whole < 0).any():
+    whole[pos[w]] = w  # the last row wins, as before
+    if (whole < 0).any():  # checked first: an entity without its own unit may have no kept row at all
         e = int(np.flatnonzero(whole < 0)[0])
         raise ValueError(f"entity {_name_of_hash(sig_paths, wanted[e])!r} has no unit of its own "
                          "(id == entity): its own text is needed")
+    first = np.searchsorted(pos, np.arange(m))
+    bad_file = np.flatnonzero(ufile != ufile[first][pos])
+    if bad_file.size:
+        raise ValueError(f"entity {_name_of_hash(sig_paths, wanted[pos[bad_file[0]]])!r} has units in two "
+                         "signature files; keep a document's items in one shard")
     par = np.flatnonzero(~whole_m)
-    par_off = np.searchsorted(ent_of_unit[par], np.arange(m + 1))
+    par_off = np.searchsorted(pos[par], np.arange(m + 1))
     pick = pa.array(wseq[whole], pa.int64())
     names = wnames.take(pick)
     info = winfo[wseq[whole]]
@@ -532,11 +531,6 @@ def _load_entities(sig_paths: Sequence[Path], wanted: np.ndarray, lo: int) -> _E
     rank[by_rank] = np.arange(m)
     return _Entities(wanted, names, ufile[first].astype(np.int32), rank, whole, par_off, par,
                      ufile.astype(np.int32), urow, name_rank)
-
-
-def _name_of(sig_paths: Sequence[Path], fi: int, row: int) -> str:
-    """The entity name of one row (for an error message)."""
-    return pq.read_table(sig_paths[int(fi)], columns=["entity"]).column("entity")[int(row)].as_py()
 
 
 def _name_of_hash(sig_paths: Sequence[Path], eh: np.uint64) -> str:
