@@ -5,11 +5,12 @@ The building blocks: parameters (``lsh_params``), signatures (``compute_signatur
 stage itself, over signature files in bounded memory, is ``disk.py``.
 
 Choices (measured, see NOTES and bench/eval_dedup.py):
-- Signatures: numpy ``(a*x + b) mod 2**32`` permutations over 32-bit shingle hashes, batched over
-  ~64k shingles; datasketch's ``update_batch`` is 3-10x slower.  datasketch is used for what it
+- Signatures: ``(a*x + b) mod 2**32`` permutations over 32-bit shingle hashes, in one compiled
+  loop (``kernels``, numba; numpy batches were ~5x slower, datasketch's ``update_batch`` 3-10x
+  slower than those).  datasketch is used for what it
   does well: the optimal bands/rows computation (``_optimal_param``) and, optionally,
   ``MinHashLSHEnsemble`` over ``MinHash(hashvalues=...)`` for containment candidates.
-- Banding is done on the signature matrix with numpy (same candidates as ``MinHashLSH`` ~20x faster).
+- Banding is done on the signature matrix in one compiled loop (same candidates as ``MinHashLSH``).
 - Reuse (asymmetric copy) gets a second, lower-threshold banding: containment c of A in B with
   ``|B| <= r*|A|`` implies ``J >= c / (1 + r - c)``, so banding at that Jaccard finds it.
 - Every candidate is verified exactly; estimates never decide.
@@ -25,11 +26,11 @@ import numpy as np
 import pyarrow as pa
 
 from corpuspipe.core.config import DedupConfig
-from corpuspipe.stages.dedup.shingles import char_chunks, mix64, shingle_batches, stripped_lengths
+from corpuspipe.stages.dedup import kernels
+from corpuspipe.stages.dedup.shingles import _GOLDEN, char_chunks, mix64, shingle_batches, stripped_lengths
 
 LEVELS = ("document", "section")
 _SIG_EMPTY = np.uint32(0xFFFFFFFF)
-_BATCH_SHINGLES = 1 << 14  # shingles per batch: 128x16k uint32 = 8 MB stays in cache (61 vs 19 MB/s at 64k)
 _BAND_BASE = np.uint64(0x100000001B3)
 
 
@@ -164,36 +165,21 @@ def signature_schema(num_perm: int) -> pa.Schema:
     )
 
 
-def _minhash_batch(shingles: list[np.ndarray], a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """Signatures of several non-empty shingle sets at once: one (perm x shingles) matrix, reduceat."""
-    x = np.concatenate(shingles).astype(np.uint32)  # low 32 bits of mixed 64-bit hashes
-    starts = np.zeros(len(shingles), dtype=np.int64)
-    np.cumsum([s.size for s in shingles[:-1]], out=starts[1:])
-    m = a[:, None] * x[None, :]  # wraps mod 2**32
-    m += b[:, None]
-    out[:] = np.minimum.reduceat(m, starts, axis=1).T
-
-
 def signature_matrix(shingle_sets: Sequence[np.ndarray], cfg: DedupConfig) -> np.ndarray:
-    """(n, num_perm) uint32 MinHash matrix; an empty set gets all 0xFFFFFFFF (never banded)."""
+    """(n, num_perm) uint32 MinHash matrix; an empty set gets all 0xFFFFFFFF (never banded).
+
+    One compiled loop over the sets (``kernels.minhash``): numpy's ``(perm x shingles)`` matrix and
+    ``minimum.reduceat`` per batch of ~16k shingles gave the same numbers ~5x slower."""
     a, b = _permutations(cfg)
     sig = np.full((len(shingle_sets), cfg.num_perm), _SIG_EMPTY, dtype=np.uint32)
-    batch: list[np.ndarray] = []
-    rows: list[int] = []
-    total = 0
-    for i, s in enumerate(shingle_sets):
-        if s.size == 0:
-            continue
-        batch.append(s)
-        rows.append(i)
-        total += s.size
-        if total >= _BATCH_SHINGLES:
-            _minhash_batch(batch, a, b, view := np.empty((len(rows), cfg.num_perm), np.uint32))
-            sig[rows] = view
-            batch, rows, total = [], [], 0
-    if batch:
-        _minhash_batch(batch, a, b, view := np.empty((len(rows), cfg.num_perm), np.uint32))
-        sig[rows] = view
+    rows = [i for i, s in enumerate(shingle_sets) if s.size]
+    if rows:
+        starts = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([shingle_sets[i].size for i in rows], out=starts[1:])
+        x = np.concatenate([shingle_sets[i] for i in rows]).astype(np.uint64, copy=False)
+        out = np.empty((len(rows), cfg.num_perm), np.uint32)
+        kernels.minhash(x, starts, a, b, out)
+        sig[rows] = out
     return sig
 
 
@@ -241,21 +227,22 @@ def band_matrix(mat: np.ndarray, cfg: DedupConfig) -> np.ndarray:
     """(n, bands) uint64 band keys of an (n, num_perm) signature matrix, both bandings side by side.
 
     Column j holds band j's key (near-duplicate bands first, then reuse bands); keys of different
-    bands never need telling apart by the caller: ``fold_band`` mixes the band index in.
+    bands never need telling apart by the caller: ``fold_band`` mixes the band index in.  A band's
+    key is ``mix64`` (seed ``cfg.seed + rows``) of the polynomial (base ``_BAND_BASE``) of its rows,
+    computed by one compiled loop (``kernels.band_keys``; the numpy version first copied the
+    whole matrix to uint64, then strided over it once per row of a band).
     """
-    mat = np.asarray(mat).astype(np.uint64)
+    mat = np.ascontiguousarray(mat, dtype=np.uint32)
     n = mat.shape[0]
-    out: list[np.ndarray] = []
-    for nb, nr in _bandings(cfg):
+    bandings = _bandings(cfg)
+    out = np.empty((n, sum(nb for nb, _ in bandings)), np.uint64)
+    col = 0
+    for nb, nr in bandings:
         if nb * nr > cfg.num_perm:
             raise ValueError(f"bands*rows {nb}*{nr} > num_perm {cfg.num_perm}")
-        cube = mat[:, : nb * nr].reshape(n, nb, nr)
-        h = np.zeros((n, nb), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for k in range(nr):
-                h = h * _BAND_BASE + cube[:, :, k]
-        out.append(mix64(h, seed=cfg.seed + nr))
-    return np.concatenate(out, axis=1) if out else np.empty((n, 0), np.uint64)
+        kernels.band_keys(mat, nb, nr, int(_BAND_BASE), ((cfg.seed + nr) * _GOLDEN) & 0xFFFFFFFFFFFFFFFF, out, col)
+        col += nb
+    return out
 
 
 def fold_band(keys: np.ndarray) -> np.ndarray:
@@ -268,14 +255,10 @@ def fold_band(keys: np.ndarray) -> np.ndarray:
 def compare_sets(sa: np.ndarray, sb: np.ndarray) -> tuple[float, float, float]:
     """(exact Jaccard, |A&B|/|A|, |A&B|/|B|) of two sorted unique shingle arrays (both non-empty).
 
-    searchsorted on the sorted arrays: ~3x faster than np.intersect1d, which re-sorts both.
+    A compiled merge (``kernels.intersect_count``): numpy's searchsorted was ~3x faster than
+    ``np.intersect1d`` but still ~20 us of call overhead per pair of short section units.
     """
-    if sa.size > sb.size:
-        j, cba, cab = compare_sets(sb, sa)
-        return j, cab, cba
-    pos = np.searchsorted(sb, sa)
-    pos[pos == sb.size] = 0
-    inter = int(np.count_nonzero(sb[pos] == sa))
+    inter = kernels.intersect_count(sa, sb)
     return inter / (sa.size + sb.size - inter), inter / sa.size, inter / sb.size
 
 

@@ -1,0 +1,112 @@
+"""The compiled dedup loops (stages/dedup/kernels.py) give the numbers of the numpy code they replaced.
+
+The references below are that numpy code, kept here verbatim as the specification: MinHash as one
+``(perm x shingles)`` matrix and ``minimum.reduceat``; band keys as a uint64 polynomial over a
+strided cube then ``mix64``; intersections by ``np.intersect1d``.  Inputs are real text (the
+2013-2017 government work reports in tests/data/dedup, cut into paragraphs and sections) plus
+hypothesis-drawn arrays for the edges (empty sets, one shingle, all equal).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup import kernels
+from corpuspipe.stages.dedup.minhash import (
+    _bandings,
+    _permutations,
+    band_matrix,
+    compare_sets,
+    signature_matrix,
+)
+from corpuspipe.stages.dedup.shingles import mix64, shingle_batches
+
+DATA = Path(__file__).parent / "data" / "dedup" / "gov_reports_2013_2017.jsonl"
+CFG = DedupConfig()
+
+
+def _texts() -> list[str]:
+    out = []
+    for line in DATA.read_text(encoding="utf-8").splitlines():
+        content = json.loads(line)["content"]
+        paras = [p for p in content.split("\n") if p.strip()]
+        out.extend(paras)  # paragraphs: ~20 to ~2,000 characters
+        out.extend("\n".join(paras[i : i + 7]) for i in range(0, len(paras), 7))  # section-sized
+    return out
+
+
+@pytest.fixture(scope="module")
+def shingle_sets() -> list[np.ndarray]:
+    texts = _texts()
+    hv, counts = shingle_batches(texts, CFG)
+    sets = np.split(hv, np.cumsum(counts)[:-1])
+    assert len(sets) > 500 and sum(s.size for s in sets) > 100_000
+    return sets
+
+
+def _minhash_numpy(sets: list[np.ndarray], cfg: DedupConfig) -> np.ndarray:
+    a, b = _permutations(cfg)
+    sig = np.full((len(sets), cfg.num_perm), np.uint32(0xFFFFFFFF), np.uint32)
+    for i, s in enumerate(sets):
+        if s.size:
+            x = s.astype(np.uint32)
+            m = a[:, None] * x[None, :]
+            m += b[:, None]
+            sig[i] = m.min(axis=1)
+    return sig
+
+
+def _bands_numpy(mat: np.ndarray, cfg: DedupConfig) -> np.ndarray:
+    mat = mat.astype(np.uint64)
+    out = []
+    for nb, nr in _bandings(cfg):
+        cube = mat[:, : nb * nr].reshape(mat.shape[0], nb, nr)
+        h = np.zeros((mat.shape[0], nb), np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(nr):
+                h = h * np.uint64(0x100000001B3) + cube[:, :, k]
+        out.append(mix64(h, seed=cfg.seed + nr))
+    return np.concatenate(out, axis=1)
+
+
+def test_minhash_kernel_equals_the_numpy_matrix_on_real_text(shingle_sets):
+    sets = shingle_sets + [np.empty(0, np.uint64)]  # an empty set: all 0xFFFFFFFF, never banded
+    for cfg in (CFG, DedupConfig(num_perm=64, seed=7)):
+        got = signature_matrix(sets, cfg)
+        want = _minhash_numpy(sets, cfg)
+        assert got.dtype == np.uint32 and np.array_equal(got, want)
+        assert (got[-1] == 0xFFFFFFFF).all()
+
+
+def test_band_keys_kernel_equals_the_numpy_polynomial(shingle_sets):
+    for cfg in (CFG, DedupConfig(num_perm=64, seed=7, threshold=0.5)):
+        sig = signature_matrix(shingle_sets[:3000], cfg)
+        assert np.array_equal(band_matrix(sig, cfg), _bands_numpy(sig, cfg))
+    assert band_matrix(np.empty((0, CFG.num_perm), np.uint32), CFG).shape[0] == 0
+
+
+def test_compare_sets_merge_equals_intersect1d_on_real_pairs(shingle_sets):
+    rng = np.random.default_rng(3)
+    nonempty = [s for s in shingle_sets if s.size]
+    for _ in range(2000):
+        i, j = rng.integers(0, len(nonempty), 2)
+        sa, sb = nonempty[i], nonempty[j]
+        inter = np.intersect1d(sa, sb, assume_unique=True).size
+        assert compare_sets(sa, sb) == (inter / (sa.size + sb.size - inter), inter / sa.size, inter / sb.size)
+    s = nonempty[0]
+    assert compare_sets(s, s) == (1.0, 1.0, 1.0)  # a text against itself (the neighbours above overlap)
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=60), st.lists(st.integers(0, 2**64 - 1), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_intersect_count_on_arbitrary_sorted_sets(xa, xb):
+    a = np.unique(np.array(xa, np.uint64))
+    b = np.unique(np.array(xb + xa[: len(xa) // 2], np.uint64))  # some shared values
+    assert kernels.intersect_count(a, b) == np.intersect1d(a, b).size
