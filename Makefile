@@ -15,7 +15,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock overrides.txt
+$(STAMP): pyproject.toml requirements.lock overrides.txt setup.py $(wildcard src/corpuspipe/stages/dedup/*.pyx src/corpuspipe/stages/dedup/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements.lock

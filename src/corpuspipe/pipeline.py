@@ -105,13 +105,14 @@ STAGE_CLOCK: Callable[[], float] = time.perf_counter
 # -- fingerprints and keys -----------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Hash of the package's code and shipped data: a changed stage module never reuses old work."""
+    """Hash of the package's code and shipped data: a changed stage module never reuses old work.
+    The compiled loops count by their sources (``.pyx``, ``.h``), which the build turns into the ``.so``."""
     import corpuspipe
 
     root = Path(corpuspipe.__file__).parent
     h = hashlib.sha256(__version__.encode())
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix in (".py", ".toml", ".json", ".txt") and "__pycache__" not in p.parts:
+        if p.is_file() and p.suffix in (".py", ".pyx", ".h", ".toml", ".json", ".txt") and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
 

@@ -1,50 +1,49 @@
-"""Compiled (numba) loops of the dedup hot paths: the same numbers as the numpy code they replace.
+"""Compiled loops of the dedup hot paths (Cython, ``_kernels.pyx``): the numbers of the numpy code
+they replace, faster.
 
 Why: after batching, what was left of MinHash, banding and verification was numpy *call overhead*
 on small arrays (a section's paragraph pairs are tens of shingles each; one verification made ~20
 numpy calls) and full-size temporaries (a ``(perm x shingles)`` matrix per MinHash batch, a uint64
-copy of every signature to band it).  A loop compiled once does each in one pass.  Measured on the
-100 MB crawl: see ``bench/profile_dedup_kernels.py`` (numbers in the README's benchmark table).
+copy of every signature to band it).  A compiled loop does each in one pass.
 
-Every kernel is integer arithmetic or the same float64 divisions as before, so its output is
-byte-identical to the numpy version (tested against it on real text: ``tests/test_dedup_kernels.py``).
-Integer typing: numba widens integer arithmetic to 64 bits, so 32-bit wraparound is written out
-(``& 0xFFFFFFFF``) and every uint64 constant is a ``np.uint64`` (mixing uint64 with a plain int
-literal would give float64).
+Every kernel is integer arithmetic or the same float64 divisions of exact integers as before, so
+its output is byte-identical to the numpy version (tested against it on real text:
+``tests/test_dedup_kernels.py`` keeps the numpy code as the reference).
 
-numba itself is imported only when a kernel is first called (``import numba`` costs ~1.7 s, which
-the CLI's unchanged re-run and pass 0 never need); compiled code is cached next to this file.
+Why Cython and not numba: numba gave the same speed but ``import numba`` plus its LLVM JIT cost
+~180 MB of RSS in every worker process (measured: 52 -> 233 MB) and 1.7 s of import; the tree's
+memory bound at 1 GB (1.5 GB) could not take that.  The extension is a few kB, built by
+``make setup`` (pyproject's build requires Cython; this machine kind has gcc).
 """
 
 from __future__ import annotations
 
-import functools
-from types import ModuleType
-
 import numpy as np
 
-
-@functools.lru_cache(maxsize=1)
-def _compiled() -> ModuleType:
-    from corpuspipe.stages.dedup import _jit
-
-    return _jit
-
+try:
+    from corpuspipe.stages.dedup import _kernels
+except ImportError as exc:  # a source tree whose extension was never built (or built for another Python)
+    raise ImportError("corpuspipe's compiled dedup loops (stages/dedup/_kernels.pyx) are not built for this "
+                      "Python: run `make setup`, or `pip install -e .` in the repository") from exc
 
 
 def minhash(x: np.ndarray, starts: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    _compiled().minhash(x, starts, a, b, out)
+    """out[i] = the MinHash signature of set i = x[starts[i]:starts[i + 1]] (uint64 shingles, their
+    low 32 bits permuted by (a*x + b) mod 2**32)."""
+    _kernels.minhash(x, starts, a, b, out)
 
 
 def band_keys(mat: np.ndarray, bands: int, rows: int, base: int, seed_add: int, out: np.ndarray, col0: int) -> None:
-    _compiled().band_keys(mat, bands, rows, np.uint64(base), np.uint64(seed_add), out, col0)
+    """Columns col0 .. col0 + bands of ``out``: each band's key (see ``minhash.band_matrix``)."""
+    _kernels.band_keys(mat, bands, rows, base, seed_add, out, col0)
 
 
 def intersect_count(a: np.ndarray, b: np.ndarray) -> int:
-    return int(_compiled().intersect_count(a, b))
+    """|a & b| of two sorted unique uint64 arrays."""
+    return _kernels.intersect_count(a, b)
 
 
 def best_pair(av: np.ndarray, alab: np.ndarray, asize: np.ndarray, bv: np.ndarray, boff: np.ndarray,
               swap: bool) -> tuple[float, float, float]:
-    j, ab, ba = _compiled().best_pair(av, alab, asize, bv, boff, swap)
-    return float(j), float(ab), float(ba)
+    """The best paragraph pair's (Jaccard, c_ab, c_ba) (see ``disk._ParagraphSide.best``)."""
+    return _kernels.best_pair(av, alab, asize, bv, boff, swap)

@@ -1,0 +1,129 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""The compiled loops behind :mod:`corpuspipe.stages.dedup.kernels` (see its docstring).
+
+Integer arithmetic in C's own widths (uint32 wraps mod 2**32, uint64 mod 2**64, as the numpy code
+did) and float64 divisions of exact integers (no fast-math): the same numbers on every machine.
+"""
+
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+
+
+cdef extern from "_minhash_loop.h" nogil:
+    void cp_minhash_rows(const uint64_t *x, const int64_t *starts, int64_t n_sets, const uint32_t *a,
+                         const uint32_t *b, int64_t n_perm, uint32_t *acc, uint32_t *out)
+
+
+def minhash(const uint64_t[::1] x, const int64_t[::1] starts, const uint32_t[::1] a, const uint32_t[::1] b,
+            uint32_t[:, ::1] out):
+    """out[i, p] = min over shingles s of set i of (a[p] * (s mod 2**32) + b[p]) mod 2**32;
+    set i is x[starts[i]:starts[i + 1]] (the loop: ``_minhash_loop.h``)."""
+    cdef int64_t n_perm = a.shape[0], n_sets = starts.shape[0] - 1
+    cdef uint32_t *acc
+    if n_sets <= 0 or n_perm <= 0:
+        return
+    if out.shape[0] < n_sets or out.shape[1] != n_perm or b.shape[0] != n_perm:
+        raise ValueError("minhash: shapes of a, b and out do not match")
+    acc = <uint32_t *> malloc(n_perm * sizeof(uint32_t))
+    if acc == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            cp_minhash_rows(&x[0] if x.shape[0] else NULL, &starts[0], n_sets, &a[0], &b[0], n_perm, acc, &out[0, 0])
+    finally:
+        free(acc)
+
+
+def band_keys(const uint32_t[:, ::1] mat, Py_ssize_t bands, Py_ssize_t rows, uint64_t base, uint64_t seed_add,
+              uint64_t[:, ::1] out, Py_ssize_t col0):
+    """out[i, col0 + j] = splitmix64(seed_add + polynomial (base) of mat[i, j*rows:(j+1)*rows])."""
+    cdef Py_ssize_t i, j, k
+    cdef uint64_t h
+    with nogil:
+        for i in range(mat.shape[0]):
+            for j in range(bands):
+                h = 0
+                for k in range(rows):
+                    h = h * base + <uint64_t> mat[i, j * rows + k]
+                h = h + seed_add
+                h = h ^ (h >> 30)
+                h = h * 0xBF58476D1CE4E5B9ull
+                h = h ^ (h >> 27)
+                h = h * 0x94D049BB133111EBull
+                h = h ^ (h >> 31)
+                out[i, col0 + j] = h
+
+
+def intersect_count(const uint64_t[::1] a, const uint64_t[::1] b):
+    """|a & b| of two sorted unique arrays (a merge)."""
+    cdef Py_ssize_t i = 0, j = 0, na = a.shape[0], nb = b.shape[0]
+    cdef int64_t n = 0
+    with nogil:
+        while i < na and j < nb:
+            if a[i] == b[j]:
+                n += 1
+                i += 1
+                j += 1
+            elif a[i] < b[j]:
+                i += 1
+            else:
+                j += 1
+    return n
+
+
+def best_pair(const uint64_t[::1] av, const int64_t[::1] alab, const int64_t[::1] asize, const uint64_t[::1] bv,
+              const int64_t[::1] boff, bint swap):
+    """(Jaccard, |A&B|/|A|, |A&B|/|B|) of the best paragraph pair: highest max containment, then
+    highest Jaccard, then the first in row-major order of (a, b), or of (b, a) with ``swap`` (whose
+    scores are then reported as (b, a)).  Side a: its paragraphs' shingles sorted together (``av``),
+    each value's paragraph (``alab``), the sizes (``asize``); side b: paragraph k is
+    bv[boff[k]:boff[k + 1]]."""
+    cdef Py_ssize_t na = asize.shape[0], nb = boff.shape[0] - 1, n = av.shape[0]
+    cdef Py_ssize_t kb, lo, hi, mid, r, c, rows, cols
+    cdef int64_t t, i_ab, sr, sc
+    cdef uint64_t x
+    cdef double cab, cba, jac, key, best_key = -1.0, best_j = -1.0, best_ab = 0.0, best_ba = 0.0
+    cdef int64_t *inter = <int64_t *> malloc(max(1, na * nb) * sizeof(int64_t))
+    if inter == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            for t in range(na * nb):
+                inter[t] = 0
+            for kb in range(nb):
+                for t in range(boff[kb], boff[kb + 1]):
+                    x = bv[t]
+                    lo = 0
+                    hi = n
+                    while lo < hi:  # first position with av[pos] >= x
+                        mid = (lo + hi) >> 1
+                        if av[mid] < x:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    while lo < n and av[lo] == x:
+                        inter[alab[lo] * nb + kb] += 1
+                        lo += 1
+            if swap:
+                rows, cols = nb, na
+            else:
+                rows, cols = na, nb
+            for r in range(rows):
+                for c in range(cols):
+                    if swap:
+                        i_ab = inter[c * nb + r]
+                        sr = boff[r + 1] - boff[r]
+                        sc = asize[c]
+                    else:
+                        i_ab = inter[r * nb + c]
+                        sr = asize[r]
+                        sc = boff[c + 1] - boff[c]
+                    cab = <double> i_ab / <double> sr
+                    cba = <double> i_ab / <double> sc
+                    jac = <double> i_ab / <double> (sr + sc - i_ab)
+                    key = cab if cab > cba else cba
+                    if key > best_key or (key == best_key and jac > best_j):
+                        best_key, best_j, best_ab, best_ba = key, jac, cab, cba
+    finally:
+        free(inter)
+    return best_j, best_ab, best_ba
