@@ -19,6 +19,7 @@ from corpuspipe.stages.watermark import (
     LINE_PREFIX,
     STAGE,
     boilerplate_key,
+    boilerplate_keys,
     collect_boilerplate_stats,
     doc_frequency_threshold,
     load_allowlist,
@@ -137,6 +138,21 @@ def test_view_folds_script_and_width_without_changing_length() -> None:
 @given(st.text())
 def test_view_always_has_the_same_length(text: str) -> None:
     assert len(normalized_view(text)) == len(text)
+
+
+def test_batched_boilerplate_keys_equal_one_by_one_on_real_lines() -> None:
+    """The report keys every removed line in one table lookup; the keys are the detector's own."""
+    lines = [ln for p in sorted(Path(__file__).parents[1].joinpath("raw").glob("*.txt"))
+             for ln in p.read_text(encoding="utf-8").splitlines()]
+    lines += ["", "時間：２０２２　【來源：範文大全】", " \n \t", "\ud800x"]  # empty, Traditional, blank, a lone surrogate
+    assert len(lines) > 200
+    assert boilerplate_keys(lines) == [boilerplate_key(t) for t in lines]
+    assert boilerplate_keys([]) == []
+
+
+@given(st.lists(st.text(max_size=40), max_size=20))
+def test_batched_boilerplate_keys_equal_one_by_one(texts: list[str]) -> None:
+    assert boilerplate_keys(texts) == [boilerplate_key(t) for t in texts]
 
 
 # ----------------------------------------------------------------------------- inline / line behaviour

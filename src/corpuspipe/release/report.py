@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpuspipe.release.versioning import MANIFEST_NAME, atomic_write_text
-from corpuspipe.stages.watermark import BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE, boilerplate_key, site_of
+from corpuspipe.stages.watermark import BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE, boilerplate_keys, site_of
 
 REPORT_NAME = "report.html"
 EXAMPLES_PER_RULE = 3
@@ -285,11 +285,12 @@ def boilerplate_lines(release_dir: Path, limit: int | None = BOILERPLATE_SHOWN) 
 
     rows: dict[str, dict[str, Any]] = {}
     rules = pa.array([BOILERPLATE_LINE_RULE, BOILERPLATE_RUN_RULE])
+    site_doc, site = None, ""
     for t in _iter_groups(release_dir / "edits.parquet", ["doc_id", "source_path", "stage", "rule", "before"]):
         t = t.filter(pc.and_(pc.equal(t["stage"], "watermark"), pc.is_in(t["rule"], rules)))
-        for doc, path, rule, before in zip(t["doc_id"].to_pylist(), t["source_path"].to_pylist(),
-                                           t["rule"].to_pylist(), t["before"].to_pylist()):
-            key = boilerplate_key(before)
+        befores = t["before"].to_pylist()
+        for doc, path, rule, before, key in zip(t["doc_id"].to_pylist(), t["source_path"].to_pylist(),
+                                                t["rule"].to_pylist(), befores, boilerplate_keys(befores)):
             if not key:
                 continue
             r = rows.setdefault(key, {"rule": rule, "documents": 0, "last": None, "sites": set(),
@@ -297,7 +298,9 @@ def boilerplate_lines(release_dir: Path, limit: int | None = BOILERPLATE_SHOWN) 
             if r["last"] != doc:
                 r["documents"] += 1
                 r["last"] = doc
-                r["sites"].add(site_of(path or "", url_of(doc)))
+                if doc != site_doc:  # a document's edits are contiguous: its site once
+                    site_doc, site = doc, site_of(path or "", url_of(doc))
+                r["sites"].add(site)
     out = [{"rule": r["rule"], "documents": r["documents"], "sites": len(r["sites"]), "example": r["example"],
             "key": k} for k, r in rows.items()]
     out.sort(key=lambda r: (-r["documents"], -r["sites"], r["key"]))

@@ -167,4 +167,6 @@ class NearDuplicates(CorpusStage):
                                                   ctx.work / "dedup" / f"{ctx.shard_key}.{level}")
             result[level] = {"pairs": str(outcome.pairs_path), "clusters": str(outcome.clusters_path),
                              "stats": outcome.stats}
+        # for the manifest: the writer's process then never imports datasketch (scipy: ~1.5 s)
+        result["lsh"] = dedup_units.lsh_params(ctx.cfg.dedup)
         return result

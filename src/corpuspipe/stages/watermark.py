@@ -387,6 +387,19 @@ def boilerplate_key(text: str) -> str:
     return key_view(text).replace(" ", "").replace("\n", "")
 
 
+def boilerplate_keys(texts: Sequence[str]) -> list[str]:
+    """``[boilerplate_key(t) for t in texts]`` with one table lookup for all of them (the view keeps
+    every string's length, so the joined view cuts back at the same offsets): the release report
+    keys every removed boilerplate line, ~55k on the 100 MB crawl, at ~16 us each one by one."""
+    view = key_view("".join(texts))
+    out, pos = [], 0
+    for t in texts:
+        end = pos + len(t)
+        out.append(view[pos:end].replace(" ", "").replace("\n", ""))
+        pos = end
+    return out
+
+
 # Bracketed inline runs considered by the detector (on the view; 【】 are already [ ]).
 _RUN = re.compile(r"\[[^\[\]\n]{1,80}\]|\([^()\n]{1,80}\)")
 _PUNCT = re.compile(r"[\W_]+")
