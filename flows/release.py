@@ -10,7 +10,6 @@ for the flow, the tests and the bench), so Prefect's result cache is off.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ from corpuspipe.core import memory
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import QuarantineEntry
 from corpuspipe.release import locking, versioning
+from flows import pool
 
 # Set by the CLI to draw a progress display: (step, done, total, unit, documents) -> None, where unit is
 # "bytes" for the passes (done/total are raw MB of the shards finished, so the display can show
@@ -40,23 +40,26 @@ def _progress(step: str, done: int, total: int, unit: str = "steps", documents: 
         PROGRESS(step, done, total, unit, documents)
 
 
-# The pool of worker processes the "process" runner computes in (None: compute in the task's own
-# thread or Dask worker).  Prefect's ProcessPoolTaskRunner was measured at 46 s for a 5-file pass
-# (every task run in a fresh process re-imports Prefect and reconnects); a warm pool of plain
-# processes costs ~1 s once, and Prefect still sees one task per shard.
-_POOL: Any = None
+# The pool of worker processes the "process" runner computes in is ``pool.POOL`` (None: compute in
+# the task's own thread or Dask worker); flows/pool.py says why a plain pool and not Prefect's.
+_Pool = pool.Pool  # the name the tests know
+DEFAULT_WORKERS = pool.DEFAULT_WORKERS
 
 
 def _pool_run(fn: Callable[..., dict], *args: Any) -> dict:
-    return _POOL.submit(memory.run_trimmed, fn, *args).result()  # back to baseline between tasks
+    return pool.POOL.submit(memory.run_trimmed, fn, *args).result()  # back to baseline between tasks
 
 
 def _pooled(lookup: Callable[..., tuple[str, dict | None]], run: Callable[..., dict], *args: Any) -> dict:
     """``run(*args)``; with a pool, the cache is asked here first (``lookup``), so a hit never
-    reaches a worker (an unchanged re-run spawns none) and a miss goes with its key."""
-    if _POOL is None:
+    reaches a worker (an unchanged re-run spawns none) and a miss goes with its key -- or, when
+    :func:`pool.prefetch_first_pass` already started that very work (same key), waits for it."""
+    if pool.POOL is None:
         return run(*args)
     key, hit = lookup(*args)
+    started = pool.PREFETCHED.pop(key, None)  # first, even if done: its result says it was computed
+    if started is not None:
+        return started.result()
     return hit if hit is not None else _pool_run(run, *args, key)
 
 
@@ -155,11 +158,11 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
                        sizes)
         wall[f"pass{p.index}"] = time.perf_counter() - t
         passes.append(results)
-        if _POOL is not None and p.collects and p.index == len(plan) - 1:
+        if pool.POOL is not None and p.collects and p.index == len(plan) - 1:
             # No pass follows these reduces: they run in one fresh worker, alone.  A warm pass worker
             # keeps the heap of its largest shard, so at 1 GB the dedup reduce grew on top of ~0.6 GB
             # of pass-1 leftovers while the other, idle worker held ~0.45 GB beside it.
-            _POOL.fresh(1)
+            pool.POOL.fresh(1)
         for st in p.collects:
             t = time.perf_counter()
             _progress(f"reduce: {st.name}", 0, 1)
@@ -173,10 +176,10 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
         passes[-1] = results
         inputs = results
 
-    if _POOL is not None:
+    if pool.POOL is not None:
         # The passes are done: end the workers before the write.  Each keeps the heap of its largest
         # shard or reduce (0.2-0.9 GB on the 100 MB crawl), which sat beside the writer in the tree.
-        _POOL.shutdown(wait=True)
+        pool.POOL.shutdown(wait=True)
     build = pipeline.BuildResult(quarantine, passes, reduces, wall)
     build_file = work / "build.json"
     from corpuspipe.core.io import write_json
@@ -226,8 +229,6 @@ def publish_task(release_dir: str, target: str) -> str:
     return publish(Path(release_dir), target)
 
 
-DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
-
 
 @flow(name="build_release", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_WORKERS), log_prints=False)
 def build_release(
@@ -257,34 +258,6 @@ def build_release(
     return release_dir
 
 
-class _Pool:
-    """A pool of spawned worker processes that can be replaced by a fresh one (:meth:`fresh`)."""
-
-    def __init__(self, workers: int):
-        self._ex = self._new(workers)
-
-    @staticmethod
-    def _new(workers: int) -> Any:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Prefect's threads
-        memory.choose_pool_for_children()  # before the spawn: Arrow reads it at its first allocation
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=memory.worker_init)
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self._ex.submit(fn, *args)
-
-    def fresh(self, workers: int) -> None:
-        """End the current workers (and the heap each kept of its largest shard) and start over with
-        ``workers`` new ones, spawned on their first task."""
-        self._ex.shutdown(wait=True)
-        self._ex = self._new(workers)
-
-    def shutdown(self, wait: bool = True) -> None:
-        self._ex.shutdown(wait=wait)
-
-
 class _ProcessPool:
     """``build_release`` with its passes computed in a warm pool of worker processes."""
 
@@ -292,13 +265,12 @@ class _ProcessPool:
         self.workers = workers
 
     def __call__(self, **kwargs: Any) -> str:
-        global _POOL
-        _POOL = _Pool(self.workers)
+        if pool.POOL is None:  # else the pool a prefetch started (pool.prefetch_first_pass), with its work
+            pool.POOL = pool.Pool(self.workers)
         try:
             return build_release(**kwargs)
         finally:
-            _POOL.shutdown(wait=True)
-            _POOL = None
+            pool.end()
 
 
 def with_runner(runner: str = "process", dask_address: str | None = None, workers: int = DEFAULT_WORKERS):

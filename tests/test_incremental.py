@@ -186,6 +186,53 @@ def test_unchanged_rerun_on_the_process_runner_starts_no_worker(prefect_harness,
     assert "run_pass" in sent  # a changed shard still goes to a worker
 
 
+def test_first_pass_started_before_the_flow_is_adopted_not_recomputed(prefect_harness, raw_copy, tmp_path,
+                                                                       monkeypatch):
+    """The CLI starts pass 0 in the pool while Prefect's server starts (flows/pool.py); the process
+    runner adopts that pool and its pass tasks wait for those results: nothing computed twice, the
+    same release as a build without the head start, and no pool left behind."""
+    import flows.release as fr
+    from flows import pool
+
+    cfg = _config(tmp_path)
+    plain = fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(tmp_path / "plain"), config_path=str(cfg),
+                                      version="1.0.0")
+    out = tmp_path / "out"
+    started = pool.prefetch_first_pass(raw_copy, out, str(cfg))
+    shards = len(pipeline.discover(raw_copy, PipelineConfig.load(cfg)).shards)
+    assert started == shards and len(pool.PREFETCHED) == shards and pool.POOL is not None
+    adopted = pool.POOL
+    sent: list[tuple[str, int | None]] = []
+    real = fr._pool_run
+
+    def counting(fn, *args):
+        sent.append((fn.__name__, args[0] if fn.__name__ == "run_pass" else None))
+        return real(fn, *args)
+
+    monkeypatch.setattr(fr, "_pool_run", counting)
+    seen_pool = []
+    real_build = fr._build
+
+    def watching(*args):
+        seen_pool.append(pool.POOL)
+        return real_build(*args)
+
+    monkeypatch.setattr(fr, "_build", watching)
+    headed = fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg), version="1.0.0")
+    assert seen_pool == [adopted]  # the flow ran in the prefetch's pool
+    assert ("run_pass", 0) not in sent and ("run_pass", 1) in sent  # pass 0 only by the prefetch
+    assert fr.LAST_STATUS["passes_run"] == 2 * shards and fr.LAST_STATUS["passes_cached"] == 0
+    assert pool.POOL is None and pool.PREFETCHED == {}
+    for fname in DATA_FILES.values():
+        assert (Path(headed) / fname).read_bytes() == (Path(plain) / fname).read_bytes(), fname
+    # a prefetch that no flow adopts is stopped, and its finished shards are a later build's cache hits
+    assert pool.prefetch_first_pass(raw_copy, tmp_path / "orphan", str(cfg)) == shards
+    pool.end(False)
+    assert pool.POOL is None and pool.PREFETCHED == {}
+    # nothing left to start when every shard of pass 0 is cached
+    assert pool.prefetch_first_pass(raw_copy, out, str(cfg)) == 0 and pool.POOL is None
+
+
 def test_cached_only_build_answers_from_the_work_folder_and_refuses_any_miss(raw_copy, tmp_path):
     """``pipeline.build(cached_only=True)`` is the same plan with lookups instead of work: equal
     keys after a real build; NotCached after an input, the config or a work file changed."""

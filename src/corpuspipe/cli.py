@@ -261,6 +261,15 @@ def release(
         console.print("  nothing computed: every pass and reduce was cached (no Prefect flow run)", style="dim",
                       highlight=False)
         return
+    from flows import pool
+
+    if runner == "process" and _SERVER is not None:
+        # the first pass starts now, in the pool the flow will use, while the server starts (flows/pool.py)
+        lock.callback(pool.end, False)  # a flow that never started leaves no workers behind
+        try:
+            pool.prefetch_first_pass(raw_dir, out, str(config) if config else None)
+        except Exception:  # noqa: BLE001 -- only a head start: whatever it trips on, the flow meets and reports
+            pool.end(False)
     from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Column
     from rich.text import Text
