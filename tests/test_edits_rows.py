@@ -13,12 +13,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.core.config import NormalizeConfig, SectionConfig
 from corpuspipe.core.edits import Replacement, TrackedText, rebuild_from_raw_offsets, rebuild_raw
-from corpuspipe.core.records import Essay
+from corpuspipe.core.records import Essay, SectionRow
 from corpuspipe.core import shardio
 from corpuspipe.release.writer import _Clusters, batch_tables
 from corpuspipe.stages.normalize import normalize_essay
+from corpuspipe.stages.section import section_text
 
 DATA = Path(__file__).parent / "data" / "normalize"
 
@@ -133,3 +134,27 @@ def test_every_document_of_a_real_release_rebuilds_from_its_parquet_rows(prefect
         offsets[d["source_path"]] = start + len(rebuilt)
     for path, end in offsets.items():
         assert end == len((raw_dir / path).read_text(encoding="utf-8-sig")), path
+
+
+def test_shard_table_round_trips_real_essays_with_and_without_edits_and_sections():
+    """essays_table -> table_essays gives back every edit and section (the list<struct> columns are
+    built by transposing the rows; an essay with none, and a batch with none at all, included)."""
+    raw = Path(__file__).resolve().parents[1] / "raw"
+    essays = []
+    for i, path in enumerate(sorted(raw.glob("*.txt"))):
+        e = Essay(source_path=path.name, source_sha256=f"{i:064d}", essay_index=0,
+                  body=TrackedText(path.read_text(encoding="utf-8")))
+        normalize_essay(e, NormalizeConfig())
+        e.sections = [SectionRow(e.doc_id, s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading,
+                                 s.char_start, s.char_end, s.parent_path)
+                      for s in section_text(e.body.text, SectionConfig())]
+        essays.append(e)
+    essays[0].sections = []  # sectioned, no section: stays [] (None means "not sectioned")
+    essays.append(Essay(source_path="plain.txt", source_sha256="f" * 64, essay_index=0, body=TrackedText("简单一句。")))
+    assert sum(len(e.body.edits) for e in essays) > 100 and not essays[-1].body.edits
+    assert sum(len(e.sections or ()) for e in essays) > 20
+    for batch in (essays, essays[-1:]):
+        back = shardio.table_essays(shardio.essays_table(batch))
+        assert [b.body.edits for b in back] == [e.body.edits for e in batch]
+        assert [b.body.text for b in back] == [e.body.text for e in batch]
+        assert [b.sections for b in back] == [e.sections for e in batch]

@@ -9,6 +9,7 @@ shard holds one row group, not the shard.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -59,13 +60,11 @@ def cut_before(n_essays: int, n_chars: int, next_chars: int) -> bool:
 
 
 def _list_of_structs(rows_per_essay: Sequence[Sequence[tuple]], fields: Sequence[str], struct: pa.StructType) -> pa.Array:
-    offsets = [0]
-    cols: list[list] = [[] for _ in fields]
-    for rows in rows_per_essay:
-        for row in rows:
-            for c, v in zip(cols, row):
-                c.append(v)
-        offsets.append(offsets[-1] + len(rows))
+    """Per essay a list of tuples -> list<struct>: the rows transposed by one ``zip`` (in C), not an
+    ``append`` per field and row (~6 % of a pass's CPU on the 100 MB crawl: ~400k edits)."""
+    offsets = [0, *itertools.accumulate(map(len, rows_per_essay))]
+    flat = [row for rows in rows_per_essay for row in rows]
+    cols = list(zip(*flat)) if flat else [() for _ in fields]
     children = [pa.array(c, type=struct.field(i).type) for i, c in enumerate(cols)]
     values = pa.StructArray.from_arrays(children, fields=list(struct))
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
