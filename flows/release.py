@@ -229,7 +229,6 @@ def publish_task(release_dir: str, target: str) -> str:
     return publish(Path(release_dir), target)
 
 
-
 @flow(name="build_release", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_WORKERS), log_prints=False)
 def build_release(
     raw_dir: str = "raw",

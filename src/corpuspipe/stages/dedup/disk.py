@@ -778,7 +778,6 @@ class _ParagraphSide:
 
     def __init__(self, la: Sequence[np.ndarray]) -> None:
         self.ia = [k for k, s in enumerate(la) if s.size]
-        self.n = len(la)
         if not self.ia:
             return
         self.size = np.array([la[k].size for k in self.ia], np.int64)
