@@ -12,6 +12,11 @@ from libc.stdlib cimport free, malloc
 cdef extern from "_minhash_loop.h" nogil:
     void cp_minhash_rows(const uint64_t *x, const int64_t *starts, int64_t n_sets, const uint32_t *a,
                          const uint32_t *b, int64_t n_perm, uint32_t *acc, uint32_t *out)
+    ctypedef struct cp_band_row:
+        uint64_t key
+        uint64_t eh
+        uint64_t gh
+    void cp_sort_band_rows(cp_band_row *a, int64_t n)
 
 
 def minhash(const uint64_t[::1] x, const int64_t[::1] starts, const uint32_t[::1] a, const uint32_t[::1] b,
@@ -127,3 +132,13 @@ def best_pair(const uint64_t[::1] av, const int64_t[::1] alab, const int64_t[::1
     finally:
         free(inter)
     return best_j, best_ab, best_ba
+
+
+def sort_band_rows(uint64_t[:, ::1] rows):
+    """Sort an (n, 3) array of band rows (key, entity hash, group hash) in place by (key, entity
+    hash) (the loop: ``_minhash_loop.h``)."""
+    if rows.shape[1] != 3:
+        raise ValueError("sort_band_rows: rows must be (n, 3)")
+    if rows.shape[0] > 1:
+        with nogil:
+            cp_sort_band_rows(<cp_band_row *> &rows[0, 0], rows.shape[0])

@@ -23,3 +23,38 @@ static void cp_minhash_rows(const uint64_t *restrict x, const int64_t *restrict 
         for (int64_t p = 0; p < n_perm; p++) out[i * n_perm + p] = acc[p];
     }
 }
+
+/* Sort band rows (key, entity hash, group hash: three uint64 each) in place by (key, entity hash):
+   quicksort (median-of-three, Hoare partition, recursion on the smaller side) down to insertion
+   sort under 17 rows.  Rows equal in both keys are the same entity in one bucket (then the same
+   group too), which the caller keeps once, so the order among them never shows.  Replaces two
+   stable numpy argsorts of a partition (~0.46 s per 10^6 rows: the whole candidates phase). */
+typedef struct { uint64_t key, eh, gh; } cp_band_row;
+
+static inline int cp_row_less(const cp_band_row *a, const cp_band_row *b) {
+    return a->key < b->key || (a->key == b->key && a->eh < b->eh);
+}
+
+static void cp_sort_band_rows(cp_band_row *a, int64_t n) {
+    while (n > 16) {
+        cp_band_row x = a[0], y = a[n / 2], z = a[n - 1], p;
+        if (cp_row_less(&x, &y)) p = cp_row_less(&y, &z) ? y : (cp_row_less(&x, &z) ? z : x);
+        else p = cp_row_less(&x, &z) ? x : (cp_row_less(&y, &z) ? z : y);
+        int64_t i = -1, j = n;
+        for (;;) {
+            do { i++; } while (cp_row_less(&a[i], &p));
+            do { j--; } while (cp_row_less(&p, &a[j]));
+            if (i >= j) break;
+            cp_band_row t = a[i]; a[i] = a[j]; a[j] = t;
+        }
+        /* a[0..j] <= p <= a[j+1..n-1], both sides non-empty (p is the median of three rows) */
+        if (j + 1 < n - j - 1) { cp_sort_band_rows(a, j + 1); a += j + 1; n -= j + 1; }
+        else { cp_sort_band_rows(a + j + 1, n - j - 1); n = j + 1; }
+    }
+    for (int64_t i = 1; i < n; i++) {
+        cp_band_row v = a[i];
+        int64_t k = i - 1;
+        while (k >= 0 && cp_row_less(&v, &a[k])) { a[k + 1] = a[k]; k--; }
+        a[k + 1] = v;
+    }
+}

@@ -349,14 +349,12 @@ def _partition_candidates(band_dir: Path, part: int, max_bucket: int) -> tuple[n
     path = band_dir / f"{part:05d}.bands"
     if not path.exists():
         return np.empty((0, 2), np.uint64), np.empty((0, 2), np.uint64)
-    rec = np.fromfile(path, _BAND_ROW)
-    key, eh, gh = rec["key"].copy(), rec["eh"].copy(), rec["gh"].copy()  # contiguous: a structured
-    del rec  # gather and strided compares ran the partition 2x slower (measured)
-    # by key, then entity: two stable argsorts give lexsort's order (ties included) in ~0.8x its time
-    order = np.argsort(eh, kind="stable")
-    order = order[np.argsort(key[order], kind="stable")]
-    key, eh, gh = key[order], eh[order], gh[order]
-    del order
+    rows = np.fromfile(path, np.uint64).reshape(-1, 3)  # _BAND_ROW: key, eh, gh
+    # by key, then entity, in place (a compiled sort: two stable numpy argsorts were ~0.46 s per
+    # 10^6 rows, all of this phase); rows equal in both are one entity, kept once just below
+    kernels.sort_band_rows(rows)
+    key, eh, gh = rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()  # contiguous: strided
+    del rows  # gathers and compares ran the partition 2x slower (measured)
     # one row per (bucket, entity): several paragraphs of one section may share a bucket
     keep = np.ones(key.size, bool)
     keep[1:] = (key[1:] != key[:-1]) | (eh[1:] != eh[:-1])

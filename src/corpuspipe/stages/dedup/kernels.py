@@ -47,3 +47,9 @@ def best_pair(av: np.ndarray, alab: np.ndarray, asize: np.ndarray, bv: np.ndarra
               swap: bool) -> tuple[float, float, float]:
     """The best paragraph pair's (Jaccard, c_ab, c_ba) (see ``disk._ParagraphSide.best``)."""
     return _kernels.best_pair(av, alab, asize, bv, boff, swap)
+
+
+def sort_band_rows(rows: np.ndarray) -> None:
+    """Sort an (n, 3) uint64 array of band rows (key, entity hash, group hash) in place by (key,
+    entity hash); rows equal in both come in no defined order."""
+    _kernels.sort_band_rows(rows)
