@@ -170,3 +170,27 @@ def test_partition_candidates_equal_the_argsort_version_on_real_band_rows(shingl
         want = _candidates_numpy(tmp_path / "00000.bands", max_bucket)
         assert all(np.array_equal(g, w) for g, w in zip(got, want))
     assert got[0].size > 0  # the reports repeat phrases: some texts share buckets
+
+
+@pytest.mark.parametrize("parts", [1, 7, 300])
+def test_scatter_band_rows_equals_a_stable_sort_by_partition(shingle_sets, parts):
+    """The band phase's counting sort gives the rows (and so the partition files' bytes) of the
+    numpy version: each entity's hashes repeated per band, stable argsort by key mod parts."""
+    from corpuspipe.stages.dedup.minhash import fold_band
+
+    keys = fold_band(band_matrix(signature_matrix(shingle_sets[:2000], CFG), CFG))
+    n, b = keys.shape
+    rng = np.random.default_rng(parts)
+    eh = rng.integers(0, 2**63, n, dtype=np.uint64)
+    gh = rng.integers(0, 2**63, n, dtype=np.uint64)
+    flat = keys.reshape(-1)
+    part = flat % np.uint64(parts)
+    order = np.argsort(part, kind="stable")
+    want = np.stack((flat[order], np.repeat(eh, b)[order], np.repeat(gh, b)[order]), axis=1)
+    got = np.empty((n * b, 3), np.uint64)
+    offsets = np.empty(parts + 1, np.int64)
+    kernels.scatter_band_rows(keys, eh, gh, parts, got, offsets)
+    assert got.tobytes() == want.tobytes()
+    assert offsets.tolist() == np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64)).tolist()
+    with pytest.raises(ValueError):
+        kernels.scatter_band_rows(keys, eh[:-1], gh, parts, got, offsets)

@@ -142,3 +142,42 @@ def sort_band_rows(uint64_t[:, ::1] rows):
     if rows.shape[0] > 1:
         with nogil:
             cp_sort_band_rows(<cp_band_row *> &rows[0, 0], rows.shape[0])
+
+
+def scatter_band_rows(const uint64_t[:, ::1] keys, const uint64_t[::1] eh, const uint64_t[::1] gh, uint64_t parts,
+                      uint64_t[:, ::1] out, int64_t[::1] offsets):
+    """Band rows (key, eh[i], gh[i]) of every key of keys[i, :] grouped by partition (key mod
+    ``parts``), in row-major order within a partition (a counting sort: the order of a stable sort
+    by partition); offsets[p]:offsets[p + 1] are partition p's rows of ``out``."""
+    cdef Py_ssize_t n = keys.shape[0], b = keys.shape[1], i, j
+    cdef uint64_t p, k
+    cdef int64_t at
+    cdef int64_t *pos
+    if eh.shape[0] != n or gh.shape[0] != n or out.shape[0] != n * b or out.shape[1] != 3 \
+            or offsets.shape[0] != <Py_ssize_t> parts + 1 or parts == 0:
+        raise ValueError("scatter_band_rows: shapes do not match")
+    pos = <int64_t *> malloc((parts + 1) * sizeof(int64_t))
+    if pos == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            for p in range(parts + 1):
+                pos[p] = 0
+            for i in range(n):
+                for j in range(b):
+                    pos[keys[i, j] % parts + 1] += 1
+            for p in range(parts):
+                pos[p + 1] += pos[p]
+            for p in range(parts + 1):
+                offsets[p] = pos[p]
+            for i in range(n):
+                for j in range(b):
+                    k = keys[i, j]
+                    p = k % parts
+                    at = pos[p]
+                    out[at, 0] = k
+                    out[at, 1] = eh[i]
+                    out[at, 2] = gh[i]
+                    pos[p] = at + 1
+    finally:
+        free(pos)

@@ -274,6 +274,11 @@ def _partition_count(sig_paths: Sequence[Path], cfg: DedupConfig, lo: int) -> in
 
 
 def _write_bands(fi: int, path: Path, cfg: DedupConfig, lo: int, parts: int, out: Path) -> dict:
+    """Append one signature file's band rows to the partition files (``<p>.bands``, ``_BAND_ROW``),
+    each partition's rows in the file's order.  The rows are grouped by partition with one compiled
+    counting sort (``kernels.scatter_band_rows``): repeating each entity's hashes per band, a stable
+    argsort by partition and three gathers into a structured array moved ~24 bytes a band row 6
+    times (100 MB crawl, sections: 14M rows, ~5.6 CPU s for the phase)."""
     keys, ehs, ghs = [], [], []
     items = skipped = 0
     pf = pq.ParquetFile(path)
@@ -287,23 +292,22 @@ def _write_bands(fi: int, path: Path, cfg: DedupConfig, lo: int, parts: int, out
             continue
         width = batch.schema.field("signature").type.list_size
         mat = batch.column("signature").flatten().to_numpy(zero_copy_only=False).reshape(n, width)[idx]
-        k = fold_band(band_matrix(mat, cfg))  # (m, bands)
-        keys.append(k.reshape(-1))
-        ehs.append(np.repeat(batch.column("eh").to_numpy()[idx], k.shape[1]))
-        ghs.append(np.repeat(batch.column("gh").to_numpy()[idx], k.shape[1]))
-    key = np.concatenate(keys) if keys else np.empty(0, np.uint64)
-    eh = np.concatenate(ehs) if ehs else np.empty(0, np.uint64)
-    gh = np.concatenate(ghs) if ghs else np.empty(0, np.uint64)
-    part = key % np.uint64(parts)
-    # stable sort of small integers: numpy radix-sorts 16-bit keys (~5x a uint64 merge sort)
-    order = np.argsort(part.astype(np.uint16) if parts <= 1 << 16 else part, kind="stable")
-    rec = np.empty(key.size, _BAND_ROW)
-    rec["key"], rec["eh"], rec["gh"] = key[order], eh[order], gh[order]
-    offsets = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64)).tolist()
+        keys.append(fold_band(band_matrix(mat, cfg)))  # (m, bands)
+        ehs.append(batch.column("eh").to_numpy()[idx])
+        ghs.append(batch.column("gh").to_numpy()[idx])
+    if not keys:
+        return {"items": items, "skipped_short": skipped, "band_rows": 0}
+    key = np.ascontiguousarray(np.concatenate(keys))
+    eh = np.ascontiguousarray(np.concatenate(ehs), dtype=np.uint64)
+    gh = np.ascontiguousarray(np.concatenate(ghs), dtype=np.uint64)
+    rows = np.empty((key.size, 3), np.uint64)  # _BAND_ROW: key, eh, gh
+    offsets = np.empty(parts + 1, np.int64)
+    kernels.scatter_band_rows(key, eh, gh, parts, rows, offsets)
+    offsets = offsets.tolist()
     for p in range(parts):
         if offsets[p] < offsets[p + 1]:
             with open(out / f"{p:05d}.bands", "ab") as f:
-                f.write(rec[offsets[p] : offsets[p + 1]].tobytes())
+                f.write(rows[offsets[p] : offsets[p + 1]].tobytes())
     return {"items": items, "skipped_short": skipped, "band_rows": int(key.size)}
 
 
