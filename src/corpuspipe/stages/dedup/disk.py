@@ -123,7 +123,7 @@ from corpuspipe.stages.dedup.minhash import (
     relation,
     signature_matrix,
 )
-from corpuspipe.stages.dedup.shingles import BATCH_CHARS, shingle_batches
+from corpuspipe.stages.dedup.shingles import BATCH_CHARS, mix64, shingle_batches
 
 # Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
@@ -349,7 +349,55 @@ def _unique_pairs(p: np.ndarray) -> np.ndarray:
     return p[keep]
 
 
-def _partition_candidates(band_dir: Path, part: int, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+class _SeenBuckets:
+    """128-bit fingerprints of the bucket member sets already expanded into pairs (one level).
+
+    Exact copies share every band, so one family's member set comes back in up to ``bands``
+    buckets, each expanded again into the same pairs: the single 200 MB file of issue 11 (each
+    report ~92 times, under ``max_bucket``) made ~60M pair rows per partition, 275 CPU s and a
+    1.84 GB peak, for 1.8M unique candidates.  A bucket whose member set was seen is skipped: its
+    pairs (star and other alike: both follow from the sorted members) are already in the set."""
+
+    def __init__(self) -> None:
+        self.f1 = np.empty(0, np.uint64)  # sorted
+        self.f2 = np.empty(0, np.uint64)  # beside f1
+
+    def first_seen(self, f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
+        """Mask of the fingerprints met for the first time (in this call too); remembers them."""
+        n = f1.size
+        if not n:
+            return np.zeros(0, bool)
+        order = np.lexsort((f2, f1))
+        a, b = f1[order], f2[order]
+        first = np.ones(n, bool)
+        first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+        lo = np.searchsorted(self.f1, a, side="left")
+        hi = np.searchsorted(self.f1, a, side="right")
+        seen = np.zeros(n, bool)
+        one = np.flatnonzero(hi - lo == 1)
+        seen[one] = self.f2[lo[one]] == b[one]
+        for i in np.flatnonzero(hi - lo > 1).tolist():  # equal first halves: ~never
+            seen[i] = bool((self.f2[lo[i]:hi[i]] == b[i]).any())
+        new = first & ~seen
+        if new.any():
+            f1_all = np.concatenate((self.f1, a[new]))
+            merged = np.argsort(f1_all, kind="stable")  # two sorted runs: a linear merge
+            self.f1, self.f2 = f1_all[merged], np.concatenate((self.f2, b[new]))[merged]
+        out = np.empty(n, bool)
+        out[order] = new
+        return out
+
+
+def _bucket_fingerprints(eh: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit sums over each bucket's (distinct) members: its member set's key."""
+    with np.errstate(over="ignore"):
+        f1 = np.add.reduceat(mix64(eh, seed=101), starts) ^ mix64(sizes.astype(np.uint64), seed=103)
+        f2 = np.add.reduceat(mix64(eh, seed=202), starts) ^ mix64(sizes.astype(np.uint64), seed=203)
+    return f1, f2
+
+
+def _partition_candidates(band_dir: Path, part: int, max_bucket: int,
+                          seen: _SeenBuckets | None = None) -> tuple[np.ndarray, np.ndarray]:
     path = band_dir / f"{part:05d}.bands"
     if not path.exists():
         return np.empty((0, 2), np.uint64), np.empty((0, 2), np.uint64)
@@ -366,7 +414,11 @@ def _partition_candidates(band_dir: Path, part: int, max_bucket: int) -> tuple[n
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     sizes = np.diff(np.append(starts, key.size))
     multi = sizes >= 2
-    star_idx, other_idx = _bucket_pairs(starts[multi], sizes[multi], max_bucket)
+    starts, sizes = starts[multi], sizes[multi]
+    if seen is not None and starts.size:  # a member set expanded before (another band): same pairs
+        first = seen.first_seen(*_bucket_fingerprints(eh, starts, sizes))
+        starts, sizes = starts[first], sizes[first]
+    star_idx, other_idx = _bucket_pairs(starts, sizes, max_bucket)
 
     def clean(idx: np.ndarray) -> np.ndarray:
         idx = idx[gh[idx[:, 0]] != gh[idx[:, 1]]]  # same group (document) never pairs
@@ -939,12 +991,13 @@ def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, wor
         skipped += s["skipped_short"]
     phase.done("bands")
 
-    star, other = _PairSet(), _PairSet()
+    star, other, seen = _PairSet(), _PairSet(), _SeenBuckets()
     for p in range(parts):
-        s, o = _partition_candidates(band_dir, p, cfg.max_bucket)
+        s, o = _partition_candidates(band_dir, p, cfg.max_bucket, seen)
         star.add(s)
         other.add(o)
     star, other = star.pairs(), other.pairs()
+    del seen
     shutil.rmtree(band_dir, ignore_errors=True)
     phase.done("candidates")
 
