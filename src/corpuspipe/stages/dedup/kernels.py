@@ -10,10 +10,10 @@ Every kernel is integer arithmetic or the same float64 divisions of exact intege
 its output is byte-identical to the numpy version (tested against it on real text:
 ``tests/test_dedup_kernels.py`` keeps the numpy code as the reference).
 
-Why Cython and not numba: numba gave the same speed but ``import numba`` plus its LLVM JIT cost
-~180 MB of RSS in every worker process (measured: 52 -> 233 MB) and 1.7 s of import; the tree's
-memory bound at 1 GB (1.5 GB) could not take that.  The extension is a few kB, built by
-``make setup`` (pyproject's build requires Cython; this machine kind has gcc).
+Why Cython and not numba: numba was close (MinHash 25 vs 14.5 ns a shingle) but ``import numba``
+plus its LLVM JIT cost ~180 MB of RSS in every worker process (measured: 52 -> 233 MB) and 1.7 s of
+import; the tree's memory bound at 1 GB (1.5 GB) could not take that.  The extension (~1.3 MB on
+disk) is built by ``make setup`` (pyproject's build requires Cython; this machine kind has gcc).
 """
 
 from __future__ import annotations

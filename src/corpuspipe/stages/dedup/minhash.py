@@ -6,7 +6,7 @@ stage itself, over signature files in bounded memory, is ``disk.py``.
 
 Choices (measured, see NOTES and bench/eval_dedup.py):
 - Signatures: ``(a*x + b) mod 2**32`` permutations over 32-bit shingle hashes, in one compiled
-  loop (``kernels``, numba; numpy batches were ~5x slower, datasketch's ``update_batch`` 3-10x
+  loop (``kernels``, Cython; numpy batches were ~5x slower, datasketch's ``update_batch`` 3-10x
   slower than those).  datasketch is used for what it
   does well: the optimal bands/rows computation (``_optimal_param``) and, optionally,
   ``MinHashLSHEnsemble`` over ``MinHash(hashvalues=...)`` for containment candidates.
