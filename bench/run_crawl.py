@@ -45,7 +45,7 @@ class TreeSampler(threading.Thread):
         self.peak_single_name = ""
         self.max_procs = 0
         self.samples = 0
-        self.per_process: dict[int, dict] = {}  # pid -> {"role", "peak_mb"}
+        self.per_process: dict[int, dict] = {}  # pid -> {"role", "peak_mb", "cpu_s"}
         self._halt = threading.Event()
 
     def _role(self, p: psutil.Process) -> str:
@@ -72,13 +72,15 @@ class TreeSampler(threading.Thread):
             for p in procs:
                 try:
                     rss = p.memory_info().rss
+                    cpu = p.cpu_times()
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 total += rss
                 rec = self.per_process.get(p.pid)
                 if rec is None:
-                    rec = self.per_process[p.pid] = {"role": self._role(p), "peak_mb": 0.0}
+                    rec = self.per_process[p.pid] = {"role": self._role(p), "peak_mb": 0.0, "cpu_s": 0.0}
                 rec["peak_mb"] = max(rec["peak_mb"], rss / 2**20)
+                rec["cpu_s"] = cpu.user + cpu.system  # the last sample's (a process's last 0.2 s may be missed)
                 if rss > self.peak_single:
                     self.peak_single = rss
                     try:
@@ -259,7 +261,10 @@ def print_run(label: str, res: dict, input_mb: float) -> None:
     print(f"  peak RSS: process tree {res['peak_tree_rss_mb']:,.0f} MB (sum, up to {res['max_processes']} processes), "
           f"largest single process {res['peak_single_rss_mb']:,.0f} MB ({res['peak_single_cmd']})")
     for rec in res.get("per_process", []):
-        print(f"    pid {rec['pid']:>7}  peak {rec['peak_mb']:>7,.0f} MB  {rec['role']}")
+        print(f"    pid {rec['pid']:>7}  peak {rec['peak_mb']:>7,.0f} MB  cpu {rec.get('cpu_s', 0):>8,.1f} s  {rec['role']}")
+    cpu = sum(rec.get("cpu_s", 0) for rec in res.get("per_process", []))
+    if cpu:
+        print(f"  CPU seconds of the tree: {cpu:,.1f} ({cpu / res['wall_s']:.2f} cores busy on average)")
 
 
 def print_manifest(manifest: dict) -> None:
