@@ -6,6 +6,7 @@ import json
 import os
 import urllib.request
 
+import psutil
 import pytest
 
 from flows.server import EarlyServer, ServerFailed, wanted
@@ -37,6 +38,9 @@ def test_server_answers_and_stops(tmp_path, monkeypatch):
         with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
             assert r.status == 200 and json.loads(r.read()) is True
         proc = server.proc
+        env = psutil.Process(proc.pid).environ()
+        assert env["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
+        assert env["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"] == "false"
     assert proc.poll() is not None and "PREFECT_API_URL" not in os.environ
 
 
@@ -55,3 +59,28 @@ def test_a_server_that_dies_or_never_answers_is_one_line(tmp_path, monkeypatch):
             server.wait(0.2)  # no server imports Prefect that fast
         assert server.proc is None  # stopped, not left behind
     assert str(exc.value) == "Prefect's embedded server did not answer within 0.2 s"
+
+
+def test_unused_services_are_off_unless_the_caller_turns_them_on(tmp_path, monkeypatch):
+    """The embedded server runs without the event persister and automation triggers (nothing of a
+    CLI run reads them); a caller's own setting of either wins."""
+    import flows.server as server_mod
+
+    seen = []
+
+    class FakePopen:
+        def __init__(self, cmd, env, **kw):
+            seen.append(env)
+            self.pid = 0
+
+    monkeypatch.setattr(server_mod.subprocess, "Popen", FakePopen)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / ".prefect"))
+    monkeypatch.delenv("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", raising=False)
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED", "true")
+    server = EarlyServer()
+    server.start()
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert seen[0]["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
+    assert seen[0]["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"] == "true"
+    assert seen[0]["PREFECT_UI_ENABLED"] == "0" and "PREFECT_API_URL" not in seen[0]
+    server._err.unlink(missing_ok=True)  # the error log a real server would have written
