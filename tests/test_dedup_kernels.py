@@ -196,21 +196,29 @@ def test_scatter_band_rows_equals_a_stable_sort_by_partition(shingle_sets, parts
         kernels.scatter_band_rows(keys, eh[:-1], gh, parts, got, offsets)
 
 
-def test_buckets_with_a_member_set_already_expanded_add_no_pair(shingle_sets, tmp_path):
-    """Exact copies share every band: the same member set in many buckets.  Expanding it once gives
-    the same candidates (the single 200 MB file of issue 11: 275 -> 5 CPU s, 1.84 GB -> 0.45 GB)."""
-    from corpuspipe.stages.dedup.disk import _BAND_ROW, _partition_candidates, _SeenBuckets
-    from corpuspipe.stages.dedup.minhash import fold_band
+def _copies_partition(keys: np.ndarray, copies: int, path: Path) -> int:
+    """A partition file of ``keys`` (texts x bands) repeated ``copies`` times, each copy an entity of
+    its own group: every band of a text shared by its copies.  Returns the number of texts."""
+    from corpuspipe.stages.dedup.disk import _BAND_ROW
 
-    keys = fold_band(band_matrix(signature_matrix(shingle_sets[:400], CFG), CFG))
     n, b = keys.shape
-    copies = 6  # each text six times, as six entities in six groups: every band shared
     eh = (np.arange(n * copies, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
     rec = np.empty(n * copies * b, _BAND_ROW)
     rec["key"] = np.tile(keys.reshape(-1), copies)
     rec["eh"] = np.repeat(eh, b)
     rec["gh"] = np.repeat(np.arange(n * copies, dtype=np.uint64), b)
-    (tmp_path / "00000.bands").write_bytes(rec.tobytes())
+    (path / "00000.bands").write_bytes(rec.tobytes())
+    return n
+
+
+def test_buckets_with_a_member_set_already_expanded_add_no_pair(shingle_sets, tmp_path):
+    """Exact copies share every band: the same member set in many buckets.  Expanding it once gives
+    the same candidates (the single 200 MB file of issue 11: 275 -> 5 CPU s, 1.84 GB -> 0.45 GB)."""
+    from corpuspipe.stages.dedup.disk import _SEEN_MIN_MEMBERS, _partition_candidates, _SeenBuckets
+    from corpuspipe.stages.dedup.minhash import fold_band
+
+    keys = fold_band(band_matrix(signature_matrix(shingle_sets[:400], CFG), CFG))
+    n = _copies_partition(keys, _SEEN_MIN_MEMBERS + 1, tmp_path)
     for max_bucket in (100, 3):  # all pairs, and star + chain
         plain = _partition_candidates(tmp_path, 0, max_bucket)
         seen = _SeenBuckets()
@@ -218,6 +226,21 @@ def test_buckets_with_a_member_set_already_expanded_add_no_pair(shingle_sets, tm
         assert all(np.array_equal(x, y) for x, y in zip(plain, once)) and plain[0].size + plain[1].size > n
         again = _partition_candidates(tmp_path, 0, max_bucket, seen)  # every member set seen: nothing new
         assert again[0].size == 0 and again[1].size == 0
+
+
+def test_small_member_sets_are_expanded_each_time_and_not_remembered(tmp_path):
+    """Sets under ``_SEEN_MIN_MEMBERS`` are never remembered (the 1 GB crawl's 13M section buckets of
+    2-3 members, all remembered, grew the reduce by 0.7 GB) and give the same pairs every time."""
+    from corpuspipe.stages.dedup.disk import _SEEN_MIN_MEMBERS, _partition_candidates, _SeenBuckets
+
+    keys = np.random.default_rng(7).integers(0, 2**63, size=(200, 9), dtype=np.uint64)  # no two texts share a key
+    for copies in (2, _SEEN_MIN_MEMBERS - 1):
+        _copies_partition(keys, copies, tmp_path)
+        plain = _partition_candidates(tmp_path, 0, 100)
+        seen = _SeenBuckets()
+        got = [_partition_candidates(tmp_path, 0, 100, seen) for _ in range(2)]
+        assert seen.f1.size == 0 and plain[0].shape == (200 * (copies - 1), 2)
+        assert all(np.array_equal(x, y) for g in got for x, y in zip(plain, g))
 
 
 def test_seen_buckets_marks_first_sightings_within_and_across_calls():

@@ -353,14 +353,24 @@ def _unique_pairs(p: np.ndarray) -> np.ndarray:
     return p[keep]
 
 
+# Buckets of at least this many members are remembered by ``_SeenBuckets``; smaller ones are always
+# expanded (at most 21 pairs each, however often they recur).  Remembering every multi-member bucket
+# held the 1 GB crawl's 13.2M section buckets (~99 % of them 2-3 members, nearly all distinct): the
+# reduce's candidates phase went from 393 MB and 37 CPU s to 1,111 MB and 76 s, and the process
+# tree to 1,543 MB.  That crawl has ~7,900 buckets of 8 or more members.
+_SEEN_MIN_MEMBERS = 8
+
+
 class _SeenBuckets:
-    """128-bit fingerprints of the bucket member sets already expanded into pairs (one level).
+    """128-bit fingerprints of the large bucket member sets already expanded into pairs (one level).
 
     Exact copies share every band, so one family's member set comes back in up to ``bands``
     buckets, each expanded again into the same pairs: the single 200 MB file of issue 11 (each
     report ~92 times, under ``max_bucket``) made ~60M pair rows per partition, 275 CPU s and a
     1.84 GB peak, for 1.8M unique candidates.  A bucket whose member set was seen is skipped: its
-    pairs (star and other alike: both follow from the sorted members) are already in the set."""
+    pairs (star and other alike: both follow from the sorted members) are already in the set.
+    Only sets of ``_SEEN_MIN_MEMBERS`` or more are kept: each stands for at least 28 pairs of the
+    candidate set, so this memory is a small fraction of the candidates' own."""
 
     def __init__(self) -> None:
         self.f1 = np.empty(0, np.uint64)  # sorted
@@ -419,9 +429,12 @@ def _partition_candidates(band_dir: Path, part: int, max_bucket: int,
     sizes = np.diff(np.append(starts, key.size))
     multi = sizes >= 2
     starts, sizes = starts[multi], sizes[multi]
-    if seen is not None and starts.size:  # a member set expanded before (another band): same pairs
-        first = seen.first_seen(*_bucket_fingerprints(eh, starts, sizes))
-        starts, sizes = starts[first], sizes[first]
+    if seen is not None and starts.size:  # a large member set expanded before (another band): same pairs
+        big = np.flatnonzero(sizes >= _SEEN_MIN_MEMBERS)
+        if big.size:
+            first = np.ones(starts.size, bool)
+            first[big] = seen.first_seen(*_bucket_fingerprints(eh, starts[big], sizes[big]))
+            starts, sizes = starts[first], sizes[first]
     star_idx, other_idx = _bucket_pairs(starts, sizes, max_bucket)
 
     def clean(idx: np.ndarray) -> np.ndarray:
