@@ -476,49 +476,6 @@ def test_one_shard_or_five_give_identical_files(tmp_path):
     assert one.stats["near_duplicate"] > 10 and one.stats["largest_cluster"] >= 70
 
 
-def test_shingle_phase_threads_change_no_byte(tmp_path, monkeypatch):
-    """The verification spill is shingled file by file by two threads; one thread gives the same
-    pairs and clusters files, at both levels (five shard files of the real reports' family)."""
-    from corpuspipe.stages.dedup import disk, find_duplicates as find_on_disk, write_signatures
-
-    items = _family_corpus()[:110]
-    threaded = disk._ordered_threads
-    for level in ("document", "section"):
-        paths = []
-        for k in range(5):
-            paths.append(tmp_path / level / f"sig{k}.parquet")
-            write_signatures(items[k::5], level, CFG, paths[-1])
-        two = find_on_disk(paths, level, CFG, tmp_path / level / "two")
-        with monkeypatch.context() as m:
-            m.setattr(disk, "_ordered_threads", lambda fn, args: threaded(fn, args, threads=1))
-            one = find_on_disk(paths, level, CFG, tmp_path / level / "one")
-        assert two.pairs_path.read_bytes() == one.pairs_path.read_bytes()
-        assert two.clusters_path.read_bytes() == one.clusters_path.read_bytes()
-        assert two.stats["rows_read_for_verify"] == one.stats["rows_read_for_verify"] > 50
-
-
-def test_ordered_threads_keeps_order_and_bounds_what_runs_ahead():
-    import threading
-    import time as _time
-
-    from corpuspipe.stages.dedup.disk import _ordered_threads
-
-    lock, running, most = threading.Lock(), [0], [0]
-
-    def fn(a):
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        _time.sleep(0.002 * (a % 3))  # later items may finish first
-        with lock:
-            running[0] -= 1
-        return a * a
-
-    assert list(_ordered_threads(fn, list(range(20)))) == [a * a for a in range(20)]
-    assert most[0] <= 2
-    assert list(_ordered_threads(fn, [3])) == [9] and list(_ordered_threads(fn, [])) == []
-
-
 def test_pair_set_merges_partitions_to_the_sorted_unique_pairs(monkeypatch):
     """Candidates merged as partitions come give the same set as keeping every found pair."""
     from corpuspipe.stages.dedup import disk

@@ -618,27 +618,6 @@ def _name_of_hash(sig_paths: Sequence[Path], eh: np.uint64) -> str:
     return f"<hash {int(eh):#x}>"
 
 
-def _ordered_threads(fn, args: list, threads: int = 2):
-    """``fn(a)`` for each of ``args``, in order, computed by ``threads`` threads at most one item
-    ahead each: a reduce runs in one worker process while the pool's other worker idles, and the
-    per-file read + shingle work is mostly Parquet decoding and numpy (which release the GIL).
-    At most ``threads`` + 1 results are held at once (the one being consumed and those running)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if threads < 2 or len(args) < 2:
-        yield from map(fn, args)
-        return
-    with ThreadPoolExecutor(threads) as ex:
-        pending = [ex.submit(fn, a) for a in args[:threads]]
-        nxt = threads
-        while pending:
-            out = pending.pop(0).result()
-            if nxt < len(args):
-                pending.append(ex.submit(fn, args[nxt]))
-                nxt += 1
-            yield out
-
-
 class _Verifier:
     """Exact scores of entity pairs.  The shingle sets of every unit a score may need are computed
     once, file by file in one pass, and spilled to ``work/<level>.shingles`` (uint64, plus the
@@ -680,14 +659,9 @@ class _Verifier:
             needed = np.flatnonzero(need)
             needed = needed[np.lexsort((ent.unit_row[needed], ent.unit_file[needed]))]  # by file, then row
             fb = np.searchsorted(ent.unit_file[needed], np.arange(len(self.paths) + 1))
-
-            def read(fi: int) -> list:
+            for fi in np.flatnonzero(np.diff(fb)).tolist():
                 units = needed[fb[fi] : fb[fi + 1]]
-                return list(self._read(fi, ent.unit_row[units], is_whole[units], units))
-
-            for batches in _ordered_threads(read, np.flatnonzero(np.diff(fb)).tolist()):
-                for u, sh, cnt, sg in batches:
-                    self.rows_read += u.size
+                for u, sh, cnt, sg in self._read(fi, ent.unit_row[units], is_whole[units], units):
                     fsh.write(sh.tobytes())
                     self.off[u] = pos + np.cumsum(cnt) - cnt
                     self.cnt[u] = cnt
@@ -743,6 +717,7 @@ class _Verifier:
             texts.extend(got)
             sels.append(sel)
             chars += sum(map(len, got))
+            self.rows_read += sel.size
             if chars >= BATCH_CHARS:
                 yield flush()
                 texts, sels, mats, chars = [], [], [], 0
