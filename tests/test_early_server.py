@@ -77,9 +77,13 @@ def test_unused_services_are_off_unless_the_caller_turns_them_on(tmp_path, monke
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / ".prefect"))
     monkeypatch.delenv("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", raising=False)
     monkeypatch.setenv("PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED", "true")
+    # recorded before start() sets it, so teardown puts back the caller's value or its absence: the
+    # fake server's URL must not reach the tests after this one (delenv of an unset name records nothing)
+    monkeypatch.setenv("PREFECT_API_URL", "unset")
+    monkeypatch.delenv("PREFECT_API_URL")
     server = EarlyServer()
     server.start()
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert os.environ["PREFECT_API_URL"] == server.api_url
     assert seen[0]["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
     assert seen[0]["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"] == "true"
     assert seen[0]["PREFECT_UI_ENABLED"] == "0" and "PREFECT_API_URL" not in seen[0]
