@@ -43,7 +43,7 @@ from corpuspipe.core import shardio
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.io import file_hash, write_json
 from corpuspipe.core.records import QuarantineEntry, Shard, SourceInfo
-from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage
+from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage, drive, serial_tasks
 from corpuspipe.stages import catalog
 from corpuspipe.stages.quality import Quality
 
@@ -75,21 +75,23 @@ class Pass:
 
 def plan(stages: Sequence[Stage] = STAGES) -> list[Pass]:
     """Cut the stage list into passes at corpus stages (consecutive corpus stages share one cut)."""
-    if not stages or stages[0].kind != "source":
+    if not stages:
         raise ValueError("a pipeline starts with its source stage")
     passes: list[Pass] = []
-    source: SourceStage | None = stages[0]  # type: ignore[assignment]
+    source = stages[0]
+    if not isinstance(source, SourceStage):
+        raise ValueError("a pipeline starts with its source stage")
     applies: list[CorpusStage] = []
     shard: list[ShardStage] = []
     collects: list[CorpusStage] = []
     for st in stages[1:]:
-        if st.kind == "shard":
+        if isinstance(st, ShardStage):
             if collects:  # a shard stage after corpus stages starts the next pass
                 passes.append(Pass(len(passes), source, tuple(applies), tuple(shard), tuple(collects)))
-                source, applies, shard, collects = None, [c for c in collects if hasattr(c, "apply")], [], []
-            shard.append(st)  # type: ignore[arg-type]
-        elif st.kind == "corpus":
-            collects.append(st)  # type: ignore[arg-type]
+                source, applies, shard, collects = None, [c for c in collects if c.applies], [], []
+            shard.append(st)
+        elif isinstance(st, CorpusStage):
+            collects.append(st)
         else:
             raise ValueError(f"stage {st.name}: a {st.kind} stage can only come first")
     passes.append(Pass(len(passes), source, tuple(applies), tuple(shard), tuple(collects)))
@@ -333,10 +335,15 @@ def run_pass(
             groups = shardio.iter_essays(Path(shard["essays"]))  # type: ignore[index]  # one row group at a time: bounded memory
         for g, essays in enumerate(groups):
             batch = Shard(essays=essays, sources=shard_batch.sources, quarantine=shard_batch.quarantine)
-            for st in (*p.applies, *p.stages):
+            for corpus_st in p.applies:  # the decisions of the reduces before this pass
                 nbytes = batch.text_bytes()
                 t0 = STAGE_CLOCK()
-                batch = st.apply(batch, ctx) if st.kind == "corpus" else st.process(batch, ctx)  # type: ignore[attr-defined]
+                batch = corpus_st.apply(batch, ctx)
+                ctx.timed(corpus_st.name, STAGE_CLOCK() - t0, nbytes)
+            for st in p.stages:
+                nbytes = batch.text_bytes()
+                t0 = STAGE_CLOCK()
+                batch = st.process(batch, ctx)
                 ctx.timed(st.name, STAGE_CLOCK() - t0, nbytes)
             ctx.shard_key = f"{key}-{g:04d}"  # collect files are named per group
             for st in p.collects:
@@ -423,7 +430,7 @@ def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: st
     meta = Path(work) / "reduce" / f"{stage_name}-{key}.json"
     ctx = Context(cfg, {}, Path(work), shard_key=key)
     t0 = time.perf_counter()
-    fact = st.reduce(partials, ctx)  # type: ignore[attr-defined]
+    fact = drive(st.reduce(partials, ctx), serial_tasks)
     seconds = time.perf_counter() - t0
     files = sorted(_paths_in(fact, Path(work)))
     out = {"stage": stage_name, "key": key, "fact": fact, "counts": ctx.counts, "seconds": round(seconds, 6),

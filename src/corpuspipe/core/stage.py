@@ -7,9 +7,19 @@ release needs:
 * :class:`ShardStage` takes a batch (a :class:`~corpuspipe.core.records.Shard`) and returns it (watermarks, normalization, sectioning).
   It may only look at its own batch and at corpus-level *facts* decided earlier.
 * :class:`CorpusStage` needs the whole corpus for one decision (boilerplate selection,
-  near-duplicate clustering).  It is split in two: ``collect`` runs per shard and returns a small
-  partial result (or writes one to ``ctx.work``), ``reduce`` runs once over all partials and
-  returns the *fact* that later stages and the writer read from ``ctx.facts[stage.name]``.
+  near-duplicate clustering).  It is split in three: ``collect`` runs per shard and returns a small
+  partial result (or writes one to ``ctx.work``); ``reduce`` runs once over all partials and
+  returns the *fact* that later stages and the writer read from ``ctx.facts[stage.name]``;
+  ``apply`` (when the stage declares ``applies = True``) runs per batch at the start of the next
+  pass and uses the fact (remove the selected boilerplate, drop identical files).
+
+**A reduce is parallel to the last step.**  ``reduce`` is the glue of a corpus decision, not its
+work: it may ``yield`` :class:`Tasks` -- a module-level function and one argument tuple per task,
+e.g. one per band partition -- and receives their results, in order, as the value of the
+``yield``; whatever it finally ``return``\s is the fact.  The engine runs every yielded step on its
+runner (worker processes, Prefect tasks, a Dask cluster) and drives the glue itself
+(:func:`drive`), so no step of a decision runs the whole corpus in one process unless the stage
+says so.  A reduce small enough to need no task simply returns the fact.
 
 Stages never import Prefect and never know how they are scheduled: the engine
 (:mod:`corpuspipe.pipeline`) fuses consecutive shard stages into one task per shard and puts a
@@ -22,9 +32,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Generator, Iterator, Sequence, Union
 
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.records import Shard
@@ -109,14 +120,60 @@ class ShardStage(Stage):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Tasks:
+    """One parallel step of a reduce (or of the release writer): ``fn(*a)`` for every ``a`` in
+    ``args``, each on whichever worker the runner picks; the results come back in the order of
+    ``args``.  ``fn`` is a module-level function (it is pickled by name to worker processes and
+    Dask workers) and ``args`` hold plain values (paths as strings, config as JSON): a task reads
+    what it needs from disk, so its memory is set by what one task is given, never by the corpus."""
+
+    label: str  # what the progress display and the manifest's step timings call this step
+    fn: Callable[..., Any]
+    args: Sequence[tuple]
+
+
+#: What ``CorpusStage.reduce`` may return: a generator that yields :class:`Tasks`, receives their
+#: results as the value of each ``yield``, and returns the fact.
+Reduction = Generator[Tasks, list, Any]
+
+
+def drive(reduction: Union[Reduction, Any], run_tasks: Callable[[Tasks], list]) -> Any:
+    """Run a reduce's glue to its fact: every :class:`Tasks` it yields goes to ``run_tasks`` (the
+    runner: serial, a process pool, Prefect tasks), whose results are sent back in.  A plain value
+    (a reduce that needed no task) is the fact as it is."""
+    if not inspect.isgenerator(reduction):
+        return reduction
+    try:
+        step = next(reduction)
+        while True:
+            step = reduction.send(run_tasks(step))
+    except StopIteration as stop:
+        return stop.value
+
+
+def serial_tasks(step: Tasks) -> list:
+    """The simplest runner: every task of the step in this process, one after the other."""
+    return [step.fn(*a) for a in step.args]
+
+
 class CorpusStage(Stage):
     kind: ClassVar[str] = "corpus"
+    #: True when the decision changes later batches: ``apply`` then runs on every batch at the
+    #: start of the next pass (before its shard stages), and the fact is part of that pass's key.
+    applies: ClassVar[bool] = False
 
     def collect(self, batch: Shard, ctx: Context) -> Any:
         """Per shard: a small, JSON-able partial result (write bigger ones under ``ctx.work``)."""
         raise NotImplementedError
 
-    def reduce(self, partials: Sequence[Any], ctx: Context) -> Any:
-        """Once: the corpus-level fact, JSON-able (paths as strings), stored as ``ctx.facts[name]``."""
+    def reduce(self, partials: Sequence[Any], ctx: Context) -> Union[Reduction, Any]:
+        """Once: the corpus-level fact, JSON-able (paths as strings), stored as ``ctx.facts[name]``.
+        Heavy work is yielded as :class:`Tasks` (see the module docstring); the code between the
+        yields runs in the orchestrating process and must stay small."""
         raise NotImplementedError
+
+    def apply(self, batch: Shard, ctx: Context) -> Shard:
+        """Per batch of the next pass, when ``applies``: use the fact ``ctx.facts[self.name]``."""
+        return batch
 

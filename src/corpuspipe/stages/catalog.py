@@ -73,6 +73,7 @@ class IdenticalFiles(CorpusStage):
     one: one (sha256, path) pair per file."""
 
     name = "identical_files"
+    applies = True
 
     def collect(self, batch: Shard, ctx: Context) -> list[list[str]]:
         return sorted([s.sha256, s.path] for s in batch.sources)

@@ -949,6 +949,7 @@ class Watermark(CorpusStage):
 
     name = "watermark"
     config_sections = ("watermark",)
+    applies = True
 
     def input_files(self, cfg) -> list[Path]:
         return [Path(cfg.watermark.rules_file)] if cfg.watermark.rules_file else []
