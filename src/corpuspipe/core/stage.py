@@ -33,12 +33,12 @@ from __future__ import annotations
 import hashlib
 import json
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Generator, Iterator, Sequence, Union
+from typing import Any, Callable, ClassVar, Generator, Iterator, Mapping, Sequence, Union
 
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.records import Shard
+from corpuspipe.core.records import QuarantineEntry, Shard
 
 
 @dataclass
@@ -157,6 +157,21 @@ def serial_tasks(step: Tasks) -> list:
     return [step.fn(*a) for a in step.args]
 
 
+@dataclass(frozen=True)
+class ReleaseInputs:
+    """What a corpus decision adds to the release tables, as files the writer reads -- so the
+    release layer reads every stage the same way and knows none by name.
+
+    ``joins``: table -> Parquet files keyed by an ``id`` column (the table's id: ``doc_id``,
+    ``section_id``) holding some of that table's columns (e.g. ``cluster_id``, ``duplicate_of``,
+    ``cluster_size``); a row of the table that is in none of them keeps the release contract's
+    default for those columns.  ``rows``: table -> Parquet files of whole rows of that table (its
+    schema, in ``core.schemas``), appended in the order given."""
+
+    joins: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    rows: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
 class CorpusStage(Stage):
     kind: ClassVar[str] = "corpus"
     #: True when the decision changes later batches: ``apply`` then runs on every batch at the
@@ -176,4 +191,13 @@ class CorpusStage(Stage):
     def apply(self, batch: Shard, ctx: Context) -> Shard:
         """Per batch of the next pass, when ``applies``: use the fact ``ctx.facts[self.name]``."""
         return batch
+
+    def quarantine(self, fact: Any) -> list[QuarantineEntry]:
+        """Inputs the decision rejects as a whole (e.g. byte-identical copies of a file), for the
+        release's quarantine table."""
+        return []
+
+    def release_inputs(self, fact: Any) -> ReleaseInputs:
+        """Columns and rows the decision contributes to the release tables (see :class:`ReleaseInputs`)."""
+        return ReleaseInputs()
 
