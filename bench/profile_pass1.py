@@ -4,12 +4,12 @@
     .venv/bin/python bench/profile_pass1.py --mb 5 --profile      # + cProfile top functions
     .venv/bin/python bench/profile_pass1.py --pyspy               # (run under py-spy instead)
 
-Pass 0 (ingest + the watermark and identical-file reduces) runs once per slice through
-``pipeline.run_pass``/``run_reduce`` and is kept in ``--work`` keyed by the slice alone (not by
-the code), so every later run re-measures pass 1 only on the same input.  Pass 1 is the engine's
-own ``pipeline.run_pass`` (nothing is wired here), in this process, with ``pipeline.STAGE_CLOCK``
-set to ``process_time``: its per-stage timings are CPU seconds (the machine is shared).  MB/s is
-the UTF-8 size of each stage's *input* text, as the engine's timings count it.
+The slice (the first shards of the corpus, about ``--mb`` MB of raw files) is linked into
+``--work``; the engine's own loop (``pipeline.build``, serial, in this process: nothing is wired
+here) builds it once, and every run then deletes pass 1's records and builds again, so only pass 1
+is recomputed (pass 0 and its reduces come from the work cache).  ``pipeline.STAGE_CLOCK`` is set
+to ``process_time``: per-stage timings are CPU seconds (the machine is shared).  MB/s is the UTF-8
+size of each stage's *input* text, as the engine's timings count it.
 
 The printed ``sha256`` is over pass 1's essay files (Parquet: text, edits, flags, stats, signals,
 sections) and stage counts; the dedup collect's signature files are timed but not hashed.  The
@@ -22,6 +22,7 @@ import argparse
 import cProfile
 import hashlib
 import json
+import os
 import pstats
 import shutil
 import time
@@ -32,45 +33,44 @@ from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
 
 
-def prepare(corpus: Path, mb: float, work: Path) -> tuple[list[dict], dict, PipelineConfig, str]:
-    """Pass 0 over the first shards totalling ``mb`` MB of raw bytes, and its reduces' facts;
-    cached under ``work/p0work`` (its results in ``work/slice.json``)."""
+def slice_raw(corpus: Path, mb: float, work: Path) -> tuple[Path, int, int]:
+    """The first shards of the corpus totalling ``mb`` MB, copied to ``work/raw`` (hard links where the
+    file system allows; symlinks out of the raw folder would be quarantined, as for any user)."""
     cfg = PipelineConfig()
     raw = corpus / "raw" if (corpus / "raw").is_dir() else corpus
-    meta = work / "slice.json"
-    if meta.exists():
-        d = json.loads(meta.read_text())
-        return d["results"], d["facts"], cfg, d["raw"]
+    if not raw.is_dir():
+        raise SystemExit(f"corpus not found: {raw} (make one with bench/make_crawl.py --mb 100 --out DIR)")
+    dst = work / "raw"
     found = pipeline.discover(raw, cfg)
     chosen, total = [], 0
     for s, size in zip(found.shards, found.sizes):
-        chosen.append(s)
+        chosen.extend(s)
         total += size
         if total >= mb * 1e6:
             break
-    cfg_json = cfg.model_dump_json()
-    tmp = work / "p0work"
-    raw_s = str(raw.resolve())
-    results = [pipeline.run_pass(0, s, cfg_json, raw_s, str(tmp)) for s in chosen]
-    facts = {st.name: pipeline.run_reduce(st.name, results, cfg_json, str(tmp))["fact"]
-             for st in pipeline.plan()[0].collects}
-    results = [pipeline.slim_result(r, tmp) for r in results]
-    work.mkdir(parents=True, exist_ok=True)
-    meta.write_text(json.dumps({"results": results, "facts": facts, "raw": raw_s, "raw_bytes": total,
-                                "files": sum(map(len, chosen))}, ensure_ascii=False))
-    return results, facts, cfg, raw_s
+    if not dst.is_dir():
+        for rel in chosen:
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(raw / rel, dst / rel)
+            except OSError:
+                shutil.copy2(raw / rel, dst / rel)
+    return dst, total, len(chosen)
 
 
-def run_pass1(results: list[dict], facts: dict, cfg: PipelineConfig, raw: str, work: Path
-              ) -> tuple[dict, str, int]:
-    """The engine's pass 1 over every shard of the slice, timed in CPU seconds."""
+def run_pass1(raw: Path, work: Path) -> tuple[dict, str, int]:
+    """The engine's pass 1 over every shard of the slice (pass 0 from the cache), timed in CPU seconds."""
+    cfg = PipelineConfig()
+    pipeline.build(raw, cfg, work)  # the first time: pass 0, its reduces (and pass 1)
+    for record in (work / "pass1").glob("*.json"):
+        if not record.name.endswith(".files.json"):
+            record.unlink()
+    pipeline.STAGE_CLOCK = time.process_time
+    build = pipeline.build(raw, cfg, work)
     cpu: dict[str, list[float]] = {}
     h = hashlib.sha256()
     n_essays = 0
-    pipeline.STAGE_CLOCK = time.process_time
-    cfg_json = cfg.model_dump_json()
-    for r in results:
-        out = pipeline.run_pass(1, r, cfg_json, raw, str(work / "p1work"), facts)
+    for out in build.passes[1]:
         for name, (sec, nbytes) in out["timings"].items():
             c = cpu.setdefault(name, [0.0, 0])
             c[0] += sec
@@ -83,7 +83,8 @@ def run_pass1(results: list[dict], facts: dict, cfg: PipelineConfig, raw: str, w
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", type=Path, default=Path("/work/main/bench/out/crawl100"))
+    ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent / "out" / "crawl100",
+                    help="a corpus made by bench/make_crawl.py (default: bench/out/crawl100, as `make bench` makes it)")
     ap.add_argument("--mb", type=float, default=10.0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/profile_pass1"))
     ap.add_argument("--profile", action="store_true")
@@ -91,18 +92,17 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, help="write the cProfile stats here (with --profile)")
     args = ap.parse_args()
     work = args.work / f"mb{args.mb:g}"
-    results, facts, cfg, raw = prepare(args.corpus, args.mb, work)
-    shutil.rmtree(work / "p1work", ignore_errors=True)
+    raw, raw_bytes, files = slice_raw(args.corpus, args.mb, work)
+    pipeline.build(raw, PipelineConfig(), work / "w")  # pass 0 and its reduces, cached for later runs
     prof = cProfile.Profile() if args.profile else None
     if prof:
         prof.enable()
     t0 = time.process_time()
-    cpu, digest, n = run_pass1(results, facts, cfg, raw, work)
+    cpu, digest, n = run_pass1(raw, work / "w")
     total = time.process_time() - t0
     if prof:
         prof.disable()
-    meta = json.loads((work / "slice.json").read_text())
-    print(f"slice: {meta['files']} files, {meta['raw_bytes'] / 1e6:.1f} MB raw, {n} essays")
+    print(f"slice: {files} files, {raw_bytes / 1e6:.1f} MB raw, {n} essays")
     for name, (sec, nbytes) in cpu.items():
         print(f"{name:18s} {sec:7.2f} s CPU  {nbytes / 1e6 / max(sec, 1e-9):7.1f} MB/s")
     print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading and writing shards, hashing)")

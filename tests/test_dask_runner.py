@@ -40,20 +40,18 @@ def test_runner_selection():
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    from flows.release import build_release, with_runner
+    from corpuspipe.orchestrate.flow import build_release, release_flow
 
-    assert with_runner("thread") is build_release
-    assert isinstance(build_release.task_runner, ThreadPoolTaskRunner)
-    local = with_runner("dask").task_runner
+    assert isinstance(build_release.task_runner, ThreadPoolTaskRunner)  # deployments: threads feeding a pool
+    assert isinstance(release_flow(runner="thread").task_runner, ThreadPoolTaskRunner)
+    assert release_flow(runner="process", workers=3).task_runner._max_workers == 3
+    local = release_flow(runner="dask").task_runner
     assert isinstance(local, DaskTaskRunner) and local.address is None
     assert local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"] is True
-    remote = with_runner("dask", "tcp://10.0.0.5:8786").task_runner
+    remote = release_flow(runner="dask", dask_address="tcp://10.0.0.5:8786").task_runner
     assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://10.0.0.5:8786"
-    from flows.release import _ProcessPool
-
-    assert isinstance(with_runner("process"), _ProcessPool) and with_runner("process", workers=3).workers == 3
     with pytest.raises(ValueError, match="unknown task runner"):
-        with_runner("ray")
+        release_flow(runner="ray")
 
 
 def test_cli_rejects_unknown_runner(tmp_path, raw_dir):

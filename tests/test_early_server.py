@@ -1,4 +1,4 @@
-"""The CLI's embedded Prefect server, started before the flow's imports (flows/server.py)."""
+"""The CLI's embedded Prefect server, started before the flow's imports (orchestrate/server.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import urllib.request
 import psutil
 import pytest
 
-from flows.server import EarlyServer, ServerFailed, wanted
+from corpuspipe.orchestrate.server import EarlyServer, ServerFailed, wanted
 
 
 def test_started_only_where_prefect_would_start_its_own(tmp_path):
@@ -64,7 +64,7 @@ def test_a_server_that_dies_or_never_answers_is_one_line(tmp_path, monkeypatch):
 def test_unused_services_are_off_unless_the_caller_turns_them_on(tmp_path, monkeypatch):
     """The embedded server runs without the event persister and automation triggers (nothing of a
     CLI run reads them); a caller's own setting of either wins."""
-    import flows.server as server_mod
+    import corpuspipe.orchestrate.server as server_mod
 
     seen = []
 

@@ -109,9 +109,9 @@ def test_rows_and_edit_objects_agree_on_random_edit_sets():
 def test_every_document_of_a_real_release_rebuilds_from_its_parquet_rows(prefect_harness, raw_dir, tmp_path):
     """The seed release: rows as dicts (pyarrow and pandas) rebuild each document's range of its
     decoded source file, and each row's ``before`` is the file at its raw offsets."""
-    from flows.release import build_release
+    from corpuspipe.orchestrate.flow import build_release
 
-    release = Path(build_release(raw_dir=str(raw_dir), out_dir=str(tmp_path), version="1.0.0"))
+    release = Path(build_release(raw_dir=str(raw_dir), out_dir=str(tmp_path), version="1.0.0")["release_dir"])
     docs = pq.read_table(release / "documents.parquet").to_pylist()
     by_doc_pa: dict[str, list[dict]] = {}
     for r in pq.read_table(release / "edits.parquet").to_pylist():

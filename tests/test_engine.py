@@ -17,7 +17,9 @@ import pytest
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.runner import ProcessRunner, execute
 from corpuspipe.core.stage import CorpusStage, ShardStage, SourceStage
+from corpuspipe.core.workcache import WorkCache
 from corpuspipe.release.assemble import EmptyRelease, write_release
 
 CLI = [sys.executable, "-m", "corpuspipe.cli"]
@@ -146,19 +148,21 @@ def test_cli_refuses_an_html_only_directory_in_one_line(tmp_path):
 def test_process_and_serial_builds_give_the_same_results(raw_dir, tmp_path):
     cfg = PipelineConfig()
     serial = pipeline.build(raw_dir, cfg, tmp_path / "a")
-    par = pipeline.build(raw_dir, cfg, tmp_path / "b", mapper=pipeline.process_map(2))
+    with ProcessRunner(2) as run:
+        par = pipeline.build(raw_dir, cfg, tmp_path / "b", runner=run)
     assert [r["key"] for rs in serial.passes for r in rs] == [r["key"] for rs in par.passes for r in rs]
     for x, y in zip(serial.passes[-1], par.passes[-1]):
         assert Path(x["essays"]).read_bytes() == Path(y["essays"]).read_bytes()
     shutil.rmtree(tmp_path / "a")
 
 
-def _thread_map(workers: int) -> pipeline.Mapper:
-    def run(fn, args):
+def _threads(workers: int):
+    """A runner computing a step's tasks at once in threads of this process."""
+    def run(step):
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=workers) as ex:
-            return list(ex.map(fn, *zip(*args)))
+            return list(ex.map(lambda a: execute(step.tasks.fn, tuple(a)), step.tasks.args))
 
     return run
 
@@ -173,11 +177,12 @@ def test_shards_computed_at_once_in_threads_give_the_serial_bytes(gov_reports, r
         (raw / f"report_{i:02d}.txt").write_text(f"{r['title']}\n\n{r['content']}", encoding="utf-8")
     cfg = PipelineConfig.model_validate({"release": {"shard_files": 3}})
     serial = pipeline.build(raw, cfg, tmp_path / "a")
-    threads = pipeline.build(raw, cfg, tmp_path / "b", mapper=_thread_map(4))
+    threads = pipeline.build(raw, cfg, tmp_path / "b", runner=_threads(4))
     assert len(serial.passes[-1]) >= 8  # many shards, so several really run at once
     def outputs(build, work):  # every work file of every pass and reduce, in plan order
-        files = [p for rs in build.passes for r in rs for p in pipeline._paths_in(r, work)]
-        files += [p for red in build.reduces.values() for p in red["files"]]
+        cache = WorkCache(work)
+        files = [p for rs in build.passes for r in rs for p in cache.paths_in(r)]
+        files += [p for red in build.reduces.values() for p in cache.paths_in(red["fact"])]
         return [Path(p) for p in files if p.endswith(".parquet")]
 
     a, b = outputs(serial, tmp_path / "a"), outputs(threads, tmp_path / "b")

@@ -2,8 +2,8 @@
 
 Each test builds with its own config (a unique dataset name changes every cache key), so the
 first build really computes and cache hits can only come from the build before it in the test.
-The flow reports what it reused (``flows.release.LAST_STATUS``); the same keys are checked
-without Prefect through ``pipeline.build``.
+The flow returns what it reused (its outcome: passes and reduces run or cached); the same keys are
+checked without Prefect through ``pipeline.build``.
 """
 
 from __future__ import annotations
@@ -31,14 +31,22 @@ def _config(tmp_path: Path) -> Path:
 
 
 def _build(raw: Path, out: Path, cfg: Path) -> tuple[Path, dict]:
-    import flows.release as fr
+    from corpuspipe.orchestrate.flow import build_release
 
-    release = build_release_checked(fr, raw, out, cfg)
-    return Path(release), dict(fr.LAST_STATUS)
+    outcome = build_release(raw_dir=str(raw), out_dir=str(out), config_path=str(cfg))
+    return Path(outcome["release_dir"]), outcome
 
 
-def build_release_checked(fr, raw: Path, out: Path, cfg: Path) -> str:
-    return fr.build_release(raw_dir=str(raw), out_dir=str(out), config_path=str(cfg))
+def _answer_without_work(raw: Path, out: Path, cfg: PipelineConfig, warn=None) -> Path | None:
+    """What the CLI asks before it needs Prefect: the release, if the loop has no step to run."""
+    from corpuspipe.core.runner import cached_only, drive
+    from corpuspipe.release.steps import release_steps
+
+    try:
+        outcome = drive(release_steps(raw, cfg, out, warn=warn), cached_only)
+    except pipeline.NotCached:
+        return None
+    return Path(outcome.release_dir)
 
 
 def _mtimes(root: Path) -> dict[str, int]:
@@ -161,76 +169,69 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
         assert (first / fname).is_file()
 
 
+def _counting_submits(monkeypatch) -> list[str]:
+    """Names of the task functions sent to any worker pool from now on."""
+    from corpuspipe.core import runner
+
+    sent: list[str] = []
+    real = runner.Pool.submit
+
+    def counting(self, fn, args):
+        sent.append(fn.__name__ if fn.__name__ != "run_pass" else f"run_pass {args[0]}")
+        return real(self, fn, args)
+
+    monkeypatch.setattr(runner.Pool, "submit", counting)
+    return sent
+
+
 def test_unchanged_rerun_on_the_process_runner_starts_no_worker(prefect_harness, raw_copy, tmp_path, monkeypatch):
-    """Cache hits are answered in the flow's own threads: spawning and importing two workers was most
-    of an unchanged re-run's cost."""
-    import flows.release as fr
+    """Cache hits are answered by the loop itself: no step, so nothing reaches a worker (spawning and
+    importing two workers was most of an unchanged re-run's cost)."""
+    from corpuspipe.orchestrate.flow import release_flow
 
     cfg, out = _config(tmp_path), tmp_path / "out"
-    first = fr.build_release(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))  # fills the cache
-    sent: list[str] = []
-    real = fr._pool_run
-
-    def counting(fn, *args):
-        sent.append(fn.__name__)
-        return real(fn, *args)
-
-    monkeypatch.setattr(fr, "_pool_run", counting)
-    second = fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))
-    assert second == first and fr.LAST_STATUS["status"] == "unchanged"
-    assert sent == []  # every pass and reduce was a hit: nothing went to the pool
+    params = dict(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))
+    first = release_flow(runner="process")(**params)  # fills the cache
+    sent = _counting_submits(monkeypatch)
+    second = release_flow(runner="process")(**params)
+    assert second["status"] == "unchanged" and second["release_dir"] == first["release_dir"]
+    assert sent == [] and second["passes_run"] == 0  # every pass and reduce was a hit
 
     (raw_copy / "extra.txt").write_text((raw_copy / sorted(p.name for p in raw_copy.iterdir())[0]).read_text(
         encoding="utf-8")[:2000] + "\n补充一段新的正文，用于确认改动的分片仍交给工作进程计算。\n", encoding="utf-8")
-    fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg))
-    assert "run_pass" in sent  # a changed shard still goes to a worker
+    third = release_flow(runner="process")(**params)
+    assert "run_pass 0" in sent and third["passes_run"] == 2  # a changed shard still goes to a worker
 
 
-def test_first_pass_started_before_the_flow_is_adopted_not_recomputed(prefect_harness, raw_copy, tmp_path,
-                                                                       monkeypatch):
-    """The CLI starts pass 0 in the pool while Prefect's server starts (flows/pool.py); the process
-    runner adopts that pool and its pass tasks wait for those results: nothing computed twice, the
-    same release as a build without the head start, and no pool left behind."""
-    import flows.release as fr
-    from flows import pool
+def test_first_step_started_before_the_flow_is_adopted_not_recomputed(prefect_harness, raw_copy, tmp_path,
+                                                                      monkeypatch):
+    """The CLI takes the release loop's first step (pass 0) into the pool while Prefect's server starts;
+    the flow adopts that running step: nothing computed twice, the same release as a build without
+    the head start, the same loop throughout."""
+    from corpuspipe.core.runner import Pool
+    from corpuspipe.orchestrate.flow import RunContext, Started, release_flow
+    from corpuspipe.release.steps import release_steps
 
-    cfg = _config(tmp_path)
-    plain = fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(tmp_path / "plain"), config_path=str(cfg),
-                                      version="1.0.0")
-    out = tmp_path / "out"
-    started = pool.prefetch_first_pass(raw_copy, out, str(cfg))
-    shards = len(pipeline.discover(raw_copy, PipelineConfig.load(cfg)).shards)
-    assert started == shards and len(pool.PREFETCHED) == shards and pool.POOL is not None
-    adopted = pool.POOL
-    sent: list[tuple[str, int | None]] = []
-    real = fr._pool_run
-
-    def counting(fn, *args):
-        sent.append((fn.__name__, args[0] if fn.__name__ == "run_pass" else None))
-        return real(fn, *args)
-
-    monkeypatch.setattr(fr, "_pool_run", counting)
-    seen_pool = []
-    real_build = fr._build
-
-    def watching(*args):
-        seen_pool.append(pool.POOL)
-        return real_build(*args)
-
-    monkeypatch.setattr(fr, "_build", watching)
-    headed = fr.with_runner("process")(raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg), version="1.0.0")
-    assert seen_pool == [adopted]  # the flow ran in the prefetch's pool
-    assert ("run_pass", 0) not in sent and ("run_pass", 1) in sent  # pass 0 only by the prefetch
-    assert fr.LAST_STATUS["passes_run"] == 2 * shards and fr.LAST_STATUS["passes_cached"] == 0
-    assert pool.POOL is None and pool.PREFETCHED == {}
+    cfg_file = _config(tmp_path)
+    plain = release_flow(runner="process")(raw_dir=str(raw_copy), out_dir=str(tmp_path / "plain"),
+                                           config_path=str(cfg_file), version="1.0.0")
+    cfg, out = PipelineConfig.load(cfg_file), tmp_path / "out"
+    steps = release_steps(raw_copy, cfg, out, version="1.0.0")
+    first = next(steps)
+    shards = len(pipeline.discover(raw_copy, cfg).shards)
+    assert first.label.startswith("pass 0") and len(first.tasks.args) == shards
+    pool = Pool(2)
+    futures = [pool.submit(first.tasks.fn, a) for a in first.tasks.args]
+    sent = _counting_submits(monkeypatch)
+    try:
+        headed = release_flow(RunContext(cfg=cfg, pool=pool, started=Started(steps, first, futures)))(
+            raw_dir=str(raw_copy), out_dir=str(out), config_path=str(cfg_file), version="1.0.0")
+    finally:
+        pool.shutdown()
+    assert "run_pass 0" not in sent and sent.count("run_pass 1") == shards  # pass 0 only by the head start
+    assert headed["passes_run"] == 2 * shards and headed["passes_cached"] == 0
     for fname in DATA_FILES.values():
-        assert (Path(headed) / fname).read_bytes() == (Path(plain) / fname).read_bytes(), fname
-    # a prefetch that no flow adopts is stopped, and its finished shards are a later build's cache hits
-    assert pool.prefetch_first_pass(raw_copy, tmp_path / "orphan", str(cfg)) == shards
-    pool.end(False)
-    assert pool.POOL is None and pool.PREFETCHED == {}
-    # nothing left to start when every shard of pass 0 is cached
-    assert pool.prefetch_first_pass(raw_copy, out, str(cfg)) == 0 and pool.POOL is None
+        assert (Path(headed["release_dir"]) / fname).read_bytes() == (Path(plain["release_dir"]) / fname).read_bytes()
 
 
 def test_cached_only_build_answers_from_the_work_folder_and_refuses_any_miss(raw_copy, tmp_path):
@@ -318,18 +319,19 @@ def test_a_build_that_changed_no_row_is_remembered_so_the_next_rerun_writes_noth
 
 def test_a_damaged_cache_record_is_recomputed_and_the_cli_shortcut_falls_back(raw_copy, tmp_path):
     """A pass record that is valid JSON with other fields (a damaged or foreign file) is a miss, not
-    a crash: the next build recomputes that shard; the CLI's nothing-to-do check answers None."""
-    from corpuspipe.cli import _unchanged_release
+    a crash: one warning line, that shard recomputed; the CLI's nothing-to-do answer is "no" until then."""
     from corpuspipe.release.assemble import write_release
 
     cfg = PipelineConfig.load(_config(tmp_path))
     out = tmp_path / "out"
     first = pipeline.build(raw_copy, cfg, out / ".work")
     write_release(first, cfg, out, None, "2026-01-01T00:00:00+00:00", first.wall)
-    assert _unchanged_release(raw_copy, out, cfg, None) == out / "1.0.0"
+    assert _answer_without_work(raw_copy, out, cfg) == out / "1.0.0"
     meta = sorted(p for p in (out / ".work" / "pass1").glob("*.json") if not p.name.endswith(".files.json"))[0]
     meta.write_text('{"unexpected": 1}', encoding="utf-8")
-    assert _unchanged_release(raw_copy, out, cfg, None) is None
+    warned: list[str] = []
+    assert _answer_without_work(raw_copy, out, cfg, warned.append) is None
+    assert len(warned) == 1 and "not used" in warned[0] and meta.name in warned[0]
     again = pipeline.build(raw_copy, cfg, out / ".work")
     assert [r["cached"] for r in again.passes[1]].count(False) == 1
-    assert _unchanged_release(raw_copy, out, cfg, None) == out / "1.0.0"
+    assert _answer_without_work(raw_copy, out, cfg) == out / "1.0.0"

@@ -14,15 +14,15 @@ def test_pool_workers_start_with_a_returning_arrow_allocator(monkeypatch):
     """A worker's Arrow pool is chosen through the environment before it starts (a pool switched
     at run time left part of pyarrow on mimalloc: the 1 GB watermark reduce peaked at 896 MB
     instead of 546), and jemalloc gives freed memory back at once (decay 0)."""
-    from flows.release import _Pool
+    from corpuspipe.core.runner import Pool
 
     monkeypatch.delenv(memory.POOL_ENV, raising=False)
-    pool = _Pool(1)
+    pool = Pool(1)
     try:
         want = "jemalloc" if "jemalloc" in pa.supported_memory_backends() else "system"
         assert os.environ[memory.POOL_ENV] == want
         probe = "__import__('pyarrow').default_memory_pool().backend_name"
-        assert pool.submit(eval, probe).result() == want
+        assert pool.submit(eval, (probe,)).result().value == want
     finally:
         pool.shutdown()
 

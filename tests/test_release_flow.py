@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def _build(raw: Path, out: Path, version: str | None = None) -> Path:
-    from flows.release import build_release
+    from corpuspipe.orchestrate.flow import build_release
 
-    return Path(build_release(raw_dir=str(raw), out_dir=str(out), version=version))
+    return Path(build_release(raw_dir=str(raw), out_dir=str(out), version=version)["release_dir"])
 
 
 @pytest.fixture(scope="session")

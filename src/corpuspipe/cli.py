@@ -149,29 +149,9 @@ def is_connection_refused(exc: BaseException) -> bool:
     return False
 
 
-# The CLI's own early-started embedded server (flows/server.py), if it started one.
-_SERVER: Any = None
-
-
-def _reset_ephemeral_server() -> None:
-    """Start a new embedded server on a new port (the CLI's early one, or Prefect's own)."""
-    if _SERVER is not None:
-        _SERVER.restart()
-        return
-    try:
-        from prefect.server.api.server import SubprocessASGIServer
-    except ImportError:  # pragma: no cover
-        return
-    for server in list(SubprocessASGIServer._instances.values()):
-        try:
-            server.stop()
-        except Exception:  # noqa: BLE001  (already dead: that is why we are here)
-            pass
-
-
-def run_with_server_retry(run, task_started, attempts: int = 3, wait: float = 2.0):
-    """Run the flow; if Prefect's embedded server refused the connection before any task ran, start
-    a new server and try again (issue 13 #13).
+def run_with_server_retry(run, task_started, restart, attempts: int = 3, wait: float = 2.0):
+    """Run the flow; if Prefect's embedded server refused the connection before any task ran,
+    ``restart()`` it and try again (issue 13 #13).
 
     On a busy 2-core machine shared by six engineers' test servers a release failed with
     ``httpx.ConnectError: Connection refused``: the embedded server had died or its port (picked at
@@ -187,15 +167,22 @@ def run_with_server_retry(run, task_started, attempts: int = 3, wait: float = 2.
                 raise
             console.print(f"[yellow]warning:[/] Prefect's embedded server refused the connection; "
                           f"restarting it (attempt {attempt + 1} of {attempts})", highlight=False, soft_wrap=True)
-            _reset_ephemeral_server()
+            restart()
             time.sleep(wait * attempt)
 
 
-def _stop_server() -> None:
-    global _SERVER
-    if _SERVER is not None:
-        _SERVER.stop()
-        _SERVER = None
+def _restart_prefects_own_server() -> None:
+    """Without our early server (PREFECT_API_URL unset but the early start declined), Prefect's own
+    ephemeral server is stopped so the next flow run starts a new one on a new port."""
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+    except ImportError:  # pragma: no cover
+        return
+    for server in list(SubprocessASGIServer._instances.values()):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001  (already dead: that is why we are here)
+            pass
 
 
 def _prefect_defaults() -> None:
@@ -244,32 +231,36 @@ def release(
     except LockHeld as exc:
         _fail(str(exc), 75)
     _prefect_defaults()
-    global _SERVER
-    from flows.server import EarlyServer, ServerFailed, wanted
+    from corpuspipe.orchestrate.server import EarlyServer, ServerFailed, wanted
 
-    if wanted():  # launched now, it starts while the imports below run (flows/server.py)
-        _SERVER = EarlyServer()
-        _SERVER.start()
-        lock.callback(_stop_server)
-        import atexit
+    server = EarlyServer() if wanted() else None
+    if server is not None:  # launched now, it starts while the imports below run (orchestrate/server.py)
+        server.start()
+        lock.callback(server.stop)
+    from corpuspipe.core.runner import DEFAULT_WORKERS, Pool
+    from corpuspipe.release.steps import Refused, release_steps
 
-        atexit.register(_stop_server)
-    same = _unchanged_release(raw_dir, out, cfg, version)
-    if same is not None:  # nothing to compute: no flow run, and the server is stopped unused
+    # The one release loop, started here: discovery, hashing and every cache lookup run while the
+    # server starts.  With nothing to compute it ends without a step (no flow run at all); else its
+    # first step starts in the process pool now, and the flow adopts it (orchestrate/flow.py).
+    steps = release_steps(raw_dir, cfg, out, version=version, allow_empty=allow_empty, warn=_warn)
+    try:
+        first = next(steps)
+    except StopIteration as stop:
         lock.close()
-        _summary(same, "unchanged")
+        _summary(Path(stop.value.release_dir), stop.value.status)
         console.print("  nothing computed: every pass and reduce was cached (no Prefect flow run)", style="dim",
                       highlight=False)
         return
-    from flows import pool
-
-    if runner == "process" and _SERVER is not None:
-        # the first pass starts now, in the pool the flow will use, while the server starts (flows/pool.py)
-        lock.callback(pool.end, False)  # a flow that never started leaves no workers behind
-        try:
-            pool.prefetch_first_pass(raw_dir, out, str(config) if config else None)
-        except Exception:  # noqa: BLE001 -- only a head start: whatever it trips on, the flow meets and reports
-            pool.end(False)
+    except Refused as exc:
+        lock.close()
+        _fail(str(exc), 1)
+    lock.callback(steps.close)  # a flow that never ran: the loop's lock and temporary files are released
+    pool = futures = None
+    if runner == "process" and server is not None:
+        pool = Pool(DEFAULT_WORKERS)
+        lock.callback(pool.shutdown, True, True)  # no worker outlives the command
+        futures = [pool.submit(first.tasks.fn, a) for a in first.tasks.args]
     from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Column
     from rich.text import Text
@@ -285,9 +276,8 @@ def release(
                 return Text(" ".join(x for x in (f"{mb:,.1f}/{tot:,.1f} MB", rate, eta, task.fields.get("docs", "")) if x))
             return Text(f"{int(task.completed)}/{int(task.total)}")
 
-    import flows.release as fr
+    from corpuspipe.orchestrate.flow import RunContext, Started, release_flow
     from corpuspipe.release.writer import ReleaseInvalid
-    from corpuspipe.release.assemble import EmptyRelease, ReleaseExists
 
     with lock, Progress(
         # fixed, non-wrapping columns: on an 80-column or non-terminal output the long pass labels
@@ -298,49 +288,47 @@ def release(
         console=console
     ) as progress:
         bars: dict[str, int] = {"start-up": progress.add_task("start-up (Prefect server)", total=1)}
+        started = [False]
 
-        def on_progress(stage: str, done: int, total: int, unit: str = "steps", documents: int | None = None) -> None:
-            if "start-up" in bars and not progress.tasks[bars["start-up"]].finished:
+        def on_progress(stage: str, done: int, total: int, unit: str = "tasks", documents: int | None = None) -> None:
+            started[0] = True
+            if not progress.tasks[bars["start-up"]].finished:
                 progress.update(bars["start-up"], completed=1)  # the first step of the flow: Prefect is up
             if stage not in bars:
                 bars[stage] = progress.add_task(stage, total=max(total, 1), unit=unit, docs="")
             docs = f"{documents:,} docs" if documents is not None else ""
             progress.update(bars[stage], completed=done if total else 1, docs=docs)
 
-        fr.PROGRESS = on_progress
-        started = [False]
+        ctx = RunContext(progress=on_progress, warn=_warn, cfg=cfg, pool=pool,
+                         started=Started(steps, first, futures))
+        flow_run = release_flow(ctx, runner, dask_address)
+        params = dict(raw_dir=str(raw_dir), out_dir=str(out), version=version,
+                      config_path=str(config) if config else None, allow_empty=allow_empty)
 
-        def run_flow() -> str:
-            if _SERVER is None:
-                return _run_flow()
+        def run_flow() -> dict:
+            if server is None:
+                return flow_run(**params)
             from prefect.settings import PREFECT_API_URL, temporary_settings
 
-            _SERVER.wait(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")))
-            with temporary_settings(updates={PREFECT_API_URL: _SERVER.api_url}):  # a restart's new port
-                return _run_flow()
+            server.wait(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")))
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):  # a restart's new port
+                return flow_run(**params)
 
-        def _run_flow() -> str:
-            return fr.with_runner(runner, dask_address)(
-                raw_dir=str(raw_dir), out_dir=str(out), version=version, config_path=str(config) if config else None,
-                allow_empty=allow_empty,
-            )
-
-        def tracking_progress(stage: str, done: int, total: int, *rest) -> None:
-            started[0] = True
-            on_progress(stage, done, total, *rest)
-
-        fr.PROGRESS = tracking_progress
         try:
-            release_dir = run_with_server_retry(run_flow, lambda: started[0])
-        except (ReleaseExists, ReleaseInvalid, EmptyRelease) as exc:
+            outcome = run_with_server_retry(run_flow, lambda: started[0],
+                                            server.restart if server is not None else _restart_prefects_own_server)
+        except (ServerFailed, ReleaseInvalid) as exc:
             _fail(str(exc), 1)
-        except ServerFailed as exc:
-            _fail(str(exc), 1)
-        finally:
-            fr.PROGRESS = None
-    if fr.LAST_STATUS.get("status") == "refused":
-        _fail(str(fr.LAST_STATUS.get("error")), 1)
-    _summary(Path(release_dir), fr.LAST_STATUS.get("status", "written"))
+    if outcome["status"] == "refused":
+        _fail(str(outcome["error"]), 1)
+    _summary(Path(outcome["release_dir"]), outcome["status"])
+
+
+def _warn(message: str) -> None:
+    """One warning line (damaged work-cache entries, ...)."""
+    from rich.markup import escape
+
+    console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -372,35 +360,9 @@ def serve(
             preflight.check_publish_target(publish)
     except (UserError, preflight.PreflightError) as exc:
         _fail(str(exc))
-    from flows.serve import serve_release
+    from corpuspipe.orchestrate.serve import serve_release
 
     serve_release(cron=cron, raw_dir=raw_dir, out_dir=out, config_path=config, name=name, publish_target=publish)
-
-
-def _unchanged_release(raw_dir: Path, out_dir: Path, cfg: Any, version: str | None) -> Path | None:
-    """The latest release when the build would compute nothing and change nothing, else None.
-
-    The pipeline answers every pass and reduce from its work folder with the keys a real run uses
-    (``pipeline.build(cached_only=True)``: inputs, config, rules files and code), and the release's
-    build key is compared as the writer compares it.  Asked while Prefect's server starts, so a build
-    with work to do loses nothing; an unchanged re-run of the 100 MB crawl waited ~10 s for the
-    server and ~5 s for a flow whose 53 tasks were all cache hits."""
-    from corpuspipe import pipeline
-    from corpuspipe.release import versioning
-    from corpuspipe.release.assemble import unchanged_release
-
-    out_root = Path(out_dir).resolve()
-    try:
-        if versioning.latest_release(out_root) is None:
-            return None
-        versioning.reconcile(out_root)  # as the flow does first: a crash after a rename leaves the index behind
-        build = pipeline.build(Path(raw_dir), cfg, out_root / ".work", cached_only=True)
-        if not any(r["essay_count"] for r in build.passes[-1]):
-            return None  # empty: the flow refuses or writes it (--allow-empty), as before
-        same = unchanged_release(build, cfg, out_root, version)
-    except Exception:  # noqa: BLE001 -- only a shortcut: whatever it trips on, the flow meets and reports
-        return None
-    return None if same is None else same.release_dir
 
 
 def _summary(release_dir: Path, status: str = "written") -> None:

@@ -1,51 +1,59 @@
-"""The pipeline: one list of stages, the plan that fuses them, and the functions that run it.
+"""The pipeline: one list of stages, the plan that fuses them, and the one loop that runs them.
 
 ``STAGES`` is the pipeline.  :func:`plan` cuts it into *passes*: a pass takes one shard through
 every consecutive shard stage in one go (one task, one process) and ends where a corpus-level
-stage needs the whole corpus — its ``collect`` runs at the end of the pass, its ``reduce`` once
-between passes, its ``apply`` (if any) at the start of the next pass.  With today's stages:
+stage needs the whole corpus -- its ``collect`` runs at the end of the pass, its ``reduce`` once
+between passes (its heavy work as parallel tasks it yields), its ``apply`` (``applies = True``)
+at the start of the next pass.  With today's stages:
 
     pass 0: ingest                         -> collect identical_files, watermark
     reduce: identical_files, watermark
-    pass 1: apply identical_files, watermark; normalize; section  -> collect dedup
+    pass 1: apply identical_files, watermark; normalize; section; quality  -> collect dedup
     reduce: dedup
-    write : the release, streamed shard by shard
+    write : the release (release/)
 
-Everything here is plain Python over paths: the Prefect flow (``flows/release.py``), the local
-runner below (tests, bench) and the Dask/process runners call the same :func:`run_pass`,
-:func:`run_reduce` and the release writer, so no stage is wired by hand anywhere else.
+**One run loop.**  :func:`build_steps` is that loop, written once: it finds and hashes the raw
+files once, asks the work cache for every pass and reduce, and yields a
+:class:`~corpuspipe.core.runner.Step` only where there is work to do.  Whoever drives it chooses
+where tasks run (``core/runner.py``): :func:`build` here (serial or a process pool: tests, bench
+tools), the Prefect flow (``corpuspipe.orchestrate``), and the CLI's two shortcuts -- "nothing to
+compute" (driving it with a runner that refuses work) and "start the first pass while Prefect's
+server starts" (taking its first step early).  No copy of the loop exists elsewhere.
 
-**One cache mechanism.**  Each pass's output for a shard is stored under ``<out>/.work/pass<k>/``
-named by a key over: the code fingerprint, the fingerprints of the stages it runs (config slice
-+ contents of their input files, e.g. a user rules file), the *contents* of its inputs (raw file
-bytes for pass 0, the previous pass's key after that) and the facts it applies.  The metadata file
-is written last, so its presence means the output is complete; a re-run finds it and skips the
-work.  Reduces are keyed the same way over their partials.  Orchestrators add no cache of their
-own, so a re-run is as cheap under Prefect as in a test.
+**One cache mechanism** (``core/workcache.py``).  Each pass's output for a shard is stored under
+``<out>/.work/pass<k>/`` named by a key over: the code fingerprint, the fingerprints of the stages
+it runs (config slice + contents of their input files, e.g. a user rules file), the *contents* of
+its inputs (raw file bytes for pass 0, the previous pass's key after that) and the facts it
+applies.  Reduces are keyed the same way over their partials.  Every record carries the digests of
+the files it covers and is verified before it is used; a damaged entry is recomputed.
+Orchestrators add no cache of their own, so a re-run is as cheap under Prefect as in a test.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
-
-import xxhash
+from typing import Any, Callable, Generator, Iterator, NamedTuple, Sequence
 
 from corpuspipe import __version__
 from corpuspipe.core import shardio
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.io import file_hash, write_json
+from corpuspipe.core.io import write_json
 from corpuspipe.core.records import QuarantineEntry, Shard, SourceInfo
-from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage, drive, serial_tasks
+from corpuspipe.core import runner as runners
+from corpuspipe.core.runner import Done, NotCached, Progress, Runner, Step, drive, serial
+from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage, Tasks
+from corpuspipe.core.workcache import WorkCache, file_digest
 from corpuspipe.stages import catalog
 from corpuspipe.stages.quality import Quality
+
+__all__ = ["STAGES", "Pass", "plan", "build_steps", "build", "Build", "NotCached", "run_pass", "discover"]
 
 STAGES: tuple[Stage, ...] = (
     catalog.Ingest(),
@@ -72,6 +80,10 @@ class Pass:
     def names(self) -> list[str]:
         return [s.name for s in (*([self.source] if self.source else []), *self.applies, *self.stages)]
 
+    @property
+    def label(self) -> str:
+        return f"pass {self.index}: " + ", ".join(self.names)
+
 
 def plan(stages: Sequence[Stage] = STAGES) -> list[Pass]:
     """Cut the stage list into passes at corpus stages (consecutive corpus stages share one cut)."""
@@ -81,20 +93,21 @@ def plan(stages: Sequence[Stage] = STAGES) -> list[Pass]:
     source = stages[0]
     if not isinstance(source, SourceStage):
         raise ValueError("a pipeline starts with its source stage")
+    first: SourceStage | None = source
     applies: list[CorpusStage] = []
     shard: list[ShardStage] = []
     collects: list[CorpusStage] = []
     for st in stages[1:]:
         if isinstance(st, ShardStage):
             if collects:  # a shard stage after corpus stages starts the next pass
-                passes.append(Pass(len(passes), source, tuple(applies), tuple(shard), tuple(collects)))
-                source, applies, shard, collects = None, [c for c in collects if c.applies], [], []
+                passes.append(Pass(len(passes), first, tuple(applies), tuple(shard), tuple(collects)))
+                first, applies, shard, collects = None, [c for c in collects if c.applies], [], []
             shard.append(st)
         elif isinstance(st, CorpusStage):
             collects.append(st)
         else:
             raise ValueError(f"stage {st.name}: a {st.kind} stage can only come first")
-    passes.append(Pass(len(passes), source, tuple(applies), tuple(shard), tuple(collects)))
+    passes.append(Pass(len(passes), first, tuple(applies), tuple(shard), tuple(collects)))
     return passes
 
 
@@ -126,13 +139,38 @@ def _key(*parts: str) -> str:
     return h.hexdigest()[:32]
 
 
-def file_digest(path: Path) -> str:
-    """Fast content digest for cache keys (xxh3-128: ~10 GB/s, so hashing a crawl costs nothing)."""
-    return file_hash(path, xxhash.xxh3_128(), 1 << 22)
-
-
 def _fact_digest(fact: Any) -> str:
+    """Digest of an applied fact (identical files, selected boilerplate keys: no work paths in them)."""
     return hashlib.sha256(json.dumps(fact, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def pass_key(p: Pass, cfg: PipelineConfig, input_key: str, facts: dict[str, Any]) -> str:
+    parts = [code_fingerprint(), f"pass{p.index}", input_key]
+    for st in (*([p.source] if p.source else []), *p.applies, *p.stages, *p.collects):
+        parts.append(st.fingerprint(cfg))
+    for st in p.applies:
+        parts.append(_fact_digest(facts.get(st.name)))
+    return _key(*parts)
+
+
+def _input_key(p: Pass, shard: list[str] | dict, raw_root: str) -> str:
+    """Over the shard's raw files' content digests for a source pass (each file hashed once per
+    process: ``workcache.file_digest``), the previous pass's key after."""
+    if p.source is None:
+        return shard["key"]  # type: ignore[index]
+    digests = []
+    for rel in shard:  # type: ignore[union-attr]
+        try:
+            digests.append(f"{rel}:{file_digest(os.path.join(raw_root, rel))}")
+        except OSError as exc:  # ingest quarantines it; the key still differs from a readable file
+            digests.append(f"{rel}:unreadable:{type(exc).__name__}")
+    return _key(*digests)
+
+
+@functools.lru_cache(maxsize=4)
+def config_of(cfg_json: str) -> PipelineConfig:
+    """The config a task was given (as JSON), validated once per process."""
+    return PipelineConfig.model_validate_json(cfg_json)
 
 
 # -- shards ----------------------------------------------------------------------------------
@@ -197,14 +235,8 @@ class ShardResult:
     quarantine_count: int = 0
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, list[float]] = field(default_factory=dict)  # stage -> [seconds, bytes]
-    partials: dict[str, Any] = field(default_factory=dict)  # corpus stage -> its collect() result
+    partials: dict[str, Any] = field(default_factory=dict)  # corpus stage -> its collect() results
     essay_count: int = 0
-    cached: bool = False
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d.pop("cached")
-        return d
 
 
 # What a finished shard result keeps once its pass's reduces have run (see :func:`slim_result`).
@@ -212,13 +244,13 @@ SLIM_KEYS = ("key", "essays", "sidecar", "source_count", "quarantine_count", "co
              "cached")
 
 
-def slim_result(result: dict, work: str | Path) -> dict:
+def slim_result(result: dict, cache: WorkCache) -> dict:
     """A shard result without its corpus stages' partials, once the reduces consumed them: what the
     next pass, the writer and the pruning need.  The partials' files are kept by name (``files``),
     since a re-run's cache hit needs them.  Pass 0's identical-files partial lists every file's sha256
     (30 MB of JSON on the 1.3 GB crawl), which the orchestrator otherwise held to the end of the run."""
     out = {k: result[k] for k in SLIM_KEYS if k in result}
-    out["files"] = sorted(set(result.get("files", [])) | set(_paths_in(result.get("partials", {}), Path(work))))
+    out["files"] = sorted(set(result.get("files", [])) | set(cache.paths_in(result.get("partials", {}))))
     return out
 
 
@@ -228,123 +260,34 @@ def shard_files(result: dict) -> tuple[list[dict], list[dict]]:
     return d["sources"], d["quarantine"]
 
 
-def _meta_path(work: Path, index: int, key: str) -> Path:
-    return Path(work) / f"pass{index}" / f"{key}.json"
-
-
-def _load_cached(meta: Path, work: Path) -> ShardResult | None:
-    """A finished pass output, if its metadata and every file it names are still there."""
-    try:
-        d = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    try:
-        result = ShardResult(**d, cached=True)  # the key covers the code: this layout, unless damaged
-    except TypeError:
-        return None  # valid JSON with other fields (a damaged or foreign file): recompute, never crash
-    if not Path(result.essays).is_file() or not Path(result.sidecar).is_file():
-        return None
-    if not all(Path(f).exists() for f in _paths_in(result.partials, work)):
-        return None
-    return result
-
-
-def pass_key(p: Pass, cfg: PipelineConfig, input_key: str, facts: dict[str, Any]) -> str:
-    parts = [code_fingerprint(), f"pass{p.index}", input_key]
-    for st in (*([p.source] if p.source else []), *p.applies, *p.stages, *p.collects):
-        parts.append(st.fingerprint(cfg))
-    for st in p.applies:
-        parts.append(_fact_digest(facts.get(st.name)))
-    return _key(*parts)
-
-
-def _pass_key_of(p: Pass, shard: list[str] | dict, cfg: PipelineConfig, raw_root: str,
-                 facts: dict[str, Any]) -> str:
-    """Pass key of one shard: over its raw files' content digests for a source pass, the previous
-    pass's key after."""
-    if p.source is not None:
-        digests = []
-        root = os.fspath(raw_root)
-        for rel in shard:  # type: ignore[union-attr]
-            try:
-                digests.append(f"{rel}:{file_digest(os.path.join(root, rel))}")  # type: ignore[arg-type]
-            except OSError as exc:  # ingest quarantines it; the key still differs from a readable file
-                digests.append(f"{rel}:unreadable:{type(exc).__name__}")
-        input_key = _key(*digests)
-    else:
-        input_key = shard["key"]  # type: ignore[index]
-    return pass_key(p, cfg, input_key, facts)
-
-
-def lookup_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, work: str,
-                facts: dict[str, Any] | None = None) -> tuple[str, dict | None]:
-    """(pass key, :func:`run_pass`'s result if it is already in the work folder, else None).
-
-    Cheap (hashes the shard's raw files, reads one JSON), so an orchestrator asks this in its own
-    thread and sends only a miss, with its key, to a worker process: an unchanged re-run then starts
-    no worker at all (spawning and importing two workers cost 2-10 s of a re-run), and a miss is not
-    hashed twice."""
-    cfg = PipelineConfig.model_validate_json(cfg_json)
-    key = _pass_key_of(plan()[index], shard, cfg, raw_root, facts or {})
-    cached = _load_cached(_meta_path(Path(work), index, key), Path(work))
-    return key, None if cached is None else {**cached.to_json(), "cached": True}
-
-
-def run_pass(
-    index: int,
-    shard: list[str] | dict,
-    cfg_json: str,
-    raw_root: str,
-    work: str,
-    facts: dict[str, Any] | None = None,
-    key: str | None = None,
-) -> dict:
-    """Run pass ``index`` over one shard: raw paths for pass 0, the previous pass's result after.
-
-    Returns the :class:`ShardResult` as a dict (cheap to pass between processes and orchestrators).
-    ``key``: given by a caller whose :func:`lookup_pass` found nothing cached; without it the
-    lookup is done here.
-    """
-    if key is None:
-        key, hit = lookup_pass(index, shard, cfg_json, raw_root, work, facts)
-        if hit is not None:
-            return hit
-    cfg = PipelineConfig.model_validate_json(cfg_json)
-    p = plan()[index]
-    facts = facts or {}
-    work_dir = Path(work)
-    meta = _meta_path(work_dir, index, key)
-    if p.source is not None:
-        rel_paths = list(shard)  # type: ignore[arg-type]
-    else:
-        prev_sources, prev_quarantine = shard_files(shard)  # type: ignore[arg-type]
-
+def run_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, work: str, facts: dict[str, Any],
+             key: str, stages: Sequence[Stage] = STAGES) -> dict:
+    """The task of pass ``index`` over one shard (raw paths for pass 0, the previous pass's result
+    after): run its stages batch by batch, write the essays and the record, return the
+    :class:`ShardResult` as a dict (cheap to pass between processes and orchestrators).  ``key``
+    is the one the loop looked up and missed."""
+    cfg = config_of(cfg_json)
+    p = plan(stages)[index]
+    cache = WorkCache(work)
+    work_dir = cache.root
     ctx = Context(cfg, facts, work_dir, shard_key=key)
     essays_path = work_dir / f"pass{index}" / f"{key}.parquet"
-    writer = shardio.EssayWriter(essays_path)
+    sidecar = work_dir / f"pass{index}" / f"{key}.files.json"
     partials: dict[str, list] = {st.name: [] for st in p.collects}
-    n_essays = 0
+    writer = shardio.EssayWriter(essays_path)
     try:
         if p.source is not None:
-            shard_batch = Shard()
-            groups: Iterator[list] = _source_groups(p.source, Path(raw_root), rel_paths, ctx, shard_batch)
+            acc = Shard()
+            groups: Iterator[list] = _source_groups(p.source, Path(raw_root), list(shard), ctx, acc)  # type: ignore[arg-type]
         else:
-            shard_batch = Shard(sources=[SourceInfo(**s) for s in prev_sources],
-                                quarantine=[QuarantineEntry(**q) for q in prev_quarantine])
+            prev_sources, prev_quarantine = shard_files(shard)  # type: ignore[arg-type]
+            acc = Shard(sources=[SourceInfo(**s) for s in prev_sources],
+                        quarantine=[QuarantineEntry(**q) for q in prev_quarantine])
             del prev_sources, prev_quarantine
-            groups = shardio.iter_essays(Path(shard["essays"]))  # type: ignore[index]  # one row group at a time: bounded memory
+            groups = shardio.iter_essays(Path(shard["essays"]))  # type: ignore[index]  # one row group at a time
+        n_essays = 0
         for g, essays in enumerate(groups):
-            batch = Shard(essays=essays, sources=shard_batch.sources, quarantine=shard_batch.quarantine)
-            for corpus_st in p.applies:  # the decisions of the reduces before this pass
-                nbytes = batch.text_bytes()
-                t0 = STAGE_CLOCK()
-                batch = corpus_st.apply(batch, ctx)
-                ctx.timed(corpus_st.name, STAGE_CLOCK() - t0, nbytes)
-            for st in p.stages:
-                nbytes = batch.text_bytes()
-                t0 = STAGE_CLOCK()
-                batch = st.process(batch, ctx)
-                ctx.timed(st.name, STAGE_CLOCK() - t0, nbytes)
+            batch = _run_batch(p, Shard(essays=essays, sources=acc.sources, quarantine=acc.quarantine), ctx)
             ctx.shard_key = f"{key}-{g:04d}"  # collect files are named per group
             for st in p.collects:
                 nbytes = batch.text_bytes()
@@ -353,48 +296,37 @@ def run_pass(
                 ctx.timed(f"{st.name}.collect", STAGE_CLOCK() - t0, nbytes)
             writer.write(batch.essays)
             n_essays += len(batch.essays)
-            shard_batch.sources, shard_batch.quarantine = batch.sources, batch.quarantine
+            acc.sources, acc.quarantine = batch.sources, batch.quarantine
         writer.close()
+        write_json(sidecar, {"sources": [asdict(s) for s in acc.sources],
+                             "quarantine": [asdict(q) for q in acc.quarantine]})
     except BaseException:
         writer.abort()
+        sidecar.unlink(missing_ok=True)
         raise
-    sidecar = work_dir / f"pass{index}" / f"{key}.files.json"
-    write_json(sidecar, {"sources": [asdict(s) for s in shard_batch.sources],
-                         "quarantine": [asdict(q) for q in shard_batch.quarantine]})
     result = ShardResult(
-        key=key,
-        essays=str(essays_path),
-        sidecar=str(sidecar),
-        source_count=len(shard_batch.sources),
-        quarantine_count=len(shard_batch.quarantine),
-        counts=ctx.counts,
+        key=key, essays=str(essays_path), sidecar=str(sidecar), source_count=len(acc.sources),
+        quarantine_count=len(acc.quarantine), counts=ctx.counts,
         timings={k: [round(v.seconds, 6), v.bytes] for k, v in sorted(ctx.timings.items())},
-        partials=partials,
-        essay_count=n_essays,
-    )
-    write_json(meta, result.to_json())  # last: its presence means the pass is complete
-    return {**result.to_json(), "cached": False}
+        partials=partials, essay_count=n_essays)
+    payload = asdict(result)
+    cache.store(f"pass{index}", key, payload)  # last: its presence means the pass is complete
+    return {**payload, "cached": False}
 
 
-def _load_reduce(work: Path, stage_name: str, key: str) -> dict | None:
-    meta = work / "reduce" / f"{stage_name}-{key}.json"
-    try:
-        d = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not all(Path(p).exists() for p in d.get("files", [])):
-        return None
-    return {**d, "cached": True}
-
-
-def lookup_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> tuple[str, dict | None]:
-    """(reduce key, :func:`run_reduce`'s result if it is already in the work folder, else None);
-    see :func:`lookup_pass`.  The key digests every partial, so it is computed once per build."""
-    cfg = PipelineConfig.model_validate_json(cfg_json)
-    st = next(s for s in STAGES if s.name == stage_name)
-    partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
-    key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
-    return key, _load_reduce(Path(work), stage_name, key)
+def _run_batch(p: Pass, batch: Shard, ctx: Context) -> Shard:
+    """The applied decisions of the reduces before this pass, then the pass's shard stages, each timed."""
+    for corpus_st in p.applies:
+        nbytes = batch.text_bytes()
+        t0 = STAGE_CLOCK()
+        batch = corpus_st.apply(batch, ctx)
+        ctx.timed(corpus_st.name, STAGE_CLOCK() - t0, nbytes)
+    for st in p.stages:
+        nbytes = batch.text_bytes()
+        t0 = STAGE_CLOCK()
+        batch = st.process(batch, ctx)
+        ctx.timed(st.name, STAGE_CLOCK() - t0, nbytes)
+    return batch
 
 
 def _source_groups(source: SourceStage, raw_root: Path, rel_paths: list[str], ctx: Context, acc: Shard) -> Iterator[list]:
@@ -417,144 +349,144 @@ def _source_groups(source: SourceStage, raw_root: Path, rel_paths: list[str], ct
         part.essays.clear()
 
 
-def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str, key: str | None = None) -> dict:
-    """The corpus-level decision of one stage over all shards' partials; cached by their content
-    (``key`` as in :func:`run_pass`)."""
-    if key is None:
-        key, hit = lookup_reduce(stage_name, results, cfg_json, work)
-        if hit is not None:
-            return hit
-    cfg = PipelineConfig.model_validate_json(cfg_json)
-    st = next(s for s in STAGES if s.name == stage_name)
-    partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
-    meta = Path(work) / "reduce" / f"{stage_name}-{key}.json"
-    ctx = Context(cfg, {}, Path(work), shard_key=key)
-    t0 = time.perf_counter()
-    fact = drive(st.reduce(partials, ctx), serial_tasks)
-    seconds = time.perf_counter() - t0
-    files = sorted(_paths_in(fact, Path(work)))
-    out = {"stage": stage_name, "key": key, "fact": fact, "counts": ctx.counts, "seconds": round(seconds, 6),
-           "files": files}
-    write_json(meta, out)
-    return {**out, "cached": False}
-
-
-def _paths_in(value: Any, work: Path) -> Iterator[str]:
-    if isinstance(value, str) and value.startswith(str(work)):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _paths_in(v, work)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _paths_in(v, work)
-
-
-def work_files(build: "BuildResult", work: Path) -> set[Path]:
-    """Every work file a build used (the rest of ``.work`` may be pruned)."""
-    keep: set[Path] = set()
-    for index, results in enumerate(build.passes):
-        for r in results:
-            keep.add(Path(r["essays"]))
-            keep.add(Path(r["sidecar"]))
-            keep.add(_meta_path(work, index, r["key"]))
-            keep.update(Path(p) for p in r.get("files", []))
-            keep.update(Path(p) for p in _paths_in(r.get("partials", {}), work))
-    for red in build.reduces.values():
-        keep.update(Path(p) for p in red.get("files", []))
-        keep.add(Path(work) / "reduce" / f"{red['stage']}-{red['key']}.json")
-    return keep
-
-
-def prune_work(work: Path, keep: set[Path]) -> int:
-    """Delete work files this build did not use (earlier inputs or configs): content-addressed
-    files would otherwise pile up with every changed input.  Deleting ``.work`` is always safe."""
-    keep_set = {p.resolve() for p in keep}
-    removed = 0
-    for p in Path(work).rglob("*"):
-        if p.is_file() and p.resolve() not in keep_set:
-            p.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-# -- a whole build without an orchestrator -------------------------------------------------
-Mapper = Callable[[Callable[..., dict], list[Any]], list[dict]]
-
-
-def serial_map(fn: Callable[..., dict], args: list[tuple]) -> list[dict]:
-    return [fn(*a) for a in args]
-
-
-def process_map(workers: int) -> Mapper:
-    def run(fn: Callable[..., dict], args: list[tuple]) -> list[dict]:
-        if len(args) <= 1 or workers <= 1:
-            return serial_map(fn, args)
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            return list(ex.map(fn, *zip(*args)))
-
-    return run
-
-
+# -- the run loop ----------------------------------------------------------------------------
 @dataclass
-class BuildResult:
+class Build:
+    """What the release writer needs: every pass's (slim) shard results, every reduce's record, what
+    discovery rejected, wall seconds per step, and the CPU seconds spent inside each parallel step."""
+
     quarantine: list[QuarantineEntry]
     passes: list[list[dict]]
     reduces: dict[str, dict]
     wall: dict[str, float]
+    steps: list[dict] = field(default_factory=list)  # per step that ran: label, tasks, cpu/wall seconds
 
 
-class NotCached(Exception):
-    """``build(..., cached_only=True)`` met a pass or a reduce whose result is not in the work folder."""
+# The name older callers and tests know.
+BuildResult = Build
 
 
-def _cached_pass(index: int, shard: Any, cfg_json: str, raw_root: str, work: str, facts: dict) -> dict:
-    _key_, hit = lookup_pass(index, shard, cfg_json, raw_root, work, facts)
-    if hit is None:
-        raise NotCached(f"pass {index}")
-    return hit
+class StepLog:
+    """CPU and wall seconds of every step that ran (tasks, sums, the longest task): the manifest's
+    record of how much of a build ran in parallel steps."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def values(self, step: Step, done: Sequence[Done]) -> list[Any]:
+        self.rows.append({"label": step.label, "tasks": len(done), "cpu_seconds": round(sum(d.cpu for d in done), 3),
+                          "task_wall_seconds": round(sum(d.wall for d in done), 3),
+                          "max_task_seconds": round(max((d.wall for d in done), default=0.0), 3)})
+        return [d.value for d in done]
 
 
-def _cached_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict:
-    _key_, hit = lookup_reduce(stage_name, results, cfg_json, work)
-    if hit is None:
-        raise NotCached(f"reduce {stage_name}")
-    return hit
+def steps_of(reduction: Generator[Tasks, list, Any], log: StepLog) -> Generator[Step, list[Done], Any]:
+    """A stage's (or the writer's) generator of :class:`Tasks` as the loop's steps."""
+    try:
+        tasks = next(reduction)
+        while True:
+            step = Step(tasks)
+            done = yield step
+            tasks = reduction.send(log.values(step, done))
+    except StopIteration as stop:
+        return stop.value
 
 
-def build(raw_root: Path, cfg: PipelineConfig, work: Path, mapper: Mapper = serial_map,
-          progress: Callable[[str, int, int], None] | None = None, cached_only: bool = False) -> BuildResult:
-    """Run every pass and reduce of the plan; return what the release writer needs.
-
-    ``cached_only``: compute nothing -- answer every pass and reduce from the work folder (the same
-    keys as a real run) and raise :class:`NotCached` at the first one that is not there.  The CLI
-    asks this before it needs Prefect: an unchanged re-run then ends in seconds instead of waiting
-    ~10 s for Prefect's server to import and start (issue 11)."""
-    if cached_only:
-        mapper = serial_map
-    run_p, run_r = (_cached_pass, _cached_reduce) if cached_only else (run_pass, run_reduce)
+def build_steps(raw_root: Path | str, cfg: PipelineConfig, work: Path | str, stages: Sequence[Stage] = STAGES,
+                warn: Callable[[str], None] | None = None) -> Generator[Step, list[Done], Build]:
+    """The run loop (see the module docstring): yields a step wherever there is work, returns the
+    :class:`Build`.  The raw files are found and hashed once, the config serialized once."""
+    cache = WorkCache(work, warn)
     cfg_json = cfg.model_dump_json()
-    raw, work_s = str(Path(raw_root).resolve()), str(Path(work).resolve())
+    raw = str(Path(raw_root).resolve())
+    log = StepLog()
     wall: dict[str, float] = {}
     t = time.perf_counter()
-    shards, _sizes, quarantine = discover(Path(raw), cfg)
+    found = discover(Path(raw), cfg)
     wall["discover"] = time.perf_counter() - t
     facts: dict[str, Any] = {}
     reduces: dict[str, dict] = {}
-    inputs: list[Any] = shards
-    all_results: list[list[dict]] = []
-    for p in plan():
+    passes: list[list[dict]] = []
+    inputs: list[Any] = found.shards
+    for p in plan(stages):
         t = time.perf_counter()
-        results = mapper(run_p, [(p.index, s, cfg_json, raw, work_s, facts) for s in inputs])
+        keys = [pass_key(p, cfg, _input_key(p, s, raw), facts) for s in inputs]
+        results: list[dict | None] = []
+        for k in keys:
+            hit = cache.load(f"pass{p.index}", k)
+            results.append(None if hit is None else {**hit, "cached": True})
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            step = Step(Tasks(p.label, run_pass, [(p.index, inputs[i], cfg_json, raw, str(cache.root), facts, keys[i],
+                                                   tuple(stages)) for i in todo]),
+                        unit="bytes", sizes=[found.sizes[i] for i in todo],
+                        done_before=sum(found.sizes[i] for i, r in enumerate(results) if r is not None),
+                        docs_before=sum(r["essay_count"] for r in results if r is not None))
+            done = yield step
+            for i, value in zip(todo, log.values(step, done)):
+                results[i] = value
         wall[f"pass{p.index}"] = time.perf_counter() - t
-        all_results.append(results)
         for st in p.collects:
             t = time.perf_counter()
-            red = run_r(st.name, results, cfg_json, work_s)
+            reduces[st.name] = yield from _reduce_steps(st, results, cfg, cache, log)  # type: ignore[arg-type]
+            facts[st.name] = reduces[st.name]["fact"]
             wall[f"{st.name}.reduce"] = time.perf_counter() - t
-            reduces[st.name] = red
-            facts[st.name] = red["fact"]
-        results = [slim_result(r, work_s) for r in results]
-        all_results[-1] = results
-        inputs = results
-    return BuildResult(quarantine, all_results, reduces, wall)
+        # the reduces have their partials: keep only what the next pass and the writer need
+        inputs = [slim_result(r, cache) for r in results]  # type: ignore[arg-type]
+        passes.append(inputs)
+    return Build(found.quarantine, passes, reduces, wall, log.rows)
+
+
+def _reduce_steps(st: CorpusStage, results: list[dict], cfg: PipelineConfig, cache: WorkCache,
+                  log: StepLog) -> Generator[Step, list[Done], dict]:
+    """One corpus decision: answered from the cache (keyed by every partial's digest), or its
+    reduce run here with its tasks yielded as steps, and recorded."""
+    partials = [part for r in results for part in r["partials"][st.name]]  # one per row group
+    key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), cache.digest_of(partials))
+    name = f"{st.name}-{key}"
+    hit = cache.load("reduce", name)
+    if hit is not None:
+        return {**hit, "cached": True}
+    ctx = Context(cfg, {}, cache.root, shard_key=key)
+    t0 = time.perf_counter()
+    reduction = st.reduce(partials, ctx)
+    fact = (yield from steps_of(reduction, log)) if inspect.isgenerator(reduction) else reduction
+    out = {"stage": st.name, "key": key, "fact": fact, "counts": ctx.counts,
+           "seconds": round(time.perf_counter() - t0, 6)}
+    cache.store("reduce", name, out)
+    return {**out, "cached": False}
+
+
+def work_files(build: Build, work: Path | str) -> set[Path]:
+    """Every work file a build used (the rest of ``.work`` may be pruned)."""
+    cache = WorkCache(work)
+    keep: set[Path] = set()
+    for index, results in enumerate(build.passes):
+        for r in results:
+            keep.update(cache.files_of(f"pass{index}", r["key"]))
+            keep.update(Path(p) for p in (r["essays"], r["sidecar"], *r.get("files", [])))
+    for red in build.reduces.values():
+        keep.update(cache.files_of("reduce", f"{red['stage']}-{red['key']}"))
+        keep.update(Path(p) for p in cache.paths_in(red.get("fact")))
+    return keep
+
+
+def prune_work(work: Path | str, keep: set[Path]) -> int:
+    """Delete work files this build did not use (earlier inputs or configs)."""
+    return WorkCache(work).prune(keep)
+
+
+# -- a whole build without an orchestrator -------------------------------------------------
+def build(raw_root: Path, cfg: PipelineConfig, work: Path, runner: Runner = serial, cached_only: bool = False,
+          stages: Sequence[Stage] = STAGES, progress: Progress | None = None,
+          warn: Callable[[str], None] | None = None) -> Build:
+    """Run the loop to its :class:`Build` with ``runner`` (default: in this process; a
+    ``core.runner.ProcessRunner`` for worker processes).
+
+    ``cached_only``: compute nothing -- answer every pass and reduce from the work folder (the same
+    keys as a real run) and raise :class:`NotCached` at the first step that has work."""
+    if cached_only:
+        runner = runners.cached_only
+    elif runner is serial and progress is not None:
+        runner = functools.partial(serial, progress=progress)
+    return drive(build_steps(raw_root, cfg, work, stages, warn), runner)

@@ -16,7 +16,7 @@ release needs:
 **A reduce is parallel to the last step.**  ``reduce`` is the glue of a corpus decision, not its
 work: it may ``yield`` :class:`Tasks` -- a module-level function and one argument tuple per task,
 e.g. one per band partition -- and receives their results, in order, as the value of the
-``yield``; whatever it finally ``return``\s is the fact.  The engine runs every yielded step on its
+``yield``; whatever it finally returns is the fact.  The engine runs every yielded step on its
 runner (worker processes, Prefect tasks, a Dask cluster) and drives the glue itself
 (:func:`drive`), so no step of a decision runs the whole corpus in one process unless the stage
 says so.  A reduce small enough to need no task simply returns the fact.

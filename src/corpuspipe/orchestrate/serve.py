@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.release import build_release
+from corpuspipe.orchestrate.flow import build_release
 
 # A scheduled run that finds another build holding <out>/.lock waits this long before failing.
 SCHEDULED_LOCK_TIMEOUT = 3600.0
