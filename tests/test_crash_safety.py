@@ -15,7 +15,8 @@ from proc_utils import kill_group
 
 from corpuspipe.release.locking import LockHeld, clean_stale_tmp, holder_pid, holds_lock, release_lock
 
-# Runs the real CLI, but the writer hangs after the first Parquet file of the release is complete.
+# Runs the real CLI, but the writer hangs after the first Parquet file of the release is complete
+# (with --runner thread, so the writer's tasks run in this patched process).
 HANGING_CLI = """
 import os, sys, time
 from pathlib import Path
@@ -139,7 +140,8 @@ def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, ra
     marker = tmp_path / "first-file-written"
     env = dict(cli_env, CRASH_MARKER=str(marker))
     hung = subprocess.Popen(
-        [sys.executable, "-c", HANGING_CLI, "release", str(raw_dir), "--out", str(out), "--version", "2.0.0"],
+        [sys.executable, "-c", HANGING_CLI, "release", str(raw_dir), "--out", str(out), "--version", "2.0.0",
+         "--runner", "thread"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:

@@ -24,8 +24,11 @@ from corpuspipe.stages.dedup.minhash import (
     lsh_params,
     signatures_numpy,
 )
-from corpuspipe.stages.dedup.disk import _bucket_pairs, _components, _ParagraphSide, best_paragraph_pair
-from corpuspipe.stages.dedup.disk import dedup_in_memory as find_duplicates
+from corpuspipe.stages.dedup.candidates import bucket_pairs as _bucket_pairs
+from corpuspipe.stages.dedup.clusters import components as _components
+from corpuspipe.stages.dedup.reduce import dedup_in_memory as find_duplicates
+from corpuspipe.stages.dedup.verify import ParagraphSide as _ParagraphSide
+from corpuspipe.stages.dedup.verify import best_paragraph_pair
 from corpuspipe.stages.dedup.shingles import char_shingles, shingle_batch, shingle_hashes, strip_text, word_shingles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -476,22 +479,39 @@ def test_one_shard_or_five_give_identical_files(tmp_path):
     assert one.stats["near_duplicate"] > 10 and one.stats["largest_cluster"] >= 70
 
 
-def test_pair_set_merges_partitions_to_the_sorted_unique_pairs(monkeypatch):
-    """Candidates merged as partitions come give the same set as keeping every found pair."""
-    from corpuspipe.stages.dedup import disk
+@pytest.mark.parametrize("ranges", [1, 3, 8])
+def test_candidates_gathered_by_range_are_the_unique_pairs_of_every_partition(tmp_path, ranges):
+    """Each partition finds some pairs again (as bands do) and a pair may be a star in one partition
+    and an "other" in another: gathered by range, every pair comes once, a star anywhere is a star,
+    and the ranges together hold exactly the union."""
+    from corpuspipe.stages.dedup.candidates import gather_task, hash_ranges, unique_pairs
 
-    monkeypatch.setattr(disk, "_PAIR_FLUSH", 50)  # force many merges
     rng = np.random.default_rng(7)
-    base = rng.integers(0, 2**63, size=(400, 2), dtype=np.uint64)
-    base.sort(axis=1)
-    found, acc = [], disk._PairSet()
-    for _ in range(30):  # each "partition" finds some pairs again (as bands do)
-        part = base[rng.integers(0, len(base), size=rng.integers(0, 120))]
-        found.append(part)
-        acc.add(part)
-    want = disk._unique_pairs(np.concatenate(found))
-    got = acc.pairs()
-    assert got.dtype == np.uint64 and np.array_equal(got, want) and 0 < len(got) <= 400
+    ents = np.sort(rng.integers(0, 2**64 - 1, size=300, dtype=np.uint64))
+    loc = {int(e): np.uint64(i) for i, e in enumerate(ents)}
+    base = np.sort(ents[rng.integers(0, ents.size, size=(400, 2))], axis=1)
+    base = base[base[:, 0] != base[:, 1]]
+    with_loc = np.stack((base[:, 0], base[:, 1], [loc[int(x)] for x in base[:, 0]], [loc[int(x)] for x in base[:, 1]]),
+                        axis=1).astype(np.uint64)
+    cand = tmp_path / "cand"
+    cand.mkdir()
+    stars, others = [], []
+    for p in range(5):
+        star = unique_pairs(with_loc[rng.integers(0, len(with_loc), size=rng.integers(0, 120))])
+        other = unique_pairs(with_loc[rng.integers(0, len(with_loc), size=rng.integers(0, 120))])
+        np.save(cand / f"{p:05d}.star.npy", star)
+        np.save(cand / f"{p:05d}.other.npy", other)
+        stars.append(star)
+        others.append(other)
+    for q, (lo, hi) in enumerate(hash_ranges(ranges)):
+        gather_task(q, lo, hi, str(cand), 5, str(tmp_path / "pairs"))
+    got_star = np.concatenate([np.load(tmp_path / "pairs" / f"q{q:04d}.star.npy") for q in range(ranges)])
+    got_other = np.concatenate([np.load(tmp_path / "pairs" / f"q{q:04d}.other.npy") for q in range(ranges)])
+    want_star = unique_pairs(np.concatenate(stars))
+    assert np.array_equal(got_star, want_star)
+    star_keys = set(map(tuple, want_star[:, :2].tolist()))
+    want_other = [r for r in unique_pairs(np.concatenate(others)).tolist() if tuple(r[:2]) not in star_keys]
+    assert got_other.tolist() == want_other and len(want_other) > 0
 
 
 def _forged_hash_files(tmp_path, rename: dict[str, str]) -> list:
@@ -520,8 +540,8 @@ def _forged_hash_files(tmp_path, rename: dict[str, str]) -> list:
 
 
 @pytest.mark.parametrize(("rename", "message"), [
-    ({"a1": "a0"}, "hash collision between 'a0' and 'a1'"),  # two names, one hash, one file
-    ({"b1": "a0"}, "has units in two signature files"),  # one hash across two files
+    ({"a1": "a0"}, "names units in two places"),  # two names, one hash, one file
+    ({"b1": "a0"}, "names units in two places"),  # one hash across two files
 ])
 def test_entity_hash_collisions_raise_instead_of_merging_two_texts(tmp_path, rename, message):
     from corpuspipe.stages.dedup import find_duplicates as find_on_disk

@@ -112,12 +112,12 @@ def test_intersect_count_on_arbitrary_sorted_sets(xa, xb):
     assert kernels.intersect_count(a, b) == np.intersect1d(a, b).size
 
 
-@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 4), st.integers(0, 2**64 - 1)), max_size=300),
-       st.booleans())
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 4), st.integers(0, 2**64 - 1), st.integers(0, 2**40)),
+                max_size=300), st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_sort_band_rows_orders_by_key_then_entity_and_keeps_every_row(rows, wide):
     """Small keys force big buckets and ties (a boilerplate bucket holds thousands of rows)."""
-    a = np.array(rows, np.uint64).reshape(-1, 3)
+    a = np.array(rows, np.uint64).reshape(-1, 4)
     if wide:  # full-width hashes in the high bits too
         a[:, 0] = a[:, 0] * np.uint64(0x9E3779B97F4A7C15)
     want = a[np.lexsort((a[:, 1], a[:, 0]))]
@@ -127,47 +127,53 @@ def test_sort_band_rows_orders_by_key_then_entity_and_keeps_every_row(rows, wide
     assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, a.tolist()))
 
 
-def _candidates_numpy(path: Path, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
-    """disk._partition_candidates as it was with two stable numpy argsorts (the reference)."""
-    from corpuspipe.stages.dedup.disk import _BAND_ROW, _bucket_pairs, _unique_pairs
+def _candidates_numpy(rows: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+    """candidates.partition_candidates as it was with two stable numpy argsorts (the reference)."""
+    from corpuspipe.stages.dedup.candidates import bucket_pairs, unique_pairs
 
-    rec = np.fromfile(path, _BAND_ROW)
-    key, eh, gh = rec["key"].copy(), rec["eh"].copy(), rec["gh"].copy()
+    key, eh, gh, loc = (rows[:, c].copy() for c in range(4))
     order = np.argsort(eh, kind="stable")
     order = order[np.argsort(key[order], kind="stable")]
-    key, eh, gh = key[order], eh[order], gh[order]
+    key, eh, gh, loc = key[order], eh[order], gh[order], loc[order]
     keep = np.ones(key.size, bool)
     keep[1:] = (key[1:] != key[:-1]) | (eh[1:] != eh[:-1])
-    key, eh, gh = key[keep], eh[keep], gh[keep]
+    key, eh, gh, loc = key[keep], eh[keep], gh[keep], loc[keep]
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     sizes = np.diff(np.append(starts, key.size))
-    star_idx, other_idx = _bucket_pairs(starts[sizes >= 2], sizes[sizes >= 2], max_bucket)
+    star_idx, other_idx = bucket_pairs(starts[sizes >= 2], sizes[sizes >= 2], max_bucket)
 
     def clean(idx):
         idx = idx[gh[idx[:, 0]] != gh[idx[:, 1]]]
-        return _unique_pairs(np.stack((eh[idx[:, 0]], eh[idx[:, 1]]), axis=1))
+        i, j = idx[:, 0], idx[:, 1]
+        return unique_pairs(np.stack((eh[i], eh[j], loc[i], loc[j]), axis=1))
 
     return clean(star_idx), clean(other_idx)
 
 
-def test_partition_candidates_equal_the_argsort_version_on_real_band_rows(shingle_sets, tmp_path):
+def _band_rows(keys: np.ndarray, eh: np.ndarray, gh: np.ndarray) -> np.ndarray:
+    """(n*b, 4) band rows of an (n, b) key matrix; an entity's location is derived from its hash."""
+    n, b = keys.shape
+    loc = eh >> np.uint64(20)
+    return np.stack((keys.reshape(-1), np.repeat(eh, b), np.repeat(gh, b), np.repeat(loc, b)), axis=1)
+
+
+def test_partition_candidates_equal_the_argsort_version_on_real_band_rows(shingle_sets):
     """Band rows of real section-sized texts (each text its own entity, every third pair of texts
     one group, plus repeated rows as several paragraphs of one section give): same candidates."""
-    from corpuspipe.stages.dedup.disk import _BAND_ROW, _partition_candidates
+    from corpuspipe.stages.dedup.candidates import partition_candidates
     from corpuspipe.stages.dedup.minhash import fold_band
 
     sig = signature_matrix(shingle_sets, CFG)
     keys = fold_band(band_matrix(sig, CFG))
     n, b = keys.shape
-    eh = np.repeat(np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15), b)
-    gh = np.repeat((np.arange(n, dtype=np.uint64) // np.uint64(3)) + np.uint64(1), b)
-    rec = np.empty(n * b, _BAND_ROW)
-    rec["key"], rec["eh"], rec["gh"] = keys.reshape(-1), eh, gh
-    rec = np.concatenate((rec, rec[: 5 * b]))  # the same entity twice in its buckets
-    (tmp_path / "00000.bands").write_bytes(rec[np.random.default_rng(5).permutation(rec.size)].tobytes())
+    eh = np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    gh = (np.arange(n, dtype=np.uint64) // np.uint64(3)) + np.uint64(1)
+    rows = _band_rows(keys, eh, gh)
+    rows = np.concatenate((rows, rows[: 5 * b]))  # the same entity twice in its buckets
+    rows = rows[np.random.default_rng(5).permutation(len(rows))]
     for max_bucket in (100, 3):
-        got = _partition_candidates(tmp_path, 0, max_bucket)
-        want = _candidates_numpy(tmp_path / "00000.bands", max_bucket)
+        got = partition_candidates(rows.copy(), max_bucket)
+        want = _candidates_numpy(rows, max_bucket)
         assert all(np.array_equal(g, w) for g, w in zip(got, want))
     assert got[0].size > 0  # the reports repeat phrases: some texts share buckets
 
@@ -183,70 +189,64 @@ def test_scatter_band_rows_equals_a_stable_sort_by_partition(shingle_sets, parts
     rng = np.random.default_rng(parts)
     eh = rng.integers(0, 2**63, n, dtype=np.uint64)
     gh = rng.integers(0, 2**63, n, dtype=np.uint64)
+    loc = rng.integers(0, 2**63, n, dtype=np.uint64)
     flat = keys.reshape(-1)
     part = flat % np.uint64(parts)
     order = np.argsort(part, kind="stable")
-    want = np.stack((flat[order], np.repeat(eh, b)[order], np.repeat(gh, b)[order]), axis=1)
-    got = np.empty((n * b, 3), np.uint64)
+    want = np.stack((flat[order], np.repeat(eh, b)[order], np.repeat(gh, b)[order], np.repeat(loc, b)[order]), axis=1)
+    got = np.empty((n * b, 4), np.uint64)
     offsets = np.empty(parts + 1, np.int64)
-    kernels.scatter_band_rows(keys, eh, gh, parts, got, offsets)
+    kernels.scatter_band_rows(keys, eh, gh, loc, parts, got, offsets)
     assert got.tobytes() == want.tobytes()
     assert offsets.tolist() == np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64)).tolist()
     with pytest.raises(ValueError):
-        kernels.scatter_band_rows(keys, eh[:-1], gh, parts, got, offsets)
+        kernels.scatter_band_rows(keys, eh[:-1], gh, loc, parts, got, offsets)
 
 
-def _copies_partition(keys: np.ndarray, copies: int, path: Path) -> int:
-    """A partition file of ``keys`` (texts x bands) repeated ``copies`` times, each copy an entity of
-    its own group: every band of a text shared by its copies.  Returns the number of texts."""
-    from corpuspipe.stages.dedup.disk import _BAND_ROW
-
+def _copies_partition(keys: np.ndarray, copies: int) -> tuple[np.ndarray, int]:
+    """Band rows of ``keys`` (texts x bands) repeated ``copies`` times, each copy an entity of its
+    own group: every band of a text shared by its copies.  Returns the rows and the number of texts."""
     n, b = keys.shape
     eh = (np.arange(n * copies, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
-    rec = np.empty(n * copies * b, _BAND_ROW)
-    rec["key"] = np.tile(keys.reshape(-1), copies)
-    rec["eh"] = np.repeat(eh, b)
-    rec["gh"] = np.repeat(np.arange(n * copies, dtype=np.uint64), b)
-    (path / "00000.bands").write_bytes(rec.tobytes())
-    return n
+    return _band_rows(np.tile(keys, (copies, 1)), eh, np.arange(n * copies, dtype=np.uint64)), n
 
 
-def test_buckets_with_a_member_set_already_expanded_add_no_pair(shingle_sets, tmp_path):
+def test_buckets_with_a_member_set_already_expanded_add_no_pair(shingle_sets):
     """Exact copies share every band: the same member set in many buckets.  Expanding it once gives
     the same candidates (the single 200 MB file of issue 11: 275 -> 5 CPU s, 1.84 GB -> 0.45 GB)."""
-    from corpuspipe.stages.dedup.disk import _SEEN_MIN_MEMBERS, _partition_candidates, _SeenBuckets
+    from corpuspipe.stages.dedup.candidates import SEEN_MIN_MEMBERS, SeenBuckets, partition_candidates
     from corpuspipe.stages.dedup.minhash import fold_band
 
     keys = fold_band(band_matrix(signature_matrix(shingle_sets[:400], CFG), CFG))
-    n = _copies_partition(keys, _SEEN_MIN_MEMBERS + 1, tmp_path)
+    rows, n = _copies_partition(keys, SEEN_MIN_MEMBERS + 1)
     for max_bucket in (100, 3):  # all pairs, and star + chain
-        plain = _partition_candidates(tmp_path, 0, max_bucket)
-        seen = _SeenBuckets()
-        once = _partition_candidates(tmp_path, 0, max_bucket, seen)
+        plain = partition_candidates(rows.copy(), max_bucket)
+        seen = SeenBuckets()
+        once = partition_candidates(rows.copy(), max_bucket, seen)
         assert all(np.array_equal(x, y) for x, y in zip(plain, once)) and plain[0].size + plain[1].size > n
-        again = _partition_candidates(tmp_path, 0, max_bucket, seen)  # every member set seen: nothing new
+        again = partition_candidates(rows.copy(), max_bucket, seen)  # every member set seen: nothing new
         assert again[0].size == 0 and again[1].size == 0
 
 
-def test_small_member_sets_are_expanded_each_time_and_not_remembered(tmp_path):
-    """Sets under ``_SEEN_MIN_MEMBERS`` are never remembered (the 1 GB crawl's 13M section buckets of
+def test_small_member_sets_are_expanded_each_time_and_not_remembered():
+    """Sets under ``SEEN_MIN_MEMBERS`` are never remembered (the 1 GB crawl's 13M section buckets of
     2-3 members, all remembered, grew the reduce by 0.7 GB) and give the same pairs every time."""
-    from corpuspipe.stages.dedup.disk import _SEEN_MIN_MEMBERS, _partition_candidates, _SeenBuckets
+    from corpuspipe.stages.dedup.candidates import SEEN_MIN_MEMBERS, SeenBuckets, partition_candidates
 
     keys = np.random.default_rng(7).integers(0, 2**63, size=(200, 9), dtype=np.uint64)  # no two texts share a key
-    for copies in (2, _SEEN_MIN_MEMBERS - 1):
-        _copies_partition(keys, copies, tmp_path)
-        plain = _partition_candidates(tmp_path, 0, 100)
-        seen = _SeenBuckets()
-        got = [_partition_candidates(tmp_path, 0, 100, seen) for _ in range(2)]
-        assert seen.f1.size == 0 and plain[0].shape == (200 * (copies - 1), 2)
+    for copies in (2, SEEN_MIN_MEMBERS - 1):
+        rows, _ = _copies_partition(keys, copies)
+        plain = partition_candidates(rows.copy(), 100)
+        seen = SeenBuckets()
+        got = [partition_candidates(rows.copy(), 100, seen) for _ in range(2)]
+        assert seen.f1.size == 0 and plain[0].shape == (200 * (copies - 1), 4)
         assert all(np.array_equal(x, y) for g in got for x, y in zip(plain, g))
 
 
 def test_seen_buckets_marks_first_sightings_within_and_across_calls():
-    from corpuspipe.stages.dedup.disk import _SeenBuckets
+    from corpuspipe.stages.dedup.candidates import SeenBuckets
 
-    s = _SeenBuckets()
+    s = SeenBuckets()
     f1 = np.array([5, 3, 5, 9, 3], np.uint64)
     f2 = np.array([1, 2, 1, 9, 7], np.uint64)  # (3, 2) and (3, 7) differ in their second half
     assert s.first_seen(f1, f2).tolist() == [True, True, False, True, True]

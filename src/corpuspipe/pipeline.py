@@ -385,6 +385,9 @@ def steps_of(reduction: Generator[Tasks, list, Any], log: StepLog) -> Generator[
     try:
         tasks = next(reduction)
         while True:
+            if not tasks.args:  # nothing to run: no step
+                tasks = reduction.send([])
+                continue
             step = Step(tasks)
             done = yield step
             tasks = reduction.send(log.values(step, done))

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 from corpuspipe.core import shardio
 from corpuspipe.core.records import Essay, QuarantineEntry, SectionRow, Shard, SourceInfo
-from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage
+from corpuspipe.core.stage import Context, CorpusStage, Reduction, ShardStage, SourceStage
 from corpuspipe.stages import normalize as normalize_mod
 from corpuspipe.stages import section as section_mod
 from corpuspipe.stages.watermark import Watermark  # noqa: F401  (the corpus stage lives with its knowledge)
@@ -140,14 +140,15 @@ class NearDuplicates(CorpusStage):
     """MinHash near-duplicates and reuse across documents and sections.
 
     collect: per shard, signatures of its documents and section units, as Parquet under
-    ``.work/dedup``; reduce: once per level, candidates, exact verification and clusters, written
-    as Parquet (pairs; cluster membership of clustered ids only) that the writer joins per shard.
+    ``.work/dedup`` (and how many of their units are banded); reduce: per level, the phases of
+    ``stages/dedup/reduce.py`` as parallel steps -- candidates, exact verification and clusters,
+    written as Parquet (pairs; cluster membership of clustered ids only) that the writer joins.
     """
 
     name = "dedup"
     config_sections = ("dedup",)
 
-    def collect(self, batch: Shard, ctx: Context) -> dict[str, str]:
+    def collect(self, batch: Shard, ctx: Context) -> dict[str, dict]:
         out = {}
         docs, units = [], []
         for e in batch.essays:
@@ -157,15 +158,16 @@ class NearDuplicates(CorpusStage):
             units.extend(u)
         for level, items in (("document", docs), ("section", units)):
             path = ctx.work / "dedup" / f"{ctx.shard_key}.{level}.parquet"
-            dedup_units.write_signatures(items, level, ctx.cfg.dedup, path)
-            out[level] = str(path)
+            stats = dedup_units.write_signatures(items, level, ctx.cfg.dedup, path)
+            out[level] = {"path": str(path), "banded": stats["banded"]}
         return out
 
-    def reduce(self, partials: Sequence[Any], ctx: Context) -> dict[str, Any]:
+    def reduce(self, partials: Sequence[Any], ctx: Context) -> Reduction:
         result: dict[str, Any] = {}
         for level in ("document", "section"):
-            outcome = dedup_units.find_duplicates([Path(p[level]) for p in partials], level, ctx.cfg.dedup,
-                                                  ctx.work / "dedup" / f"{ctx.shard_key}.{level}")
+            sig = [(p[level]["path"], p[level]["banded"]) for p in partials]
+            outcome = yield from dedup_units.find_duplicates_steps(sig, level, ctx.cfg.dedup,
+                                                                    ctx.work / "dedup" / f"{ctx.shard_key}")
             result[level] = {"pairs": str(outcome.pairs_path), "clusters": str(outcome.clusters_path),
                              "stats": outcome.stats}
         # for the manifest: the writer's process then never imports datasketch (scipy: ~1.5 s)

@@ -1,13 +1,14 @@
 """Near-duplicate and reuse detection: the API the pipeline engine calls.
 
 Per shard: ``items_for_document`` (document item + section units) and ``write_signatures`` (one
-Parquet file per shard and level).  Once per level: ``find_duplicates`` (bands, candidates by
-partition, exact verification, clusters without chaining, rows linear in cluster size).  See
-``disk.py`` for the phases, the representative rule and how to recover all pairs of a cluster.
+Parquet file per shard and level, ``signatures.py``).  Once per level: ``find_duplicates_steps``
+(``reduce.py``: bands, candidates by partition, ranges, the spill, exact verification in rounds,
+clusters without chaining, rows linear in cluster size -- every phase parallel tasks).
 """
 
-from corpuspipe.stages.dedup.disk import DedupOutcome, dedup_in_memory, find_duplicates, write_signatures
 from corpuspipe.stages.dedup.minhash import DedupItem, DuplicatePair, lsh_params
+from corpuspipe.stages.dedup.reduce import DedupOutcome, dedup_in_memory, find_duplicates, find_duplicates_steps
+from corpuspipe.stages.dedup.signatures import write_signatures
 from corpuspipe.stages.dedup.units import items_for_document
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "DuplicatePair",
     "dedup_in_memory",
     "find_duplicates",
+    "find_duplicates_steps",
     "items_for_document",
     "lsh_params",
     "write_signatures",

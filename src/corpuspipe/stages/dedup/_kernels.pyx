@@ -16,6 +16,7 @@ cdef extern from "_minhash_loop.h" nogil:
         uint64_t key
         uint64_t eh
         uint64_t gh
+        uint64_t loc
     void cp_sort_band_rows(cp_band_row *a, int64_t n)
 
 
@@ -135,25 +136,25 @@ def best_pair(const uint64_t[::1] av, const int64_t[::1] alab, const int64_t[::1
 
 
 def sort_band_rows(uint64_t[:, ::1] rows):
-    """Sort an (n, 3) array of band rows (key, entity hash, group hash) in place by (key, entity
-    hash) (the loop: ``_minhash_loop.h``)."""
-    if rows.shape[1] != 3:
-        raise ValueError("sort_band_rows: rows must be (n, 3)")
+    """Sort an (n, 4) array of band rows (key, entity hash, group hash, location) in place by
+    (key, entity hash) (the loop: ``_minhash_loop.h``)."""
+    if rows.shape[1] != 4:
+        raise ValueError("sort_band_rows: rows must be (n, 4)")
     if rows.shape[0] > 1:
         with nogil:
             cp_sort_band_rows(<cp_band_row *> &rows[0, 0], rows.shape[0])
 
 
-def scatter_band_rows(const uint64_t[:, ::1] keys, const uint64_t[::1] eh, const uint64_t[::1] gh, uint64_t parts,
-                      uint64_t[:, ::1] out, int64_t[::1] offsets):
-    """Band rows (key, eh[i], gh[i]) of every key of keys[i, :] grouped by partition (key mod
-    ``parts``), in row-major order within a partition (a counting sort: the order of a stable sort
-    by partition); offsets[p]:offsets[p + 1] are partition p's rows of ``out``."""
+def scatter_band_rows(const uint64_t[:, ::1] keys, const uint64_t[::1] eh, const uint64_t[::1] gh,
+                      const uint64_t[::1] loc, uint64_t parts, uint64_t[:, ::1] out, int64_t[::1] offsets):
+    """Band rows (key, eh[i], gh[i], loc[i]) of every key of keys[i, :] grouped by partition (key
+    mod ``parts``), in row-major order within a partition (a counting sort: the order of a stable
+    sort by partition); offsets[p]:offsets[p + 1] are partition p's rows of ``out``."""
     cdef Py_ssize_t n = keys.shape[0], b = keys.shape[1], i, j
     cdef uint64_t p, k
     cdef int64_t at
     cdef int64_t *pos
-    if eh.shape[0] != n or gh.shape[0] != n or out.shape[0] != n * b or out.shape[1] != 3 \
+    if eh.shape[0] != n or gh.shape[0] != n or loc.shape[0] != n or out.shape[0] != n * b or out.shape[1] != 4 \
             or offsets.shape[0] != <Py_ssize_t> parts + 1 or parts == 0:
         raise ValueError("scatter_band_rows: shapes do not match")
     pos = <int64_t *> malloc((parts + 1) * sizeof(int64_t))
@@ -178,6 +179,7 @@ def scatter_band_rows(const uint64_t[:, ::1] keys, const uint64_t[::1] eh, const
                     out[at, 0] = k
                     out[at, 1] = eh[i]
                     out[at, 2] = gh[i]
+                    out[at, 3] = loc[i]
                     pos[p] = at + 1
     finally:
         free(pos)

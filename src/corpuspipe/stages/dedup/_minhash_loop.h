@@ -29,7 +29,7 @@ static void cp_minhash_rows(const uint64_t *restrict x, const int64_t *restrict 
    sort under 17 rows.  Rows equal in both keys are the same entity in one bucket (then the same
    group too), which the caller keeps once, so the order among them never shows.  Replaces two
    stable numpy argsorts of a partition (~0.46 s per 10^6 rows: the whole candidates phase). */
-typedef struct { uint64_t key, eh, gh; } cp_band_row;
+typedef struct { uint64_t key, eh, gh, loc; } cp_band_row;
 
 static inline int cp_row_less(const cp_band_row *a, const cp_band_row *b) {
     return a->key < b->key || (a->key == b->key && a->eh < b->eh);

@@ -50,13 +50,13 @@ def best_pair(av: np.ndarray, alab: np.ndarray, asize: np.ndarray, bv: np.ndarra
 
 
 def sort_band_rows(rows: np.ndarray) -> None:
-    """Sort an (n, 3) uint64 array of band rows (key, entity hash, group hash) in place by (key,
-    entity hash); rows equal in both come in no defined order."""
+    """Sort an (n, 4) uint64 array of band rows (key, entity hash, group hash, location) in place
+    by (key, entity hash); rows equal in both come in no defined order."""
     _kernels.sort_band_rows(rows)
 
 
-def scatter_band_rows(keys: np.ndarray, eh: np.ndarray, gh: np.ndarray, parts: int, out: np.ndarray,
-                      offsets: np.ndarray) -> None:
-    """(key, eh[i], gh[i]) for every key of row i of ``keys``, grouped by partition (key mod
-    ``parts``) in row-major order; partition p is out[offsets[p]:offsets[p + 1]]."""
-    _kernels.scatter_band_rows(keys, eh, gh, parts, out, offsets)
+def scatter_band_rows(keys: np.ndarray, eh: np.ndarray, gh: np.ndarray, loc: np.ndarray, parts: int,
+                      out: np.ndarray, offsets: np.ndarray) -> None:
+    """(key, eh[i], gh[i], loc[i]) for every key of row i of ``keys``, grouped by partition (key
+    mod ``parts``) in row-major order; partition p is out[offsets[p]:offsets[p + 1]]."""
+    _kernels.scatter_band_rows(keys, eh, gh, loc, parts, out, offsets)

@@ -2,7 +2,7 @@
 
 The building blocks: parameters (``lsh_params``), signatures (``compute_signatures``), band keys
 (``band_matrix``/``fold_band``) and the exact comparison (``compare_sets``/``relation``).  The
-stage itself, over signature files in bounded memory, is ``disk.py``.
+stage itself, over signature files in bounded memory and parallel steps, is ``reduce.py``.
 
 Choices (measured, see NOTES and bench/eval_dedup.py):
 - Signatures: ``(a*x + b) mod 2**32`` permutations over 32-bit shingle hashes, in one compiled
