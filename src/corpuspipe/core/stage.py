@@ -152,6 +152,48 @@ def drive(reduction: Union[Reduction, Any], run_tasks: Callable[[Tasks], list]) 
         return stop.value
 
 
+def call(fn: Callable[..., Any], args: tuple) -> Any:
+    """``fn(*args)``: the one function of a step that runs several functions' tasks (:func:`together`)."""
+    return fn(*args)
+
+
+def together(*reductions: Union[Reduction, Any]) -> Reduction:
+    """Several independent reductions as one: each step holds the tasks every unfinished one
+    yielded, so the workers are never waiting on one small reduction's step while another has work
+    (the dedup stage's document and section levels).  Returns the list of their facts."""
+    gens = [r for r in reductions]
+    facts: list[Any] = [None] * len(gens)
+    pending: dict[int, Tasks] = {}
+    for i, g in enumerate(gens):
+        if inspect.isgenerator(g):
+            try:
+                pending[i] = next(g)
+            except StopIteration as stop:
+                facts[i] = stop.value
+        else:
+            facts[i] = g
+    while pending:
+        order = sorted(pending)
+        labels = [pending[i].label for i in order]
+        head = labels[0].split(": ", 1)[0] + ": "
+        if len(labels) > 1 and all(x.startswith(head) for x in labels):  # "dedup: bands (document) + bands (section)"
+            label = head + " + ".join(x[len(head):] for x in labels)
+        else:
+            label = " + ".join(labels)
+        args = [(pending[i].fn, tuple(a)) for i in order for a in pending[i].args]
+        results = yield Tasks(label, call, args)
+        at = 0
+        for i in order:
+            n = len(pending[i].args)
+            mine, at = results[at: at + n], at + n
+            try:
+                pending[i] = gens[i].send(mine)
+            except StopIteration as stop:
+                facts[i] = stop.value
+                del pending[i]
+    return facts
+
+
 def serial_tasks(step: Tasks) -> list:
     """The simplest runner: every task of the step in this process, one after the other."""
     return [step.fn(*a) for a in step.args]

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 from corpuspipe.core import shardio
 from corpuspipe.core.records import Essay, QuarantineEntry, SectionRow, Shard, SourceInfo
-from corpuspipe.core.stage import Context, CorpusStage, Reduction, ShardStage, SourceStage
+from corpuspipe.core.stage import Context, CorpusStage, Reduction, ShardStage, SourceStage, together
 from corpuspipe.stages import normalize as normalize_mod
 from corpuspipe.stages import section as section_mod
 from corpuspipe.stages.watermark import Watermark  # noqa: F401  (the corpus stage lives with its knowledge)
@@ -163,13 +163,15 @@ class NearDuplicates(CorpusStage):
         return out
 
     def reduce(self, partials: Sequence[Any], ctx: Context) -> Reduction:
-        result: dict[str, Any] = {}
-        for level in ("document", "section"):
-            sig = [(p[level]["path"], p[level]["banded"]) for p in partials]
-            outcome = yield from dedup_units.find_duplicates_steps(sig, level, ctx.cfg.dedup,
-                                                                    ctx.work / "dedup" / f"{ctx.shard_key}")
-            result[level] = {"pairs": str(outcome.pairs_path), "clusters": str(outcome.clusters_path),
-                             "stats": outcome.stats}
+        levels = ("document", "section")
+        # the two levels are independent: their steps run side by side (core.stage.together)
+        outcomes = yield from together(*(
+            dedup_units.find_duplicates_steps([(p[level]["path"], p[level]["banded"]) for p in partials], level,
+                                              ctx.cfg.dedup, ctx.work / "dedup" / f"{ctx.shard_key}")
+            for level in levels))
+        result: dict[str, Any] = {
+            level: {"pairs": str(o.pairs_path), "clusters": str(o.clusters_path), "stats": o.stats}
+            for level, o in zip(levels, outcomes)}
         # for the manifest: the writer's process then never imports datasketch (scipy: ~1.5 s)
         result["lsh"] = dedup_units.lsh_params(ctx.cfg.dedup)
         return result

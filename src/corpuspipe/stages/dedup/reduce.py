@@ -170,7 +170,7 @@ class _Level:
         self.round = 0
 
     def label(self, phase: str) -> str:
-        return f"dedup {self.level}: {phase}"
+        return f"dedup: {phase} ({self.level})"
 
     def verify(self, kind: str, args: Sequence[tuple[int, str | None]]) -> Tasks:
         self.round += 1
