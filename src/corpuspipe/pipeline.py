@@ -44,17 +44,24 @@ from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.io import file_hash, write_json
 from corpuspipe.core.records import QuarantineEntry, Shard, SourceInfo
 from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage, drive, serial_tasks
-from corpuspipe.stages import catalog
+from corpuspipe.stages.dedup import NearDuplicates
+from corpuspipe.stages.identical_files import IdenticalFiles
+from corpuspipe.stages.ingest import Ingest
+from corpuspipe.stages.normalize import Normalize
 from corpuspipe.stages.quality import Quality
+from corpuspipe.stages.section import Section
+from corpuspipe.stages.watermark import Watermark
 
+#: The pipeline, in order.  A new stage is one module under ``stages/`` and one line here
+#: (docs/adding-a-stage.md).
 STAGES: tuple[Stage, ...] = (
-    catalog.Ingest(),
-    catalog.IdenticalFiles(),
-    catalog.Watermark(),
-    catalog.Normalize(),
-    catalog.Section(),
+    Ingest(),
+    IdenticalFiles(),
+    Watermark(),
+    Normalize(),
+    Section(),
     Quality(),
-    catalog.NearDuplicates(),
+    NearDuplicates(),
 )
 
 
@@ -277,7 +284,7 @@ def _pass_key_of(p: Pass, shard: list[str] | dict, cfg: PipelineConfig, raw_root
 
 
 def lookup_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, work: str,
-                facts: dict[str, Any] | None = None) -> tuple[str, dict | None]:
+                facts: dict[str, Any] | None = None, stages: Sequence[Stage] = STAGES) -> tuple[str, dict | None]:
     """(pass key, :func:`run_pass`'s result if it is already in the work folder, else None).
 
     Cheap (hashes the shard's raw files, reads one JSON), so an orchestrator asks this in its own
@@ -285,7 +292,7 @@ def lookup_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: st
     no worker at all (spawning and importing two workers cost 2-10 s of a re-run), and a miss is not
     hashed twice."""
     cfg = PipelineConfig.model_validate_json(cfg_json)
-    key = _pass_key_of(plan()[index], shard, cfg, raw_root, facts or {})
+    key = _pass_key_of(plan(stages)[index], shard, cfg, raw_root, facts or {})
     cached = _load_cached(_meta_path(Path(work), index, key), Path(work))
     return key, None if cached is None else {**cached.to_json(), "cached": True}
 
@@ -298,6 +305,7 @@ def run_pass(
     work: str,
     facts: dict[str, Any] | None = None,
     key: str | None = None,
+    stages: Sequence[Stage] = STAGES,
 ) -> dict:
     """Run pass ``index`` over one shard: raw paths for pass 0, the previous pass's result after.
 
@@ -306,11 +314,11 @@ def run_pass(
     lookup is done here.
     """
     if key is None:
-        key, hit = lookup_pass(index, shard, cfg_json, raw_root, work, facts)
+        key, hit = lookup_pass(index, shard, cfg_json, raw_root, work, facts, stages)
         if hit is not None:
             return hit
     cfg = PipelineConfig.model_validate_json(cfg_json)
-    p = plan()[index]
+    p = plan(stages)[index]
     facts = facts or {}
     work_dir = Path(work)
     meta = _meta_path(work_dir, index, key)
@@ -387,11 +395,12 @@ def _load_reduce(work: Path, stage_name: str, key: str) -> dict | None:
     return {**d, "cached": True}
 
 
-def lookup_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> tuple[str, dict | None]:
+def lookup_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str,
+                  stages: Sequence[Stage] = STAGES) -> tuple[str, dict | None]:
     """(reduce key, :func:`run_reduce`'s result if it is already in the work folder, else None);
     see :func:`lookup_pass`.  The key digests every partial, so it is computed once per build."""
     cfg = PipelineConfig.model_validate_json(cfg_json)
-    st = next(s for s in STAGES if s.name == stage_name)
+    st = next(s for s in stages if s.name == stage_name)
     partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
     key = _key(code_fingerprint(), "reduce", st.fingerprint(cfg), _fact_digest(partials))
     return key, _load_reduce(Path(work), stage_name, key)
@@ -417,15 +426,16 @@ def _source_groups(source: SourceStage, raw_root: Path, rel_paths: list[str], ct
         part.essays.clear()
 
 
-def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str, key: str | None = None) -> dict:
+def run_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str, key: str | None = None,
+               stages: Sequence[Stage] = STAGES) -> dict:
     """The corpus-level decision of one stage over all shards' partials; cached by their content
     (``key`` as in :func:`run_pass`)."""
     if key is None:
-        key, hit = lookup_reduce(stage_name, results, cfg_json, work)
+        key, hit = lookup_reduce(stage_name, results, cfg_json, work, stages)
         if hit is not None:
             return hit
     cfg = PipelineConfig.model_validate_json(cfg_json)
-    st = next(s for s in STAGES if s.name == stage_name)
+    st = next(s for s in stages if s.name == stage_name)
     partials = [part for r in results for part in r["partials"][stage_name]]  # one per row group
     meta = Path(work) / "reduce" / f"{stage_name}-{key}.json"
     ctx = Context(cfg, {}, Path(work), shard_key=key)
@@ -502,37 +512,44 @@ class BuildResult:
     passes: list[list[dict]]
     reduces: dict[str, dict]
     wall: dict[str, float]
+    stages: Sequence[Stage] = STAGES  # the stage list it ran (the release reports each one's part)
 
 
 class NotCached(Exception):
     """``build(..., cached_only=True)`` met a pass or a reduce whose result is not in the work folder."""
 
 
-def _cached_pass(index: int, shard: Any, cfg_json: str, raw_root: str, work: str, facts: dict) -> dict:
-    _key_, hit = lookup_pass(index, shard, cfg_json, raw_root, work, facts)
+def _cached_pass(index: int, shard: Any, cfg_json: str, raw_root: str, work: str, facts: dict,
+                 stages: Sequence[Stage] = STAGES) -> dict:
+    _key_, hit = lookup_pass(index, shard, cfg_json, raw_root, work, facts, stages)
     if hit is None:
         raise NotCached(f"pass {index}")
     return hit
 
 
-def _cached_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str) -> dict:
-    _key_, hit = lookup_reduce(stage_name, results, cfg_json, work)
+def _cached_reduce(stage_name: str, results: Sequence[dict], cfg_json: str, work: str,
+                   stages: Sequence[Stage] = STAGES) -> dict:
+    _key_, hit = lookup_reduce(stage_name, results, cfg_json, work, stages)
     if hit is None:
         raise NotCached(f"reduce {stage_name}")
     return hit
 
 
 def build(raw_root: Path, cfg: PipelineConfig, work: Path, mapper: Mapper = serial_map,
-          progress: Callable[[str, int, int], None] | None = None, cached_only: bool = False) -> BuildResult:
+          progress: Callable[[str, int, int], None] | None = None, cached_only: bool = False,
+          stages: Sequence[Stage] = STAGES) -> BuildResult:
     """Run every pass and reduce of the plan; return what the release writer needs.
 
     ``cached_only``: compute nothing -- answer every pass and reduce from the work folder (the same
     keys as a real run) and raise :class:`NotCached` at the first one that is not there.  The CLI
     asks this before it needs Prefect: an unchanged re-run then ends in seconds instead of waiting
-    ~10 s for Prefect's server to import and start (issue 11)."""
+    ~10 s for Prefect's server to import and start (issue 11).
+
+    ``stages``: the stage list to run (default :data:`STAGES`), e.g. with a stage under development."""
     if cached_only:
         mapper = serial_map
     run_p, run_r = (_cached_pass, _cached_reduce) if cached_only else (run_pass, run_reduce)
+    run_p, run_r = functools.partial(run_p, stages=stages), functools.partial(run_r, stages=stages)
     cfg_json = cfg.model_dump_json()
     raw, work_s = str(Path(raw_root).resolve()), str(Path(work).resolve())
     wall: dict[str, float] = {}
@@ -543,7 +560,7 @@ def build(raw_root: Path, cfg: PipelineConfig, work: Path, mapper: Mapper = seri
     reduces: dict[str, dict] = {}
     inputs: list[Any] = shards
     all_results: list[list[dict]] = []
-    for p in plan():
+    for p in plan(stages):
         t = time.perf_counter()
         results = mapper(run_p, [(p.index, s, cfg_json, raw, work_s, facts) for s in inputs])
         wall[f"pass{p.index}"] = time.perf_counter() - t
@@ -557,4 +574,4 @@ def build(raw_root: Path, cfg: PipelineConfig, work: Path, mapper: Mapper = seri
         results = [slim_result(r, work_s) for r in results]
         all_results[-1] = results
         inputs = results
-    return BuildResult(quarantine, all_results, reduces, wall)
+    return BuildResult(quarantine, all_results, reduces, wall, tuple(stages))
