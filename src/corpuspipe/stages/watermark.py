@@ -951,7 +951,7 @@ class Watermark(CorpusStage):
     config_sections = ("watermark",)
     applies = True
 
-    def input_files(self, cfg) -> list[Path]:
+    def input_files(self, cfg: PipelineConfig) -> list[Path]:
         return [Path(cfg.watermark.rules_file)] if cfg.watermark.rules_file else []
 
     def report(self, counts: Mapping[str, int], fact: Any, cfg: PipelineConfig) -> StageReport:
