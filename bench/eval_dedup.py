@@ -139,12 +139,12 @@ def doc_eval(truth: dict, texts: dict[str, str], cfg: DedupConfig, workers: int 
 
 
 def _paragraph_units(text: str, scfg) -> list:
-    from corpuspipe.stages.section import Section
+    from corpuspipe.stages.section import OutlineNode
 
     out, pos = [], 0
     for k, para in enumerate(text.split("\n")):
         if para.strip():
-            out.append(Section(f"p{k}", 1, k, "", "paragraph", None, pos, pos + len(para), None))
+            out.append(OutlineNode(f"p{k}", 1, k, "", "paragraph", None, pos, pos + len(para), None))
         pos += len(para) + 1
     return out
 

@@ -13,7 +13,7 @@ from corpuspipe.core.records import Essay
 from corpuspipe.stages.ingest.files import _finish_essay
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.stages.normalize import normalize_essay
-from corpuspipe.stages.quality_flags import encoding_damage, junk_flags, quality_flags
+from corpuspipe.stages.quality.flags import encoding_damage, junk_flags, quality_flags
 
 
 def _body(content: str) -> str:
@@ -85,7 +85,7 @@ def test_bidi_and_zero_width_controls_are_stripped_from_titles_and_counted() -> 
 
 def _letter_counts_masks(text: str) -> tuple[int, int, int, int]:
     """The former version with one mask per class: the reference for the class table."""
-    from corpuspipe.stages import quality_flags as QF
+    from corpuspipe.stages.quality import flags as QF
 
     space, ascii_alnum, other_t = QF._tables()
     cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
@@ -105,7 +105,7 @@ def _letter_counts_masks(text: str) -> tuple[int, int, int, int]:
 def test_letter_counts_by_class_table_equal_the_masks():
     from pathlib import Path
 
-    from corpuspipe.stages import quality_flags as QF
+    from corpuspipe.stages.quality import flags as QF
 
     data = Path(__file__).parent / "data" / "normalize"
     texts = [(data / n).read_text(encoding="utf-8") for n in ("gov_2025_simplified.txt", "cpc_3_traditional.txt",

@@ -18,7 +18,7 @@ from corpuspipe.core import shardio
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.core.stage import Context
-from corpuspipe.stages.catalog import Ingest
+from corpuspipe.stages.ingest import Ingest
 from corpuspipe.stages.ingest import files as ingest_files
 from corpuspipe.stages.ingest import split as ingest_split
 from corpuspipe.stages.ingest.files import ingest_file

@@ -81,7 +81,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpuspipe.stages import quality as Q
+from corpuspipe.stages.quality import measures as Q
 
 _DATA = Path(__file__).parent / "data"
 

@@ -7,7 +7,7 @@ from corpuspipe.core.edits import TrackedText
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.ingest.files import _finish_essay
 from corpuspipe.stages.ingest.mojibake import mojibake_evidence
-from corpuspipe.stages.quality_flags import encoding_damage
+from corpuspipe.stages.quality.flags import encoding_damage
 
 
 def _ingested(text: str) -> Essay:
@@ -41,7 +41,7 @@ def test_big5_bytes_read_as_gbk_are_still_mojibake(gov_reports: list[dict]) -> N
 
 
 def test_wikisource_version_page_and_link_split_licence_are_not_truncated(gov_reports: list[dict]) -> None:
-    from corpuspipe.stages.quality_flags import truncated
+    from corpuspipe.stages.quality.flags import truncated
 
     page = next(r for r in gov_reports if "的版本包括" in r["content"][:200])["content"]
     # as the pipeline releases it: lines joined, Simplified

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpuspipe.core.config import SectionConfig
-from corpuspipe.stages.section import Section, cn_numeral, section_text
+from corpuspipe.stages.section import OutlineNode, cn_numeral, section_text
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "raw"
@@ -24,7 +24,7 @@ _MD_HEAD = re.compile(r"^#+\s*", re.M)
 # ---------------------------------------------------------------- helpers
 
 
-def check_invariants(text: str, secs: list[Section]) -> None:
+def check_invariants(text: str, secs: list[OutlineNode]) -> None:
     """Offsets, paths and nesting are consistent; top-level sections tile the document."""
     assert secs == sorted(secs, key=lambda s: (s.char_start, s.level))
     by_path = {s.path: s for s in secs}
@@ -53,11 +53,11 @@ def check_invariants(text: str, secs: list[Section]) -> None:
             assert [k.ordinal for k in kids] == list(range(1, len(kids) + 1))
 
 
-def outline(secs: list[Section]) -> list[tuple[str, str]]:
+def outline(secs: list[OutlineNode]) -> list[tuple[str, str]]:
     return [(s.path, s.marker) for s in secs]
 
 
-def kids(secs: list[Section], parent: str | None) -> list[Section]:
+def kids(secs: list[OutlineNode], parent: str | None) -> list[OutlineNode]:
     return [s for s in secs if s.parent_path == parent and s.marker_family != "preamble"]
 
 

@@ -50,19 +50,26 @@ from corpuspipe.core import runner as runners
 from corpuspipe.core.runner import Done, NotCached, Progress, Runner, Step, drive, serial
 from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage, Tasks
 from corpuspipe.core.workcache import WorkCache, file_digest
-from corpuspipe.stages import catalog
+from corpuspipe.stages.dedup import NearDuplicates
+from corpuspipe.stages.identical_files import IdenticalFiles
+from corpuspipe.stages.ingest import Ingest
+from corpuspipe.stages.normalize import Normalize
 from corpuspipe.stages.quality import Quality
+from corpuspipe.stages.section import Section
+from corpuspipe.stages.watermark import Watermark
 
 __all__ = ["STAGES", "Pass", "plan", "build_steps", "build", "Build", "NotCached", "run_pass", "discover"]
 
+#: The pipeline, in order.  A new stage is one module under ``stages/`` and one line here
+#: (docs/adding-a-stage.md).
 STAGES: tuple[Stage, ...] = (
-    catalog.Ingest(),
-    catalog.IdenticalFiles(),
-    catalog.Watermark(),
-    catalog.Normalize(),
-    catalog.Section(),
+    Ingest(),
+    IdenticalFiles(),
+    Watermark(),
+    Normalize(),
+    Section(),
     Quality(),
-    catalog.NearDuplicates(),
+    NearDuplicates(),
 )
 
 
@@ -360,6 +367,7 @@ class Build:
     reduces: dict[str, dict]
     wall: dict[str, float]
     steps: list[dict] = field(default_factory=list)  # per step that ran: label, tasks, cpu/wall seconds
+    stages: Sequence[Stage] = STAGES  # the stage list it ran (the release reports each one's part)
 
 
 # The name older callers and tests know.
@@ -437,7 +445,7 @@ def build_steps(raw_root: Path | str, cfg: PipelineConfig, work: Path | str, sta
         # the reduces have their partials: keep only what the next pass and the writer need
         inputs = [slim_result(r, cache) for r in results]  # type: ignore[arg-type]
         passes.append(inputs)
-    return Build(found.quarantine, passes, reduces, wall, log.rows)
+    return Build(found.quarantine, passes, reduces, wall, log.rows, tuple(stages))
 
 
 def _reduce_steps(st: CorpusStage, results: list[dict], cfg: PipelineConfig, cache: WorkCache,

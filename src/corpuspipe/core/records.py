@@ -64,7 +64,7 @@ class Essay:
     stats: dict[str, int] = field(default_factory=dict)
     # the outline, once the section stage ran (offsets into ``text``)
     sections: list["SectionRow"] | None = None
-    # quality signals measured by the quality stage (stages/quality.py), {name: value}
+    # quality signals measured by the quality stage (stages/quality/), {name: value}
     signals: dict[str, float] = field(default_factory=dict)
     # edits recorded outside the body (title line etc.) that still belong to this essay's range
     # are ordinary body edits; nothing else is needed for lossless rebuild.

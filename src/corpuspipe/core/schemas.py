@@ -12,7 +12,7 @@ import pyarrow as pa
 # sections.is_leaf; duplicates.paragraph_jaccard / paragraph_containment (relation paragraph_reuse).
 SCHEMA_VERSION = "2.0"
 
-# The per-document quality signals (stages/quality.py), in column order; all float32, never null.
+# The per-document quality signals (stages/quality/measures.py), in column order; all float32, never null.
 SIGNAL_COLUMNS = (
     "han_ratio", "punct_ratio", "dup_line_char_frac", "top_2gram_frac", "top_3gram_frac", "top_4gram_frac",
     "dup_5gram_frac", "dup_6gram_frac", "dup_7gram_frac", "dup_8gram_frac", "dup_9gram_frac", "dup_10gram_frac",

@@ -1,4 +1,4 @@
-"""The one stage interface: every step of the pipeline is a small unit of a declared kind.
+r"""The one stage interface: every step of the pipeline is a small unit of a declared kind.
 
 Three kinds, after datatrove's ``PipelineStep`` and data-juicer's operator kinds, cut to what a
 release needs:
@@ -20,6 +20,13 @@ e.g. one per band partition -- and receives their results, in order, as the valu
 runner (worker processes, Prefect tasks, a Dask cluster) and drives the glue itself
 (:func:`drive`), so no step of a decision runs the whole corpus in one process unless the stage
 says so.  A reduce small enough to need no task simply returns the fact.
+
+**A stage reports as data.**  Its counters (``ctx.count``) are summed over every shard and reduce;
+:meth:`Stage.report` turns them and its fact into what the manifest shows (its entry's ``counts``,
+top-level entries it owns such as ``dedup``), :meth:`CorpusStage.quarantine` names the inputs its
+decision rejects, :meth:`CorpusStage.release_inputs` the columns and rows it adds to the tables.
+The release layer loops over the stage list and knows no stage by name
+(``release/stage_report.py``).
 
 Stages never import Prefect and never know how they are scheduled: the engine
 (:mod:`corpuspipe.pipeline`) fuses consecutive shard stages into one task per shard and puts a
@@ -79,6 +86,20 @@ class Context:
         self.timings.setdefault(stage, StageTiming()).add(seconds, nbytes)
 
 
+@dataclass(frozen=True)
+class StageReport:
+    """A stage's part of the release manifest (:meth:`Stage.report`).
+
+    ``counts``: the ``counts`` of the stage's entry under the manifest's ``stages`` (left out when
+    empty), e.g. the section stage folds its ``per_level.<n>`` counters into one ``per_level``
+    mapping.  ``entries``: top-level manifest keys the stage owns, e.g. ``dedup`` (the LSH
+    parameters and per-level statistics) or ``removals_per_rule``; two stages claiming one key is an
+    error."""
+
+    counts: Mapping[str, Any] = field(default_factory=dict)
+    entries: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Stage:
     """Base of every stage: a name, a kind, the config section it reads, the files it depends on."""
 
@@ -94,6 +115,13 @@ class Stage:
     def input_files(self, cfg: PipelineConfig) -> list[Path]:
         """Files besides the data that change this stage's output (e.g. a user rules file)."""
         return []
+
+    def report(self, counts: Mapping[str, int], fact: Any, cfg: PipelineConfig) -> "StageReport":
+        """What the release manifest shows of this stage: its counters summed over every shard and
+        reduce (``counts``) and, for a corpus stage, its fact (None for the others).  By default the
+        counters as they are; a stage overrides this to shape them or to own top-level manifest
+        entries (see :class:`StageReport`), so the release layer never needs its name."""
+        return StageReport(counts=dict(sorted(counts.items())))
 
     def fingerprint(self, cfg: PipelineConfig) -> str:
         """Config slice + contents of the stage's input files: what its cache key needs beyond the data."""

@@ -38,7 +38,7 @@ from corpuspipe.core import memory
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.io import file_sha256, write_json
 from corpuspipe.core.records import QuarantineEntry, SourceInfo
-from corpuspipe.release import card, changelog, report, versioning
+from corpuspipe.release import card, changelog, report, stage_report, versioning
 from corpuspipe.release import writer as rel
 
 
@@ -116,54 +116,6 @@ def _same_as(previous_dir: Path | None, previous: dict | None, bkey: str, out_ro
 def unchanged_release(build: Any, cfg: PipelineConfig, out_root: Path, version: str | None) -> Assembled | None:
     """The latest release under ``out_root`` when this build would write nothing new (``_same_as``)."""
     return _same_as(*_latest(out_root), build_key(build, cfg), out_root, version)
-
-
-def _stage_summary(build: Any, wall: Mapping[str, float]) -> dict[str, dict]:
-    """Per stage of the pipeline: compute seconds summed over shards (``seconds``; a corpus stage's
-    ``collect_seconds`` and ``reduce_seconds`` are part of it), the input size and MB/s of its
-    per-shard work, and its counters.  (Wall seconds of each pass go to the manifest's ``orchestration``.)"""
-    from corpuspipe.pipeline import STAGES
-
-    names = [s.name for s in STAGES]
-    stages: dict[str, dict] = {n: {"seconds": 0.0, "bytes": 0, "collect_seconds": 0.0, "reduce_seconds": 0.0,
-                                   "counts": {}} for n in names}
-
-    def add_counts(name: str, counts: Mapping[str, int]) -> None:
-        c = stages.setdefault(name, {"seconds": 0.0, "bytes": 0, "counts": {}})["counts"]
-        for k, v in counts.items():
-            c[k] = c.get(k, 0) + v
-
-    for results in build.passes:
-        for r in results:
-            for name, (sec, nbytes) in r["timings"].items():
-                base, _, part = name.partition(".")
-                s = stages[base]
-                if part == "collect":
-                    s["collect_seconds"] += sec
-                else:
-                    s["bytes"] += nbytes
-                s["seconds"] += sec
-            for name, counts in r["counts"].items():
-                add_counts(name, counts)
-    for name, red in build.reduces.items():
-        stages[name]["reduce_seconds"] += red["seconds"]
-        stages[name]["seconds"] += red["seconds"]
-        for stage, counts in red.get("counts", {}).items():
-            add_counts(stage, counts)
-    out: dict[str, dict] = {}
-    for name, s in stages.items():
-        mb = s["bytes"] / 1e6
-        work = s["seconds"] - s.get("collect_seconds", 0.0) - s.get("reduce_seconds", 0.0)
-        entry: dict[str, Any] = {"seconds": round(s["seconds"], 3), "input_mb": round(mb, 3),
-                                 "mb_per_s": round(mb / s["seconds"], 2) if s["seconds"] > 0 and mb else None}
-        if s.get("collect_seconds") or s.get("reduce_seconds"):
-            entry["apply_seconds"] = max(0.0, round(work, 3))  # float residue is not "-0.0 s"
-            entry["collect_seconds"] = round(s["collect_seconds"], 3)
-            entry["reduce_seconds"] = round(s["reduce_seconds"], 3)
-        if s["counts"]:
-            entry["counts"] = dict(sorted(s["counts"].items()))
-        out[name] = entry
-    return out
 
 
 def _write_tables(tmp: Path, build: Any, cfg: PipelineConfig, version: str, quarantine: list[QuarantineEntry]):
@@ -271,9 +223,7 @@ def write_release(
     quarantine = list(build.quarantine)
     quarantine.extend(QuarantineEntry(**q) for q in shard_quarantine)
     del shard_quarantine
-    from corpuspipe.stages.catalog import IdenticalFiles
-
-    quarantine.extend(IdenticalFiles.quarantine((build.reduces.get("identical_files") or {}).get("fact")))
+    quarantine.extend(stage_report.stage_quarantine(build))
     quarantine.sort(key=lambda q: (q.path, q.line or 0, q.reason))
     n_docs = sum(r["essay_count"] for r in build.passes[-1])
     if n_docs == 0 and not allow_empty:
@@ -321,13 +271,8 @@ def write_release(
                 return Assembled(final, final_version, "unchanged")
             raise ReleaseExists(f"{final}: version {final_version} already exists with different content")
 
-        stages = _stage_summary(build, wall)
+        stages, stage_entries = stage_report.stage_reports(build, cfg)
         counts = {o["path"].removesuffix(".parquet"): o["rows"] for o in outputs}
-        removals = {k.removeprefix("removed."): v for k, v in (stages["watermark"].get("counts") or {}).items()
-                    if k.startswith("removed.")}
-        normalize_counts = (stages.get("normalize") or {}).get("counts", {})
-        dedup_fact = build.reduces.get("dedup", {}).get("fact") or {}
-        stages.setdefault("section", {}).setdefault("counts", {})["per_level"] = levels
         parts = rel.ManifestParts(
             created_at=created_at,
             inputs=inputs,
@@ -343,12 +288,7 @@ def write_release(
                 "metadata_digest": metadata_digest,
                 "version_bump": bump,
                 "previous_version": previous["version"] if previous else None,
-                "dedup": {**(dedup_fact.get("lsh") or _lsh(cfg)),
-                          "document": (dedup_fact.get("document") or {}).get("stats"),
-                          "section": (dedup_fact.get("section") or {}).get("stats")},
-                "removals_per_rule": dict(sorted(removals.items())),
-                "normalize": dict(sorted(normalize_counts.items())),
-                "redactions": {k: v for k, v in sorted(normalize_counts.items()) if k.startswith("pii")},
+                **stage_entries,  # dedup, removals_per_rule, normalize, redactions: each stage's own
                 "flags": flags,
                 "counts": counts,
             },
@@ -382,9 +322,3 @@ def write_release(
         raise
     versioning.register_release(out_root, final_version, manifest)
     return Assembled(final, final_version, "written", figures)
-
-
-def _lsh(cfg: PipelineConfig) -> dict:
-    from corpuspipe.stages.dedup import minhash
-
-    return minhash.lsh_params(cfg.dedup)

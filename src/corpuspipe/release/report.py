@@ -34,21 +34,21 @@ FLAG_MEANINGS: dict[str, str] = {
                 "private-use characters, or a Simplified text with characters neither GB2312 nor Big5 encode, as "
                 "Big5 bytes read as GBK leave). Kept, but damaged; export drops it by default. (ingest/mojibake.py)",
     "encoding_damage": "Characters were lost, not mis-read: U+FFFD replacement characters (cut UTF-8 sequences) or "
-                       "'?' inside Chinese words of a full-width text (a lossy re-encode). (stages/quality_flags.py)",
+                       "'?' inside Chinese words of a full-width text (a lossy re-encode). (stages/quality/flags.py)",
     "truncated": "The text stops mid-sentence: its last line is prose (12+ characters or a clause comma) without "
                  "sentence-final punctuation. Not raised for link-split fragments (a last line starting with "
                  "'，' or ending with '《') or pages of several lines with no finished sentence (lists, version "
-                 "pages). (stages/quality_flags.py)",
+                 "pages). (stages/quality/flags.py)",
     "mostly_non_han": "Letters are mostly neither Han nor Latin (symbol soup, box drawing from mis-read bytes), or "
-                      "under 20 % Han among 20+ letters. (stages/quality_flags.py)",
-    "punctuation_only": "Nothing but punctuation, symbols and spaces. (stages/quality_flags.py)",
+                      "under 20 % Han among 20+ letters. (stages/quality/flags.py)",
+    "punctuation_only": "Nothing but punctuation, symbols and spaces. (stages/quality/flags.py)",
     "rewritten_year": "A year range whose two ends are the same year (e.g. 2019-2019年): a template's year was "
                       "rewritten mechanically. (normalize.py)",
     "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
     "decode_replaced": "The file was not valid in any encoding tried; undecodable bytes became U+FFFD. (ingest/files.py)",
     "non_utf8_path": "The file name was not valid UTF-8; its path is stored with \\x escapes. (ingest/files.py)",
     "unparsed_crawled_at": "The crawler's time could not be read as a date and time; crawled_at is null. "
-                           "(stages/quality.py)",
+                           "(stages/quality/stage.py)",
 }
 _DOC_COLUMNS = ["doc_id", "title", "char_count", "script", "cluster_id", "cluster_size", "duplicate_of", "flags"]
 

@@ -12,7 +12,6 @@ the Prefect flow, scheduled deployments -- drives this one generator.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any, Callable, Generator, Sequence
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.records import QuarantineEntry
 from corpuspipe.core.runner import Done, Step
 from corpuspipe.core.stage import Stage, Tasks
 from corpuspipe.release import locking, versioning
@@ -87,8 +85,8 @@ def _write(build: pipeline.Build, cfg: PipelineConfig, out: Path, version: str |
     """The writer as steps: today one task writes the whole release (in a worker, so the
     orchestrating process only drives); its refusals become :class:`Refused`."""
     log = pipeline.StepLog()
-    step = Step(Tasks("write", write_task, [(_build_json(build), cfg.model_dump_json(), str(out), version,
-                                             created_at, allow_empty)]))
+    step = Step(Tasks("write", write_task, [(build, cfg.model_dump_json(), str(out), version, created_at,
+                                             allow_empty)]))
     result = log.values(step, (yield step))[0]
     build.steps.extend(log.rows)
     if result["status"] == "refused":
@@ -96,20 +94,12 @@ def _write(build: pipeline.Build, cfg: PipelineConfig, out: Path, version: str |
     return result
 
 
-def _build_json(build: pipeline.Build) -> str:
-    return json.dumps({"quarantine": [asdict(q) for q in build.quarantine], "passes": build.passes,
-                       "reduces": build.reduces, "wall": build.wall, "steps": build.steps})
-
-
-def write_task(build_json: str, cfg_json: str, out_root: str, version: str | None, created_at: str,
+def write_task(build: pipeline.Build, cfg_json: str, out_root: str, version: str | None, created_at: str,
                allow_empty: bool) -> dict:
     """Write the release from a build (a task: it runs in a worker process or a Dask worker)."""
     from corpuspipe.release.assemble import EmptyRelease, ReleaseExists, write_release
     from corpuspipe.release.versioning import VersionError
 
-    d = json.loads(build_json)
-    build = pipeline.Build([QuarantineEntry(**q) for q in d["quarantine"]], d["passes"], d["reduces"], d["wall"],
-                           d["steps"])
     try:
         done = write_release(build, pipeline.config_of(cfg_json), Path(out_root), version, created_at, build.wall,
                              allow_empty=allow_empty)

@@ -34,14 +34,15 @@ import bisect
 import difflib
 import re
 import unicodedata
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from corpuspipe.zh import opencc as _opencc
-from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.core.config import NormalizeConfig, PipelineConfig
 from corpuspipe.core.edits import Replacement
-from corpuspipe.core.records import Essay
+from corpuspipe.core.records import Essay, Shard
+from corpuspipe.core.stage import Context, ShardStage, StageReport
 from corpuspipe.zh.chars import (
     CJK_STABLE_PUNCT,
     FULLWIDTH_ALNUM_RANGES,
@@ -54,7 +55,7 @@ from corpuspipe.zh.chars import (
 )
 from corpuspipe.zh.outline import normalize_marker_re
 from corpuspipe.zh.pii import find_pii
-from corpuspipe.stages.quality_flags import encoding_damage, quality_flags, truncated
+from corpuspipe.stages.quality.flags import encoding_damage, quality_flags, truncated
 
 STAGE = "normalize"
 
@@ -766,3 +767,21 @@ def normalize_essays(essays: list[Essay], cfg: NormalizeConfig) -> dict[str, int
     for essay in essays:
         normalize_essay(essay, cfg, counts)
     return dict(sorted(counts.items()))
+
+
+class Normalize(ShardStage):
+    """Traditional -> Simplified, text repairs, PII redaction; script and flags."""
+
+    name = STAGE
+    config_sections = ("normalize",)
+
+    def process(self, batch: Shard, ctx: Context) -> Shard:
+        ctx.count_all(self.name, normalize_essays(batch.essays, ctx.cfg.normalize))
+        return batch
+
+    def report(self, counts: Mapping[str, int], fact: None, cfg: PipelineConfig) -> StageReport:
+        """Its counters (edits and characters per rule) also as the manifest's ``normalize``, and the
+        PII rules' ones as ``redactions``."""
+        ordered = dict(sorted(counts.items()))
+        return StageReport(counts=ordered, entries={
+            "normalize": ordered, "redactions": {k: v for k, v in ordered.items() if k.startswith("pii")}})

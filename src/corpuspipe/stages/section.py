@@ -36,17 +36,20 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from typing import Mapping
 
-from corpuspipe.core.config import SectionConfig
+from corpuspipe.core.config import PipelineConfig, SectionConfig
+from corpuspipe.core.records import SectionRow, Shard
+from corpuspipe.core.stage import Context, ShardStage, StageReport
 from corpuspipe.zh import outline
 from corpuspipe.zh.chars import HSPACE, SEMICOLONS, SENTENCE_END
 from corpuspipe.zh.numerals import cn_to_int
 
-__all__ = ["Section", "section_text", "cn_numeral", "FAMILIES"]
+__all__ = ["OutlineNode", "Section", "section_text", "cn_numeral", "FAMILIES"]
 
 
 @dataclass(frozen=True)
-class Section:
+class OutlineNode:
     """One node of an essay's outline."""
 
     path: str  # ordinal path like "2.1"; the preamble is "0"
@@ -262,7 +265,7 @@ def _tree(
     return records, ends, broken
 
 
-def section_text(text: str, cfg: SectionConfig) -> list[Section]:
+def section_text(text: str, cfg: SectionConfig) -> list[OutlineNode]:
     """Outline tree of one essay's cleaned text, sorted by (char_start, level)."""
     if not text.strip():
         return []
@@ -278,10 +281,45 @@ def section_text(text: str, cfg: SectionConfig) -> list[Section]:
         allowed.update(broken)
 
     first = marks[0].pos if marks else n
-    out: list[Section] = []
+    out: list[OutlineNode] = []
     if text[:first].strip():
-        out.append(Section("0", 1, 0, "", "preamble", None, 0, first, None))
+        out.append(OutlineNode("0", 1, 0, "", "preamble", None, 0, first, None))
     for (path, level, ordinal, c, parent), end in zip(records, ends):
-        out.append(Section(path, level, ordinal, c.marker, c.family, c.heading, c.pos, end, parent))
+        out.append(OutlineNode(path, level, ordinal, c.marker, c.family, c.heading, c.pos, end, parent))
     out.sort(key=lambda s: (s.char_start, s.level))
     return out
+
+
+#: counter prefix of the sections per outline level (folded into ``per_level`` by :meth:`Section.report`)
+_PER_LEVEL = "per_level."
+
+
+class Section(ShardStage):
+    """The outline of every essay (offsets into its clean text)."""
+
+    name = "section"
+    config_sections = ("section",)
+
+    def process(self, batch: Shard, ctx: Context) -> Shard:
+        n = 0
+        levels: dict[int, int] = {}
+        for e in batch.essays:
+            doc_id = e.doc_id
+            e.sections = [
+                SectionRow(doc_id, s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading, s.char_start,
+                           s.char_end, s.parent_path)
+                for s in section_text(e.body.text, ctx.cfg.section)
+            ]
+            n += len(e.sections)
+            for s in e.sections:
+                levels[s.level] = levels.get(s.level, 0) + 1
+        ctx.count(self.name, "sections", n)
+        ctx.count_all(self.name, {f"{_PER_LEVEL}{lv}": k for lv, k in levels.items()})
+        return batch
+
+    def report(self, counts: Mapping[str, int], fact: None, cfg: PipelineConfig) -> StageReport:
+        """``per_level``: released sections per outline level ({"1": n, "2": n, ...}); every section
+        the stage makes is released (no later stage drops an essay)."""
+        plain = {k: v for k, v in counts.items() if not k.startswith(_PER_LEVEL)}
+        per_level = {k.removeprefix(_PER_LEVEL): v for k, v in counts.items() if k.startswith(_PER_LEVEL)}
+        return StageReport(counts={**dict(sorted(plain.items())), "per_level": dict(sorted(per_level.items()))})

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from bisect import bisect_right
 from pathlib import PurePosixPath
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -40,12 +40,12 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_
 from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.zh.outline import boilerplate_heading_re
 from corpuspipe.zh.prose import is_genre_prose
-from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.core.config import PipelineConfig, WatermarkConfig
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.io import read_user_text
 from corpuspipe.core.regex_prefilter import finditer_lines, line_plan
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard
-from corpuspipe.core.stage import Context, CorpusStage
+from corpuspipe.core.stage import Context, CorpusStage, StageReport
 
 STAGE = "watermark"
 BOILERPLATE_LINE_RULE = "boilerplate_line"
@@ -951,8 +951,14 @@ class Watermark(CorpusStage):
     config_sections = ("watermark",)
     applies = True
 
-    def input_files(self, cfg) -> list[Path]:
+    def input_files(self, cfg: PipelineConfig) -> list[Path]:
         return [Path(cfg.watermark.rules_file)] if cfg.watermark.rules_file else []
+
+    def report(self, counts: Mapping[str, int], fact: Any, cfg: PipelineConfig) -> StageReport:
+        """Its ``removed.<rule>`` counters also as the manifest's ``removals_per_rule``."""
+        ordered = dict(sorted(counts.items()))
+        return StageReport(counts=ordered, entries={"removals_per_rule": {
+            k.removeprefix("removed."): v for k, v in ordered.items() if k.startswith("removed.")}})
 
     def collect(self, batch: Shard, ctx: Context) -> dict[str, Any]:
         votes, docs = stats_table(batch.essays, ctx.cfg.watermark)
