@@ -30,12 +30,19 @@ test: $(STAMP)
 
 # Crawl-shaped corpus (bench/make_crawl.py, generated once; corpus.json is written last) through
 # the real CLI (bench/run_crawl.py). BENCH_ARGS=--rerun also times an unchanged second run.
+# The peer, datatrove's MinHash dedup, runs beside the release in the same bench run, in its own
+# interpreter (it is never a corpuspipe dependency; see bench/peer_datatrove.py for the pins).
 BENCH_ARGS ?=
-bench: $(STAMP)
+PEER := bench/out/dt-venv/bin/python
+$(PEER):
+	$(PYTHON) -m venv bench/out/dt-venv
+	bench/out/dt-venv/bin/pip install --quiet --disable-pip-version-check datatrove==0.10.1 regex tokenizers orjson "xxhash<4"
+
+bench: $(STAMP) $(PEER)
 	test -f bench/out/crawl100/corpus.json || $(PY) bench/make_crawl.py --mb 100 --out bench/out/crawl100 --seed 1
 	$(PY) bench/run_crawl.py bench/out/crawl100 $(BENCH_ARGS)
 
-bench-1g: $(STAMP)
+bench-1g: $(STAMP) $(PEER)
 	test -f bench/out/crawl1000/corpus.json || $(PY) bench/make_crawl.py --mb 1000 --out bench/out/crawl1000 --seed 1
 	$(PY) bench/run_crawl.py bench/out/crawl1000 $(BENCH_ARGS)
 

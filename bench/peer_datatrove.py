@@ -20,7 +20,10 @@ rejects it ("Strings must be encoded before hashing").
 
 Input: every ``.txt`` file under ``CORPUS/raw`` (decoded strict UTF-8 / UTF-16 with BOM /
 GB18030 / Big5, in that order) and every record of the ``.jsonl`` files.  Prints wall time per
-step and in total, and how many documents it removed.
+step and in total, and how many documents it removed; ``--json FILE`` also writes them, with every
+document's datatrove cluster id (``save_cluster_id``), so ``bench/run_crawl.py`` can score the
+peer's clusters against the corpus truth exactly as it scores ours.  ``make bench`` creates the
+peer's interpreter (``bench/out/dt-venv``) and runs this beside the release, in the same run.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--work", type=Path, default=Path("/work/tmp/dt-work"))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", type=Path, help="write the timings and every document's cluster id here")
     a = ap.parse_args(argv)
     raw = (a.corpus / "raw" if (a.corpus / "raw").is_dir() else a.corpus).resolve()
     if a.work.exists():
@@ -117,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             pipeline=[MinhashDedupBuckets(input_folder=f"{w}/sigs", output_folder=f"{w}/buckets", config=config)],
             tasks=config.num_buckets, workers=n, logging_dir=f"{w}/logs/buckets"),
         "clusters": LocalPipelineExecutor(
-            pipeline=[MinhashDedupCluster(input_folder=f"{w}/buckets", output_folder=f"{w}/remove_ids", config=config)],
+            pipeline=[MinhashDedupCluster(input_folder=f"{w}/buckets", output_folder=f"{w}/remove_ids", config=config,
+                                          save_cluster_id=True)],
             tasks=1, workers=1, logging_dir=f"{w}/logs/clusters"),
         "filter": LocalPipelineExecutor(
             pipeline=[CrawlReader(str(raw)),
-                      MinhashDedupFilter(input_folder=f"{w}/remove_ids",
+                      MinhashDedupFilter(input_folder=f"{w}/remove_ids", load_cluster_ids=True,
                                          exclusion_writer=JsonlWriter(f"{w}/removed")),
                       JsonlWriter(output_folder=f"{w}/deduplicated")],
             tasks=n, workers=n, logging_dir=f"{w}/logs/filter"),
@@ -133,16 +138,25 @@ def main(argv: list[str] | None = None) -> int:
         ex.run()
         times[name] = time.perf_counter() - t0
         total += times[name]
-    removed = 0
-    for f in (a.work / "removed").glob("*.jsonl*"):
-        import gzip  # noqa: PLC0415
+    import gzip  # noqa: PLC0415
 
-        with gzip.open(f, "rt", encoding="utf-8") if f.suffix == ".gz" else open(f, encoding="utf-8") as fh:
-            removed += sum(1 for _ in fh)
+    removed = 0
+    clusters: dict[str, int] = {}
+    for folder in ("removed", "deduplicated"):
+        for f in (a.work / folder).glob("*.jsonl*"):
+            with gzip.open(f, "rt", encoding="utf-8") if f.suffix == ".gz" else open(f, encoding="utf-8") as fh:
+                for line in fh:
+                    rec = json.loads(line)
+                    removed += folder == "removed"
+                    clusters[rec["id"]] = rec.get("metadata", {}).get("minhash_cluster_id", -1)
     mb = sum(p.stat().st_size for p in raw.rglob("*") if p.is_file()) / 1e6
     print(f"datatrove MinHash (4 steps, {n} workers, char 5-grams, {config.num_buckets}x{config.hashes_per_bucket}) "
           f"on {mb:,.1f} MB: wall {total:.1f} s ({mb / total:.2f} MB/s); "
           + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; removed {removed:,} documents")
+    if a.json:
+        a.json.write_text(json.dumps({"wall_s": total, "steps": times, "removed": removed, "input_mb": mb,
+                                      "config": f"char 5-grams, {config.num_buckets}x{config.hashes_per_bucket}",
+                                      "clusters": clusters}), encoding="utf-8")
     return 0
 
 

@@ -9,6 +9,14 @@ generator's truth file (bench/make_crawl.py).
 
     .venv/bin/python bench/run_crawl.py bench/out/crawl100 [--out DIR] [--rerun]
 
+Beside the release it runs the peer, datatrove's MinHash dedup alone (``bench/peer_datatrove.py``,
+in its own interpreter: ``--peer-python``, default ``bench/out/dt-venv/bin/python`` as ``make
+bench`` creates it), on the same files in the same run, and prints the ratio of the two walls and
+each one's recall of the planted copies.  From the manifest's step log it prints the **serial
+share**: the CPU seconds spent outside parallel steps (the main process, Prefect's server, the
+workers' own start-up, and any step of a single task) over all CPU seconds of the tree, and the
+speed-up Amdahl's law then allows at 8, 32 and 128 workers.
+
 Nothing here asserts a speed: it prints numbers (and writes them to OUT/crawl_bench.json).
 """
 
@@ -98,11 +106,15 @@ class TreeSampler(threading.Thread):
 
 
 def run_cli(cli: Path, raw: Path, out: Path, log: Path, timeout: float) -> dict:
+    return run_tree([str(cli), "release", str(raw), "--out", str(out)], log, timeout)
+
+
+def run_tree(cmd: list[str], log: Path, timeout: float) -> dict:
+    """Run a command, sampling its process tree's memory and CPU; its output goes to ``log``."""
     env = dict(os.environ)
     env.setdefault("PREFECT_HOME", str(REPO / ".prefect"))
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    cmd = [str(cli), "release", str(raw), "--out", str(out)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as fh:
         t0 = time.perf_counter()
@@ -282,6 +294,71 @@ def print_manifest(manifest: dict) -> None:
     print("rows: " + ", ".join(f"{k.removesuffix('.parquet')} {v:,}" for k, v in rows.items() if isinstance(v, int)))
 
 
+def serial_share(manifest: dict, res: dict) -> dict:
+    """CPU outside parallel steps / all CPU of the tree, and Amdahl's speed-up at N workers.
+
+    Parallel CPU is what the manifest's step log counts inside steps of two or more tasks (a
+    step of one task waits for that task alone).  The rest of the tree's CPU -- the main process
+    (flow, glue, writer assembly), Prefect's server, the workers outside their tasks -- is serial
+    by this definition; the server's share is also given apart, since it runs beside the workers."""
+    steps = (manifest.get("orchestration") or {}).get("steps") or []
+    parallel = sum(s["cpu_seconds"] for s in steps if s["tasks"] >= 2)
+    single = sum(s["cpu_seconds"] for s in steps if s["tasks"] < 2)
+    procs = res.get("per_process", [])
+    total = sum(p.get("cpu_s", 0.0) for p in procs)
+    server = sum(p.get("cpu_s", 0.0) for p in procs if p["role"] == "prefect server")
+    main = sum(p.get("cpu_s", 0.0) for p in procs if p["role"].startswith("main"))
+    s = max(0.0, total - parallel) / total if total else None
+    return {"total_cpu_s": total, "parallel_cpu_s": parallel, "single_task_step_cpu_s": single, "main_cpu_s": main,
+            "server_cpu_s": server, "serial_share": s,
+            "serial_share_without_server": (max(0.0, total - parallel - server) / (total - server)) if total > server else None,
+            "amdahl": {n: (1 / (s + (1 - s) / n)) if s is not None else None for n in (8, 32, 128)}}
+
+
+def print_serial(sh: dict) -> None:
+    if sh["serial_share"] is None:
+        print("serial share: no CPU measured")
+        return
+    print(f"serial share: {sh['serial_share']:.1%} of {sh['total_cpu_s']:,.1f} CPU s outside parallel steps "
+          f"(parallel {sh['parallel_cpu_s']:,.1f}; main process {sh['main_cpu_s']:,.1f}, Prefect server "
+          f"{sh['server_cpu_s']:,.1f}, single-task steps {sh['single_task_step_cpu_s']:,.1f}); without the "
+          f"server {sh['serial_share_without_server']:.1%}")
+    print("  Amdahl speed-up this allows: " + ", ".join(f"{n} workers {v:.1f}x" for n, v in sh["amdahl"].items()))
+
+
+def run_peer(python: Path, corpus: Path, work: Path, timeout: float) -> dict | None:
+    """datatrove's MinHash dedup on the same files (bench/peer_datatrove.py), with its tree sampled."""
+    if not python.is_file():
+        print(f"peer: not run ({python} missing: `make bench` creates it, or pass --peer-python)")
+        return None
+    js = work / "peer.json"
+    res = run_tree([str(python), str(REPO / "bench" / "peer_datatrove.py"), str(corpus), "--work", str(work / "dt"),
+                    "--workers", "2", "--json", str(js)], REPO / "bench" / "out" / "logs" / f"peer-{corpus.name}.log",
+                   timeout)
+    if res["rc"] != 0 or not js.is_file():
+        print(f"peer: failed (exit {res['rc']}); last lines of {res['log']}:\n{tail(Path(res['log']))}")
+        return None
+    res["peer"] = json.loads(js.read_text(encoding="utf-8"))
+    return res
+
+
+def peer_recall(clusters: dict[str, int], truth: list[dict]) -> dict:
+    """The share of planted copies (both sides > MIN_CHARS) that datatrove put in their source's cluster."""
+    def doc_id(t: dict) -> str:
+        return t["path"] if t["line"] is None else f"{t['path']}#{t['line']}"
+
+    by_id = {t["essay_id"]: t for t in truth}
+    found = total = 0
+    for t in truth:
+        if t["kind"] not in COPY_KINDS or by_id[t["essay_id"]]["chars"] <= MIN_CHARS \
+                or by_id[t["source"]]["chars"] <= MIN_CHARS:
+            continue
+        total += 1
+        a, b = clusters.get(doc_id(t), -1), clusters.get(doc_id(by_id[t["source"]]), -2)
+        found += a == b and a != -1
+    return {"copies_found": found, "copies_judged": total, "recall": found / total if total else None}
+
+
 def print_quality(q: dict) -> None:
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     print(f"dedup quality (documents > {MIN_CHARS} chars): recall {fmt(q['recall'])} "
@@ -306,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-work", action="store_true",
                     help="empty --out but keep its .work cache: re-times discovery, cache look-ups and the writer")
     ap.add_argument("--cli", type=Path, default=REPO / ".venv" / "bin" / "corpuspipe")
+    ap.add_argument("--peer-python", type=Path, default=REPO / "bench" / "out" / "dt-venv" / "bin" / "python",
+                    help="interpreter with datatrove installed (default: the one `make bench` creates)")
+    ap.add_argument("--no-peer", action="store_true", help="do not run datatrove beside the release")
     ap.add_argument("--timeout", type=float, default=6 * 3600)
     a = ap.parse_args(argv)
     corpus = a.corpus.resolve()
@@ -342,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((release / "MANIFEST.json").read_text(encoding="utf-8"))
     print(f"release {manifest.get('version')} at {release}")
     print_manifest(manifest)
+    sh = serial_share(manifest, first)
+    results["serial"] = sh
+    print_serial(sh)
     results["stages"], results["outputs"] = manifest.get("stages"), manifest.get("outputs")
     truth = load_truth(corpus)
     if truth is None:
@@ -350,6 +433,21 @@ def main(argv: list[str] | None = None) -> int:
         q = quality(release, truth)
         results["quality"] = q
         print_quality(q)
+
+    if not a.no_peer:
+        peer = run_peer(a.peer_python.resolve() if a.peer_python.exists() else a.peer_python, corpus, out, a.timeout)
+        if peer is not None:
+            results["peer"] = {k: v for k, v in peer.items() if k != "peer"}
+            p = peer["peer"]
+            print_run("peer: datatrove MinHash dedup alone (" + p["config"] + ", 2 workers)", peer, input_mb)
+            print(f"  ratio: our whole release / datatrove's dedup alone = {first['wall_s'] / peer['wall_s']:.2f} "
+                  "(wall, same files, same run)")
+            if truth is not None:
+                pr = peer_recall(p["clusters"], truth)
+                results["peer_quality"] = pr
+                print(f"  planted copies in their source's cluster: datatrove {pr['recall']:.3f} "
+                      f"({pr['copies_found']:,}/{pr['copies_judged']:,}); corpuspipe "
+                      f"{results['quality']['recall']:.3f}")
 
     if a.rerun:
         second = run_cli(a.cli, raw, out, REPO / "bench" / "out" / "logs" / f"crawl-{corpus.name}-2.log", a.timeout)

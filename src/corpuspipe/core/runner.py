@@ -72,12 +72,21 @@ def execute(fn: Callable[..., Any], args: tuple) -> Done:
     return Done(value, time.process_time() - c0, time.perf_counter() - t0)
 
 
+# A task shorter than this (CPU seconds) is not followed by a trim: a full collection and
+# malloc_trim cost a warm worker 5-20 ms, which for the dedup steps' many small tasks (hundreds at
+# 10 MB) was more worker CPU than the tasks themselves; a long task is what leaves a large heap.
+TRIM_AFTER_CPU = 0.25
+
+
 def execute_trimmed(fn: Callable[..., Any], args: tuple) -> Done:
-    """:func:`execute` in a pool worker, which then gives its freed heap back (``memory.trim``)."""
+    """:func:`execute` in a pool worker, which then gives its freed heap back (``memory.trim``)
+    after a long task, so the worker's resident size returns to its baseline between passes."""
+    c0 = time.process_time()
     try:
         return execute(fn, args)
     finally:
-        memory.trim()
+        if time.process_time() - c0 >= TRIM_AFTER_CPU:
+            memory.trim()
 
 
 Runner = Callable[[Step], list[Done]]

@@ -282,7 +282,9 @@ def write_release(
                 "build_key": bkey,
                 "orchestration": {"wall_seconds": {k: round(v, 3) for k, v in sorted(wall.items())},
                                   "shards": len(build.passes[-1]),
-                                  "passes": len(build.passes)},
+                                  "passes": len(build.passes),
+                                  # every parallel step that ran: tasks, CPU and wall seconds inside them
+                                  "steps": list(getattr(build, "steps", []))},
                 "schema_fingerprint": schema_fp,
                 "table_digests": digests,
                 "metadata_digest": metadata_digest,
