@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         print_quality(q)
 
     if not a.no_peer:
-        peer = run_peer(a.peer_python.resolve() if a.peer_python.exists() else a.peer_python, corpus, out, a.timeout)
+        peer = run_peer(a.peer_python.absolute(), corpus, out, a.timeout)  # not resolve(): a venv python is a link
         if peer is not None:
             results["peer"] = {k: v for k, v in peer.items() if k != "peer"}
             p = peer["peer"]
