@@ -528,7 +528,9 @@ def inspect(
         out.print(t)
     else:
         out.print("quarantined inputs: 0", highlight=False)
-    t = Table(title=f"sample ({sample} documents)")
+    from corpuspipe.release.report import plural
+
+    t = Table(title=f"sample ({plural(min(sample, len(docs)), 'document')})")
     for col in ("doc_id", "script", "title", "chars", "text"):
         t.add_column(col, justify="right" if col == "chars" else "left", overflow="fold")
     for d in docs.slice(0, sample).to_pylist():
@@ -565,8 +567,10 @@ def export(
         result = export_release(resolved, out_dir, sel, formats=formats or ["parquet", "jsonl"], shard_rows=shard_rows)
     except (UserError, ExportError) as exc:
         _fail(str(exc))
-    out.print(f"exported {result.rows} {level}s of release {result.manifest['release_version']} "
-              f"into {len(result.files)} files in {out_dir}", highlight=False)
+    from corpuspipe.release.report import plural
+
+    out.print(f"exported {plural(result.rows, level)} of release {result.manifest['release_version']} "
+              f"into {plural(len(result.files), 'file')} in {out_dir}", highlight=False)
 
 
 @app.command()
@@ -586,11 +590,16 @@ def show(
         story = load_story(resolved, item_id)
     except (UserError, NotFound) as exc:
         _fail(str(exc))
-    render_terminal(story, out, context=context)
+    from corpuspipe.release.flag_reasons import flag_reasons
+    from corpuspipe.release.show import edits_of
+    from corpuspipe.release.versioning import read_manifest
+
+    reasons = flag_reasons(story.doc, edits_of(resolved, story.doc["doc_id"]), read_manifest(resolved).get("config"))
+    render_terminal(story, out, context=context, reasons=reasons)
     if html_path is not None:
         from corpuspipe.core.io import atomic_write_text
 
-        atomic_write_text(html_path, render_html(story))
+        atomic_write_text(html_path, render_html(story, reasons))
         console.print(f"wrote {html_path}", highlight=False)
 
 
