@@ -403,16 +403,26 @@ def _unchanged_release(raw_dir: Path, out_dir: Path, cfg: Any, version: str | No
     return None if same is None else same.release_dir
 
 
+def _shown_path(path: Path) -> str:
+    """``releases/1.0.0`` rather than ``/home/…/releases/1.0.0`` when the path is under the current
+    directory: the summary's paths are what the user types next."""
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(os.getcwd()))
+    except ValueError:
+        return str(path)
+
+
 def _summary(release_dir: Path, status: str = "written") -> None:
     from corpuspipe.release.versioning import read_manifest
 
     manifest = read_manifest(release_dir)
     counts = {o["path"]: o["rows"] for o in manifest["outputs"]}
+    shown = _shown_path(release_dir)
     if status == "unchanged":
-        out.print(f"release [bold]{manifest['version']}[/] unchanged (inputs, config and code as built): {release_dir}",
+        out.print(f"release [bold]{manifest['version']}[/] unchanged (inputs, config and code as built): {shown}",
                   highlight=False)
     else:
-        out.print(f"release [bold]{manifest['version']}[/] written to {release_dir}", highlight=False)
+        out.print(f"release [bold]{manifest['version']}[/] written to {shown}", highlight=False)
     out.print("  " + ", ".join(f"{k.removesuffix('.parquet')}: {v}" for k, v in sorted(counts.items())), highlight=False)
     q = manifest["quarantine"]
     if q["count"]:
@@ -420,6 +430,8 @@ def _summary(release_dir: Path, status: str = "written") -> None:
         out.print(f"  quarantined inputs: {q['count']} ({reasons}); see quarantine.parquet", highlight=False)
     else:
         out.print("  quarantined inputs: 0", highlight=False)
+    if (Path(release_dir) / "report.html").is_file():
+        out.print(f"  open {Path(shown) / 'report.html'} to audit it", highlight=False)
 
 
 def _resolve_release(path: Path) -> Path:
