@@ -6,7 +6,8 @@ summary, the layout, `show`, loading the release with pandas / DuckDB / Hugging 
 `export`, loading the export in `datasets` in both formats.  Each page runs in a fresh directory
 holding `releases/` (and `raw/`), its blocks in order:
 
-* ```` ```python ```` blocks are executed, each in its own namespace (copy-pasteable alone);
+* ```` ```python ```` blocks are executed, each in its own namespace (copy-pasteable alone), except
+  an excerpt of a source file, whose first line names it (``# src/corpuspipe/pipeline.py``);
 * ```` ```sql ```` blocks are run by DuckDB;
 * ```` ```bash ```` lines calling ``corpuspipe export|show|inspect|config|diff`` are run through the
   CLI (other lines -- make, prefect, dask, release -- are not: the release exists already);
@@ -18,6 +19,8 @@ An HTML comment right before a block says what else to check:
   the ``id`` column of the variable named by ``ids of NAME``) are exactly the ids the export writes;
 * ``<!-- test: ids ⊆ corpuspipe export ARGS -->``: a subset of them (a stricter recipe);
 * ``<!-- test: release summary of raw/ -->``: the block is what ``corpuspipe release`` prints at the end;
+* ``<!-- test: output of corpuspipe ARGS -->``: every line of the block but ``…`` is a line the
+  command prints (an excerpt of its output);
 * ``<!-- test: skip (why) -->``: not run.
 
 Before this test the README's two "deduplicated leaf sections" recipes returned 134 and 118 rows on
@@ -160,6 +163,16 @@ def run_page(path: Path, releases: Path, work: Path) -> int:
                 assert b.body == _summary_text(releases, work), f"{where}: the release prints\n" + \
                     _summary_text(releases, work)
                 checked += 1
+            elif b.note and b.note.startswith("output of "):
+                argv = b.note.removeprefix("output of ").split()
+                assert argv[0] == "corpuspipe", f"{where}: output of corpuspipe ..."
+                printed = set(_cli(argv[1:]).splitlines())
+                missing = [ln for ln in b.body.splitlines() if ln != "…" and ln not in printed]
+                assert not missing, f"{where}: `{b.note[10:]}` does not print {missing[:3]}"
+                checked += 1
+            elif b.lang == "python" and re.match(r"# \S+\.py\s*$", b.body.split("\n", 1)[0]):
+                assert not b.note, f"{where}: an excerpt of a source file is not run, so it checks nothing"
+                compile(b.body, where, "exec")  # still valid Python
             elif b.lang == "python":
                 ns: dict = {"__name__": "__snippet__"}
                 exec(compile(b.body, where, "exec"), ns)  # noqa: S102 -- the docs' own code

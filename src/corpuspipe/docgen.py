@@ -155,6 +155,14 @@ def contract_page() -> str:
             doc = schema_docs.COLUMNS[name][f.name].replace("|", "\\|")
             lines.append(f"| `{f.name}` | `{_arrow_type(f.type)}` | {'yes' if f.nullable else 'no'} | {doc} |")
         lines.append("")
+    from corpuspipe.release.report import FLAG_MEANINGS
+
+    lines += ["## Flags", "",
+              "Values of `documents.flags`: a flagged document is kept; `corpuspipe show` says why each flag fired, "
+              "`corpuspipe export` drops `mojibake` by default. The file in brackets raises the flag.", "",
+              "| flag | meaning |", "|---|---|"]
+    lines += ["| `" + k + "` | " + v.replace("|", "\\|") + " |" for k, v in sorted(FLAG_MEANINGS.items())]
+    lines.append("")
     return "\n".join(lines)
 
 

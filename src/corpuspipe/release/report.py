@@ -47,6 +47,9 @@ FLAG_MEANINGS: dict[str, str] = {
     "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
     "decode_replaced": "The file was not valid in any encoding tried; undecodable bytes became U+FFFD. (ingest/files.py)",
     "non_utf8_path": "The file name was not valid UTF-8; its path is stored with \\x escapes. (ingest/files.py)",
+    "boilerplate_kept": "The boilerplate detector would have left fewer than watermark.min_kept_chars characters of a "
+                        "long text (more than watermark.max_emptied_chars removed): the detector's removals were "
+                        "not applied to it. (stages/watermark.py)",
     "unparsed_crawled_at": "The crawler's time could not be read as a date and time; crawled_at is null. "
                            "(stages/quality.py)",
 }
