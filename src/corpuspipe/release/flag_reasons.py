@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from corpuspipe.release.report import FLAG_MEANINGS
+from corpuspipe.release.report import FLAG_MEANINGS, plural
 from corpuspipe.release.show import _flat as _visible
 
 SAMPLES = 3  # places shown per flag
@@ -64,14 +64,14 @@ def _mojibake(raw: str, clean: str, cfg: dict) -> FlagReason | None:
                      "next to an orphaned trail byte or a private-use character)")
         spans += [(x.start() + 1, x.end()) for x in m._LOST_LEAD.finditer(raw)]
     if "private_use" in ev:
-        parts.append(f"{ev['private_use']} private-use character(s) (no font draws them in prose)")
+        parts.append(f"{plural(ev['private_use'], 'private-use character')} (no font draws them in prose)")
         spans += [x.span() for x in m._PRIVATE_USE.finditer(raw)]
     if "outside_gb2312" in ev:
         parts.append(f"{ev['outside_gb2312']} characters that neither GB2312 nor Big5 encode, over "
                      f"{m._STRANGE_SHARE:.0%} of the non-ASCII characters of a Simplified text")
         spans += [(i, i + 1) for i, ch in enumerate(raw) if ord(ch) > 0x7F and m._outside_gb2312_and_big5(ch)]
     if "garbled_lines" in ev:
-        parts.append(f"{ev['garbled_lines']} line(s) with at least 3 (and 3 %) characters neither GB2312 nor Big5 "
+        parts.append(f"{plural(ev['garbled_lines'], 'line')} with at least 3 (and 3 %) characters neither GB2312 nor Big5 "
                      "encode (one mis-decoded paragraph)")
         spans += [(i, i + 1) for i, ch in enumerate(raw) if ord(ch) > 0x7F and m._outside_gb2312_and_big5(ch)]
     return FlagReason("mojibake", "ingest.mojibake_evidence on the raw text: " + "; ".join(parts) + " (any one fires)",
@@ -86,11 +86,11 @@ def _encoding_damage(raw: str, clean: str, cfg: dict) -> FlagReason | None:
             continue
         if q._REPLACEMENT in text:
             spans = [(i, i + 1) for i, ch in enumerate(text) if ch == q._REPLACEMENT]
-            return FlagReason("encoding_damage", f"{len(spans)} U+FFFD replacement character(s) in the {name} text: "
+            return FlagReason("encoding_damage", f"{plural(len(spans), 'U+FFFD replacement character')} in the {name} text: "
                               "bytes a decoder dropped", _places(text, spans))
         runs = [x.span() for x in q._QMARK_RUN.finditer(text)]
         if runs:
-            return FlagReason("encoding_damage", f"{len(runs)} run(s) of '??' touching Han characters in the {name} "
+            return FlagReason("encoding_damage", f"{plural(len(runs), 'run')} of '??' touching Han characters in the {name} "
                               "text (a lossy re-encode writes '?' per lost character)", _places(text, runs))
         inword = [x.span() for x in q._QMARK_IN_WORD.finditer(text)]
         han = len(q._HAN_RE.findall(text))
@@ -141,7 +141,7 @@ def _rewritten_year(raw: str, clean: str, cfg: dict) -> FlagReason | None:
     spans = [x.span() for x in _YEAR_RANGE_RE.finditer(clean)]
     if not spans:
         return None
-    return FlagReason("rewritten_year", f"{len(spans)} year range(s) whose two ends are the same year "
+    return FlagReason("rewritten_year", f"{plural(len(spans), 'year range')} whose two ends are the same year "
                       "(a template's year rewritten mechanically)", _places(clean, spans))
 
 
@@ -154,8 +154,8 @@ def _short(raw: str, clean: str, cfg: dict) -> FlagReason | None:
 
 def _decode_replaced(raw: str, clean: str, cfg: dict) -> FlagReason | None:
     spans = [(i, i + 1) for i, ch in enumerate(raw) if ch == "\ufffd"]
-    return FlagReason("decode_replaced", f"no encoding decoded the file strictly; {len(spans)} undecodable byte "
-                      "sequence(s) became U+FFFD", _places(raw, spans))
+    return FlagReason("decode_replaced", f"no encoding decoded the file strictly; "
+                      f"{plural(len(spans), 'undecodable byte sequence')} became U+FFFD", _places(raw, spans))
 
 
 _EXPLAIN: dict[str, Callable[[str, str, dict], FlagReason | None]] = {
