@@ -143,7 +143,7 @@ def contract_page() -> str:
              "Every table is Parquet (zstd by default, `release.compression`), written with these exact Arrow "
              "schemas, rows in a fixed order (below), so the same inputs and config give byte-identical files. "
              "Each file's key-value metadata holds " + ", ".join(f"`{k}`" for k in keys) + ".", "",
-             "| table | file | one row per | sorted by |", "|---|---|---|---|"]
+             "| table | file | rows | sorted by |", "|---|---|---|---|"]
     for name in schemas.TABLES:
         lines.append(f"| [`{name}`](#{name}) | `{DATA_FILES[name]}` | {schema_docs.TABLES[name]} | "
                      f"{', '.join(f'`{k}`' for k in schemas.SORT_KEYS[name])} |")
