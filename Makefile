@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: setup release test bench bench-1g lock clean
+.PHONY: setup release test docs bench bench-1g lock clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ release: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The docs site: regenerate the reference pages from the code, then build site/ (open site/index.html).
+docs: $(STAMP)
+	$(PY) -m corpuspipe.docgen
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict  # not --quiet: it hides the warnings that --strict counts
 
 # Crawl-shaped corpus (bench/make_crawl.py, generated once; corpus.json is written last) through
 # the real CLI (bench/run_crawl.py). BENCH_ARGS=--rerun also times an unchanged second run.
@@ -51,4 +56,4 @@ lock:
 	$(UV) pip compile --quiet pyproject.toml --extra test --override overrides.txt --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .prefect releases .pytest_cache
+	rm -rf $(VENV) .prefect releases .pytest_cache site

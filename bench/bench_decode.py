@@ -2,7 +2,7 @@
 
 Usage: python bench/bench_decode.py [--mb 4] [--module corpuspipe.stages.ingest.files]
 
-Builds one file per encoding from /work/shared/external/gov_reports (Simplified reports as
+Builds one file per encoding from ../shared/external/gov_reports (Simplified reports as
 GB18030; the same reports converted to Traditional with OpenCC t2s's inverse, s2t, as Big5,
 characters Big5 lacks dropped), repeated up to --mb megabytes, and times decode_bytes on it.
 --module names a module with a decode_bytes to compare (e.g. a copy of an older version).
@@ -16,13 +16,14 @@ import json
 import time
 from pathlib import Path
 
-EXTERNAL = Path("/work/shared/external/gov_reports/government_work_reports.jsonl")
+from _need import need_external
 
 
 def _texts(n_docs: int = 8) -> tuple[str, str]:
     from opencc import OpenCC
 
-    docs = [json.loads(line) for line in EXTERNAL.read_text(encoding="utf-8").splitlines()[:n_docs]]
+    reports = need_external("gov_reports/government_work_reports.jsonl")
+    docs = [json.loads(line) for line in reports.read_text(encoding="utf-8").splitlines()[:n_docs]]
     simplified = "\n\n".join(f"{d['title']}\n\n{d['content']}" for d in docs)
     return simplified, OpenCC("s2t").convert(simplified)
 

@@ -2,7 +2,7 @@
 
 Usage: python bench/bench_ingest_bigfile.py [--mb 20 200] [--dir /tmp/...] [--file BIG.txt ...]
 
-Concatenates the real reports of /work/shared/external/gov_reports (title line, blank line,
+Concatenates the real reports of ../shared/external/gov_reports (title line, blank line,
 content) until the file reaches each size (or takes the given files), then runs pass 0 of the
 real plan on it (``pipeline.run_pass``: ingest, written group by group to the shard Parquet, and
 the collects of identical_files and watermark) in a fresh process: peak RSS is that process's,
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-GOV = Path("/work/shared/external/gov_reports")
+from _need import need_external
 
 _CHILD = """
 import resource, sys, tempfile, time
@@ -43,8 +43,9 @@ print(f"{p.stat().st_size / 1e6:7.1f} MB  pass 0 {dt:7.1f} s wall  {used:7.1f} s
 
 def build(path: Path, mb: float) -> None:
     docs = []
+    gov = need_external("gov_reports")
     for name in ("government_work_reports.jsonl", "cpc_congress_reports.jsonl"):
-        for line in (GOV / name).read_text(encoding="utf-8").splitlines():
+        for line in (gov / name).read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             docs.append(f"{r['title']}\n\n{r['content'].strip()}\n\n".encode("utf-8"))
     target, size = int(mb * 1e6), 0

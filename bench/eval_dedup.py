@@ -30,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _need import need_external
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -205,7 +206,7 @@ def fmt_doc(name: str, r: dict) -> str:
 def synthetic_sections(n: int, seed: int = 0) -> list[str]:
     """Section-length texts (80-600 chars) stitched from random 3-12 char chunks of real report text:
     realistic phrase overlap (shared 5-grams) without long copies."""
-    src_path = Path("/work/shared/external/gov_reports/government_work_reports.jsonl")
+    src_path = need_external("gov_reports/government_work_reports.jsonl")
     src = "".join(json.loads(ln)["content"] for ln in src_path.read_text(encoding="utf-8").splitlines() if ln.strip())
     rng = np.random.default_rng(seed)
     out = []

@@ -23,7 +23,7 @@ from corpuspipe import pipeline
 from corpuspipe.core import shardio
 from corpuspipe.core.config import PipelineConfig
 
-EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "external"
+from _need import EXTERNAL, need_external  # noqa: E402  (../shared/external, or CORPUSPIPE_EXTERNAL)
 FLAGS = ("truncated", "encoding_damage", "mojibake", "mostly_non_han", "punctuation_only", "short")
 # Hand labels: flags a reader confirmed on a real document (none so far: every firing printed by a
 # run is looked at and, if right, added here).
@@ -31,6 +31,7 @@ LABELS: dict[str, list[str]] = {}
 
 
 def make_corpus(raw: Path) -> int:
+    need_external("gov_reports")
     if raw.exists():
         shutil.rmtree(raw)
     n = 0

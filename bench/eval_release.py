@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from _need import REPO, need
 
 from corpuspipe.core.records import make_doc_id
 
@@ -26,10 +27,15 @@ from corpuspipe.core.records import make_doc_id
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("release", type=Path)
-    ap.add_argument("--corpus", type=Path, default=Path("bench/out/corpus"))
+    ap.add_argument("--corpus", type=Path, default=REPO / "bench" / "out" / "corpus",
+                    help="a bench/make_corpus.py corpus (its truth.json and raw/)")
     args = ap.parse_args()
-    truth = json.loads((args.corpus / "truth.json").read_text(encoding="utf-8"))
+    make = ("make one: .venv/bin/python bench/make_corpus.py --out bench/out/corpus, then "
+            ".venv/bin/corpuspipe release bench/out/corpus/raw --out bench/out/corpus-releases")
+    truth = json.loads(need(args.corpus / "truth.json", "a bench corpus with its truth file", make)
+                       .read_text(encoding="utf-8"))
     raw = args.corpus / "raw"
+    need(args.release / "documents.parquet", "a release built from that corpus", make)
 
     doc_of: dict[str, str] = {}
     for d in truth["documents"]:
@@ -46,6 +52,9 @@ def main() -> None:
     docs = pq.read_table(args.release / "documents.parquet", columns=["doc_id", "cluster_id"]).to_pylist()
     extra = [d["doc_id"] for d in docs if d["doc_id"] not in base_by_doc]  # essays split off a one-essay file
     cluster = {d["doc_id"]: d["cluster_id"] for d in docs if d["doc_id"] in base_by_doc}
+    if not cluster:
+        raise SystemExit(f"eval_release.py: {args.release} was not built from {args.corpus}: none of its "
+                         f"{len(docs)} documents is in the truth file ({make})")
 
     def pairs(groups: dict[str, list[str]]) -> set[frozenset]:
         out = set()

@@ -1,8 +1,8 @@
 """Heading precision/recall of corpuspipe.stages.section against the external outline ground truth.
 
-Usage: .venv/bin/python bench/eval_sections.py [--external /work/shared/external] [--errors N]
+Usage: .venv/bin/python bench/eval_sections.py [--external ../shared/external] [--errors N]
 
-Two corpora (see /work/shared/external/README.md):
+Two corpora (see ../shared/external/README.md):
 
 * laws (LawRefBook): the Markdown `#` markup is stripped before sectioning (real input has none),
   the `#` title line and the `<!-- INFO END -->` line are blanked so line numbers stay valid.
@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _need import EXTERNAL, need
 from corpuspipe.core.config import SectionConfig  # noqa: E402
 from corpuspipe.stages.section import section_text  # noqa: E402
 
@@ -220,9 +221,11 @@ def throughput(texts: list[str], cfg: SectionConfig) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--external", default="/work/shared/external", type=Path)
+    ap.add_argument("--external", default=EXTERNAL, type=Path, help="the shared external text (../shared/external)")
     ap.add_argument("--errors", type=int, default=0, help="print up to N error examples per corpus")
     args = ap.parse_args()
+    need(args.external / "outline_laws", "the shared external text",
+         "put the project's shared/ folder beside the repository or pass --external")
     cfg = SectionConfig()
     laws = law_docs(args.external)
     gov = gov_docs(args.external)

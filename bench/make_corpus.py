@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/_need.py, also when loaded by path (tests)
+from _need import EXTERNAL, need  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SEED_DIR = REPO / "raw"
-GOV_DIR = Path("/work/shared/external/gov_reports")
+GOV_DIR = EXTERNAL / "gov_reports"  # ../shared/external beside the repository (bench/_need.py)
 GOV_FILES = ("government_work_reports.jsonl", "cpc_congress_reports.jsonl")
 GENERATOR_VERSION = 1
 
@@ -463,7 +466,7 @@ def build(out: Path, mb: float, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     trad_chars = traditional_only_chars()
     seeds = load_seed_bases(SEED_DIR)
-    gov = load_gov_bases(GOV_DIR)
+    gov = load_gov_bases(need(GOV_DIR, "the shared external text", "put the project's shared/ folder beside the repository or set CORPUSPIPE_EXTERNAL"))
     for b in seeds + gov:
         b.native_traditional = is_traditional(b.title + "".join(b.paras), trad_chars)
     pool = build_pool(seeds + gov)

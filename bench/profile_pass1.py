@@ -1,6 +1,6 @@
 """CPU time of each stage of pass 1 on a slice of a crawl-shaped corpus, and a hash that proves no byte moved.
 
-    .venv/bin/python bench/profile_pass1.py                       # 10 MB slice of crawl100
+    .venv/bin/python bench/profile_pass1.py                       # 10 MB slice of bench/out/crawl100 (make bench)
     .venv/bin/python bench/profile_pass1.py --mb 5 --profile      # + cProfile top functions
     .venv/bin/python bench/profile_pass1.py --pyspy               # (run under py-spy instead)
 
@@ -25,8 +25,11 @@ import json
 import os
 import pstats
 import shutil
+import tempfile
 import time
 from pathlib import Path
+
+from _need import REPO, need
 
 
 from corpuspipe import pipeline
@@ -83,14 +86,17 @@ def run_pass1(raw: Path, work: Path) -> tuple[dict, str, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent / "out" / "crawl100",
-                    help="a corpus made by bench/make_crawl.py (default: bench/out/crawl100, as `make bench` makes it)")
+    ap.add_argument("--corpus", type=Path, default=REPO / "bench" / "out" / "crawl100",
+                    help="a crawl-shaped corpus (bench/make_crawl.py; `make bench` makes bench/out/crawl100)")
     ap.add_argument("--mb", type=float, default=10.0)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/profile_pass1"))
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "profile_pass1",
+                    help="pass 0 of each slice is kept here between runs")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--dump", type=Path, help="write the cProfile stats here (with --profile)")
     args = ap.parse_args()
+    need(args.corpus, "a crawl-shaped corpus", "make one with `make bench` or .venv/bin/python bench/make_crawl.py "
+         "--mb 100 --out bench/out/crawl100 --seed 1")
     work = args.work / f"mb{args.mb:g}"
     raw, raw_bytes, files = slice_raw(args.corpus, args.mb, work)
     pipeline.build(raw, PipelineConfig(), work / "w")  # pass 0 and its reduces, cached for later runs

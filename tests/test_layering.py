@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("configdoc", "preflight"),  # what the CLI checks and prints before a run
     ("flows",),
     ("cli",),
+    ("docgen",),  # writes the reference pages from the config models and the CLI
 ]
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 #: the names directly under corpuspipe/ that are modules or packages (anything else imported

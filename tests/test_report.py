@@ -111,8 +111,10 @@ def test_report_shows_examples_for_every_rule_and_flag_and_both_cluster_levels(s
     sbs = re.findall(r'<table class="sbs">.*?</table>', page, flags=re.S)
     assert len(sbs) >= 2 and "<del>历来</del>" in sbs[0]  # the planted copy's reworded sentence, marked
     dups = pq.read_table(seed_release / "duplicates.parquet", columns=["level"])["level"].to_pylist()
-    assert f"{dups.count('section')} verified section pairs" in text
-    assert f"{dups.count('document')} verified document pairs" in text
+    from corpuspipe.release.report import plural
+
+    assert f"{plural(dups.count('section'), 'verified section pair')} in" in text
+    assert f"{plural(dups.count('document'), 'verified document pair')} in" in text
     assert "first release" in text and "bump" not in text and "—)" not in text
     stages = page.split("<h2>Stages</h2>")[1].split("<h2>")[0]
     assert "{" not in stages and '"' not in re.sub(r'<[^>]+>', "", stages)  # plain tables, not JSON

@@ -365,16 +365,26 @@ def serve(
     serve_release(cron=cron, raw_dir=raw_dir, out_dir=out, config_path=config, name=name, publish_target=publish)
 
 
+def _shown_path(path: Path) -> str:
+    """``releases/1.0.0`` rather than ``/home/…/releases/1.0.0`` when the path is under the current
+    directory: the summary's paths are what the user types next."""
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(os.getcwd()))
+    except ValueError:
+        return str(path)
+
+
 def _summary(release_dir: Path, status: str = "written") -> None:
     from corpuspipe.release.versioning import read_manifest
 
     manifest = read_manifest(release_dir)
     counts = {o["path"]: o["rows"] for o in manifest["outputs"]}
+    shown = _shown_path(release_dir)
     if status == "unchanged":
-        out.print(f"release [bold]{manifest['version']}[/] unchanged (inputs, config and code as built): {release_dir}",
+        out.print(f"release [bold]{manifest['version']}[/] unchanged (inputs, config and code as built): {shown}",
                   highlight=False)
     else:
-        out.print(f"release [bold]{manifest['version']}[/] written to {release_dir}", highlight=False)
+        out.print(f"release [bold]{manifest['version']}[/] written to {shown}", highlight=False)
     out.print("  " + ", ".join(f"{k.removesuffix('.parquet')}: {v}" for k, v in sorted(counts.items())), highlight=False)
     q = manifest["quarantine"]
     if q["count"]:
@@ -382,6 +392,8 @@ def _summary(release_dir: Path, status: str = "written") -> None:
         out.print(f"  quarantined inputs: {q['count']} ({reasons}); see quarantine.parquet", highlight=False)
     else:
         out.print("  quarantined inputs: 0", highlight=False)
+    if (Path(release_dir) / "report.html").is_file():
+        out.print(f"  open {Path(shown) / 'report.html'} to audit it", highlight=False)
 
 
 def _resolve_release(path: Path) -> Path:
@@ -490,7 +502,9 @@ def inspect(
         out.print(t)
     else:
         out.print("quarantined inputs: 0", highlight=False)
-    t = Table(title=f"sample ({sample} documents)")
+    from corpuspipe.release.report import plural
+
+    t = Table(title=f"sample ({plural(min(sample, len(docs)), 'document')})")
     for col in ("doc_id", "script", "title", "chars", "text"):
         t.add_column(col, justify="right" if col == "chars" else "left", overflow="fold")
     for d in docs.slice(0, sample).to_pylist():
@@ -527,8 +541,10 @@ def export(
         result = export_release(resolved, out_dir, sel, formats=formats or ["parquet", "jsonl"], shard_rows=shard_rows)
     except (UserError, ExportError) as exc:
         _fail(str(exc))
-    out.print(f"exported {result.rows} {level}s of release {result.manifest['release_version']} "
-              f"into {len(result.files)} files in {out_dir}", highlight=False)
+    from corpuspipe.release.report import plural
+
+    out.print(f"exported {plural(result.rows, level)} of release {result.manifest['release_version']} "
+              f"into {plural(len(result.files), 'file')} in {out_dir}", highlight=False)
 
 
 @app.command()
@@ -548,11 +564,16 @@ def show(
         story = load_story(resolved, item_id)
     except (UserError, NotFound) as exc:
         _fail(str(exc))
-    render_terminal(story, out, context=context)
+    from corpuspipe.release.flag_reasons import flag_reasons
+    from corpuspipe.release.show import edits_of
+    from corpuspipe.release.versioning import read_manifest
+
+    reasons = flag_reasons(story.doc, edits_of(resolved, story.doc["doc_id"]), read_manifest(resolved).get("config"))
+    render_terminal(story, out, context=context, reasons=reasons)
     if html_path is not None:
         from corpuspipe.core.io import atomic_write_text
 
-        atomic_write_text(html_path, render_html(story))
+        atomic_write_text(html_path, render_html(story, reasons))
         console.print(f"wrote {html_path}", highlight=False)
 
 

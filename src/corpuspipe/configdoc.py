@@ -1,8 +1,10 @@
-"""The configuration, documented from its own source: commented TOML and a Markdown table.
+"""The configuration, documented from its own source: commented TOML and a Markdown reference.
 
 Every key's meaning is the comment written beside it (or on the lines just above it) in
-``core/config.py``, and a section's meaning is its class docstring, so the file a user edits, the
-``config show`` output and the README table cannot drift from the code that reads them.
+``core/config.py``, its type and range are the pydantic field's, and a section's meaning is its
+class docstring, so the file a user edits (``config init``, ``config.example.toml``), the
+``config show`` output and ``docs/reference/configuration.md`` cannot drift from the code that
+reads them (``corpuspipe.docgen`` writes the last two; ``tests/test_docs.py`` checks them).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import inspect
 import io
 import json
 import tokenize
+import types
+import typing
 from typing import Any
 
 from corpuspipe.core.config import PipelineConfig
@@ -56,6 +60,10 @@ MEANINGS: dict[str, str] = {
     "ingest.min_essay_chars": "essays with fewer non-space characters are flagged short",
     "watermark.detect_boilerplate": "also remove lines and bracketed runs that recur across many documents",
     "watermark.min_chars": "shortest line or run the boilerplate detector considers",
+    "watermark.edge_chars": "the page edges in characters from either end (see edge_lines)",
+    "watermark.max_emptied_chars": "an emptied essay whose detector-removed text is longer than this is kept "
+                                   "untouched by the detector and flagged boilerplate_kept; otherwise quarantined "
+                                   "(boilerplate_only; see min_kept_chars)",
     "watermark.allowlist": "lines the boilerplate detector never removes (set phrases)",
     "normalize.convert_traditional": "convert Traditional script to Simplified (OpenCC t2s plus a 著→着 pass)",
     "normalize.fix_punctuation": "ASCII punctuation in Chinese context becomes full-width",
@@ -80,7 +88,6 @@ MEANINGS: dict[str, str] = {
     "release.license_link": "license URL",
     "release.citation": "how to cite the dataset",
     "release.compression": "Parquet compression of the release tables",
-    "release.compression_level": "compression level (zstd, gzip)",
     "release.row_group_size": "rows per Parquet row group in the release",
     "release.shard_max_bytes": "a shard is cut before it would pass this many raw bytes",
 }
@@ -133,12 +140,50 @@ def to_toml(cfg: PipelineConfig | None = None, commented_out: bool = False) -> s
     return "\n".join(line for line in lines) .replace("\n\n\n", "\n\n")
 
 
-def markdown_table() -> str:
-    """| key | default | meaning | for the README."""
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for sec, _doc, keys in sections():
+def type_of(cls: type, key: str) -> str:
+    """A field's type and range in words: ``int >= 1``, ``float in (0, 1]``, ``"char" | "word"``."""
+    f = cls.model_fields[key]
+    ann = f.annotation
+    if typing.get_origin(ann) is typing.Literal:
+        return " | ".join(_toml_value(a) for a in typing.get_args(ann))
+    optional = False
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        optional, ann = len(args) < len(typing.get_args(ann)), args[0]
+    words = {bool: "bool", int: "int", float: "float", str: "string"}
+    if typing.get_origin(ann) is tuple:
+        item = typing.get_args(ann)[0]
+        name = f"list of {words.get(item, getattr(item, '__name__', str(item)))}s"
+    else:
+        name = words.get(ann, getattr(ann, "__name__", str(ann)))
+    lo = hi = None
+    lo_open = hi_open = False
+    for m in f.metadata:
+        for attr, is_lo, is_open in (("ge", True, False), ("gt", True, True), ("le", False, False), ("lt", False, True)):
+            v = getattr(m, attr, None)
+            if v is not None:
+                if is_lo:
+                    lo, lo_open = v, is_open
+                else:
+                    hi, hi_open = v, is_open
+    if lo is not None and hi is not None:
+        name += f" in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    elif lo is not None:
+        name += f" {'>' if lo_open else '>='} {lo}"
+    elif hi is not None:
+        name += f" {'<' if hi_open else '<='} {hi}"
+    return name + (" (optional)" if optional else "")
+
+
+def markdown_reference() -> str:
+    """Per section: its docstring and a ``| key | type | default | meaning |`` table."""
+    out: list[str] = []
+    for sec, doc, keys in sections():
+        cls = PipelineConfig.model_fields[sec].annotation
+        out += [f"## `[{sec}]`", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for k, _v, d, meaning in keys:
             dv = "(unset)" if d is None else _toml_value(d)
-            cell = meaning.replace("|", "\\|")
-            rows.append(f"| `{sec}.{k}` | `{dv}` | {cell} |")
-    return "\n".join(rows)
+            cells = [f"`{k}`", type_of(cls, k), f"`{dv}`", meaning]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        out.append("")
+    return "\n".join(out)

@@ -47,9 +47,18 @@ FLAG_MEANINGS: dict[str, str] = {
     "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
     "decode_replaced": "The file was not valid in any encoding tried; undecodable bytes became U+FFFD. (ingest/files.py)",
     "non_utf8_path": "The file name was not valid UTF-8; its path is stored with \\x escapes. (ingest/files.py)",
+    "boilerplate_kept": "The boilerplate detector would have left fewer than watermark.min_kept_chars characters of a "
+                        "long text (more than watermark.max_emptied_chars removed): the detector's removals were "
+                        "not applied to it. (stages/watermark.py)",
     "unparsed_crawled_at": "The crawler's time could not be read as a date and time; crawled_at is null. "
                            "(stages/quality/stage.py)",
 }
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``1,204 documents``: a count with its noun agreeing (``many`` for an
+    irregular plural).  Every user-facing count of the report, ``show`` and the CLI summaries uses it."""
+    return f"{n:,} {noun if n == 1 else (many or noun + 's')}"
+
+
 _DOC_COLUMNS = ["doc_id", "title", "char_count", "script", "cluster_id", "cluster_size", "duplicate_of", "flags"]
 
 
@@ -584,8 +593,8 @@ def _cluster_section(stats: Mapping[str, Any], level: str) -> str:
     c = stats["clusters"][level]
     noun = "document" if level == "document" else "section"
     parts = [f"<h3>{noun.capitalize()} clusters</h3>",
-             f"<p>{c['multi']:,} {noun} clusters with more than one member; {c['pair_count']:,} verified {noun} "
-             f"pairs in <code>duplicates.parquet</code>.</p>",
+             f"<p>{plural(c['multi'], noun + ' cluster')} with more than one member; "
+             f"{plural(c['pair_count'], 'verified ' + noun + ' pair')} in <code>duplicates.parquet</code>.</p>",
              _table(["cluster (representative id)", "members"], [[x["cluster_id"], x["size"]] for x in c["clusters"]])]
     for p in c["pairs"]:
         left, right = side_by_side(p["a"].get("text") or "", p["b"].get("text") or "")

@@ -15,6 +15,7 @@ every change in place.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,35 +140,74 @@ def _visible(s: str) -> str:
     return s.replace("\r", "␍").replace("\n", "⏎\n")
 
 
-# ----------------------------------------------------------------------------- terminal
-def render_terminal(story: Story, console, context: int = 30) -> None:
-    """Rich output: header, signals and pairs as tables, then each edit in its context
-    (removed raw text red and struck through, inserted text green, the rule name dim)."""
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
+def _flat(s: str) -> str:
+    """One line: line breaks as ⏎, other invisible characters named (a removed space must show;
+    a private-use character, which no font draws, as its code point)."""
+    s = _visible(s).replace("\n", "").replace("\t", "⇥").replace("\u3000", "␣").replace(" ", "␣")
+    return _PRIVATE_USE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", s)
+
+
+def _cluster_line(story: Story) -> str:
+    from corpuspipe.release.report import plural
+
+    d = story.doc
+    line = f"{d['cluster_id']} ({plural(d['cluster_size'], 'member')})"
+    if story.representative:
+        r = story.representative
+        line += f"; duplicate of {r['doc_id']} «{r['title'] or ''}» ({plural(r['char_count'], 'char')}), the representative"
+    elif d["cluster_size"] > 1:
+        line += "; this document is the representative (fewest flags, Simplified original, longest, then smallest id)"
+    return line
+
+
+def _facts(story: Story) -> list[tuple[str, str]]:
+    from corpuspipe.release.report import plural
+
+    d = story.doc
+    rows = [("source", f"{d['source_path']} (essay {d['essay_index']})")]
+    if story.section:
+        s = story.section
+        rows += [("section", f"path {s['path']} level {s['level']} marker {s['marker'] or '—'} "
+                             f"heading {s['heading'] or '—'} chars {s['char_start']}–{s['char_end']}"),
+                 ("section cluster", f"{s['cluster_id']}" + (f" (duplicate of {s['duplicate_of']})"
+                                                             if s["duplicate_of"] else " (kept)"))]
+    rows += [("script", f"{d['script']} (traditional ratio {d['trad_ratio']:.3f})"),
+             ("characters", f"{d['char_count']:,} clean; {plural(len(story.edits), 'edit')} shown, "
+                            f"{d['edit_count']:,} in the document"),
+             ("flags", ", ".join(d["flags"]) or "none"),
+             ("cluster", _cluster_line(story))]
+    return rows
+
+
+#: below this width (or when the output is not a terminal: a pipe, a file) ``show`` prints its plain
+#: layout: tables of 7 columns squeezed into 80 columns cut ids to ``0…`` and relations to ``n…``.
+WIDE = 100
+
+
+def render_terminal(story: Story, console, context: int = 30, reasons: list | None = None) -> None:
+    """The story on ``console``.  A wide terminal gets tables and colour (removed raw text red and
+    struck through, inserted text green); a pipe, a file or a terminal narrower than :data:`WIDE`
+    columns gets the plain layout (:func:`render_plain`), which never truncates an id and marks
+    every change in words.  ``reasons``: :func:`corpuspipe.release.flag_reasons.flag_reasons`."""
+    if not console.is_terminal or console.width < WIDE:
+        console.print(render_plain(story, context=context, reasons=reasons), markup=False, highlight=False,
+                      soft_wrap=True, end="")
+        return
     from rich.table import Table
     from rich.text import Text
 
     d = story.doc
     console.print(Text.assemble((f"{story.kind} ", "bold"), (story.id, "bold cyan"), f"  {d['title'] or '(no title)'}"))
     info = Table(show_header=False, box=None, pad_edge=False)
-    info.add_column(style="dim")
+    info.add_column(style="dim", no_wrap=True)
     info.add_column()
-    info.add_row("source", f"{d['source_path']} (essay {d['essay_index']})")
-    if story.section:
-        s = story.section
-        info.add_row("section", f"path {s['path']} level {s['level']} marker {s['marker']} "
-                                f"heading {s['heading'] or '—'} chars {s['char_start']}–{s['char_end']}")
-        info.add_row("section cluster", f"{s['cluster_id']}" + (f" (duplicate of {s['duplicate_of']})"
-                                                               if s["duplicate_of"] else " (kept)"))
-    info.add_row("script", f"{d['script']} (traditional ratio {d['trad_ratio']:.3f})")
-    info.add_row("characters", f"{d['char_count']} clean, {len(story.edits)} edits shown, {d['edit_count']} in the document")
-    info.add_row("flags", ", ".join(d["flags"]) or "none")
-    cluster = f"{d['cluster_id']} ({d['cluster_size']} member{'s' if d['cluster_size'] != 1 else ''})"
-    if story.representative:
-        r = story.representative
-        cluster += f"; duplicate of {r['doc_id']} «{r['title'] or ''}» ({r['char_count']} chars), the representative"
-    elif d["cluster_size"] > 1:
-        cluster += "; this document is the representative (fewest flags, Simplified original, longest, then smallest id)"
-    info.add_row("cluster", cluster)
+    for k, v in _facts(story):
+        info.add_row(k, v)
+    for r in reasons or []:
+        info.add_row(f"why {r.flag}", Text("\n".join([r.why, *r.samples])))
     console.print(info)
 
     sig = Table(title="quality signals", title_justify="left")
@@ -179,8 +219,7 @@ def render_terminal(story: Story, console, context: int = 30) -> None:
 
     pt = Table(title="verified pairs (J: exact Jaccard; in other / in this: containments)", title_justify="left")
     for c in ("level", "this", "other", "J", "in other", "in this", "relation"):
-        pt.add_column(c, justify="right" if c in ("J", "in other", "in this") else "left",
-                      no_wrap=c in ("this", "other"))
+        pt.add_column(c, justify="right" if c in ("J", "in other", "in this") else "left", no_wrap=True)
     for p in story.pairs:
         pt.add_row(p["level"], p["this"], p["other"], f"{p['jaccard_exact']:.3f}",
                    f"{p['this_in_other']:.3f}", f"{p['other_in_this']:.3f}", p["relation"])
@@ -189,7 +228,8 @@ def render_terminal(story: Story, console, context: int = 30) -> None:
     else:
         console.print("verified pairs: none", style="dim")
 
-    console.print(Text("edits (raw → clean, with the rule that made each)", style="bold"))
+    console.print(Text("edits (raw → clean, with the rule that made each; red struck through: removed, "
+                       "green: put in its place)", style="bold"))
     text = d["text"]
     if not story.edits:
         console.print("  none: the clean text is the raw text", style="dim")
@@ -197,20 +237,60 @@ def render_terminal(story: Story, console, context: int = 30) -> None:
         line = Text(f"{k:>4} ")
         line.append(e.rule, style="magenta")
         line.append(f" [{e.stage}] @{e.clean_start}: ", style="dim")
-        line.append(_visible(text[max(0, e.clean_start - context):e.clean_start]).replace("\n", ""))
+        line.append(_flat(text[max(0, e.clean_start - context):e.clean_start]))
         if e.before:
-            line.append(_visible(e.before).replace("\n", ""), style="red strike")
+            line.append(_flat(e.before), style="red strike")
         if e.after:
-            line.append(_visible(e.after).replace("\n", ""), style="green")
-        line.append(_visible(text[e.clean_end:e.clean_end + context]).replace("\n", ""))
+            line.append(_flat(e.after), style="green")
+        line.append(_flat(text[e.clean_end:e.clean_end + context]))
         console.print(line, soft_wrap=True)
+
+
+def render_plain(story: Story, context: int = 30, reasons: list | None = None) -> str:
+    """The story as plain text for pipes, files and narrow terminals: one fact per line, ids whole,
+    and every edit as ``- removed`` / ``+ inserted`` lines plus its context with the change marked
+    ``[-removed-]{+inserted+}`` (wdiff's notation), so nothing depends on colour."""
+    from corpuspipe.release.report import plural
+
+    d = story.doc
+    out = [f"{story.kind} {story.id}  {d['title'] or '(no title)'}"]
+    facts = _facts(story)
+    width = max(len(k) for k, _ in facts)
+    out += [f"  {k:<{width}}  {v}" for k, v in facts]
+    for r in reasons or []:
+        out.append(f"  why {r.flag}: {r.why}")
+        out += [f"      {x}" for x in r.samples]
+    out += ["", "quality signals"]
+    sig = signals_of(d)
+    if sig:
+        w = max(map(len, sig))
+        out += [f"  {k:<{w}}  {v:8.3f}" for k, v in sig.items()]
+    out += ["", f"verified pairs: {len(story.pairs) or 'none'}"]
+    for k, p in enumerate(story.pairs, 1):
+        title = f"  «{p['other_title']}»" if p.get("other_title") else ""
+        out.append(f"  {k:>3}. {p['level']} {p['relation']}: {p['this']} ~ {p['other']}{title}")
+        out.append(f"       exact Jaccard {p['jaccard_exact']:.3f}; this in other {p['this_in_other']:.3f}; "
+                   f"other in this {p['other_in_this']:.3f}")
+    out += ["", f"edits: {plural(len(story.edits), 'edit')} (raw → clean; - removed raw text, + text put in its place)"]
+    if not story.edits:
+        out.append("  none: the clean text is the raw text")
+    text = d["text"]
+    for k, e in enumerate(story.edits, 1):
+        out.append(f"  {k:>4}. {e.rule} [{e.stage}] at clean {e.clean_start}, raw {e.raw_start}")
+        out.append(f"        - {_flat(e.before) if e.before else '(nothing)'}")
+        out.append(f"        + {_flat(e.after) if e.after else '(nothing)'}")
+        left = _flat(text[max(0, e.clean_start - context):e.clean_start])
+        right = _flat(text[e.clean_end:e.clean_end + context])
+        change = (f"[-{_flat(e.before)}-]" if e.before else "") + (f"{{+{_flat(e.after)}+}}" if e.after else "")
+        out.append(f"        …{left}{change}{right}…")
+    return "\n".join(out) + "\n"
 
 
 # ----------------------------------------------------------------------------- HTML
 _CSS = """
 body{font-family:system-ui,"Noto Sans CJK SC","PingFang SC",sans-serif;margin:2rem auto;max-width:980px;color:#222}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;
-vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top;white-space:pre-wrap}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .text{white-space:pre-wrap;line-height:1.7;border:1px solid #ddd;padding:1rem}
 del{background:#fdd;color:#900}ins{background:#dfd;color:#060;text-decoration:none}
 sup.r{font-size:.65em;color:#85a;margin:0 .15em}.muted{color:#777}
@@ -228,9 +308,10 @@ def _table(headers, rows) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(story: Story) -> str:
-    """A static page (no JavaScript, every corpus string escaped): the facts, then the shown text
-    with each removed raw span struck through and each replacement inserted, tagged with its rule."""
+def render_html(story: Story, reasons: list | None = None) -> str:
+    """A static page (no JavaScript, every corpus string escaped): the facts, why each flag fired,
+    then the shown text with each removed raw span struck through and each replacement inserted,
+    tagged with its rule."""
     e = html.escape
     d = story.doc
     rules: dict[str, int] = {}
@@ -246,21 +327,18 @@ def render_html(story: Story) -> str:
         if text:
             marked.append(f'<ins title="{e(rule)}">{e(text)}</ins>')
     facts = [["id", story.id], ["kind", story.kind], ["title", d["title"] or ""],
-             ["source", f"{d['source_path']} (essay {d['essay_index']})"], ["script", d["script"]],
-             ["characters", d["char_count"]], ["flags", ", ".join(d["flags"]) or "none"],
-             ["cluster", f"{d['cluster_id']} ({d['cluster_size']} members)"],
+             *[[k, v] for k, v in _facts(story)],
              ["representative", (story.representative or {}).get("doc_id") or ("this document" if not d["duplicate_of"]
                                                                                else d["duplicate_of"])]]
-    if story.section:
-        s = story.section
-        facts += [["section path", s["path"]], ["heading", s["heading"] or ""],
-                  ["section cluster", s["cluster_id"]], ["section duplicate of", s["duplicate_of"] or "—"]]
+    why = ["<h2>Why each flag</h2>",
+           _table(["flag", "why", "where"], [[r.flag, r.why, "\n".join(r.samples)] for r in reasons])] if reasons else []
     parts = [
         "<!DOCTYPE html>", '<html lang="zh"><head><meta charset="utf-8">',
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         f"<title>{e(story.id)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(d['title'] or story.id)}</h1>",
         _table(["", ""], facts),
+        *why,
         "<h2>Quality signals</h2>",
         _table(["signal", "value"], [[k, float(v)] for k, v in signals_of(d).items()]),
         "<h2>Verified pairs</h2>",
