@@ -31,7 +31,7 @@ def _signature_files(tmp_path: Path, items: list[DedupItem], level: str, shards:
     for k in range(shards):
         p = tmp_path / f"sig{k}.{level}.parquet"
         stats = write_signatures(items[k::shards], level, CFG, p)
-        out.append((str(p), stats["banded"]))
+        out.append((str(p), stats["band_rows"]))
     return out
 
 

@@ -20,19 +20,18 @@ import pyarrow.parquet as pq
 
 from corpuspipe.core.config import DedupConfig
 from corpuspipe.stages.dedup import kernels
-from corpuspipe.stages.dedup.minhash import band_matrix, fold_band, lsh_params
+from corpuspipe.stages.dedup.minhash import band_matrix, fold_band
 
 BAND_ROW = 4  # uint64 columns: key, entity hash, group hash, location
 _READ_BATCH = 8192  # signature rows per read: 8k x 128 x 4 B = 4 MB
 
 
-def partition_count(banded_units: int, cfg: DedupConfig) -> int:
-    """Partitions of about ``partition_rows`` band rows, counting only the units that are banded:
-    counting every row, the 100 MB crawl's section partitions held 43 % of the budget (57 % of
-    its units are paragraphs shorter than ``min_section_chars``)."""
-    p = lsh_params(cfg)
-    rows = banded_units * (p["bands"] + p["reuse_bands"])
-    return max(1, -(-rows // max(1, cfg.partition_rows)))
+def partition_count(band_rows: int, cfg: DedupConfig) -> int:
+    """Partitions of about ``partition_rows`` band rows, counting only the units that are banded
+    (``signatures.write_signatures``' ``band_rows``): counting every row, the 100 MB crawl's
+    section partitions held 43 % of the budget (57 % of its units are paragraphs shorter than
+    ``min_section_chars``)."""
+    return max(1, -(-band_rows // max(1, cfg.partition_rows)))
 
 
 def location(fi: int, row: np.ndarray) -> np.ndarray:
@@ -63,6 +62,22 @@ def whole_rows(ids, entities) -> np.ndarray:
     return heads[np.cumsum(start) - 1]
 
 
+def _append(out: Path, task: int, parts: int, key: np.ndarray, eh: np.ndarray, gh: np.ndarray, loc: np.ndarray) -> int:
+    """Append band rows (``key`` an (n, b) or (n,) array, one row per key) to their partitions."""
+    key = np.ascontiguousarray(key.reshape(key.shape[0], -1), dtype=np.uint64)
+    eh, gh, loc = (np.ascontiguousarray(x, dtype=np.uint64) for x in (eh, gh, loc))
+    rows = np.empty((key.size, BAND_ROW), np.uint64)
+    offsets = np.empty(parts + 1, np.int64)
+    kernels.scatter_band_rows(key, eh, gh, loc, parts, rows, offsets)
+    offs = offsets.tolist()
+    for p in range(parts):
+        if offs[p] < offs[p + 1]:
+            (out / f"{p:05d}").mkdir(parents=True, exist_ok=True)
+            with open(out / f"{p:05d}" / f"{task:04d}.bands", "ab") as f:
+                f.write(rows[offs[p]: offs[p + 1]].tobytes())
+    return int(key.size)
+
+
 def band_task(files: Sequence[tuple[int, str]], cfg_json: str, lo: int, parts: int, band_dir: str,
               task: int) -> dict:
     """Band rows of every banded unit of ``files`` ((index, path) pairs), appended per partition.
@@ -77,9 +92,10 @@ def band_task(files: Sequence[tuple[int, str]], cfg_json: str, lo: int, parts: i
         whole = whole_rows(ident.column("id").combine_chunks(), ident.column("entity").combine_chunks())
         del ident
         keys, ehs, ghs, locs = [], [], [], []
+        extra: list[tuple[np.ndarray, ...]] = []
         base = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=_READ_BATCH,
-                                                        columns=["eh", "gh", "length", "n_shingles", "signature"]):
+        for batch in pq.ParquetFile(path).iter_batches(
+                batch_size=_READ_BATCH, columns=["eh", "gh", "length", "n_shingles", "signature", "fingerprints"]):
             n = batch.num_rows
             items += n
             ok = (batch.column("n_shingles").to_numpy() > 0) & (batch.column("length").to_numpy() >= lo)
@@ -92,22 +108,15 @@ def band_task(files: Sequence[tuple[int, str]], cfg_json: str, lo: int, parts: i
                 ehs.append(batch.column("eh").to_numpy()[idx])
                 ghs.append(batch.column("gh").to_numpy()[idx])
                 locs.append(location(fi, whole[base + idx]))
+                fp = batch.column("fingerprints")
+                if len(fp.values):  # paragraph fingerprints: one more bucket key each (documents)
+                    rows_of = np.asarray(pc.list_parent_indices(fp))
+                    extra.append((fp.values.to_numpy(), batch.column("eh").to_numpy()[rows_of],
+                                  batch.column("gh").to_numpy()[rows_of], location(fi, whole[base + rows_of])))
             base += n
-        if not keys:
-            continue
-        key = np.ascontiguousarray(np.concatenate(keys))
-        eh = np.ascontiguousarray(np.concatenate(ehs), dtype=np.uint64)
-        gh = np.ascontiguousarray(np.concatenate(ghs), dtype=np.uint64)
-        loc = np.ascontiguousarray(np.concatenate(locs), dtype=np.uint64)
-        del keys, ehs, ghs, locs
-        rows = np.empty((key.size, BAND_ROW), np.uint64)
-        offsets = np.empty(parts + 1, np.int64)
-        kernels.scatter_band_rows(key, eh, gh, loc, parts, rows, offsets)
-        offs = offsets.tolist()
-        for p in range(parts):
-            if offs[p] < offs[p + 1]:
-                (out / f"{p:05d}").mkdir(parents=True, exist_ok=True)
-                with open(out / f"{p:05d}" / f"{task:04d}.bands", "ab") as f:
-                    f.write(rows[offs[p]: offs[p + 1]].tobytes())
-        rows_total += int(key.size)
+        if keys:
+            rows_total += _append(out, task, parts, np.concatenate(keys), np.concatenate(ehs), np.concatenate(ghs),
+                                  np.concatenate(locs))
+        if extra:
+            rows_total += _append(out, task, parts, *(np.concatenate([e[k] for e in extra]) for k in range(4)))
     return {"items": items, "skipped_short": skipped, "band_rows": rows_total}

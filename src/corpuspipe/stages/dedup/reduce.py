@@ -46,7 +46,7 @@ from corpuspipe.core.stage import Tasks, drive, serial_tasks
 from corpuspipe.stages.dedup.bands import band_task, partition_count
 from corpuspipe.stages.dedup.candidates import candidates_task, check_one_location, gather_task, hash_ranges
 from corpuspipe.stages.dedup.clusters import cluster_rounds, near_labels
-from corpuspipe.stages.dedup.minhash import LEVELS, DedupItem, DuplicatePair, min_length
+from corpuspipe.stages.dedup.minhash import LEVELS, DedupItem, DuplicatePair, lsh_params, min_length
 from corpuspipe.stages.dedup.signatures import write_parquet, write_signatures
 from corpuspipe.stages.dedup.spill import entity_info_task, spill_task
 from corpuspipe.stages.dedup.verify import NEAR, RELATIONS, verify_task
@@ -161,7 +161,7 @@ class _Level:
 
     def __init__(self, sig: Sequence[tuple[str, int]], level: str, cfg: DedupConfig, work: Path):
         self.files = [(fi, str(p)) for fi, (p, _) in enumerate(sig)]
-        self.banded = sum(n for _, n in sig)
+        self.band_rows = sum(n for _, n in sig)
         self.level, self.cfg, self.work = level, cfg, Path(work)
         self.cfg_json = cfg.model_dump_json()
         self.lo = min_length(cfg, level)
@@ -193,8 +193,8 @@ class _Level:
 
 def find_duplicates_steps(sig: Sequence[tuple[str, int]], level: str, cfg: DedupConfig, work: Path
                           ) -> Generator[Tasks, list, DedupOutcome]:
-    """Pairs and clusters of one level from every shard's signature file (``sig``: (path, banded
-    units) per file), as parallel steps (module docstring)."""
+    """Pairs and clusters of one level from every shard's signature file (``sig``: (path, band
+    rows) per file), as parallel steps (module docstring)."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     lv = _Level(sig, level, cfg, work)
@@ -202,7 +202,7 @@ def find_duplicates_steps(sig: Sequence[tuple[str, int]], level: str, cfg: Dedup
     for p in d.values():
         shutil.rmtree(p, ignore_errors=True)
     phase = _Phases()
-    parts = partition_count(lv.banded, cfg)
+    parts = partition_count(lv.band_rows, cfg)
     groups = _chunks(lv.files, TASKS_PER_STEP)
     got = yield Tasks(lv.label("bands"), band_task, [(g, lv.cfg_json, lv.lo, parts, str(d["bands"]), t)
                                                      for t, g in enumerate(groups)])
@@ -415,11 +415,12 @@ def _cluster_table(rep_of: np.ndarray, ent: _Entities) -> tuple[pa.Table, np.nda
 
 def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, work: Path) -> DedupOutcome:
     """The same reduce in this process, one task after the other (tests, bench tools)."""
+    per_unit = lsh_params(cfg)["bands"] + lsh_params(cfg)["reuse_bands"]
     sig = []
     for p in sig_paths:
-        t = pq.read_table(p, columns=["length", "n_shingles"])
+        t = pq.read_table(p, columns=["length", "n_shingles", "fingerprints"])
         ok = (t.column("n_shingles").to_numpy() > 0) & (t.column("length").to_numpy() >= min_length(cfg, level))
-        sig.append((str(p), int(ok.sum())))
+        sig.append((str(p), int(ok.sum()) * per_unit + len(t.column("fingerprints").combine_chunks().values)))
     return drive(find_duplicates_steps(sig, level, cfg, Path(work)), serial_tasks)
 
 

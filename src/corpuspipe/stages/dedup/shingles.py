@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import numpy as np
+import xxhash
 
 from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.core.config import DedupConfig
@@ -258,3 +259,40 @@ def shingle_batches(texts: Sequence[str], cfg: DedupConfig) -> tuple[np.ndarray,
     if not parts:
         return np.empty(0, _U64), np.empty(0, np.int64)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+_NEWLINE = np.uint32(ord("\n"))
+
+
+def paragraph_fingerprints(texts: Sequence[str], min_chars: int, seed: int) -> list[np.ndarray]:
+    """Per text, a 64-bit fingerprint of every paragraph (line) of at least ``min_chars`` stripped
+    characters: the hash of its stripped, t2s-mapped code points (what shingling sees), so a
+    paragraph copied verbatim -- in either script, with other punctuation or spacing -- has the
+    same fingerprint wherever it stands.  Sorted and unique per text.
+
+    Why: an essay copied into a page 2-3x its length has Jaccard ~0.3 against that page, where
+    the reuse banding (bands tuned for containment 0.8 at a size ratio of up to 3, i.e. J >= 0.25)
+    gives a candidate with probability ~0.7 only (3 of 24 such held-out pairs were missed).  Its
+    paragraphs, though, are in the page whole: one shared fingerprint makes the pair a candidate,
+    and the exact verification then finds the containment.  One hash per paragraph, in the same
+    numpy pass as the stripping."""
+    out: list[np.ndarray] = []
+    table = _strip_t2s_table()
+    for text in texts:
+        raw = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if not raw.size:
+            out.append(np.empty(0, _U64))
+            continue
+        mapped = table[raw]
+        cuts = np.flatnonzero(raw == _NEWLINE)
+        bounds = np.concatenate(([0], cuts + 1, [raw.size]))
+        keep = mapped != _STRIPPED
+        kept_before = np.concatenate(([0], np.cumsum(keep)))
+        fps = []
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            if kept_before[b] - kept_before[a] < min_chars:
+                continue
+            seg = mapped[a:b]
+            fps.append(xxhash.xxh3_64_intdigest(seg[seg != _STRIPPED].tobytes(), seed))
+        out.append(np.unique(np.array(fps, _U64)) if fps else np.empty(0, _U64))
+    return out

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpuspipe.core.config import DedupConfig
-from corpuspipe.stages.dedup.minhash import LEVELS, DedupItem, compute_signatures, min_length
+from corpuspipe.stages.dedup.minhash import LEVELS, DedupItem, compute_signatures, lsh_params, min_length
+from corpuspipe.stages.dedup.shingles import paragraph_fingerprints
 
 # Verification reads only the row groups holding candidates: 512 rows of ~2k-char documents is
 # ~3 MB of text, small enough that a few candidates do not decompress a whole shard.
@@ -47,6 +48,9 @@ def sig_file_schema(num_perm: int) -> pa.Schema:
             pa.field("length", pa.int32(), nullable=False),  # stripped chars of this unit
             pa.field("n_shingles", pa.int32(), nullable=False),
             pa.field("signature", pa.list_(pa.uint32(), num_perm), nullable=False),
+            # documents: fingerprints of their long paragraphs (shingles.paragraph_fingerprints),
+            # extra bucket keys that make a page holding a copied essay its candidate
+            pa.field("fingerprints", pa.list_(pa.uint64()), nullable=False),
             pa.field("text", pa.string(), nullable=False),
         ]
     )
@@ -72,8 +76,8 @@ def write_parquet(table: pa.Table, path: Path, row_group_size: int | None = None
 
 def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, path: Path) -> dict:
     """One shard's items -> one Parquet file (rows sorted by id); returns small stats, among them
-    ``banded``: how many units are long enough to be banded (the reduce sizes its partitions by it
-    without opening the files)."""
+    ``banded`` (units long enough to be banded) and ``band_rows`` (what the reduce sizes its
+    partitions by, without opening the files)."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -82,6 +86,19 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
     sig = compute_signatures(items, cfg, min_len=lo)
     entities = [it.key for it in items]
     groups = [it.group for it in items]
+    lengths = sig.column("length").to_numpy()
+    nsh = sig.column("n_shingles").to_numpy()
+    banded = (lengths >= lo) & (nsh > 0)
+    if level == "document":
+        fps = paragraph_fingerprints([it.text if ok else "" for it, ok in zip(items, banded.tolist())],
+                                     cfg.min_section_chars, cfg.seed)
+    else:
+        fps = [np.empty(0, np.uint64)] * len(items)
+    n_fp = sum(f.size for f in fps)
+    offsets = np.zeros(len(items) + 1, np.int32)
+    np.cumsum([f.size for f in fps], out=offsets[1:])
+    fp_col = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
+                                      pa.array(np.concatenate(fps) if n_fp else np.empty(0, np.uint64), pa.uint64()))
     table = pa.Table.from_arrays(
         [
             sig.column("id"),
@@ -95,19 +112,20 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
             sig.column("length"),
             sig.column("n_shingles"),
             sig.column("signature"),
+            fp_col,
             pa.array([it.text for it in items], pa.string()),
         ],
         schema=sig_file_schema(cfg.num_perm),
     )
     write_parquet(table, path, row_group_size=SIG_ROW_GROUP, options=SIG_PARQUET)
-    lengths = sig.column("length").to_numpy()
-    nsh = sig.column("n_shingles").to_numpy()
-    banded = (lengths >= lo) & (nsh > 0)
+    p = lsh_params(cfg)
     return {
         "items": len(items),
         "bytes": sum(len(it.text.encode("utf-8")) for it in items),
         "skipped_short": int(len(items) - banded.sum()),
         "banded": int(banded.sum()),
+        # band rows the reduce will write for this file: its partitions are sized by them
+        "band_rows": int(banded.sum()) * (p["bands"] + p["reuse_bands"]) + int(n_fp),
         "seconds": round(time.perf_counter() - start, 6),
         "cpu_seconds": round(time.process_time() - start_cpu, 6),
     }

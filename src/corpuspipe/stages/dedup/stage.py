@@ -42,12 +42,12 @@ class NearDuplicates(CorpusStage):
         for level, items in (("document", docs), ("section", units)):
             path = ctx.work / "dedup" / f"{ctx.shard_key}.{level}.parquet"
             stats = write_signatures(items, level, ctx.cfg.dedup, path)
-            out[level] = {"path": str(path), "banded": stats["banded"]}
+            out[level] = {"path": str(path), "band_rows": stats["band_rows"]}
         return out
 
     def reduce(self, partials: Sequence[Mapping[str, Mapping[str, Any]]], ctx: Context) -> Reduction:
         outcomes = yield from together(*(
-            find_duplicates_steps([(p[level]["path"], p[level]["banded"]) for p in partials], level, ctx.cfg.dedup,
+            find_duplicates_steps([(p[level]["path"], p[level]["band_rows"]) for p in partials], level, ctx.cfg.dedup,
                                   ctx.work / "dedup" / f"{ctx.shard_key}")
             for level, _table in LEVELS))
         result: dict[str, Any] = {
