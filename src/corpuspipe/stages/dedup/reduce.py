@@ -197,110 +197,129 @@ def find_duplicates_steps(sig: Sequence[tuple[str, int]], level: str, cfg: Dedup
     rows) per file), as parallel steps (module docstring)."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    lv = _Level(sig, level, cfg, work)
-    d = lv.dirs
-    for p in d.values():
-        shutil.rmtree(p, ignore_errors=True)
-    phase = _Phases()
-    parts = partition_count(lv.band_rows, cfg)
-    groups = _chunks(lv.files, TASKS_PER_STEP)
-    got = yield Tasks(lv.label("bands"), band_task, [(g, lv.cfg_json, lv.lo, parts, str(d["bands"]), t)
-                                                     for t, g in enumerate(groups)])
-    items, skipped = sum(r["items"] for r in got), sum(r["skipped_short"] for r in got)
-    phase.done("bands")
+    run = _Run(_Level(sig, level, cfg, work))
+    yield from run.candidates()
+    yield from run.verify()
+    ents = yield from _entities(run.lv, run.dups)
+    rep_of = yield from cluster_rounds(len(ents), run.near_edges(ents), ents.rank,
+                                       lambda pairs: run.relations_of(ents, pairs),
+                                       lambda group: run.near_among_deferred(ents, group))
+    run.phase.done("cluster")
+    return (yield from run.write(ents, rep_of))
 
-    got = yield Tasks(lv.label("candidates"), candidates_task,
-                      [(c, str(d["bands"]), cfg.max_bucket, str(d["cand"])) for c in _chunks(range(parts), TASKS_PER_STEP)])
-    shutil.rmtree(d["bands"], ignore_errors=True)
-    rows = sum(r["star"] + r["other"] for r in got)
-    lv.ranges = hash_ranges(max(TASKS_PER_STEP, -(-rows // max(1, cfg.partition_rows))))
-    phase.done("candidates")
 
-    got = yield Tasks(lv.label("gather"), gather_task, [(q, lo, hi, str(d["cand"]), parts, str(d["pairs"]))
-                                                       for q, (lo, hi) in enumerate(lv.ranges)])
-    shutil.rmtree(d["cand"], ignore_errors=True)
-    n_candidates = sum(r["star"] + r["other"] for r in got)
-    phase.done("gather")
+class _Run:
+    """One level's reduce in phases; each phase method yields its steps and keeps its figures."""
 
-    got = yield Tasks(lv.label("spill"), spill_task, [(g, str(d["pairs"]), len(lv.ranges), lv.cfg_json, lv.lo,
-                                                        str(d["spill"])) for g in groups])
-    rows_read, spill_bytes = sum(r["rows_read_for_verify"] for r in got), sum(r["spill_bytes"] for r in got)
-    phase.done("spill")
+    def __init__(self, lv: _Level):
+        self.lv, self.d = lv, lv.dirs
+        for p in self.d.values():
+            shutil.rmtree(p, ignore_errors=True)
+        self.phase = _Phases()
+        self.dups = _Duplicates()
+        self.stats: dict[str, Any] = {}
+        self.waiting = 0
 
-    dups = _Duplicates()
-    got = yield lv.verify("star", [(q, None) for q in range(len(lv.ranges))])
-    dups.add(got)
-    a, b, rel = dups.pairs()
-    near = rel == NEAR
-    star_ents = np.unique(np.concatenate((a[near], b[near])))
-    labels = near_labels(star_ents.size, np.stack((np.searchsorted(star_ents, a[near]),
-                                                   np.searchsorted(star_ents, b[near])), axis=1))
-    label_file = lv.ask_file("labels", 0, np.stack((star_ents, labels.astype(np.uint64)), axis=1))
-    got = yield lv.verify("other", [(q, label_file) for q in range(len(lv.ranges))])
-    dups.add(got)
-    waiting = sum(r["deferred"] for r in got)
-    phase.done("verify")
+    def candidates(self) -> Generator[Tasks, list, None]:
+        """Bands, candidates per partition, gathered per hash range, and the needed units spilled."""
+        lv, d, cfg = self.lv, self.d, self.lv.cfg
+        parts = partition_count(lv.band_rows, cfg)
+        groups = _chunks(lv.files, TASKS_PER_STEP)
+        got = yield Tasks(lv.label("bands"), band_task, [(g, lv.cfg_json, lv.lo, parts, str(d["bands"]), t)
+                                                         for t, g in enumerate(groups)])
+        self.stats.update(items=sum(r["items"] for r in got), skipped_short=sum(r["skipped_short"] for r in got),
+                          partitions=parts)
+        self.phase.done("bands")
+        got = yield Tasks(lv.label("candidates"), candidates_task,
+                          [(c, str(d["bands"]), cfg.max_bucket, str(d["cand"]))
+                           for c in _chunks(range(parts), TASKS_PER_STEP)])
+        shutil.rmtree(d["bands"], ignore_errors=True)
+        rows = sum(r["star"] + r["other"] for r in got)
+        lv.ranges = hash_ranges(max(TASKS_PER_STEP, -(-rows // max(1, cfg.partition_rows))))
+        self.phase.done("candidates")
+        got = yield Tasks(lv.label("gather"), gather_task, [(q, lo, hi, str(d["cand"]), parts, str(d["pairs"]))
+                                                           for q, (lo, hi) in enumerate(lv.ranges)])
+        shutil.rmtree(d["cand"], ignore_errors=True)
+        self.stats.update(ranges=len(lv.ranges), candidates=sum(r["star"] + r["other"] for r in got))
+        self.phase.done("gather")
+        got = yield Tasks(lv.label("spill"), spill_task, [(g, str(d["pairs"]), len(lv.ranges), lv.cfg_json, lv.lo,
+                                                            str(d["spill"])) for g in groups])
+        self.stats.update(rows_read_for_verify=sum(r["rows_read_for_verify"] for r in got),  # units shingled once
+                          spill_mb=round(sum(r["spill_bytes"] for r in got) / 1e6, 1))
+        self.phase.done("spill")
 
-    ents = yield from _entities(lv, dups)
-    a, b, rel = dups.pairs()
-    near = rel == NEAR
-    edges = np.stack((ents.pos(a[near]), ents.pos(b[near])), axis=1)
+    def verify(self) -> Generator[Tasks, list, None]:
+        """The star pairs, then the other candidates not inside a verified star component."""
+        lv = self.lv
+        got = yield lv.verify("star", [(q, None) for q in range(len(lv.ranges))])
+        self.dups.add(got)
+        a, b, rel = self.dups.pairs()
+        near = rel == NEAR
+        star_ents = np.unique(np.concatenate((a[near], b[near])))
+        labels = near_labels(star_ents.size, np.stack((np.searchsorted(star_ents, a[near]),
+                                                       np.searchsorted(star_ents, b[near])), axis=1))
+        label_file = lv.ask_file("labels", 0, np.stack((star_ents, labels.astype(np.uint64)), axis=1))
+        got = yield lv.verify("other", [(q, label_file) for q in range(len(lv.ranges))])
+        self.dups.add(got)
+        self.waiting = sum(r["deferred"] for r in got)
+        self.phase.done("verify")
 
-    def relations_of(pos_pairs: np.ndarray) -> Generator[Tasks, list, np.ndarray]:
+    def near_edges(self, ents: _Entities) -> np.ndarray:
+        a, b, rel = self.dups.pairs()
+        near = rel == NEAR
+        return np.stack((ents.pos(a[near]), ents.pos(b[near])), axis=1)
+
+    def relations_of(self, ents: _Entities, pos_pairs: np.ndarray) -> Generator[Tasks, list, np.ndarray]:
+        """Relation codes of position pairs (a representative and its members), scored where needed."""
+        lv = self.lv
         x, y = ents.eh[pos_pairs[:, 0]], ents.eh[pos_pairs[:, 1]]
-        lo_, hi_ = np.minimum(x, y), np.maximum(x, y)
         lx, ly = ents.loc[pos_pairs[:, 0]], ents.loc[pos_pairs[:, 1]]
-        loc_lo, loc_hi = np.where(x < y, lx, ly), np.where(x < y, ly, lx)
-        asked = np.stack((lo_, hi_, loc_lo, loc_hi), axis=1)
-        q_of = lv.route(lo_)
+        asked = np.stack((np.minimum(x, y), np.maximum(x, y), np.where(x < y, lx, ly), np.where(x < y, ly, lx)), axis=1)
+        q_of = lv.route(asked[:, 0])
         qs = np.unique(q_of).tolist()
         got = yield lv.verify("pairs", [(q, lv.ask_file("pairs", q, asked[q_of == q])) for q in qs])
-        dups.add(got)
+        self.dups.add(got)
         out = np.empty(len(asked), np.int8)
         for q, r in zip(qs, got):
             out[q_of == q] = r["relations"]
         return out
 
-    def near_among_deferred(group: np.ndarray) -> Generator[Tasks, list, np.ndarray]:
-        if not waiting:
+    def near_among_deferred(self, ents: _Entities, group: np.ndarray) -> Generator[Tasks, list, np.ndarray]:
+        """Near-duplicate edges among the waiting candidates inside the groups (positions)."""
+        if not self.waiting:
             return np.zeros((0, 2), np.int64)
+        lv = self.lv
         inside = np.flatnonzero(group >= 0)
-        table = np.stack((ents.eh[inside], group[inside].astype(np.uint64)), axis=1)
-        path = lv.ask_file("groups", 0, table)
+        path = lv.ask_file("groups", 0, np.stack((ents.eh[inside], group[inside].astype(np.uint64)), axis=1))
         got = yield lv.verify("deferred", [(q, path) for q in range(len(lv.ranges))])
-        dups.add(got)
+        self.dups.add(got)
         found = np.concatenate([r["near"] for r in got]) if got else np.zeros((0, 2), np.uint64)
-        return np.stack((ents.pos(found[:, 0]), ents.pos(found[:, 1])), axis=1) if found.size \
-            else np.zeros((0, 2), np.int64)
+        if not found.size:
+            return np.zeros((0, 2), np.int64)
+        return np.stack((ents.pos(found[:, 0]), ents.pos(found[:, 1])), axis=1)
 
-    rep_of = yield from cluster_rounds(len(ents), edges, ents.rank, relations_of, near_among_deferred)
-    phase.done("cluster")
-
-    pairs, rel_counts = yield from _pair_table(lv, dups, ents, rep_of)
-    pairs_path = work / f"{level}.duplicates.parquet"
-    write_parquet(pairs, pairs_path)
-    clusters, cluster_sizes = _cluster_table(rep_of, ents)
-    clusters_path = work / f"{level}.clusters.parquet"
-    write_parquet(clusters, clusters_path)
-    for k in ("pairs", "spill", "scores", "asks"):
-        shutil.rmtree(d[k], ignore_errors=True)
-    phase.done("write")
-    stats = {
-        "items": items,
-        "skipped_short": skipped,
-        "partitions": parts,
-        "ranges": len(lv.ranges),
-        "candidates": n_candidates,
-        "verified_pairs": dups.scored,  # exact comparisons: candidates inside a verified component wait
-        "waited": waiting,
-        "rows_read_for_verify": rows_read,  # units shingled once into the spill
-        "spill_mb": round(spill_bytes / 1e6, 1),
-        **rel_counts,
-        "clusters_with_duplicates": int(cluster_sizes.size),
-        "largest_cluster": int(cluster_sizes.max(initial=0)),
-        **phase.stats(),
-    }
-    return DedupOutcome(pairs_path, clusters_path, stats)
+    def write(self, ents: _Entities, rep_of: np.ndarray) -> Generator[Tasks, list, DedupOutcome]:
+        """The written pairs (their floats from the range tasks) and the clusters, as Parquet."""
+        lv = self.lv
+        pairs, rel_counts = yield from _pair_table(lv, self.dups, ents, rep_of)
+        pairs_path = lv.work / f"{lv.level}.duplicates.parquet"
+        write_parquet(pairs, pairs_path)
+        clusters, cluster_sizes = _cluster_table(rep_of, ents)
+        clusters_path = lv.work / f"{lv.level}.clusters.parquet"
+        write_parquet(clusters, clusters_path)
+        for k in ("pairs", "spill", "scores", "asks"):
+            shutil.rmtree(self.d[k], ignore_errors=True)
+        self.phase.done("write")
+        stats = {
+            **self.stats,
+            "verified_pairs": self.dups.scored,  # exact comparisons: candidates inside a verified component wait
+            "waited": self.waiting,
+            **rel_counts,
+            "clusters_with_duplicates": int(cluster_sizes.size),
+            "largest_cluster": int(cluster_sizes.max(initial=0)),
+            **self.phase.stats(),
+        }
+        return DedupOutcome(pairs_path, clusters_path, stats)
 
 
 def _entities(lv: _Level, dups: _Duplicates) -> Generator[Tasks, list, _Entities]:
