@@ -28,6 +28,7 @@ from corpuspipe.stages.watermark.removal import (
     find_spans,
     remove_watermarks,
     removed_text,
+    removes_whole_line,
 )
 from corpuspipe.stages.watermark.rules import (
     BOILERPLATE_BLOCK_RULE,
@@ -64,6 +65,6 @@ __all__ = [
     "Span", "Watermark", "WatermarkRule", "added_by_copies", "boilerplate_key", "boilerplate_keys", "candidates",
     "catastrophic_reason", "check_rules_file", "collect_boilerplate_stats", "doc_frequency_threshold",
     "edge_flags", "essay_site", "find_spans", "is_allowlisted", "is_protected", "key_view", "load_allowlist",
-    "load_rules", "normalized_view", "remove_watermarks", "removed_text", "select_boilerplate",
+    "load_rules", "normalized_view", "remove_watermarks", "removed_text", "removes_whole_line", "select_boilerplate",
     "select_site_boilerplate", "site_of", "site_threshold", "stats_table",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,8 +21,9 @@ from corpuspipe.stages.watermark.detector import (
     sites_of_texts,
     stats_table,
 )
-from corpuspipe.stages.watermark.removal import EMPTIED_FLAG, KEPT_FLAG, remove_watermarks
-from corpuspipe.stages.watermark.rules import RuleGuard
+from corpuspipe.stages.watermark.rejoin import Carry, essays_to_rejoin, opener, rejoin
+from corpuspipe.stages.watermark.removal import EMPTIED_FLAG, KEPT_FLAG, remove_watermarks, rule_plan
+from corpuspipe.stages.watermark.rules import RuleGuard, load_rules
 
 
 class Watermark(CorpusStage):
@@ -33,7 +35,8 @@ class Watermark(CorpusStage):
     distinct identities per key (corpus level) and per (site, key) against their thresholds (memory:
     one partition, never the corpus's millions of distinct lines at once); apply: remove rule
     matches and the selected keys of the corpus and of the essay's own site as edits, and
-    quarantine essays left with nothing but boilerplate.
+    quarantine essays left with nothing but boilerplate.  Before removing, ``apply`` re-joins an
+    essay the splitter opened at a line this stage removes to the essay before it (``rejoin.py``).
     """
 
     name = "watermark"
@@ -46,23 +49,31 @@ class Watermark(CorpusStage):
         #: pipeline's ``STAGES`` holds one object per process, so that is one guard per process
         #: (what the class-level guard did before, now visible and replaceable: tests pass their own).
         self.guard = guard if guard is not None else RuleGuard()
+        #: Per running pass (its Context): the essay held back at the end of a batch because its
+        #: successor, to be joined to it, is the first essay of the next batch.
+        self._carry: weakref.WeakKeyDictionary[Context, Carry] = weakref.WeakKeyDictionary()
 
     def input_files(self, cfg) -> list[Path]:
         return [Path(cfg.watermark.rules_file)] if cfg.watermark.rules_file else []
 
     def collect(self, batch: Shard, ctx: Context) -> dict[str, Any]:
-        votes, docs = stats_table(batch.essays, ctx.cfg.watermark)
+        cfg = ctx.cfg.watermark
+        votes, docs = stats_table(batch.essays, cfg)
         out = ctx.work / "watermark" / f"{ctx.shard_key}.stats.parquet"
         docs_out = ctx.work / "watermark" / f"{ctx.shard_key}.docs.parquet"
         _write_parquet(votes, out, _BP_PARTS)
         _write_parquet(docs, docs_out)
-        return {"stats": str(out), "docs": str(docs_out), "documents": len(batch.essays)}
+        rules = rule_plan(load_rules(cfg.rules_file))
+        openers = [o for o in (opener(e, rules, cfg) for e in batch.essays) if o is not None]
+        return {"stats": str(out), "docs": str(docs_out), "documents": len(batch.essays), "openers": openers}
 
     def reduce(self, partials: Sequence[Any], ctx: Context) -> Reduction:
         """Counting is the parallel part (one task per key partition, :func:`count_partition`);
         the glue between the steps only joins their small results and selects."""
         cfg = ctx.cfg.watermark
-        empty: dict[str, Any] = {"corpus": [], "sites": {}, "selected": []}
+        openers = [o for p in partials for o in p.get("openers", ())]
+        empty: dict[str, Any] = {"corpus": [], "sites": {}, "selected": [],
+                                 "rejoin": essays_to_rejoin(openers, (), {})}
         if not cfg.detect_boilerplate or not partials:
             return empty
         docs_paths = [p["docs"] for p in partials]
@@ -91,7 +102,10 @@ class Watermark(CorpusStage):
             added = added_by_copies(carriers, {i: set(s) for i, s in ident_sites.items()})
         if len(carriers) > len(added):
             ctx.count(self.name, "boilerplate_keys_protected_prose", len(carriers) - len(added))
-        return self._select(ctx, corpus_freq, site_votes, examples, n_texts, site_docs, added)
+        fact = self._select(ctx, corpus_freq, site_votes, examples, n_texts, site_docs, added)
+        fact["rejoin"] = essays_to_rejoin(openers, fact["corpus"], fact["sites"])
+        ctx.count(self.name, "essays_to_rejoin", len(fact["rejoin"]))
+        return fact
 
     def _select(self, ctx: Context, corpus_freq: dict[str, int], site_votes: dict[tuple[str, str], tuple[int, int]],
                 examples: dict[str, str], n_texts: int, site_docs: dict[str, int], added: frozenset[str]
@@ -114,6 +128,16 @@ class Watermark(CorpusStage):
         return {"corpus": corpus, "sites": sites, "selected": selected}
 
     def apply(self, batch: Shard, ctx: Context) -> Shard:
+        fact = ctx.facts.get(self.name) or {}
+        wanted = {(p, i) for p, i in fact.get("rejoin", ())} if isinstance(fact, dict) else set()
+        carry = self._carry.pop(ctx, None)
+        if wanted or carry is not None:
+            batch.essays, carry, merged = rejoin(batch.essays, wanted, ctx.cfg.ingest.min_essay_chars,
+                                                 batch.sources, carry)
+            if carry is not None:
+                self._carry[ctx] = carry
+            if merged:
+                ctx.count(self.name, "rejoined_essays", merged)
         guard = self.guard
         before = guard.counters()
         removed = remove_watermarks(batch.essays, ctx.cfg.watermark, ctx.facts.get(self.name) or (), guard=guard)
