@@ -27,10 +27,7 @@ from corpuspipe.stages.watermark import (
     site_threshold,
 )
 from corpuspipe.stages.watermark.detector import _BP_PARTS, _count_votes
-
-FOOTERS = {"siteA": "喜欢本篇请告诉朋友们，点个赞再走吧～A站小编", "siteB": "整理不易感谢支持，期待再次光临～B站小编"}
-PROSE_FOOTER = "愿每一位读者都能有所收获，学有所成，我们明天同一时间再见。"
-
+from test_watermark_sites import FOOTERS, PROSE_FOOTER, write_site_corpus
 
 @pytest.fixture(scope="module")
 def partials(tmp_path_factory, external: Path):
@@ -39,15 +36,7 @@ def partials(tmp_path_factory, external: Path):
     with open(external / "gov_reports" / "government_work_reports.jsonl", encoding="utf-8") as fh:
         reports = [json.loads(line) for line in fh][:24]
     raw = tmp_path_factory.mktemp("raw")
-    for i, r in enumerate(reports):
-        (raw / "wikisource").mkdir(exist_ok=True)
-        (raw / "wikisource" / f"r{i:02d}.txt").write_text(f"{r['title']}\n{r['content']}\n", encoding="utf-8")
-    for s, (site, foot) in enumerate(sorted(FOOTERS.items())):
-        (raw / site).mkdir()
-        for k in range(6):
-            r = reports[(s * 6 + k) % len(reports)]
-            extra = f"{PROSE_FOOTER}\n" if site == "siteB" else ""
-            (raw / site / f"p{k}.txt").write_text(f"{r['title']}\n{r['content']}\n{extra}{foot}\n", encoding="utf-8")
+    write_site_corpus(raw, reports, copies=6)
     work = tmp_path_factory.mktemp("work")
     cfg = PipelineConfig()
     shards, _, _ = pipeline.discover(raw, cfg)
