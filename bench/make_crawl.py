@@ -422,6 +422,7 @@ PAGINATING, LAW_SITES, CONTAINING, MARKDOWN_SITE = (0, 1, 2), (3, 4), 5, 7  # co
 ADVERT_A = ("好文章尽在{name}", "更多精彩内容尽在{name}", "海量范文就上{name}", "想看更多好文章就来{name}",
             "精彩范文尽在{name}，网址{url}")
 ADVERT_B = ("记得常来看看哦", "欢迎常来", "记得收藏本站哦", "喜欢就收藏我们吧", "每天都有更新")
+ADVERT_C = ("{name}与您同行", "{name}陪你写好每一篇", "{name}伴您左右")
 # Dated boilerplate: the digits change on every page (publish time, views, comments, page counters).
 DATED_HEADERS = ("发布时间：{date}  浏览：{n}次", "{date} {hh}:{mm}  来源：{name}", "更新时间：{cdate}  阅读：{n}")
 DATED_FOOTERS = ("第1页 共{k}页", "本文已被浏览{n}次", "阅读：{n}  评论：{m}")
@@ -507,9 +508,10 @@ class RealPages:
         fill = dict(name=name, url=url, cat="范文", date="{date}", n="{n}")
         heads = [HEADERS[(i * 3 + j) % len(HEADERS)].format(**fill) for j in range(1 + i % 2)]
         foots = [FOOTERS[(i * 5 + j) % len(FOOTERS)].format(**fill) for j in range(1 + (i + 1) % 2)]
-        advert = ADVERT_A[i % len(ADVERT_A)].format(name=name, url=url)
-        if i % 3 != 2:
-            advert += "，" + ADVERT_B[i % len(ADVERT_B)]
+        if i % 3 == 2:  # a slogan in the site's own words: no rule and no advert shape knows it
+            advert = ADVERT_C[i % len(ADVERT_C)].format(name=name)
+        else:
+            advert = ADVERT_A[i % len(ADVERT_A)].format(name=name, url=url) + "，" + ADVERT_B[i % len(ADVERT_B)]
         return dict(name=name, url=url, heads=heads, foots=foots, advert=advert,
                     footer_advert=i % 2 == 0,  # the advert also closes every page (the detector can see it)
                     before_title=i % 2 == 1)

@@ -27,8 +27,13 @@ CFG = IngestConfig()
 # Wordings the shipped rules know (site_advert_line, bookmark_submit_line, download_line) ...
 KNOWN_ADVERTS = ("好文章尽在范文大全网，记得常来看看哦", "更多精彩内容尽在第一范文网", "喜欢就收藏本站吧",
                  "想看更多好范文就来公文易网站", "记得常来看看哦～", "本文word版下载，请点击这里")
-# ... and a site's own wording no rule names: only the corpus (or a user's rules) can convict it.
-SITE_ADVERT = "海量范文就上公文在线"
+# Adverts no shipped rule removes, written before the splitter's advert shape: their shape alone
+# keeps them from titling an essay (they stay in the text unless the corpus convicts them).
+SHAPED_ADVERTS = ("更多优秀范文，敬请关注本站更新", "您正在阅读的是第2页", "百度搜索“公文易”找更多范文",
+                  "好内容持续更新中，敬请期待", "未完待续，点击进入下一页", "觉得不错就收藏一下吧",
+                  "更多范文模板尽在写作帮APP", "关注“范文大全”微信号获取更多", "文章整理自网络，仅供交流学习")
+# ... and a site's own wording neither names: only the corpus (or a user's rules) can convict it.
+SITE_ADVERT = "公文在线与您同行"
 _OPENING = re.compile(r"^(?:各位代表|同志们|各位委员|代表们)[！!：:]|^(?:19|20)\d{2}年\d{1,2}月\d{1,2}日")
 _NOT_HAN = re.compile(r"[^\u4e00-\u9fff]")
 _WIKI_TAIL = re.compile("本作品|这部作品|Public domain")
@@ -61,12 +66,13 @@ def _paginate(title: str, paras: list[str], advert: str, gap: str, every: int = 
     return gap.join(out) + "\n", n
 
 
-def test_known_adverts_between_pages_never_title_an_essay(external: Path) -> None:
+@pytest.mark.parametrize("adverts", [KNOWN_ADVERTS, SHAPED_ADVERTS], ids=["rules", "shape"])
+def test_adverts_between_pages_never_title_an_essay(external: Path, adverts: tuple[str, ...]) -> None:
     docs = _documents(external)
     assert len(docs) >= 20
     pages = cuts = 0
     for d, (title, paras) in enumerate(docs):
-        advert = KNOWN_ADVERTS[d % len(KNOWN_ADVERTS)]
+        advert = adverts[d % len(adverts)]
         for gap in ("\n", "\n\n"):
             text, n = _paginate(title, paras, advert, gap)
             spans = split_text(text, CFG.max_title_chars, CFG.min_essay_chars, CFG.max_long_title_chars)
@@ -135,7 +141,7 @@ def test_the_watermark_stage_rejoins_essays_opened_by_the_site_advert(site_corpu
 def test_a_users_rule_rejoins_too(tmp_path: Path, external: Path) -> None:
     """An advert only a user's rules file names (on too few pages for the statistics)."""
     title, paras = _documents(external)[0]
-    advert = "关注小站每日更新"
+    advert = "小站与你共成长"
     text, n = _paginate(title, paras, advert, "\n")
     assert n >= 2
     raw = tmp_path / "raw"
@@ -143,7 +149,7 @@ def test_a_users_rule_rejoins_too(tmp_path: Path, external: Path) -> None:
     (raw / "a.txt").write_text(text, encoding="utf-8")
     assert len(split_text(text, CFG.max_title_chars, CFG.min_essay_chars, CFG.max_long_title_chars)) > 1
     rules = tmp_path / "rules.toml"
-    rules.write_text("[[rule]]\nname = 'small_site'\nscope = 'line'\npattern = '''^关注小站每日更新$'''\n",
+    rules.write_text("[[rule]]\nname = 'small_site'\nscope = 'line'\npattern = '''^小站与你共成长$'''\n",
                      encoding="utf-8")
     cfg = PipelineConfig.model_validate({"watermark": {"rules_file": str(rules)}})
     res = pipeline.build(raw, cfg, tmp_path / "work")
