@@ -6,7 +6,7 @@ This corpus has that shape, is deterministic for a seed, and its truth file says
 what it is and what it copies, so dedup precision/recall can be computed at any size.
 
 Text: a word-level Markov model (order 2 by default) over jieba tokens of the real text in
-/work/shared/external (gov reports, laws, the OpenCC golden document), so character 5-gram
+../shared/external (gov reports, laws, the OpenCC golden document), so character 5-gram
 statistics are those of real official prose while essays are distinct.  The model is trained
 once and cached under ``bench/out/markov-*.npz``; it stores for every token position the
 training positions sharing its context, so sampling the next token is one random index into a

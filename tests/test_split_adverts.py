@@ -175,3 +175,39 @@ def test_merge_essays_gives_back_the_cut(tmp_path: Path, external: Path) -> None
     assert merged.body.text.count(SITE_ADVERT) == n  # text again, for the watermark stage to remove
     assert {ed.rule for ed in merged.body.edits} <= {"title_line", "blank_lines"}  # only the first title's
     assert merged.stats["ingest.title_line"] == 1 and merged.stats["watermark.rejoined"] == len(essays) - 1
+
+
+def test_rejoin_carries_an_essay_across_batches(tmp_path: Path, external: Path) -> None:
+    """A batch (a row group of the pass) may end between an essay and the page joined to it: the
+    stage holds that essay back and joins it in the next batch; any cut gives the same essays."""
+    from corpuspipe.core.records import Shard
+    from corpuspipe.core.stage import Context
+    from corpuspipe.stages.watermark import Watermark
+
+    docs = _documents(external)[:3]
+    essays = []
+    for i, (title, paras) in enumerate(docs):
+        text, _ = _paginate(title, paras, SITE_ADVERT, "\n")
+        (tmp_path / f"{i}.txt").write_text(text, encoding="utf-8")
+        essays += ingest_file(tmp_path, f"{i}.txt", CFG).essays
+    wanted = [[e.source_path, e.essay_index] for e in essays if e.essay_index > 0]
+    assert len(wanted) >= 6
+    cfg = PipelineConfig.model_validate({"watermark": {"detect_boilerplate": False}})
+    results = []
+    for cut in range(1, len(essays)):
+        ctx = Context(cfg, {"watermark": {"corpus": [], "sites": {}, "selected": [], "rejoin": wanted}})
+        stage = Watermark()
+        out = []
+        for part in (essays[:cut], essays[cut:]):
+            out += stage.apply(Shard(essays=[_copy(e) for e in part]), ctx).essays
+        assert [e.essay_index for e in out] == [0, 0, 0]
+        results.append([e.body.text for e in out])
+    assert all(r == results[0] for r in results)
+
+
+def _copy(e):
+    from corpuspipe.core.edits import TrackedText
+    from corpuspipe.core.records import Essay
+
+    return Essay(e.source_path, e.source_sha256, e.essay_index, TrackedText(e.body.raw, e.body.base, e.body.edits),
+                 title=e.title, flags=list(e.flags), stats=dict(e.stats))
