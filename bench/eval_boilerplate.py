@@ -1,6 +1,18 @@
 """Boilerplate and quality-flag evaluation on real reports plus re-hosted copies with site lines.
 
 Usage:  python bench/eval_boilerplate.py [--out bench/out/boilerplate] [--sites 40]
+        python bench/eval_boilerplate.py --laws [--out DIR]       # the 55 laws released as one folder
+        python bench/eval_boilerplate.py --crawl CORPUS [--out DIR] # the real-page classes of make_crawl.py
+
+``--laws`` (issue 23): the 55 laws of ``../shared/external/outline_laws/lawrefbook`` as one site;
+prints their adoption / promulgation / effective-date lines kept (every non-blank line between a
+law's title and ``<!-- INFO END -->``), titles starting with markup and the watermark edits made.
+``--crawl``: a ``make_crawl.py`` corpus (best with a larger ``--real-share``) through the real
+stages; for its real-page classes (``paginated``, ``dated``, ``contained``, ``real_original``,
+``markdown``) prints per class and overall: body text lost (characters of the page's body lines
+missing from the document that holds most of that page's body: removed, or released as another
+document), planted watermark lines removed, junk kept (planted characters still released, over
+all released characters), dated content lines kept, files split, titles with markup.
 
 Builds a deterministic corpus from ``../shared/external/gov_reports`` (88 real reports, PRC state
 documents, Wikisource): every report under ``zh.wikisource.org/``, plus ``--sites`` crawl sites that
@@ -30,7 +42,8 @@ from corpuspipe import pipeline
 from corpuspipe.core import shardio
 from corpuspipe.core.config import PipelineConfig
 
-EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "external"
+REPO = Path(__file__).resolve().parents[1]
+EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)
 _HEAD_A = ["本页内容由", "此文档经", "该资料来自", "文章整理自", "以下资料由"]
 _HEAD_B = ["星河", "青禾", "远山", "云帆", "墨林", "知行", "书海", "鸿雁"]
 _HEAD_C = ["学习驿站", "资料小屋", "文稿平台", "知识角", "写作社区"]
@@ -129,10 +142,11 @@ def make_corpus(out: Path, n_sites: int) -> dict:
     return truth
 
 
-def run(raw: Path, work: Path) -> tuple[dict, set[str]]:
+def run(raw: Path, work: Path, workers: int = 1) -> tuple[dict, set[str]]:
     if work.exists():
         shutil.rmtree(work)
-    res = pipeline.build(raw, PipelineConfig(), work)
+    mapper = pipeline.process_map(workers) if workers > 1 else pipeline.serial_map
+    res = pipeline.build(raw, PipelineConfig(), work, mapper=mapper)
     essays = {}
     for r in res.passes[-1]:
         for e in shardio.read_essays(Path(r["essays"])):
@@ -146,7 +160,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("bench/out/boilerplate"))
     ap.add_argument("--sites", type=int, default=40)
+    ap.add_argument("--laws", action="store_true", help="only the 55 laws released as one folder")
+    ap.add_argument("--crawl", type=Path, default=None, help="only the real-page classes of this make_crawl.py corpus")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--show", type=int, default=0, help="with --crawl: this many lost / left lines per class")
     args = ap.parse_args()
+    if not EXTERNAL.is_dir():
+        sys.exit(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)")
+    if args.laws:
+        evaluate_laws(args.out / "laws")
+        return
+    if args.crawl is not None:
+        evaluate_crawl(args.crawl, args.out / "crawl", args.workers, args.show)
+        return
     raw = args.out / "raw"
     truth = make_corpus(raw, args.sites)
     built, quarantined = run(raw, args.out / "work")
@@ -222,6 +248,156 @@ def recent_only(out: Path) -> None:
     kept = [e for e in with_opener if OPENER in e.body.text]
     foot_left = [e for e in es if any(f in e.body.text for f in foots.values())]
     print(f"recent-only corpus: opener kept {len(kept)}/{len(with_opener)}, site footers left {len(foot_left)}")
+
+
+# --- issue 23: dated content lines, adverts between pages, markup in titles ----------------------
+_MARKUP_TITLE = re.compile(r"^\s*(?:#|\*\*|__|>|`|<[a-zA-Z])")
+_KEEP = re.compile(r"[^\u4e00-\u9fff0-9A-Za-z]")
+
+
+def _han_key(text: str) -> str:
+    """What survives normalization of a body line: Han characters (Traditional folded to Simplified
+    one by one, as the watermark view does), digits and letters (NFKC)."""
+    import unicodedata  # noqa: PLC0415
+
+    from corpuspipe.stages.watermark import normalized_view  # noqa: PLC0415
+
+    return _KEEP.sub("", normalized_view(unicodedata.normalize("NFKC", text)))
+
+
+def _released(built: dict) -> dict[str, list]:
+    by_path: dict[str, list] = {}
+    for (path, _), e in sorted(built["essays"].items()):
+        by_path.setdefault(path, []).append(e)
+    return by_path
+
+
+def law_meta_lines(root: Path) -> list[tuple[str, str]]:
+    """(file, line) of every non-blank line between a law's title and ``<!-- INFO END -->``."""
+    out = []
+    for p in sorted(root.glob("*.md")):
+        lines = p.read_text(encoding="utf-8").split("\n")
+        info = lines.index("<!-- INFO END -->") if "<!-- INFO END -->" in lines else 0
+        out += [(p.name, ln.strip()) for ln in lines[1:info] if ln.strip()]
+    return out
+
+
+def evaluate_laws(out: Path) -> dict:
+    raw = out / "raw" / "laws"
+    if raw.parent.exists():
+        shutil.rmtree(raw.parent)
+    raw.mkdir(parents=True)
+    src = EXTERNAL / "outline_laws" / "lawrefbook"
+    for p in sorted(src.glob("*.md")):
+        shutil.copy(p, raw / p.name)
+    built, quarantined = run(raw.parent, out / "work")
+    by_path = _released(built)
+    meta = law_meta_lines(src)
+    kept = sum(any(_han_key(line) in _han_key(e.body.text) for e in by_path.get(f"laws/{name}", []))
+               for name, line in meta)
+    docs = [e for es in by_path.values() for e in es]
+    markup = [e.title for e in docs if e.title and _MARKUP_TITLE.match(e.title)]
+    rules: dict[str, int] = {}
+    for e in docs:
+        for ed in e.body.edits:
+            if "watermark" in ed.stage.split("+"):
+                rules[ed.rule] = rules.get(ed.rule, 0) + 1
+    res = {"laws": len(list(src.glob("*.md"))), "documents": len(docs), "meta_lines": len(meta),
+           "meta_lines_kept": kept, "titles_with_markup": len(markup), "watermark_edits": rules,
+           "quarantined": len(quarantined)}
+    print(f"laws {res['laws']} -> documents {res['documents']}, quarantined {res['quarantined']}")
+    print(f"law metadata lines kept {kept}/{len(meta)}")
+    print(f"titles starting with markup {len(markup)}/{len(docs)}" + (f"  e.g. {markup[0]!r}" if markup else ""))
+    print(f"watermark edits by rule: {json.dumps(rules, ensure_ascii=False, sort_keys=True)}")
+    return res
+
+
+REAL_KINDS = ("paginated", "dated", "contained", "real_original", "markdown")
+
+
+def _page_lines(text: str, row: dict) -> tuple[list[str], str | None]:
+    """(body lines, the title line) of a real page: every non-blank line but the title and the
+    planted lines (content lines are body)."""
+    planted: dict[str, int] = {}
+    for w in row.get("watermarks", []):
+        planted[w] = planted.get(w, 0) + 1
+    body, title_line = [], None
+    for ln in (x.strip() for x in text.split("\n")):
+        if not ln:
+            continue
+        if title_line is None and ln.lstrip("# ").strip() == row["title"]:
+            title_line = ln
+        elif planted.get(ln, 0) > 0:
+            planted[ln] -= 1
+        else:
+            body.append(ln)
+    return body, title_line
+
+
+def _score_page(row: dict, text: str, docs: list, quarantined: bool) -> dict:
+    from corpuspipe.stages.watermark import boilerplate_key  # noqa: PLC0415
+
+    body, _ = _page_lines(text, row)
+    keys = [_han_key(e.body.text) for e in docs]
+    body_keys = [_han_key(b) for b in body]
+    main = max(range(len(docs)), key=lambda i: sum(len(k) for k in body_keys if k in keys[i])) if docs else None
+    lost_lines = [b for b, k in zip(body, body_keys) if main is None or k not in keys[main]]
+    lost = sum(len(_han_key(b)) for b in lost_lines)
+    doc_keys = [boilerplate_key(e.body.text) for e in docs]
+    left_lines = left_chars = 0
+    left: list[str] = []
+    for w in sorted(set(row.get("watermarks", []))):  # a planted line left n times counts n times
+        n = min(row["watermarks"].count(w), sum(k.count(boilerplate_key(w)) for k in doc_keys))
+        left_lines += n
+        left_chars += n * len(_han_key(w))
+        left += [w] * n
+    content = row.get("content_lines") or []
+    return {
+        "pages": 1, "body_chars": sum(map(len, body_keys)), "body_lost": lost,
+        "wm_lines": len(row.get("watermarks", [])), "wm_left": left_lines, "junk_chars": left_chars,
+        "released_chars": sum(len(_han_key(e.body.text)) for e in docs),
+        "content": len(content), "content_kept": sum(any(_han_key(c) in k for k in keys) for c in content),
+        "split": int(len(docs) > 1), "quarantined": int(quarantined and not docs),
+        "markup_titles": sum(1 for e in docs if e.title and _MARKUP_TITLE.match(e.title)),
+        "title_ok": int(bool(docs) and docs[0].title == row["title"]),
+        "examples": [f"lost: {x[:60]}" for x in lost_lines[:3]] + [f"left: {x[:60]}" for x in left[:3]],
+    }
+
+
+def evaluate_crawl(corpus: Path, out: Path, workers: int = 2, show: int = 0) -> dict:
+    rows = [json.loads(x) for x in (corpus / "truth.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [t for t in rows if t["kind"] in REAL_KINDS]
+    if not rows:
+        sys.exit(f"error: {corpus} has no real-page classes (make_crawl.py --real-share > 0)")
+    built, quarantined = run(corpus / "raw", out / "work", workers)
+    by_path = _released(built)
+    per: dict[str, dict] = {}
+    shown: dict[str, list[str]] = {}
+    for t in rows:
+        text = (corpus / "raw" / t["path"]).read_bytes().decode(t["encoding"])
+        sc = _score_page(t, text, by_path.get(t["path"], []), t["path"] in quarantined)
+        examples = sc.pop("examples")
+        for k in (t["kind"], "all"):
+            acc = per.setdefault(k, {})
+            for name, v in sc.items():
+                acc[name] = acc.get(name, 0) + v
+        if examples and len(shown.setdefault(t["kind"], [])) < show:
+            shown[t["kind"]].extend(f"{t['path']}: {x}" for x in examples)
+    print(f"{corpus}: {len(rows)} real pages")
+    print(f"{'class':<14}{'pages':>6}{'body lost':>12}{'wm removed':>16}{'junk kept':>11}{'dated kept':>12}"
+          f"{'split':>7}{'markup':>8}{'title ok':>10}")
+    for k in (*REAL_KINDS, "all"):
+        a = per.get(k)
+        if not a:
+            continue
+        wm = f"{a['wm_lines'] - a['wm_left']}/{a['wm_lines']}"
+        print(f"{k:<14}{a['pages']:>6}{a['body_lost'] / max(1, a['body_chars']):>11.2%} {wm:>15}"
+              f"{a['junk_chars'] / max(1, a['released_chars']):>10.2%} {a['content_kept']:>5}/{a['content']:<5}"
+              f"{a['split']:>7}{a['markup_titles']:>8}{a['title_ok']:>7}/{a['pages']}")
+    for kind, lines in sorted(shown.items()):
+        for x in lines[:show]:
+            print(f"   {kind}: {x}")
+    return per
 
 
 if __name__ == "__main__":

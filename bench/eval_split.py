@@ -2,7 +2,7 @@
 
 Usage: python bench/eval_split.py [--files 600] [--seed 12] [--show 5] [--dump DIR] [--crawl bench/out/crawl100 [--crawl-only]]
 
-Documents (``/work/shared/external``, nobody on this project wrote them): 72 government work
+Documents (``../shared/external`` beside the repository, nobody on this project wrote them): 72 government work
 reports and NPC resolutions, 16 CPC congress reports (1 of them, 76 characters, is too short to be
 an essay and is left out), 55 laws and judicial interpretations (rendered as a crawler would save
 them: no Markdown ``#``, the ``<!-- INFO END -->`` line dropped, their real date lines kept).
@@ -49,7 +49,8 @@ from pathlib import Path
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.stages.ingest.split import clean_title, split_text
 
-EXTERNAL = Path("/work/shared/external")
+REPO = Path(__file__).resolve().parents[1]
+EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)
 VARIANTS = (
     "bare", "date", "byline", "site_date", "long_title",
     "teaser_full", "teaser_body", "teaser_salute", "teaser_after",
@@ -290,16 +291,21 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 def evaluate_crawl(root: Path, show: int) -> dict:
     """False splits on a crawl-shaped corpus (``bench/make_crawl.py``): its truth file names one
-    essay per text file, so every text file split into several essays is a false split.  Files
-    are decoded like ingest does (``decode_bytes``); undecodable ones are skipped."""
+    essay per text file, so every text file split into several essays is a false split.  Counted
+    per class of page (the real-page classes of issue 23 apart: ``paginated`` pages carry a site
+    advert between their pages).  Files are decoded like ingest does (``decode_bytes``);
+    undecodable ones are skipped."""
     from corpuspipe.stages.ingest.files import DecodeRejected, decode_bytes
 
     cfg = IngestConfig()
     kw = dict(max_title_chars=cfg.max_title_chars, min_essay_chars=cfg.min_essay_chars,
               max_long_title_chars=cfg.max_long_title_chars)
-    truth = Counter(json.loads(x)["path"] for x in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines())
+    rows = [json.loads(x) for x in (root / "truth.jsonl").read_text(encoding="utf-8").splitlines()]
+    truth = Counter(t["path"] for t in rows)
+    kind_of = {t["path"]: t["kind"] for t in rows}
     files = sorted(p for p in (root / "raw").rglob("*") if p.suffix in (".txt", ".md") and p.is_file())
     split_files: list[str] = []
+    per_kind: dict[str, Counter] = defaultdict(Counter)
     n = 0
     t0 = time.perf_counter()
     for p in files:
@@ -312,12 +318,16 @@ def evaluate_crawl(root: Path, show: int) -> dict:
             continue
         n += 1
         spans = split_text(text, **kw)
+        per_kind[kind_of[rel]]["files"] += 1
         if len(spans) > 1:
-            split_files.append(f"{rel}: " + " | ".join(repr(text[s.start : s.start + 30]) for s in spans[1:3]))
+            per_kind[kind_of[rel]]["split"] += 1
+            split_files.append(f"{kind_of[rel]} {rel}: " + " | ".join(repr(text[s.start : s.start + 30]) for s in spans[1:3]))
     res = {"crawl_files": n, "crawl_false_split_files": len(split_files),
-           "crawl_false_per_1000": 1000 * len(split_files) / max(1, n), "crawl_seconds": time.perf_counter() - t0}
+           "crawl_false_per_1000": 1000 * len(split_files) / max(1, n), "crawl_seconds": time.perf_counter() - t0,
+           "crawl_split_by_kind": {k: [c["split"], c["files"]] for k, c in sorted(per_kind.items())}}
     print(f"crawl {root}: {len(split_files)} of {n} one-essay text files split = "
           f"{res['crawl_false_per_1000']:.2f} per 1,000 ({res['crawl_seconds']:.0f} s)")
+    print("   by class: " + ", ".join(f"{k} {c['split']}/{c['files']}" for k, c in sorted(per_kind.items())))
     for r in split_files[:show]:
         print("   " + r)
     return res
@@ -333,6 +343,8 @@ def main() -> None:
     ap.add_argument("--crawl", default=None, help="also count false splits in a make_crawl.py corpus (its folder)")
     ap.add_argument("--crawl-only", action="store_true", help="only the --crawl count")
     args = ap.parse_args()
+    if not EXTERNAL.is_dir():
+        sys.exit(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)")
     res = {} if args.crawl_only else evaluate(args)
     if args.crawl:
         res.update(evaluate_crawl(Path(args.crawl), args.show))

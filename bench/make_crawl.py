@@ -6,7 +6,7 @@ This corpus has that shape, is deterministic for a seed, and its truth file says
 what it is and what it copies, so dedup precision/recall can be computed at any size.
 
 Text: a word-level Markov model (order 2 by default) over jieba tokens of the real text in
-/work/shared/external (gov reports, laws, the OpenCC golden document), so character 5-gram
+../shared/external (gov reports, laws, the OpenCC golden document), so character 5-gram
 statistics are those of real official prose while essays are distinct.  The model is trained
 once and cached under ``bench/out/markov-*.npz``; it stores for every token position the
 training positions sharing its context, so sampling the next token is one random index into a
@@ -14,6 +14,17 @@ sorted array and thousands of chains advance per numpy step (no Python loop per 
 Traditional copies render the *same token ids* through a vocabulary converted once with the
 project's OpenCC layer (``zh.opencc.converter('s2t')``, word by word): converting whole texts
 with the engine runs at 0.22 MB/s here, which would cost ~8 min per GB.
+
+**Real pages** (issue 23; :class:`RealPages`, ``REAL_SHARE`` of the bytes, drawn after the Markov
+essays from their own random streams, so every file of the classes above is byte-identical to
+what the same seed wrote before): real documents of ``../shared/external`` placed the ways that
+broke cleaning -- a long essay paginated with a site advert between its pages (``paginated``),
+laws on law sites whose dated boilerplate (publish time, view and page counters) sits beside the
+laws' own adoption, promulgation and effective-date lines (``dated``), an essay inside a page 1-2x
+its length of other real text (``contained``, its ``source`` the essay's own page, a
+``real_original``), and Markdown pages with ``#`` titles and ``##`` headings (``markdown``).
+Their truth rows also list the planted non-body lines (``watermarks``) and the dated content
+lines that must stay (``content_lines``).
 
 Usage: ``python bench/make_crawl.py --mb 100 --out bench/out/crawl100 [--seed 1]``
 Layout and truth format: bench/README.md.
@@ -35,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-EXTERNAL = Path("/work/shared/external")
+EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)
 CACHE_DIR = REPO / "bench" / "out"
 GENERATOR_VERSION = 1
 
@@ -395,6 +406,265 @@ class Site:
         return "\n".join(top + body + foots) + "\n", export
 
 
+# --- real pages (issue 23) ------------------------------------------------------------------------
+REAL_SHARE = 0.02  # of the target bytes: the four classes of real pages together
+REAL_CLASS_SHARES = (("paginated", 0.35), ("dated", 0.25), ("contained", 0.25), ("markdown", 0.15))
+REAL_MIN = {"paginated": 4, "dated": 5, "contained": 2, "markdown": 2}  # pages of each class at least
+SEGMENT_CHARS = (1500, 4500)  # a real document is cut into excerpts of this many characters
+# Their own sites (SITES stays as it was: its choices drive the Markov pages above).
+REAL_SITES = (
+    ("精品范文网", "www.jpfanwen.com"), ("范文之家", "www.fanwenzhijia.com"), ("公文在线", "www.gongwenzx.com"),
+    ("法律法规网", "www.falvfagui.com"), ("法规文库", "www.faguiwenku.cn"),
+    ("资料中心", "www.ziliaozx.com"), ("文档仓库", "www.wendangku.net"), ("知识笔记", "www.zhishibiji.net"),
+)
+PAGINATING, LAW_SITES, CONTAINING, MARKDOWN_SITE = (0, 1, 2), (3, 4), 5, 7  # containers: CONTAINING + 1
+# An advert between the pages of one essay: a site reference and/or an invitation to come back.
+ADVERT_A = ("好文章尽在{name}", "更多精彩内容尽在{name}", "海量范文就上{name}", "想看更多好文章就来{name}",
+            "精彩范文尽在{name}，网址{url}")
+ADVERT_B = ("记得常来看看哦", "欢迎常来", "记得收藏本站哦", "喜欢就收藏我们吧", "每天都有更新")
+ADVERT_C = ("{name}与您同行", "{name}陪你写好每一篇", "{name}伴您左右")
+# Dated boilerplate: the digits change on every page (publish time, views, comments, page counters).
+DATED_HEADERS = ("发布时间：{date}  浏览：{n}次", "{date} {hh}:{mm}  来源：{name}", "更新时间：{cdate}  阅读：{n}")
+DATED_FOOTERS = ("第1页 共{k}页", "本文已被浏览{n}次", "阅读：{n}  评论：{m}")
+_WIKI_TAIL = ("本作品", "这部作品", "Public domain")
+_L1_HEADING = re.compile(r"^[一二三四五六七八九十]+、\S{2,30}$")
+_OPENING = re.compile(r"^(?:各位代表|同志们|各位委员)|^(?:19|20)\d{2}年\d{1,2}月\d{1,2}日")
+
+
+@dataclass
+class RealDoc:
+    ref: str  # where the text is from, relative to ../shared/external
+    title: str
+    paragraphs: list[str]
+    date_lines: list[str] = field(default_factory=list)  # a law's adoption / promulgation / effective lines
+
+
+def real_documents(external: Path) -> tuple[list[RealDoc], list[RealDoc]]:
+    """(reports, laws) in Simplified script: the government work reports (not the 20 resolutions on
+    them: one template family, near-duplicates of each other), the CPC congress reports (not the
+    Traditional ones), the laws with their date lines apart.  Wikisource's licence tail is cut."""
+    from corpuspipe.zh.opencc import traditional_only_chars  # noqa: PLC0415
+
+    trad = traditional_only_chars()
+    reports: list[RealDoc] = []
+    for name in ("government_work_reports.jsonl", "cpc_congress_reports.jsonl"):
+        for i, ln in enumerate((external / "gov_reports" / name).read_text(encoding="utf-8").splitlines()):
+            row = json.loads(ln)
+            text = row["content"]
+            cut = [text.find(m) for m in _WIKI_TAIL if m in text]
+            text = text[: min(cut)] if cut else text
+            han = HAN.findall(text)
+            if "决议" in row["title"] or len(text) < 3000 or sum(c in trad for c in han) > 0.01 * len(han):
+                continue
+            paras = [p.strip() for p in text.split("\n") if p.strip()]
+            reports.append(RealDoc(f"gov_reports/{name}#{i}", re.sub(r"\s*\(.*\)$", "", row["title"]), paras))
+    laws: list[RealDoc] = []
+    for path in sorted((external / "outline_laws" / "lawrefbook").glob("*.md")):
+        lines = path.read_text(encoding="utf-8").split("\n")
+        info = lines.index("<!-- INFO END -->") if "<!-- INFO END -->" in lines else 0
+        dates = [ln.strip() for ln in lines[1:info] if ln.strip()]
+        paras = [re.sub(r"^#+\s*", "", ln).strip() for ln in lines[info + 1 :] if ln.strip()]
+        laws.append(RealDoc(f"outline_laws/lawrefbook/{path.name}", lines[0].lstrip("#").strip(), paras, dates))
+    return reports, laws
+
+
+def segments(doc: RealDoc, r: random.Random) -> list[list[str]]:
+    """The document cut at paragraph ends into excerpts of SEGMENT_CHARS (the last may be shorter)."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    want = r.randint(*SEGMENT_CHARS)
+    for p in doc.paragraphs:
+        cur.append(p)
+        if sum(map(len, cur)) >= want:
+            out.append(cur)
+            cur, want = [], r.randint(*SEGMENT_CHARS)
+    if cur and (sum(map(len, cur)) >= 600 or not out):
+        out.append(cur)
+    return out
+
+
+class RealPages:
+    """The real-text classes of issue 23, written after the Markov pages with their own random streams.
+
+    Every real document is used by one class only (its excerpts never overlap), so the truth's copy
+    relations stay exact: the only planted relation is ``contained`` -> its ``real_original``."""
+
+    def __init__(self, external: Path, seed: int, budget: int, emit_page) -> None:
+        self.r = random.Random(seed * 1_000_003 + 23)
+        self.budget = budget
+        self.emit_page = emit_page  # (kind, site index, title, text, truth extras, ext) -> essay_id
+        reports, laws = real_documents(external)
+        self.r.shuffle(reports)
+        self.r.shuffle(laws)
+        self.laws = laws
+        # excerpts of reports for the paginated / contained / markdown classes; laws past the
+        # dated class's share feed the paginated class too
+        self.pool = [(d, k, seg) for d in reports for k, seg in enumerate(segments(d, self.r))]
+        self.r.shuffle(self.pool)
+        self.sites = [self._site(i) for i in range(len(REAL_SITES))]
+
+    def _site(self, i: int) -> dict:
+        name, url = REAL_SITES[i]
+        fill = dict(name=name, url=url, cat="范文", date="{date}", n="{n}")
+        heads = [HEADERS[(i * 3 + j) % len(HEADERS)].format(**fill) for j in range(1 + i % 2)]
+        foots = [FOOTERS[(i * 5 + j) % len(FOOTERS)].format(**fill) for j in range(1 + (i + 1) % 2)]
+        if i % 3 == 2:  # a slogan in the site's own words: no rule and no advert shape knows it
+            advert = ADVERT_C[i % len(ADVERT_C)].format(name=name)
+        else:
+            advert = ADVERT_A[i % len(ADVERT_A)].format(name=name, url=url) + "，" + ADVERT_B[i % len(ADVERT_B)]
+        return dict(name=name, url=url, heads=heads, foots=foots, advert=advert,
+                    footer_advert=i % 2 == 0,  # the advert also closes every page (the detector can see it)
+                    before_title=i % 2 == 1)
+
+    def _date(self) -> str:
+        return f"{self.r.choice(YEARS)}-{self.r.randint(1, 12):02d}-{self.r.randint(1, 28):02d}"
+
+    def _frame(self, site: dict) -> tuple[list[str], list[str]]:
+        date, n = self._date(), str(self.r.randint(100, 99999))
+        return [h.format(date=date, n=n) for h in site["heads"]], [f.format(date=date, n=n) for f in site["foots"]]
+
+    def _page(self, site: dict, title: str, body: list[str], gap: str) -> tuple[str, list[str]]:
+        heads, foots = self._frame(site)
+        top = heads + [title] if site["before_title"] else [title] + heads
+        return gap.join(top + body + foots) + "\n", heads + foots
+
+    def run(self) -> None:
+        spent = {k: 0 for k, _ in REAL_CLASS_SHARES}
+        made = {k: 0 for k, _ in REAL_CLASS_SHARES}
+        share = dict(REAL_CLASS_SHARES)
+        makers = {"paginated": self.paginated, "dated": self.dated, "contained": self.contained,
+                  "markdown": self.markdown}
+        progress = True
+        while progress:
+            progress = False
+            for kind, _ in REAL_CLASS_SHARES:
+                if spent[kind] >= share[kind] * self.budget and made[kind] >= REAL_MIN[kind]:
+                    continue
+                n = makers[kind]()
+                if n:
+                    spent[kind] += n
+                    made[kind] += 1
+                    progress = True
+
+    def _take(self, min_chars: int = 0):
+        for j, (doc, k, seg) in enumerate(self.pool):
+            if sum(map(len, seg)) >= min_chars:
+                return self.pool.pop(j)
+        return None
+
+    def paginated(self) -> int:
+        """A real excerpt in 2-4 pages with the site's advert between them; half the cuts, where the
+        text allows, fall right before a paragraph that opens like a document (各位代表！, a date)."""
+        got = self._take(1800)
+        if got is None:
+            return 0
+        doc, k, seg = got
+        site_i = self.r.choice(PAGINATING)
+        site = self.sites[site_i]
+        pages = min(self.r.randint(2, 4), len(seg))
+        if pages < 2:
+            return 1  # one long paragraph: nothing to paginate (the excerpt is dropped)
+        openers = [j for j in range(1, len(seg)) if _OPENING.match(seg[j])]
+        cuts: set[int] = set()
+        while len(cuts) < pages - 1:
+            if openers and self.r.random() < 0.5:
+                cuts.add(self.r.choice(openers))
+            else:
+                cuts.add(self.r.randrange(1, len(seg)))
+        body: list[str] = []
+        for j, para in enumerate(seg):
+            if j in cuts:
+                body.append(site["advert"])
+            body.append(para)
+        ads = [site["advert"]] * len(cuts)
+        if site["footer_advert"]:
+            body.append(site["advert"])
+            ads.append(site["advert"])
+        title = doc.title if k == 0 else f"{doc.title}（节选{k + 1}）"
+        text, frame = self._page(site, title, body, self.r.choice(("\n", "\n\n")))
+        self.emit_page("paginated", site_i, title, text, dict(watermarks=frame + ads, pages=pages, real=doc.ref,
+                                                              chars=sum(map(len, seg))), "txt")
+        return len(text.encode("utf-8"))
+
+    def dated(self) -> int:
+        """A law on a law site: dated boilerplate (publish time, views, page counters) above and below
+        the law's own adoption, promulgation and effective-date lines."""
+        if not self.laws:
+            return 0
+        law = self.laws.pop()
+        if not law.date_lines:
+            return 1
+        site_i = self.r.choice(LAW_SITES)
+        name = REAL_SITES[site_i][0]
+        seg = segments(law, self.r)[0]
+        date = self._date()
+        fill = dict(date=date, cdate=f"{date[:4]}年{date[5:7]}月{date[8:]}日", hh=f"{self.r.randint(0, 23):02d}",
+                    mm=f"{self.r.randint(0, 59):02d}", n=self.r.randint(100, 99999), m=self.r.randint(0, 300),
+                    k=self.r.randint(1, 9), name=name)
+        heads = [DATED_HEADERS[(site_i + j) % len(DATED_HEADERS)].format(**fill) for j in range(1 + site_i % 2)]
+        foots = [DATED_FOOTERS[(site_i + j) % len(DATED_FOOTERS)].format(**fill) for j in range(2)]
+        top = heads + [law.title] if site_i % 2 else [law.title] + heads
+        text = "\n".join(top + law.date_lines + seg + foots) + "\n"
+        self.emit_page("dated", site_i, law.title, text, dict(
+            watermarks=heads + foots, content_lines=list(law.date_lines), real=law.ref,
+            chars=sum(map(len, seg)) + sum(map(len, law.date_lines))), "txt")
+        return len(text.encode("utf-8"))
+
+    def contained(self) -> int:
+        """An excerpt released as its own page (``real_original``), and a page that holds it inside
+        1-2x its length of another document's text (``contained``: before, after or around it)."""
+        got = self._take(1200)
+        if got is None:
+            return 0
+        doc, k, seg = got
+        size = sum(map(len, seg))
+        title = doc.title if k == 0 else f"{doc.title}（节选{k + 1}）"
+        site = self.sites[CONTAINING]
+        text, frame = self._page(site, title, list(seg), "\n")
+        orig = self.emit_page("real_original", CONTAINING, title, text, dict(watermarks=frame, real=doc.ref,
+                                                                             chars=size), "txt")
+        want = size * self.r.uniform(1.0, 2.0)
+        other: list[str] = []
+        host_title = None
+        while sum(map(len, other)) < want:
+            more = self._take()
+            if more is None:
+                break
+            if host_title is None:
+                host_title = more[0].title if more[1] == 0 else f"{more[0].title}（节选{more[1] + 1}）"
+            paras = list(more[2])
+            while paras and (len(paras[0]) < 40 or "。" not in paras[0]):
+                paras.pop(0)  # a report's own title block (政府工作报告 / ——… / 各位代表：) opens no page here
+            other.extend(paras)
+        if host_title is None:
+            return len(text.encode("utf-8"))
+        filler, chars = [], 0
+        for para in other:
+            if chars >= want:
+                break
+            filler.append(para)
+            chars += len(para)
+        at = self.r.choice((0, len(filler), self.r.randrange(len(filler) + 1)))
+        body = filler[:at] + list(seg) + filler[at:]
+        page, frame2 = self._page(self.sites[CONTAINING + 1], host_title, body, "\n")
+        self.emit_page("contained", CONTAINING + 1, host_title, page, dict(
+            source=orig, watermarks=frame2, real=doc.ref, chars=size + chars, contained_chars=size), "txt")
+        return len(text.encode("utf-8")) + len(page.encode("utf-8"))
+
+    def markdown(self) -> int:
+        """A real excerpt saved as Markdown: ``# title``, outline headings as ``## 一、…``."""
+        got = self._take(1000)
+        if got is None:
+            return 0
+        doc, k, seg = got
+        title = doc.title if k == 0 else f"{doc.title}（节选{k + 1}）"
+        body = [f"## {p}" if _L1_HEADING.match(p) else p for p in seg]
+        text = f"# {title}\n\n" + "\n\n".join(body) + "\n"
+        self.emit_page("markdown", MARKDOWN_SITE, title, text, dict(watermarks=[], real=doc.ref,
+                                                                      chars=sum(map(len, seg))), "md")
+        return len(text.encode("utf-8"))
+
+
 @dataclass
 class Stats:
     files: int = 0
@@ -410,7 +680,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--order", type=int, default=2, choices=(2, 3))
+    ap.add_argument("--real-share", type=float, default=REAL_SHARE,
+                    help="bytes of the real-text pages (issue 23 classes) as a share of --mb")
     a = ap.parse_args(argv)
+    if not EXTERNAL.is_dir():
+        print(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)", file=sys.stderr)
+        return 2
     if a.out.exists() and any(a.out.iterdir()) and not ((a.out / "truth.jsonl").exists() or (a.out / "raw").is_dir()):
         print(f"error: --out {a.out} exists and is not a corpus made by this script; not deleting it", file=sys.stderr)
         return 2
@@ -578,17 +853,44 @@ def main(argv: list[str] | None = None) -> int:
     for site_i in sorted(jsonl_buf):
         flush_jsonl(site_i)
 
+    real_budget = int(a.real_share * target)
+    real: RealPages | None = None
+
+    def emit_page(kind: str, site_i: int, title: str, text: str, extra: dict, ext: str) -> str:
+        eid = eid_next()
+        assert real is not None
+        rr = real.r
+        date = f"{rr.choice(YEARS)}-{rr.randint(1, 12):02d}-{rr.randint(1, 28):02d}"
+        host = REAL_SITES[site_i][1]
+        while True:
+            rel = f"{host.split('.')[1]}/{date[:4]}/{date[5:7]}/{rr.getrandbits(48):012x}.{ext}"
+            if rel not in used_names:
+                used_names.add(rel)
+                break
+        row = dict(essay_id=eid, path=rel, line=None, kind=kind, source=None, site=host, script="simplified",
+                   chars=0, edit_rate=0.0, dropped=0, added=0, title=title, encoding="utf-8")
+        row.update(extra)
+        truth.append(row)
+        st.essays += 1
+        st.kinds[kind] = st.kinds.get(kind, 0) + 1
+        write(rel, text.encode("utf-8"), "utf-8")
+        return eid
+
+    real = RealPages(EXTERNAL, a.seed, real_budget, emit_page)
+    real.run()
+
     truth.sort(key=lambda row: row["essay_id"])
     with open(a.out / "truth.jsonl", "w", encoding="utf-8") as fh:
         for row in truth:
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
     meta = {
         "generator_version": GENERATOR_VERSION, "seed": a.seed, "mb": a.mb, "order": a.order,
+        "real_share": a.real_share,
         "files": st.files, "essays": st.essays, "bytes": st.bytes, "family_root": root_id, "family_size": family_n,
         "kinds": dict(sorted(st.kinds.items())), "encodings": dict(sorted(st.encodings.items())),
-        "sites": [url for _n, url in SITES],
+        "sites": [url for _n, url in SITES], "real_sites": [url for _n, url in REAL_SITES],
         "knobs": {k: v for k, v in globals().items() if k.isupper() and isinstance(v, (int, float, tuple))
-                  and k not in ("SITES",)},
+                  and k not in ("SITES", "REAL_SITES")},
     }
     (a.out / "corpus.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
                                        encoding="utf-8")

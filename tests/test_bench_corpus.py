@@ -191,3 +191,38 @@ def test_crawl_traditional_copies_are_traditional(crawl_runs):
     for t in trad:
         han = [c for c in _crawl_text(root, t) if "\u4e00" <= c <= "\u9fff"]
         assert sum(c in trad_only for c in han) > 0.05 * len(han), t["essay_id"]
+
+
+REAL_KINDS = {"paginated", "dated", "contained", "real_original", "markdown"}
+
+
+def test_crawl_real_page_classes_and_their_truth(crawl_runs):
+    """Issue 23's classes, built from real text: their planted lines are on the page, the dated
+    content lines too, a paginated essay has its advert between pages, a contained essay's page is
+    inside its container with 1-2x its length of other text, a Markdown page is titled ``# …``."""
+    root = crawl_runs[0]
+    truth = _crawl_truth(root)
+    by_id = {t["essay_id"]: t for t in truth}
+    real = [t for t in truth if t["kind"] in REAL_KINDS]
+    assert {t["kind"] for t in real} == REAL_KINDS
+    assert min(int(t["essay_id"][1:]) for t in real) > max(int(t["essay_id"][1:]) for t in truth if t not in real)
+    for t in real:
+        text = _crawl_text(root, t)
+        lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+        for w in set(t["watermarks"]):
+            assert lines.count(w) >= t["watermarks"].count(w), (t["path"], w)
+        if t["kind"] == "paginated":
+            advert = max(set(t["watermarks"]), key=t["watermarks"].count)
+            inner = [i for i, ln in enumerate(lines) if ln == advert and 1 < i < len(lines) - 3]
+            assert len(inner) >= t["pages"] - 1 >= 1
+        elif t["kind"] == "dated":
+            assert t["content_lines"] and all(c.strip() in lines for c in t["content_lines"])
+        elif t["kind"] == "contained":
+            src = by_id[t["source"]]
+            assert src["kind"] == "real_original" and t["real"] == src["real"]
+            body = [ln for ln in _crawl_text(root, src).split("\n") if ln.strip()
+                    and ln.strip() != src["title"] and ln.strip() not in src["watermarks"]]
+            assert body and all(ln.strip() in lines for ln in body)
+            assert 1.9 * t["contained_chars"] <= t["chars"] <= 3.1 * t["contained_chars"]
+        elif t["kind"] == "markdown":
+            assert text.startswith(f"# {t['title']}\n") and t["path"].endswith(".md")

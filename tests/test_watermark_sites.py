@@ -26,20 +26,26 @@ def _reports(external: Path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, external: Path):
-    reports = [r for r in _reports(external) if "政府工作报告" in r["title"] and "决议" not in r["title"]][:14]
-    raw = tmp_path_factory.mktemp("raw")
+def write_site_corpus(raw: Path, reports: list[dict], copies: int = 5) -> None:
+    """The reports on one site (wikisource/) and ``copies`` of them re-hosted on each of two sites
+    with their own footer (siteB also with a prose-shaped one), plus a title-only page per site."""
     for i, r in enumerate(reports):
         (raw / "wikisource").mkdir(exist_ok=True)
         (raw / "wikisource" / f"r{i:02d}.txt").write_text(f"{r['title']}\n{r['content']}\n", encoding="utf-8")
     for s, (site, foot) in enumerate(sorted(FOOTERS.items())):
         (raw / site).mkdir()
-        for k in range(5):  # copies of reports the wikisource folder already has: they must not vote again
-            r = reports[(s * 5 + k) % len(reports)]
+        for k in range(copies):  # copies of reports the wikisource folder already has: they must not vote again
+            r = reports[(s * copies + k) % len(reports)]
             extra = f"{PROSE_FOOTER}\n" if site == "siteB" else ""
             (raw / site / f"p{k}.txt").write_text(f"{r['title']}\n{r['content']}\n{extra}{foot}\n", encoding="utf-8")
         (raw / site / "title_only.txt").write_text(f"{reports[0]['title']}目录\n{foot}\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, external: Path):
+    reports = [r for r in _reports(external) if "政府工作报告" in r["title"] and "决议" not in r["title"]][:14]
+    raw = tmp_path_factory.mktemp("raw")
+    write_site_corpus(raw, reports)
     res = pipeline.build(raw, PipelineConfig(), tmp_path_factory.mktemp("work"))
     essays = [e for r in res.passes[-1] for e in shardio.read_essays(Path(r["essays"]))]
     quarantine = [q for results in res.passes for r in results for q in pipeline.shard_files(r)[1]]

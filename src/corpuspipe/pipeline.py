@@ -268,13 +268,15 @@ def shard_files(result: dict) -> tuple[list[dict], list[dict]]:
 
 
 def run_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, work: str, facts: dict[str, Any],
-             key: str, stages: Sequence[Stage] = STAGES) -> dict:
+             key: str | None = None, stages: Sequence[Stage] | None = None) -> dict:
     """The task of pass ``index`` over one shard (raw paths for pass 0, the previous pass's result
     after): run its stages batch by batch, write the essays and the record, return the
     :class:`ShardResult` as a dict (cheap to pass between processes and orchestrators).  ``key``
-    is the one the loop looked up and missed."""
+    is the one the loop looked up and missed (computed here when a tool calls this alone)."""
     cfg = config_of(cfg_json)
-    p = plan(stages)[index]
+    p = plan(stages or STAGES)[index]
+    if key is None:
+        key = pass_key(p, cfg, _input_key(p, shard, raw_root), facts)
     cache = WorkCache(work)
     work_dir = cache.root
     ctx = Context(cfg, facts, work_dir, shard_key=key)
@@ -428,8 +430,9 @@ def build_steps(raw_root: Path | str, cfg: PipelineConfig, work: Path | str, sta
             results.append(None if hit is None else {**hit, "cached": True})
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
+            custom = None if tuple(stages) == STAGES else tuple(stages)  # the default list is the worker's own
             step = Step(Tasks(p.label, run_pass, [(p.index, inputs[i], cfg_json, raw, str(cache.root), facts, keys[i],
-                                                   tuple(stages)) for i in todo]),
+                                                   custom) for i in todo]),
                         unit="bytes", sizes=[found.sizes[i] for i in todo],
                         done_before=sum(found.sizes[i] for i, r in enumerate(results) if r is not None),
                         docs_before=sum(r["essay_count"] for r in results if r is not None))

@@ -55,6 +55,7 @@ from corpuspipe.zh.chars import (
 )
 from corpuspipe.zh.outline import normalize_marker_re
 from corpuspipe.zh.pii import find_pii
+from corpuspipe.zh.zhe import prev_char, zhe_spans
 from corpuspipe.stages.quality.flags import encoding_damage, quality_flags, truncated
 
 STAGE = "normalize"
@@ -256,44 +257,10 @@ def t2s_whole(text: str, use_cache: bool = True) -> str:
     return _T2S.convert(text, use_cache=use_cache)
 
 
-# 著: keep in zhù words (著作 著名 显著 卓著 …), otherwise the particle/verb 着 (随著 看著 著力 沉著).
-# Neighbours are looked up across whitespace: later steps may delete it (显 著 -> 显著).
-_ZHU_BEFORE = frozenset("显卓编原论专土名巨译遗合昭拙撰彰鸿")
-_ZHU_AFTER = frozenset("作名称述书者录译")
-_ZHU_OWNER = frozenset("他她其曾共均")  # 他著有《…》
-_ZHU_RE = re.compile("著")
-_NEIGHBOR_WS = frozenset(" \t\u3000\u00a0\r\n")
-
-
-def _prev_char(text: str, i: int) -> str:
-    while i > 0 and text[i - 1] in _NEIGHBOR_WS:
-        i -= 1
-    return text[i - 1] if i > 0 else ""
-
-
-def _next_char(text: str, i: int) -> str:
-    n = len(text)
-    while i < n and text[i] in _NEIGHBOR_WS:
-        i += 1
-    return text[i] if i < n else ""
-
-
-def _zhe_spans(text: str) -> list[tuple[int, int]]:
-    if "著" not in text:
-        return []
-    out: list[tuple[int, int]] = []
-    for m in _ZHU_RE.finditer(text):
-        p = m.start()
-        before, after = _prev_char(text, p), _next_char(text, p + 1)
-        if before in _ZHU_BEFORE or after in _ZHU_AFTER or (after == "有" and before in _ZHU_OWNER):
-            continue
-        out.append((p, p + 1))
-    return out
-
-
 def fix_zhe(text: str) -> str:
-    """The 著 pass on its own (t2s never turns 著 into 着)."""
-    spans = _zhe_spans(text)
+    """The 著 pass on its own (t2s never turns 著 into 着): only where the neighbours say 着
+    (:mod:`corpuspipe.zh.zhe`)."""
+    spans = zhe_spans(text)
     if not spans:
         return text
     chars = list(text)
@@ -405,7 +372,7 @@ def _pre_repairs(text: str, cfg: NormalizeConfig) -> list[Replacement]:
     if cfg.fix_pdf_glyphs:
         reps += [Replacement(m.start(), m.end(), m.group().translate(_KANGXI_TABLE), "pdf_glyph") for m in _KANGXI_RE.finditer(text)]
         for rx, ctx, repl in _PDF_CONTEXT:
-            reps += [Replacement(m.start(), m.end(), repl, "pdf_glyph") for m in rx.finditer(text) if _prev_char(text, m.start()) in ctx]
+            reps += [Replacement(m.start(), m.end(), repl, "pdf_glyph") for m in rx.finditer(text) if prev_char(text, m.start()) in ctx]
     return reps
 
 
@@ -685,13 +652,13 @@ def _char_layer(essay: Essay, text: str, cps: np.ndarray, fl: np.ndarray, cfg: N
     if len(new) != len(text):  # rare: a phrase changed length; plain sequential applies
         _apply(essay, t2s, counts)
         if cfg.convert_traditional and (fl & _F_ZHU).any():
-            _apply(essay, [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(essay.body.text)], counts)
+            _apply(essay, [Replacement(s, e, "着", "zhe") for s, e in zhe_spans(essay.body.text)], counts)
         if (fl & _F_FIX).any():
             _apply(essay, _char_repairs(essay.body.text, cfg), counts)
         return
     singles: list[Replacement] = []
     if cfg.convert_traditional and (fl & _F_ZHU).any():
-        singles += [Replacement(s, e, "着", "zhe") for s, e in _zhe_spans(new)]
+        singles += [Replacement(s, e, "着", "zhe") for s, e in zhe_spans(new)]
     if (fl & _F_FIX).any():
         singles += _char_repairs(new, cfg)
     if not singles:

@@ -23,10 +23,12 @@ watermark stage removes them.
 from __future__ import annotations
 
 import re
-from itertools import islice
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import islice
 from typing import Iterator
 
+from corpuspipe.stages.watermark.removal import removes_whole_line
 from corpuspipe.zh import outline
 from corpuspipe.zh.chars import HAN_BMP
 from corpuspipe.zh.numerals import cn_small_value
@@ -49,6 +51,13 @@ _SITE_LINE = re.compile(
 )
 _TEASER_END = re.compile(r"(?:\.{3,}|…+|。{3,})\s*$")
 _BRACKET_TAG = re.compile(r"\s*[\[【［〔][^\]】］〕]{1,16}[\]】］〕]\s*")
+# Markup a converter or a crawler leaves on a line: a Markdown heading mark (``# 标题``, ``## 一、…``,
+# a closing ``##``), emphasis around the whole line (``**标题**``), HTML tags (``<h1>标题</h1>``).
+# 54 of the 55 laws of ../shared/external are Markdown: their titles were released as ``# 标题``.
+_MD_HEADING = re.compile(r"^#{1,6}[ \t\u3000]+")
+_MD_CLOSING = re.compile(r"[ \t\u3000]+#+$")
+_EMPHASIS = re.compile(r"^(\*\*|__)(?=\S)(.+?)(?<=\S)\1$")
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]{0,80})?>")
 _NOSPACE = re.compile(r"\s+")
 _DATE = r"(?P<y>(?:19|20)\d{2})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
 _BYLINE = re.compile(
@@ -101,6 +110,29 @@ _SUBTITLE = re.compile(r"^(?:——|──|—|－－|--)\s*\S")
 # click count with its colon, is a site line).  On the 100 MB crawl bench such lines under a
 # sentence fragment (3.2004年11月16日最高人民法院审判 / >>>点击查看更多…) made 9 of its 15 false splits.
 _PROMO = re.compile(r"点击(?!\s*[:：])|下载|免费领取")
+# A site's own line addressing the reader: a page, the site or its app (本站, 公众号, 下一页, www.),
+# visiting or following it (尽在…, 登录, 搜索, 关注我们), pagination (未完待续, 第2页), "more" and
+# "coming" (更多精彩, 敬请期待, 每日更新), use notes (仅供参考), a chatty close (…收藏一下吧).  Shipped
+# rules remove some such lines; this shape only keeps one from opening or titling an essay (an advert
+# between the pages of one essay read as the next essay's title).  A title in the official formula
+# (关于…的通知) is never one.  Measured: 12 of 12 advert wordings written before it (the shipped rules
+# remove 2 of them), 0 of 1,021 real titles and isolated headings (reports, laws, headings_layout_gt).
+_ADVERT_SHAPE = re.compile(
+    r"本站|本网|网站|网址|网友|小编|公众号|微信号|二维码|扫码|[Aa][Pp][Pp]|投稿"
+    r"|下一页|上一页|翻页|翻到|第\s*\d+\s*页|未完待续|点击|点这里|请点"
+    r"|尽在|就上|就来|请到|登录|搜索|光临|关注我们|关注本"
+    r"|[Ww][Ww][Ww]\.|[Hh][Tt][Tt][Pp][Ss]?:|\.(?:com|cn|net|org)(?![A-Za-z0-9])"
+    r"|更多(?:精彩|好文|优秀|范文|文章|内容|资料)|敬请(?:期待|关注)|持续更新|(?:每日|每天)更新|仅供(?:学习|交流)?(?:参考|学习|交流)"
+    r"|(?:收藏|分享|记得|喜欢|常来|关注).{0,12}(?:哦|吧|啦|哟|呦)[～~!！。]*$"
+    r"|[\u4e00-\u9fff]{1,8}(?:网|站|文库)(?=$|[，,。！!～~\s—－-])"
+)
+
+
+def advert_shaped(s: str) -> bool:
+    """Shaped like a site's advert (:data:`_ADVERT_SHAPE`) and not like an official title."""
+    return _ADVERT_SHAPE.search(s) is not None and _GENRE_END.search(s) is None
+
+
 # A byline naming an office and a person: 国务院总理 李强, 记者 王小明.
 _ROLE_BYLINE = re.compile(
     rf"^[{_HAN}]{{0,12}}(?:总理|主席|委员长|书记|部长|省长|市长|县长|院长|校长|主任|记者|通讯员|作者|编辑)"
@@ -147,6 +179,8 @@ def iter_lines(text: str) -> Iterator[Line]:
         stop = n if nl < 0 else nl
         raw = text[pos:stop]
         content = raw.strip()
+        if content[:1] == "#":  # a Markdown heading reads as its words (## 一、总则 is an outline item)
+            content = strip_markup(content)
         end = n if nl < 0 else nl + 1
         yield Line(pos, end, content, len(raw) - len(raw.lstrip()) if content else 0)
         pos = end
@@ -232,9 +266,33 @@ def nospace(s: str) -> str:
     return _NOSPACE.sub("", s)
 
 
+def strip_markup(s: str) -> str:
+    """The line without Markdown heading marks, whole-line emphasis or HTML tags."""
+    s = s.strip()
+    if s[:1] == "#":
+        s = _MD_CLOSING.sub("", _MD_HEADING.sub("", s, count=1))
+    if "<" in s:
+        s = _HTML_TAG.sub("", s).strip()
+    m = _EMPHASIS.match(s)
+    return m.group(2).strip() if m else s
+
+
 def clean_title(s: str) -> str:
-    """Strip whitespace and bracketed site tags such as ``[范文模版]`` or ``【精选】``."""
-    return _BRACKET_TAG.sub(" ", s).strip()
+    """Strip whitespace, markup (:func:`strip_markup`) and bracketed site tags such as ``[范文模版]``
+    or ``【精选】``."""
+    return _BRACKET_TAG.sub(" ", strip_markup(s)).strip()
+
+
+@lru_cache(maxsize=4096)
+def removed_as_watermark(s: str) -> bool:
+    """Would the shipped watermark rules remove this whole line (an advert, a page stamp, a
+    counter)?  Such a line never titles an essay, however title-shaped: the 88 real reports and 55
+    laws cut into pages with one of six adverts between them (2,466 pages), 92 were split at the
+    advert when the next page opened with 各位代表！ or a date line (the advert read as the next
+    document's title); none with this check and :func:`advert_shaped`.  The corpus's own
+    boilerplate keys and a user's rules are only known later: the watermark stage re-joins an
+    essay opened by such a line (``stages/watermark/rejoin.py``).  Cached: site lines repeat."""
+    return removes_whole_line(s)
 
 
 def is_title_like(s: str, max_chars: int) -> bool:
@@ -351,8 +409,9 @@ def _is_date_line(s: str) -> bool:
 
 
 # Scraped pages leave lines holding only a zero-width space (U+200B) under a title: 7 of the 72
-# government reports and resolutions start so.  str.strip() keeps them; they are no text.
-_INVISIBLE = re.compile(r"^[\u200b-\u200f\u2060\ufeff]+$")
+# government reports and resolutions start so.  str.strip() keeps them; they are no text.  Nor is
+# a whole-line HTML comment (the laws' <!-- INFO END -->, right under one law's title).
+_INVISIBLE = re.compile(r"^(?:[\u200b-\u200f\u2060\ufeff]+|<!--.*-->)$")
 
 
 def _next_content(lines: list[Line], i: int, limit: int = 12) -> int | None:
@@ -559,6 +618,9 @@ def _bare_title_score(
     return score
 
 
+# Lines longer than this are never asked whether a rule removes them whole in the header zone (the
+# shipped line rules stop at ~300 characters; a long first paragraph is body).
+_MAX_WATERMARK_LINE = 160
 # A bare title needs this much evidence, and at least one of the two strong signals.
 _BARE_TITLE_MIN_SCORE = 4
 # How far ahead a bare title looks for the text it would start (characters).
@@ -742,6 +804,8 @@ def iter_essay_starts(
                 )
                 >= _BARE_TITLE_MIN_SCORE
                 and chars_until_next_start(i) >= min_essay_chars
+                and not advert_shaped(ln.content)
+                and not removed_as_watermark(ln.content)
             ):
                 start = True
                 titles.add(_bigrams(ln.content))
@@ -826,7 +890,10 @@ def analyse_essay(
                 seen_title_line = True
                 i = consume(i, "essay_header")
                 continue
-        if is_site_line(s):
+        if is_site_line(s) or (not seen_title_line and len(s) <= _MAX_WATERMARK_LINE and (
+                removed_as_watermark(s) or (advert_shaped(s) and is_title_like(s, max_long)))):
+            # site lines stay for the watermark stage; one above the title (an advert, a page stamp,
+            # 温馨提示：…如有侵权请联系删除。) neither titles the essay nor hides the title below it
             i += 1
             while i < b and not lines[i].content:
                 i += 1
