@@ -149,11 +149,8 @@ class ConnectError(Exception):  # stands for httpx.ConnectError (matched by name
     pass
 
 
-def test_connection_refused_before_any_task_is_retried_once_server_restarts(monkeypatch):
-    import corpuspipe.cli as cli
-
+def test_connection_refused_before_any_task_is_retried_once_server_restarts():
     resets = []
-    monkeypatch.setattr(cli, "_reset_ephemeral_server", lambda: resets.append(1))
     calls = []
 
     def flaky():
@@ -165,11 +162,11 @@ def test_connection_refused_before_any_task_is_retried_once_server_restarts(monk
                 raise ConnectError("All connection attempts failed") from inner
         return "releases/1.0.0"
 
-    assert run_with_server_retry(flaky, lambda: False, wait=0) == "releases/1.0.0"
+    assert run_with_server_retry(flaky, lambda: False, lambda: resets.append(1), wait=0) == "releases/1.0.0"
     assert len(calls) == 2 and resets == [1]
     calls.clear()
     with pytest.raises(ConnectError):  # a task already ran: never silently re-run half a build
-        run_with_server_retry(flaky, lambda: True, wait=0)
+        run_with_server_retry(flaky, lambda: True, lambda: resets.append(1), wait=0)
     assert not is_connection_refused(ValueError("bad config"))
 
 

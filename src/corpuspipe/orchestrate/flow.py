@@ -60,17 +60,28 @@ class RunContext:
     pool: Pool | None = None  # the process runner's workers (else the flow starts its own)
     started: Started | None = None
 
+    def __getstate__(self) -> dict:
+        """What travels when Prefect ships the flow with a task to a Dask worker: nothing.  The
+        context is the caller's, used only where the flow runs (a display, a pool, a generator
+        cannot and need not cross to a worker)."""
+        return {}
 
-@task(name="task", cache_policy=NO_CACHE)
-def work_task(fn: Callable[..., Any], args: tuple, pool: Pool | None) -> Done:
-    """One task of a step: in the worker pool when there is one, else right here (a thread, a Dask worker)."""
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+@task(name="task", task_run_name="{label}", cache_policy=NO_CACHE)
+def work_task(label: str, fn: Callable[..., Any], args: tuple, pool: Pool | None) -> Done:
+    """One task of a step: in the worker pool when there is one, else right here (a thread, a Dask
+    worker).  Named by its step in Prefect's records (``task_run_name``: a renamed copy of the task
+    per step, ``with_options``, could not be pickled to a Dask worker)."""
     if pool is None:
         return execute(fn, tuple(args))
     return pool.submit(fn, args).result()
 
 
-@task(name="task", cache_policy=NO_CACHE)
-def adopt_task(future: Any) -> Done:
+@task(name="task", task_run_name="{label}", cache_policy=NO_CACHE)
+def adopt_task(label: str, future: Any) -> Done:
     """A task the caller started before the flow run existed: wait for it (Prefect still records it)."""
     return future.result()
 
@@ -86,13 +97,11 @@ class PrefectRunner:
         self.q: Callable[[Any], Any] = quote if quoting else (lambda v: v)
 
     def __call__(self, step: Step) -> list[Done]:
-        t = work_task.with_options(name=step.label)
-        return self._gather(step, [t.submit(step.tasks.fn, self.q(tuple(a)), self.q(self.pool))
+        return self._gather(step, [work_task.submit(step.label, step.tasks.fn, self.q(tuple(a)), self.q(self.pool))
                                    for a in step.tasks.args])
 
     def adopt(self, step: Step, futures: Sequence[Any]) -> list[Done]:
-        t = adopt_task.with_options(name=step.label)
-        return self._gather(step, [t.submit(self.q(f)) for f in futures])
+        return self._gather(step, [adopt_task.submit(step.label, self.q(f)) for f in futures])
 
     def _gather(self, step: Step, futures: list) -> list[Done]:
         rep = Reporter(step, self.progress)
