@@ -42,7 +42,7 @@ from corpuspipe.zh.outline import boilerplate_heading_re
 from corpuspipe.zh.prose import is_genre_prose
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
-from corpuspipe.core.io import read_user_text
+from corpuspipe.core.io import atomic_path, read_user_text
 from corpuspipe.core.regex_prefilter import finditer_lines, line_plan
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard
 from corpuspipe.core.stage import Context, CorpusStage
@@ -885,15 +885,12 @@ _STATS_SCHEMA = pa.schema([("part", pa.int8()), ("key", pa.string()), ("site", p
 
 
 def _write_parquet(table: pa.Table, out: Path, parts: int | None = None) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name("." + out.name + ".tmp")
-    with pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
         if parts is None:
             w.write_table(table)
         else:
             for p in range(parts):
                 w.write_table(table.filter(pc.equal(table["part"], p)), row_group_size=1 << 30)
-    tmp.replace(out)
 
 
 def stats_table(essays: Sequence[Essay], cfg: WatermarkConfig) -> tuple[pa.Table, pa.Table]:

@@ -109,6 +109,7 @@ import xxhash
 
 from corpuspipe.core import schemas
 from corpuspipe.core.config import DedupConfig
+from corpuspipe.core.io import atomic_path
 from corpuspipe.stages.dedup import kernels
 from corpuspipe.stages.dedup.minhash import (
     LEVELS,
@@ -212,11 +213,8 @@ def _h64(strings: Sequence[str]) -> np.ndarray:
 
 def _write(table: pa.Table, path: Path, row_group_size: int | None = None, options: dict = _PARQUET) -> None:
     """Atomic, deterministic Parquet write (fixed options, no timestamps)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, row_group_size=row_group_size, **options)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, **options)
 
 
 # -- per shard -------------------------------------------------------------------------------
@@ -989,7 +987,22 @@ def _clusters(deferred: np.ndarray, ver: _Verifier) -> np.ndarray:
 
 
 def find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, work: Path) -> DedupOutcome:
-    """Pairs and clusters of one level from every shard's signature file (see module docstring)."""
+    """Pairs and clusters of one level from every shard's signature file (see module docstring).
+
+    On a failure (a full disk, most likely: the band files and the verification spill are the
+    largest scratch of a build, ~210 MB at 100 MB) the scratch is removed before the error goes on,
+    so a failed build does not keep the disk full (issue 24 #7)."""
+    try:
+        return _find_duplicates(sig_paths, level, cfg, work)
+    except BaseException:
+        scratch = Path(work) / f"{level}.verify"
+        shutil.rmtree(Path(work) / f"{level}.bands", ignore_errors=True)
+        for p in (scratch.with_suffix(".shingles"), scratch.with_suffix(".sigs")):
+            p.unlink(missing_ok=True)
+        raise
+
+
+def _find_duplicates(sig_paths: Sequence[Path], level: str, cfg: DedupConfig, work: Path) -> DedupOutcome:
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     work = Path(work)
