@@ -243,6 +243,7 @@ def release(
         runner = "dask"
     try:  # everything a user can get wrong, in one line, before Prefect is imported (preflight.py)
         check_raw_dir(raw_dir)
+        preflight.check_release_out(out)
         check_writable(out)
         cfg = preflight.load_config(config)
         preflight.check_rules(cfg)
@@ -569,17 +570,20 @@ def export(
     shard_rows: int = typer.Option(50_000, "--shard-rows", help="Rows per shard."),
 ) -> None:
     """Write training-ready shards of deduplicated documents or leaf sections, with a manifest naming the release."""
+    from corpuspipe import preflight
     from corpuspipe.release.export import ExportError, Selection, export_release, parse_bounds
 
     try:
         resolved = _resolve_release(release_dir)
-        if _inside_release(out_dir / "x") is not None:
-            raise UserError(f"refusing to write into release {_inside_release(out_dir / 'x')} (releases are immutable)")
+        preflight.check_output_path(out_dir, "the export into")
+        _check_flags(exclude_flags or [], "--exclude-flag")
         sel = Selection(level=level, exclude_flags=[] if keep_flagged else list(exclude_flags or ["mojibake"]),
                         scripts=list(scripts or []), min_chars=min_chars, max_chars=max_chars,
                         min=parse_bounds(mins or [], "min"), max=parse_bounds(maxs or [], "max"))
+        sel.check()
+        _WRITING["to"] = out_dir
         result = export_release(resolved, out_dir, sel, formats=formats or ["parquet", "jsonl"], shard_rows=shard_rows)
-    except (UserError, ExportError) as exc:
+    except (UserError, ExportError, preflight.PreflightError) as exc:
         _fail(str(exc))
     out.print(f"exported {result.rows} {level}s of release {result.manifest['release_version']} "
               f"into {len(result.files)} files in {out_dir}", highlight=False)
@@ -595,12 +599,15 @@ def show(
     """One document or section: title, flags, signals, cluster and representative, verified pairs, and every edit with its rule."""
     from corpuspipe.release.show import NotFound, load_story, render_html, render_terminal
 
+    from corpuspipe import preflight
+
     try:
         resolved = _resolve_release(release_dir)
-        if html_path is not None and _inside_release(html_path) is not None:
-            raise UserError(f"refusing to write into release {_inside_release(html_path)} (releases are immutable)")
+        if html_path is not None:
+            preflight.check_output_path(html_path, "--html")
+            _WRITING["to"] = html_path
         story = load_story(resolved, item_id)
-    except (UserError, NotFound) as exc:
+    except (UserError, NotFound, preflight.PreflightError) as exc:
         _fail(str(exc))
     render_terminal(story, out, context=context)
     if html_path is not None:
@@ -610,12 +617,15 @@ def show(
         console.print(f"wrote {html_path}", highlight=False)
 
 
-def _inside_release(path: Path) -> Path | None:
-    """The release directory ``path`` would be written into, if any (releases are immutable)."""
-    for parent in Path(os.path.abspath(path)).parents:
-        if (parent / "MANIFEST.json").is_file():
-            return parent
-    return None
+def _check_flags(flags: list[str], option: str) -> None:
+    """Every flag named is one the pipeline raises (a typo used to filter nothing, silently)."""
+    from corpuspipe.release.report import FLAG_MEANINGS
+    from corpuspipe.stages.watermark import EMPTIED_FLAG, KEPT_FLAG
+
+    known = sorted({*FLAG_MEANINGS, EMPTIED_FLAG, KEPT_FLAG})
+    for f in flags:
+        if f not in known:
+            raise UserError(f"unknown flag {f!r} for {option}: use one of {', '.join(known)}")
 
 
 @app.command()
@@ -628,14 +638,14 @@ def diff(
     changes) to stdout, or write it to --out.  Releases are never written to."""
     from corpuspipe.release.changelog import changelog_text
 
+    from corpuspipe import preflight
+
     try:
         a, b = _resolve_release(a), _resolve_release(b)
-        if out_path is not None:
-            release_dir = _inside_release(out_path)
-            if release_dir is not None:
-                raise UserError(f"refusing to write into release {release_dir} (releases are immutable); "
-                                "choose --out outside it or print to stdout")
-    except UserError as exc:
+        if out_path is not None and not (out_path.exists() and not out_path.is_file()):  # /dev/stdout: fine
+            preflight.check_output_path(out_path, "--out")
+            _WRITING["to"] = out_path
+    except (UserError, preflight.PreflightError) as exc:
         _fail(str(exc))
     text = changelog_text(a, b)
     if out_path is None:
