@@ -55,7 +55,7 @@ from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
 
 STAGE = "ingest"
 
-__all__ = ["discover_sources", "discover_sized", "ingest_file", "decode_bytes", "DecodeRejected", "STAGE"]
+__all__ = ["discover_sources", "discover_sized", "ingest_file", "decode_bytes", "DecodeRejected", "resolve_path", "STAGE"]
 
 _BOMS: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32-le"),
@@ -72,7 +72,6 @@ _BINARY_MAGIC: tuple[bytes, ...] = (
 _SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "cp950"}
 _CJK_CODECS = ("gb18030", "big5", "cp950", "big5hkscs", "utf_16", "utf_32")
 _MAX_CJK_CHAOS = 0.2
-_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -89,17 +88,45 @@ class DecodeRejected(Exception):
 
 
 def _safe_name(rel: str) -> str:
-    """A UTF-8-clean, reversible form of an fsdecoded relative path."""
-    return os.fsencode(rel).decode("utf-8", errors="backslashreplace")
+    """A UTF-8-clean, reversible form of an fsdecoded relative path: a byte that is not UTF-8
+    becomes ``\\xNN`` and a literal backslash ``\\\\``, so every stored name has exactly one file.
+    Issue 24 #12: without the second rule the raw name ``bad\\xff\\xfename.txt`` (bytes FF FE)
+    and a file literally named ``bad\\xff\\xfename.txt`` got the same name: the literal one was
+    read twice, the raw one never, and the release refused its duplicate doc_ids.  A name without
+    a backslash that is valid UTF-8 (all names, nearly always) is stored as it is."""
+    raw = os.fsencode(rel)
+    if b"\\" not in raw:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", errors="backslashreplace")
 
 
-def _resolve(raw_root: Path, rel_path: str) -> Path:
-    """Inverse of :func:`_safe_name`: the real path on disk."""
-    plain = raw_root / rel_path
-    if "\\x" not in rel_path or os.path.lexists(plain):
-        return plain
-    raw = _ESCAPED_BYTE.sub(lambda m: bytes((int(m.group(1), 16),)), rel_path.encode("utf-8"))
-    return Path(os.fsdecode(os.fsencode(raw_root) + b"/" + raw))
+_ESCAPE = re.compile(rb"\\(\\|x[0-9a-f]{2})")
+
+
+def _name_bytes(rel_path: str) -> bytes:
+    """Inverse of :func:`_safe_name`, as bytes."""
+    data = rel_path.encode("utf-8")
+    if b"\\" not in data:
+        return data
+    return _ESCAPE.sub(lambda m: b"\\" if m.group(1) == b"\\" else bytes((int(m.group(1)[1:], 16),)), data)
+
+
+def resolve_path(raw_root: Path, rel_path: str) -> Path:
+    """The file on disk that a stored (``_safe_name``) relative path names."""
+    if "\\" not in rel_path:
+        return Path(raw_root) / rel_path
+    return Path(os.fsdecode(os.fsencode(raw_root) + b"/" + _name_bytes(rel_path)))
+
+
+def _non_utf8(rel_path: str) -> bool:
+    try:
+        _name_bytes(rel_path).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _matches(rel: str, globs: tuple[str, ...]) -> bool:
@@ -711,9 +738,9 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
     from the streaming splitter, so a 200 MB file holds its decoded text (~2 bytes a Chinese
     character) and the essays its reader has not written yet.
     """
-    path = _resolve(raw_root, rel_path)
+    path = resolve_path(raw_root, rel_path)
     shard.stats["ingest.files"] = 1
-    flags = ["non_utf8_path"] if "\\x" in rel_path and path != raw_root / rel_path else []
+    flags = ["non_utf8_path"] if "\\" in rel_path and _non_utf8(rel_path) else []
 
     def reject(reason: str, detail: str, size: int | None = None, sha: str | None = None) -> None:
         shard.quarantine.append(QuarantineEntry(rel_path, reason, detail, bytes=size, sha256=sha))
