@@ -47,6 +47,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from charset_normalizer import from_bytes
 
+from corpuspipe.stages.ingest import crawltext
 from corpuspipe.stages.ingest.mojibake import find_mojibake_repairs, mojibake_evidence, repair_string
 from corpuspipe.stages.ingest.split import analyse_essay, clean_title, iter_split, split_lines
 from corpuspipe.core.config import IngestConfig
@@ -242,16 +243,24 @@ def _relative(path: str, real_root: str) -> str:
 # -- decoding ----------------------------------------------------------------------------
 
 
-def _longest_line(data: bytes | str) -> int:
-    """Length of the longest line, without splitting (a split copies a 200 MB file once more)."""
+def _longest_line(data: bytes | str, limit: int | None = None) -> int:
+    """Length of the longest line, without splitting (a split copies a 200 MB file once more).
+    Over ``limit`` with a CR in the data, lines are measured again with CR as a line end too: a
+    file with old Mac line endings is one "line" by LF alone (issue 24 #8), and ingest turns its
+    CRs into line breaks."""
     nl = b"\n" if isinstance(data, bytes) else "\n"
     longest = pos = 0
     while True:
         end = data.find(nl, pos)
         if end < 0:
-            return max(longest, len(data) - pos)
+            longest = max(longest, len(data) - pos)
+            break
         longest = max(longest, end - pos)
         pos = end + 1
+    if limit is not None and longest > limit and (b"\r" if isinstance(data, bytes) else "\r") in data:
+        brk = re.compile(rb"[^\r\n]*" if isinstance(data, bytes) else r"[^\r\n]*")
+        longest = max((m.end() - m.start() for m in brk.finditer(data)), default=0)
+    return longest
 
 
 # Strict candidates after UTF-8, in order of preference on a tie.  Plain Big5 first: cp950
@@ -460,9 +469,19 @@ class _FileInput:
     size: int
 
 
-# bidi embeddings/overrides/isolates and marks, zero-width characters, BOM: invisible in a title, and a
-# right-to-left override there reverses what a reader sees (a title that displays as another)
-_TITLE_CONTROLS = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u061c\ufeff]")
+def _apply_repairs(essay: Essay, pre: list[Replacement]) -> None:
+    """Record the crawl-text repairs of the essay's range (:mod:`crawltext`: found on the whole text
+    before the split, so the splitter's removals are in the repaired text's coordinates) and flag
+    the essay by their kinds."""
+    if not pre:
+        return
+    essay.body.apply(pre, STAGE)
+    rules = set()
+    for r in pre:
+        essay.bump(f"ingest.{r.rule}")
+        rules.add(r.rule)
+    for f in crawltext.flags_for(rules):
+        essay.add_flag(f)
 
 
 def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], flags: list[str]) -> Essay:
@@ -475,12 +494,16 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
     if repairs:
         essay.body.apply(repairs, STAGE)
         essay.bump("ingest.mojibake_repair", len(repairs))
+        essay.add_flag("mojibake_repaired")  # repaired, but a damaged copy: never a cluster's representative
+    if crawltext.html_residue(essay.body.text):
+        essay.add_flag("html_residue")
     if essay.title:
         essay.title = repair_string(essay.title)
-        stripped = _TITLE_CONTROLS.sub("", essay.title)
+        stripped = crawltext.repair_string(essay.title)
         if stripped != essay.title:
-            # titles are metadata, not tracked text: strip and count (the raw title stays in the source range)
-            essay.bump("ingest.title_controls", len(essay.title) - len(stripped))
+            # titles are metadata, not tracked text: repair and count the characters dropped (invisible
+            # ones, markup; the raw title stays in the source range)
+            essay.bump("ingest.title_controls", max(len(essay.title) - len(stripped), 1))
             essay.title = stripped.strip() or None
     evidence = mojibake_evidence(essay.body.text)
     if evidence:
@@ -497,9 +520,12 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
 def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]) -> Iterator[Essay]:
     """The file's essays one at a time, as the splitter finds them (:func:`iter_split`): a
     200 MB compilation never has its ~4,000 essays, nor all its lines, in memory at once."""
-    spans = iter_split(text, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
+    fixes = crawltext.find_repairs(text)
+    view = text if fixes is None else fixes.text  # what the splitter sees: LF text, no markup or invisibles
+    spans = iter_split(view, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
     for i, span in enumerate(spans):
-        body = TrackedText(text[span.start : span.end], base=span.start)
+        start, end = (span.start, span.end) if fixes is None else (fixes.to_raw(span.start), fixes.to_raw(span.end))
+        body = TrackedText(text[start:end], base=start)
         essay = Essay(
             source_path=src.rel_path,
             source_sha256=src.sha256,
@@ -512,6 +538,10 @@ def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]
         removals = [
             Replacement(r.start - span.start, r.end - span.start, "", r.rule) for r in span.removals if r.end > r.start
         ]
+        if fixes is not None:
+            _apply_repairs(essay, fixes.inside(start, end))
+            if essay.body.text != view[span.start : span.end]:  # never seen; quarantines the file as an error
+                raise ValueError("crawl-text repairs and the split disagree")
         yield _finish_essay(essay, cfg, removals, flags)
 
 
@@ -620,10 +650,12 @@ def _jsonl_essay(record: dict, src: _FileInput, cfg: IngestConfig, flags: list[s
     if _SURROGATE.search(body_text):
         raise _RecordRejected("bad_text", "lone surrogate code points")
     title = record.get(cfg.jsonl_title_field)
-    title = clean_title(title) if isinstance(title, str) and title.strip() else None
-    lines = split_lines(body_text)
+    title = clean_title(crawltext.repair_string(title)) if isinstance(title, str) and title.strip() else None
+    fixes = crawltext.find_repairs(body_text)
+    view = body_text if fixes is None else fixes.text
+    lines = split_lines(view)
     span = analyse_essay(
-        body_text, lines, 0, len(lines), cfg.max_title_chars, known_title=title,
+        view, lines, 0, len(lines), cfg.max_title_chars, known_title=title,
         max_long_title_chars=cfg.max_long_title_chars,
     )
     url, crawled = record.get(cfg.jsonl_url_field), record.get(cfg.jsonl_crawled_at_field)
@@ -638,6 +670,8 @@ def _jsonl_essay(record: dict, src: _FileInput, cfg: IngestConfig, flags: list[s
         url=str(url) if url is not None else None,
         crawled_at=str(crawled) if crawled is not None else None,
     )
+    if fixes is not None:
+        _apply_repairs(essay, fixes.inside(0, len(body_text)))
     removals = [Replacement(r.start, r.end, "", r.rule) for r in span.removals if r.end > r.start]
     return _finish_essay(essay, cfg, removals, flags)
 
@@ -713,7 +747,7 @@ def _read_big_utf8(path: Path, cfg: IngestConfig) -> tuple[str, str, int] | None
         return None
     text = "".join(pieces)
     del pieces
-    if _blank(text) or _longest_line(text) > cfg.max_line_chars:
+    if _blank(text) or _longest_line(text, cfg.max_line_chars) > cfg.max_line_chars:
         return None
     return text, h.hexdigest(), size
 
@@ -776,7 +810,7 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
         sha = hashlib.sha256(data).hexdigest()
         src = _FileInput(rel_path, sha, len(data))
         shard.stats["ingest.bytes"] = len(data)
-        if not is_jsonl and len(data) > cfg.max_line_chars and _longest_line(data) > 4 * cfg.max_line_chars:
+        if not is_jsonl and len(data) > cfg.max_line_chars and _longest_line(data, 4 * cfg.max_line_chars) > 4 * cfg.max_line_chars:
             return reject("line_too_long", f"a line of more than {4 * cfg.max_line_chars} bytes", len(data), sha)
         try:
             text, encoding = decode_bytes(data)
@@ -795,7 +829,7 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
         shard.sources.append(SourceInfo(rel_path, size, sha, encoding, "jsonl", len(essays)))
         yield from essays
     else:
-        longest = _longest_line(text) if fast is None else 0  # the chunked reader checked it
+        longest = _longest_line(text, cfg.max_line_chars) if fast is None else 0  # the chunked reader checked it
         if longest > cfg.max_line_chars:
             return reject("line_too_long", f"a line of {longest} chars > {cfg.max_line_chars}", size, sha)
         if _blank(text):
