@@ -56,7 +56,8 @@ from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
 
 STAGE = "ingest"
 
-__all__ = ["discover_sources", "discover_sized", "ingest_file", "decode_bytes", "DecodeRejected", "resolve_path", "STAGE"]
+__all__ = ["discover_sources", "discover_sized", "ingest_file", "decode_bytes", "decode_file", "DecodeRejected", "Dropped",
+           "resolve_path", "STAGE"]
 
 _BOMS: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32-le"),
@@ -371,7 +372,24 @@ def _strict_cjk(data: bytes) -> Iterator[_Candidate]:
 
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
-    """(text, encoding).  Raises DecodeRejected.
+    """(text, encoding) of :func:`decode_file` (a file of several encodings names its segments, and
+    any it had to drop, in the encoding: ``mixed:utf-8@0,gb18030@5120``).  Raises DecodeRejected."""
+    text, encoding, _dropped = decode_file(data)
+    return text, encoding
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A segment of a file no encoding fits: left out of the decoded text, quarantined alone."""
+
+    start: int  # bytes
+    end: int
+    first_line: int  # 1-based
+    last_line: int
+
+
+def decode_file(data: bytes, segments: bool = True) -> tuple[str, str, list[Dropped]]:
+    """(text, encoding, dropped segments).  Raises DecodeRejected.
 
     Order: a BOM (UTF-8, UTF-16, UTF-32); strict UTF-8; nearly-UTF-8; strict GB18030 and
     Big5, the one whose first 64 KB has more frequent characters decoded first, accepted when
@@ -388,13 +406,13 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
     for bom, codec, name in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom) :].decode(codec), name
+                return data[len(bom) :].decode(codec), name, []
             except UnicodeDecodeError as exc:
                 raise DecodeRejected("undecodable", f"{name} BOM but {exc.reason} at byte {exc.start}") from exc
     if data.startswith(_BINARY_MAGIC) or b"\x00" in data:
         raise DecodeRejected("binary", "NUL bytes" if b"\x00" in data else f"magic {data[:4]!r}")
     try:
-        return data.decode("utf-8"), "utf-8"
+        return data.decode("utf-8"), "utf-8", []
     except UnicodeDecodeError:
         pass
     # Nearly valid UTF-8 (a truncated last character, a stray byte): keep it as UTF-8.
@@ -403,21 +421,169 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         lenient = data.decode("utf-8", errors="replace")
         non_ascii = len(lenient) - len(data.decode("ascii", errors="ignore"))
         if non_ascii >= 100 * bad:
-            return lenient, "utf-8"
+            return lenient, "utf-8", []
         del lenient
     candidates: list[_Candidate] = []
     for cand in _strict_cjk(data):
         if cand.plausible:
-            return cand.text, cand.codec
+            return cand.text, cand.codec, []
         candidates.append(cand)
+    mixed = _decode_mixed(data) if segments else None
+    if mixed is not None:
+        return mixed
     found = _charset_normalizer(data)
     if found is not None:
-        return found
+        return (*found, [])
     text_like = [c for c in candidates if c.text_like]
     if text_like:
         best = max(text_like, key=lambda c: c.common)
-        return best.text, best.codec
+        return best.text, best.codec, []
+    if segments:  # last: line by line, so that a stretch of garbage does not take the whole file along
+        parts = _decode_region(data, 0, len(data), 1, data.count(b"\n") + 1, whole=False)
+        if any(codec for codec, *_ in parts):
+            return _joined(parts, len(data))
     raise DecodeRejected("undecodable", "no encoding fits (strict UTF-8, GB18030, Big5, charset-normalizer)")
+
+
+_MIN_UTF8_SEGMENT = 8  # non-ASCII characters: a GBK or Big5 line is valid UTF-8 by chance only when short
+_MAX_SEGMENTS = 64  # more changes of encoding than this is not a few concatenated pages
+
+
+def _decode_mixed(data: bytes) -> tuple[str, str, list[Dropped]] | None:
+    """A file whose encoding changes midway (issue 24 #11: crawled pages concatenated, one UTF-8,
+    the next GBK), decoded segment by segment, or None when it is not one.
+
+    Tried only when neither UTF-8 nor one strict GB18030/Big5 decoding fits the whole file (then
+    the file used to be quarantined whole as ``undecodable``).  Lines are the unit (a line break is
+    byte 0x0A in all of these encodings, never inside a character): a line is ASCII, valid UTF-8,
+    or not; runs of UTF-8 lines holding at least 8 non-ASCII characters of plausible Chinese text
+    are UTF-8 segments, everything between them one other segment, decoded alone like a file
+    (:func:`decode_file`).  A segment no encoding fits is dropped from the text and reported
+    (:class:`Dropped`) so that only it is quarantined.  The encoding names every segment by the
+    byte it starts at: ``mixed:utf-8@0,gb18030@5120,undecodable@9000``.
+    """
+    kinds: list[tuple[str, int, int]] = []  # (u | x | a, start, end) per line
+    pos, n = 0, len(data)
+    while pos < n:
+        e = data.find(b"\n", pos)
+        e = n if e < 0 else e + 1
+        line = data[pos:e]
+        if line.isascii():
+            kind = "a"
+        else:
+            try:
+                line.decode("utf-8")
+                kind = "u"
+            except UnicodeDecodeError:
+                kind = "x"
+        kinds.append((kind, pos, e))
+        pos = e
+    if not any(k == "u" for k, _, _ in kinds) or not any(k == "x" for k, _, _ in kinds):
+        return None
+    # runs of lines: ASCII lines join the run they follow (the first ones the first run)
+    runs: list[list] = []  # [kind, start, end, first line, last line]
+    for i, (kind, a, b) in enumerate(kinds, start=1):
+        if runs and (kind == "a" or kind == runs[-1][0] or runs[-1][0] == "a"):
+            if runs[-1][0] == "a":
+                runs[-1][0] = kind
+            runs[-1][2], runs[-1][4] = b, i
+        else:
+            runs.append([kind, a, b, i, i])
+    for r in runs:  # a UTF-8 run must look like Chinese text, else it is a chance decoding
+        if r[0] == "u":
+            text = data[r[1] : r[2]].decode("utf-8")
+            cand = _candidate("utf-8", text)
+            if len(text) - len(text.encode("ascii", "ignore")) < _MIN_UTF8_SEGMENT or not cand.plausible:
+                r[0] = "x"
+    merged: list[list] = []
+    for r in runs:
+        if merged and merged[-1][0] == r[0]:
+            merged[-1][2], merged[-1][4] = r[2], r[4]
+        else:
+            merged.append(list(r))
+    if len(merged) < 2 or len(merged) > _MAX_SEGMENTS or not any(r[0] == "u" for r in merged):
+        return None
+    parts: list[tuple[str | None, str, int, int, int]] = []  # (codec or None, text, start, first, last)
+    for kind, a, b, first, last in merged:
+        if kind == "u":
+            parts.append(("utf-8", data[a:b].decode("utf-8"), a, first, last))
+        else:
+            parts.extend(_decode_region(data, a, b, first, last))
+    if not any(codec for codec, *_ in parts):
+        return None
+    return _joined(parts, n)
+
+
+def _joined(parts: list[tuple[str | None, str, int, int, int]], n: int) -> tuple[str, str, list[Dropped]]:
+    """The decoded segments joined, the encoding naming each, the dropped ones."""
+    names = [f"{codec or 'undecodable'}@{a}" for codec, _t, a, _f, _l in parts]
+    ends = [a for _c, _t, a, _f, _l in parts[1:]] + [n]
+    dropped = [Dropped(a, e, f, l) for (codec, _t, a, f, l), e in zip(parts, ends) if codec is None]
+    return "".join(t for _c, t, *_ in parts), "mixed:" + ",".join(names), dropped
+
+
+def _lines(d: Dropped) -> str:
+    return f"line {d.first_line}" if d.first_line == d.last_line else f"lines {d.first_line}-{d.last_line}"
+
+
+def _decode_region(
+    data: bytes, a: int, b: int, first: int, last: int, whole: bool = True
+) -> list[tuple[str | None, str, int, int, int]]:
+    """A stretch between UTF-8 segments (or, ``whole=False``, a file nothing else decodes): one
+    plausible strict GB18030/Big5 decoding of it, else line by line -- a line takes the codec of the
+    line before when it is plausible Chinese in it (short lines would flip between codecs), else
+    the first of :data:`_STRICT_CJK` in which it is; ASCII lines go with the line before, or after
+    when that one is dropped -- and each run of lines is decoded with its codec, a run no codec fits
+    dropped (None).  Two pages side by side, one Big5 and one GBK, or a page and a run of garbage
+    bytes, are two runs; one run for the whole stretch is decoded like a file."""
+    seg = data[a:b]
+    if whole:
+        for cand in _strict_cjk(seg):
+            if cand.plausible:
+                return [(cand.codec, cand.text, a, first, last)]
+    lines: list[list] = []  # [codec (None: none fits, "": ASCII), start, end, first line, last line]
+    pos, lineno, prev = a, first, None
+    while pos < b:
+        e = data.find(b"\n", pos, b)
+        e = b if e < 0 else e + 1
+        line = data[pos:e]
+        if line.isascii():
+            codec = ""
+        elif prev is not None and _plausible_in(line, prev):
+            codec = prev
+        else:
+            codec = next((c for c in _STRICT_CJK if _plausible_in(line, c)), None)
+        lines.append([codec, pos, e, lineno, lineno])
+        prev = codec or prev
+        pos, lineno = e, lineno + 1
+    # ASCII lines go with the run before them, or after them when the one before is dropped
+    for i, ln in enumerate(lines):
+        if ln[0] == "":
+            before = lines[i - 1][0] if i else None
+            after = next((x[0] for x in lines[i + 1 :] if x[0] != ""), None)
+            ln[0] = before if before else after if after else "ascii"
+    runs: list[list] = []
+    for ln in lines:
+        if runs and runs[-1][0] == ln[0]:
+            runs[-1][2], runs[-1][4] = ln[2], ln[4]
+        else:
+            runs.append(ln)
+    if len(runs) == 1:
+        if not whole:
+            return [(runs[0][0], seg.decode(runs[0][0]) if runs[0][0] else "", a, first, last)]
+        try:
+            text, codec, _ = decode_file(seg, segments=False)
+        except DecodeRejected:
+            return [(None, "", a, first, last)]
+        return [(codec, text, a, first, last)]
+    return [(c, data[s:e].decode(c) if c else "", s, f, l) for c, s, e, f, l in runs]
+
+
+def _plausible_in(line: bytes, codec: str) -> bool:
+    try:
+        return _candidate(codec, line.decode(codec)).plausible
+    except UnicodeDecodeError:
+        return False
 
 
 def _utf8_errors(data: bytes, limit: int) -> int:
@@ -813,11 +979,19 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
         if not is_jsonl and len(data) > cfg.max_line_chars and _longest_line(data, 4 * cfg.max_line_chars) > 4 * cfg.max_line_chars:
             return reject("line_too_long", f"a line of more than {4 * cfg.max_line_chars} bytes", len(data), sha)
         try:
-            text, encoding = decode_bytes(data)
+            text, encoding, dropped = decode_file(data)
         except DecodeRejected as exc:
             return reject(exc.reason, exc.detail, len(data), sha)
         size = len(data)
-    replaced = fast is None and "\ufffd" in text and encoding == "utf-8" and b"\xef\xbf\xbd" not in data
+        for d in dropped:  # only these lines are lost; the rest of the file is released
+            shard.quarantine.append(QuarantineEntry(
+                rel_path, "undecodable", f"bytes {d.start}-{d.end} ({_lines(d)}) fit no "
+                f"encoding; the rest of the file ({encoding}) is released", line=d.first_line,
+                bytes=d.end - d.start, sha256=sha))
+        if encoding.startswith("mixed:"):
+            flags.append("mixed_encoding")
+    replaced = (fast is None and "\ufffd" in text and (encoding == "utf-8" or encoding.startswith("mixed:"))
+                and b"\xef\xbf\xbd" not in data)
     del data  # the essays hold the text twice (raw and current); the bytes are not needed
     if replaced:
         flags.append("decode_replaced")
