@@ -5,41 +5,18 @@ values; NaN is not a bound."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from release_trust_fixtures import make_tables, write_release
+from test_trust_cli import _tree
+from test_trust_failures import CLI, one_line, run
 
 from corpuspipe.release.export import ExportError, Selection, export_release, parse_bounds
-
-CLI = [sys.executable, "-m", "corpuspipe.cli"]
-
-
-def run(*args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def one_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert lines and lines[-1].startswith("error:"), proc.stderr
-    assert not [l for l in lines[:-1] if "error" in l.lower()], proc.stderr  # progress lines only before it
-    for n in needles:
-        assert n in lines[-1], lines[-1]
-    return lines[-1]
-
-
-def _tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
