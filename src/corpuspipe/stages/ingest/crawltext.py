@@ -109,6 +109,7 @@ _GATE = re.compile(f"[\r&<\u2028\u2029{INVISIBLE}]")
 # character above U+FFFF only if CPython stores it 4 bytes a character, which its size tells in O(1).
 _GATE_BMP = re.compile(f"[\r&<\u2028\u2029{_class(tuple(r for r in _invisible_ranges() if r[1] <= 0xFFFF))}]")
 _UCS_HEADER = sys.getsizeof("\u0100") - 4  # a compact non-ASCII str: header + (len + 1) * bytes per char
+# (a cached UTF-8 copy makes a str look bigger: then the full class is scanned, which is only slower)
 
 
 def _has_astral(text: str) -> bool:
@@ -122,6 +123,8 @@ if _has_astral("国a") or not _has_astral("\U0001F600a"):  # not CPython's layou
 
 def _gate(text: str) -> re.Pattern:
     return _GATE if _has_astral(text) else _GATE_BMP
+
+
 _TAG_NAME = re.compile(r"(?:<|&lt;)/?([A-Za-z0-9:]+)")
 
 #: rule -> the flag an essay gets when one of its edits has that rule

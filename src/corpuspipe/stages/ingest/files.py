@@ -11,6 +11,14 @@ Contract with the rest of the pipeline:
   among the *good* records (0, 1, 2, ... like text files), and its raw offsets refer to the
   record's decoded text value (``base=0``), not to the JSONL file.  Bad lines are quarantined
   with their 1-based line number; the other records proceed.
+* Crawl text is repaired before it is split (:mod:`crawltext`, issue 24): CR/CRLF/U+2028-9 line
+  ends, invisible format characters and HTML entities/tags become LF, nothing and their text, as
+  edits of stage ``ingest``; the splitter's spans over the repaired text are mapped back to the
+  decoded text, so the partition above still holds.
+* A file whose encoding changes midway (pages concatenated) is decoded segment by segment
+  (:func:`decode_file`); the encoding names each segment (``mixed:utf-8@0,gb18030@5120``), the
+  decoded text is the decoded segments joined, and a segment no encoding fits is left out of it
+  and quarantined alone (``undecodable`` with its bytes and lines) while the rest is released.
 * Non-body lines (teaser, ``第X篇`` header, title line, repeated title, byline, leading and
   trailing blank lines) are removed as edits with stage ``ingest``.  Site lines (``時間:``,
   ``導語:``, breadcrumbs, ``[来源：…]``) are left for the watermark stage.
@@ -23,10 +31,11 @@ Contract with the rest of the pipeline:
   handed on (a file bigger than a row group) do those stay, and the entry says after which.
 * Essays shorter than ``min_essay_chars`` (non-space characters) are kept and flagged
   ``short``: dropping them here would break the partition of the file; the release decides.
-* A name that is not valid UTF-8 is listed as its bytes with ``\\xNN`` escapes (a lossless,
-  JSON/Parquet-safe form); :func:`ingest_file` maps it back and flags its essays
-  ``non_utf8_path``.  Hidden files and directories (leading dot), links out of the raw root,
-  non-regular files and unmatched extensions are not listed but quarantined with a reason.
+* A name that is not valid UTF-8 is listed as its bytes with ``\\xNN`` escapes and a literal
+  backslash as two (a lossless, JSON/Parquet-safe form, one name per file);
+  :func:`resolve_path` maps it back and its essays are flagged ``non_utf8_path``.  Hidden files
+  and directories (leading dot), links out of the raw root, non-regular files and unmatched
+  extensions are not listed but quarantined with a reason.
 """
 
 from __future__ import annotations
