@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from corpuspipe.cli import app
 from corpuspipe.release.report import boilerplate_lines, write_report
 
-FOOTERS = {"siteA": "喜欢本篇<b>请告诉朋友们</b>，点个赞再走吧～A站小编", "siteB": "[整理不易感谢支持]，期待再次光临～B站小编"}
+# <…> around Chinese text is no HTML tag (ingest removes those: issue 24 #10), but the report must escape it
+FOOTERS = {"siteA": "喜欢本篇<请告诉朋友们>，点个赞再走吧～A站小编", "siteB": "[整理不易感谢支持]，期待再次光临～B站小编"}
 OPENER = "现在，我代表国务院，向大会报告政府工作"
 
 
@@ -48,8 +49,8 @@ def test_selected_lines_are_listed_with_documents_sites_and_an_example(release: 
 def test_report_html_lists_them_escaped(release: Path) -> None:
     page = write_report(release).read_text(encoding="utf-8")
     assert "Boilerplate lines the detector removed" in page
-    assert "<b>请告诉朋友们</b>" not in page
-    assert "喜欢本篇&lt;b&gt;请告诉朋友们&lt;/b&gt;，点个赞再走吧～A站小编" in page
+    assert "<请告诉朋友们>" not in page
+    assert "喜欢本篇&lt;请告诉朋友们&gt;，点个赞再走吧～A站小编" in page
 
 
 

@@ -185,7 +185,20 @@ def _restart_prefects_own_server() -> None:
             pass
 
 
-def _prefect_defaults() -> None:
+# Prefect logs a failed task and the flow it fails as ERROR records with the whole traceback (2-15
+# of them, 105-331 lines, for one full disk: issue 24 #7), then the CLI prints the one line that
+# says what happened.  Unless --verbose, those two loggers only pass CRITICAL (Prefect logs nothing
+# at that level): their warnings and errors are the failure the CLI reports itself.
+_QUIET_RUN_LOGGERS = ("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL")
+
+
+def _prefect_defaults(one_line_failures: bool = True) -> None:
+    """Prefect's environment for a CLI run (set before Prefect is imported).  ``one_line_failures``:
+    a task's or flow's failure is not logged with its traceback (unless --verbose); ``serve``, a
+    long-lived process whose log is the record of its runs, keeps them."""
+    if one_line_failures and VERBOSE["level"] < 2:
+        for name in _QUIET_RUN_LOGGERS:
+            os.environ.setdefault(name, "CRITICAL")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The embedded server needs a few seconds more on a busy or fresh machine than the 20 s default.
@@ -217,6 +230,7 @@ def release(
         runner = "dask"
     try:  # everything a user can get wrong, in one line, before Prefect is imported (preflight.py)
         check_raw_dir(raw_dir)
+        preflight.check_release_out(out)
         check_writable(out)
         cfg = preflight.load_config(config)
         preflight.check_rules(cfg)
@@ -230,6 +244,7 @@ def release(
         lock.enter_context(release_lock(out, timeout=wait))
     except LockHeld as exc:
         _fail(str(exc), 75)
+    _WRITING["to"] = out
     _prefect_defaults()
     from corpuspipe.orchestrate.server import EarlyServer, ServerFailed, wanted
 
@@ -341,7 +356,7 @@ def serve(
     publish: Optional[str] = typer.Option(None, "--publish", help="Publish each new release to this path or fsspec URL."),
 ) -> None:
     """Run build_release on a cron schedule in this long-lived process (needs a Prefect server: PREFECT_API_URL)."""
-    _prefect_defaults()
+    _prefect_defaults(one_line_failures=False)
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
@@ -397,12 +412,14 @@ def _summary(release_dir: Path, status: str = "written") -> None:
 
 
 def _resolve_release(path: Path) -> Path:
+    _RELEASE_READ["dir"] = path
     if (path / "MANIFEST.json").is_file():
         return path
     latest = path / "latest"
     if latest.is_file():
         candidate = path / latest.read_text(encoding="utf-8").strip()
         if (candidate / "MANIFEST.json").is_file():
+            _RELEASE_READ["dir"] = candidate
             return candidate
     raise UserError(f"not a release (no MANIFEST.json): {path}")
 
@@ -529,17 +546,20 @@ def export(
     shard_rows: int = typer.Option(50_000, "--shard-rows", help="Rows per shard."),
 ) -> None:
     """Write training-ready shards of deduplicated documents or leaf sections, with a manifest naming the release."""
+    from corpuspipe import preflight
     from corpuspipe.release.export import ExportError, Selection, export_release, parse_bounds
 
     try:
         resolved = _resolve_release(release_dir)
-        if _inside_release(out_dir / "x") is not None:
-            raise UserError(f"refusing to write into release {_inside_release(out_dir / 'x')} (releases are immutable)")
+        preflight.check_output_path(out_dir, "the export into")
+        _check_flags(exclude_flags or [], "--exclude-flag")
         sel = Selection(level=level, exclude_flags=[] if keep_flagged else list(exclude_flags or ["mojibake"]),
                         scripts=list(scripts or []), min_chars=min_chars, max_chars=max_chars,
                         min=parse_bounds(mins or [], "min"), max=parse_bounds(maxs or [], "max"))
+        sel.check()
+        _WRITING["to"] = out_dir
         result = export_release(resolved, out_dir, sel, formats=formats or ["parquet", "jsonl"], shard_rows=shard_rows)
-    except (UserError, ExportError) as exc:
+    except (UserError, ExportError, preflight.PreflightError) as exc:
         _fail(str(exc))
     from corpuspipe.release.report import plural
 
@@ -557,12 +577,15 @@ def show(
     """One document or section: title, flags, signals, cluster and representative, verified pairs, and every edit with its rule."""
     from corpuspipe.release.show import NotFound, load_story, render_html, render_terminal
 
+    from corpuspipe import preflight
+
     try:
         resolved = _resolve_release(release_dir)
-        if html_path is not None and _inside_release(html_path) is not None:
-            raise UserError(f"refusing to write into release {_inside_release(html_path)} (releases are immutable)")
+        if html_path is not None:
+            preflight.check_output_path(html_path, "--html")
+            _WRITING["to"] = html_path
         story = load_story(resolved, item_id)
-    except (UserError, NotFound) as exc:
+    except (UserError, NotFound, preflight.PreflightError) as exc:
         _fail(str(exc))
     from corpuspipe.release.flag_reasons import flag_reasons
     from corpuspipe.release.show import edits_of
@@ -577,12 +600,15 @@ def show(
         console.print(f"wrote {html_path}", highlight=False)
 
 
-def _inside_release(path: Path) -> Path | None:
-    """The release directory ``path`` would be written into, if any (releases are immutable)."""
-    for parent in Path(os.path.abspath(path)).parents:
-        if (parent / "MANIFEST.json").is_file():
-            return parent
-    return None
+def _check_flags(flags: list[str], option: str) -> None:
+    """Every flag named is one the pipeline raises (a typo used to filter nothing, silently)."""
+    from corpuspipe.release.report import FLAG_MEANINGS
+    from corpuspipe.stages.watermark import EMPTIED_FLAG, KEPT_FLAG
+
+    known = sorted({*FLAG_MEANINGS, EMPTIED_FLAG, KEPT_FLAG})
+    for f in flags:
+        if f not in known:
+            raise UserError(f"unknown flag {f!r} for {option}: use one of {', '.join(known)}")
 
 
 @app.command()
@@ -595,14 +621,14 @@ def diff(
     changes) to stdout, or write it to --out.  Releases are never written to."""
     from corpuspipe.release.changelog import changelog_text
 
+    from corpuspipe import preflight
+
     try:
         a, b = _resolve_release(a), _resolve_release(b)
-        if out_path is not None:
-            release_dir = _inside_release(out_path)
-            if release_dir is not None:
-                raise UserError(f"refusing to write into release {release_dir} (releases are immutable); "
-                                "choose --out outside it or print to stdout")
-    except UserError as exc:
+        if out_path is not None and not (out_path.exists() and not out_path.is_file()):  # /dev/stdout: fine
+            preflight.check_output_path(out_path, "--out")
+            _WRITING["to"] = out_path
+    except (UserError, preflight.PreflightError) as exc:
         _fail(str(exc))
     text = changelog_text(a, b)
     if out_path is None:
@@ -644,16 +670,69 @@ def publish(
         out.print(f"published {result.url}", highlight=False)
 
 
+# What the running command writes to, for an error that does not say (pyarrow's ENOSPC names no file).
+_WRITING: dict[str, Path | None] = {"to": None}
+
+
+def _operational_error(exc: BaseException) -> str | None:
+    """The one line for a failure of the machine or of a file rather than of the program: a full disk,
+    no permission, a damaged Parquet or JSON file.  None for anything else (a bug)."""
+    if isinstance(exc, OSError):
+        where = exc.filename or _WRITING["to"]
+        if exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
+            return f"no space left on the device{f' writing {where}' if where else ''}; free some space and run again"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{exc.strerror or 'permission denied'}: {where or '(a file the command writes)'}"
+        if exc.strerror:
+            return f"{exc.strerror}{f': {exc.filename}' if exc.filename else ''}"
+    import json
+
+    if isinstance(exc, json.JSONDecodeError):  # the message is the parser's, never the file's text
+        return f"a damaged JSON file{_in_release()}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, pa.ArrowInvalid):  # a Parquet file cut short or overwritten
+        return f"a damaged Parquet file{_in_release()}: {str(exc).splitlines()[0][:200]}"
+    return None
+
+
+_RELEASE_READ: dict[str, Path | None] = {"dir": None}
+
+
+def _in_release() -> str:
+    if _RELEASE_READ["dir"] is not None:
+        return f" in release {_RELEASE_READ['dir']}"
+    return f" under {_WRITING['to']}" if _WRITING["to"] is not None else ""
+
+
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame in corpuspipe or flows (for a bug report; no values)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "corpuspipe" in f.filename or "/flows/" in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    parts = Path(f.filename).parts
+    short = "/".join(parts[parts.index("corpuspipe"):] if "corpuspipe" in parts else parts[-2:])
+    return f" at {short}:{f.lineno}"
+
+
 def main() -> None:
-    """Console entry: a disk-full or permission error anywhere is one line, never a traceback."""
+    """Console entry: a disk-full, permission or damaged-file error anywhere is one line, never a
+    traceback; an unexpected error is one line naming its type and place (``--verbose`` shows the
+    traceback)."""
     try:
         app()
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            msg = f"no space left on the device{f' writing {exc.filename}' if exc.filename else ''}; free some space and run again"
-        else:
-            where = f": {exc.filename}" if exc.filename else ""
-            msg = f"{exc.strerror or exc}{where}"
+    except Exception as exc:  # noqa: BLE001
+        if VERBOSE["level"] >= 2:
+            raise
+        msg = _operational_error(exc)
+        if msg is None:
+            msg = (f"internal error: {type(exc).__name__}{_where(exc)} "
+                   "(run again with --verbose for the traceback, and please report it)")
         from rich.markup import escape
 
         console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)

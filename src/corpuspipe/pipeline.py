@@ -165,10 +165,14 @@ def _input_key(p: Pass, shard: list[str] | dict, raw_root: str) -> str:
     process: ``workcache.file_digest``), the previous pass's key after."""
     if p.source is None:
         return shard["key"]  # type: ignore[index]
+    from corpuspipe.stages.ingest.files import resolve_path
+
     digests = []
     for rel in shard:  # type: ignore[union-attr]
+        # a stored name may be escaped (a non-UTF-8 file name): hash the file it names
+        path = os.path.join(raw_root, rel) if "\\" not in rel else resolve_path(Path(raw_root), rel)
         try:
-            digests.append(f"{rel}:{file_digest(os.path.join(raw_root, rel))}")
+            digests.append(f"{rel}:{file_digest(path)}")
         except OSError as exc:  # ingest quarantines it; the key still differs from a readable file
             digests.append(f"{rel}:unreadable:{type(exc).__name__}")
     return _key(*digests)
@@ -312,6 +316,8 @@ def run_pass(index: int, shard: list[str] | dict, cfg_json: str, raw_root: str, 
     except BaseException:
         writer.abort()
         sidecar.unlink(missing_ok=True)
+        for f in cache.paths_in(partials):  # what the collects of earlier groups already wrote
+            Path(f).unlink(missing_ok=True)
         raise
     result = ShardResult(
         key=key, essays=str(essays_path), sidecar=str(sidecar), source_count=len(acc.sources),

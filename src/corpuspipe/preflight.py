@@ -105,6 +105,53 @@ def check_version(version: str | None, out: Path) -> None:
         raise PreflightError(f"--version {version} is not newer than the latest release {latest} in {out}")
 
 
+# What marks a folder as a releases root (``corpuspipe release --out``): its index and its pointer to
+# the newest release, or (before the first release is written) its build lock and work folder.  Pairs,
+# so that a stray ``latest`` or ``.lock`` in a home folder does not make everything under it a root.
+# A release itself holds MANIFEST.json.
+_ROOT_MARKERS = (("index.json", "latest"), (".lock", ".work"))
+
+
+def _is_root_or_release(d: Path) -> bool:
+    return (d / "MANIFEST.json").is_file() or any(all(os.path.lexists(d / m) for m in pair) for pair in _ROOT_MARKERS)
+
+
+def releases_root_or_release(path: Path) -> Path | None:
+    """The releases root or release that ``path`` is, or is inside (None if neither).  Only the path
+    and its ancestors are looked at: a few ``stat`` calls."""
+    p = Path(os.path.abspath(path))
+    for d in (p, *p.parents):
+        if _is_root_or_release(d):
+            return d
+    return None
+
+
+def check_output_path(path: Path, what: str) -> None:
+    """Refuse an output (``export``'s folder, ``show --html``, ``diff --out``) that is, or is inside,
+    a releases root or a release: issue 24 #13-14 -- an export into ``releases/1.1.0`` made the next
+    release crash on its missing MANIFEST.json, and ``show --html releases/index.json`` overwrote the
+    index (``inspect`` then failed, ``release`` crashed).  Releases are written by ``release`` only."""
+    found = releases_root_or_release(path)
+    if found is None:
+        return
+    kind = "release" if (found / "MANIFEST.json").is_file() else "the releases folder"
+    raise PreflightError(f"refusing to write into {kind} {found} ({what} {path}): only `corpuspipe release` "
+                         "writes there; choose a path outside it")
+
+
+def check_release_out(out: Path) -> None:
+    """``release --out`` may be a releases root (or a new folder), never a folder inside one or
+    inside a release (a second root in there would be taken for one of its releases)."""
+    p = Path(os.path.abspath(out))
+    for d in p.parents:
+        if _is_root_or_release(d):
+            kind = "release" if (d / "MANIFEST.json").is_file() else "releases folder"
+            raise PreflightError(f"--out {out} is inside the {kind} {d}; give the releases folder itself "
+                                 f"(e.g. --out {d}) or a folder outside it")
+    if (p / "MANIFEST.json").is_file():
+        raise PreflightError(f"--out {out} is a release; give the releases folder that holds it (--out {p.parent})")
+
+
 def _probe_dir(path: Path, what: str) -> None:
     """Create and delete a file in the nearest existing ancestor of ``path`` (os.access lies for root)."""
     probe_root = Path(path)

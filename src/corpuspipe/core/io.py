@@ -5,10 +5,45 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TextIO
+
+
+def temp_name(name: str) -> str:
+    """``.<name>.<pid>-<random>.tmp``: the name a file is written under before its rename.  The
+    writer's pid is in it so that a sweep of a crashed build's leftovers (:func:`is_stale_temp`) can
+    tell them from a live writer's (the CLI's head start on pass 0 writes while the flow begins)."""
+    return f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+_TEMP_PID = re.compile(r"\.(\d+)-[0-9a-z_]+\.tmp$")
+
+
+def is_temp_name(name: str) -> bool:
+    """A name :func:`temp_name` made (or an older ``.<name>.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def pid_alive(pid: int) -> bool:
+    """Is a process with this id running on this machine (any user's)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def is_stale_temp(name: str) -> bool:
+    """A temp name whose writer process is gone (a name without a pid counts as gone)."""
+    if not is_temp_name(name):
+        return False
+    m = _TEMP_PID.search(name)
+    return m is None or not pid_alive(int(m.group(1)))
 
 
 @contextmanager
@@ -17,16 +52,34 @@ def atomic_open(path: Path) -> Iterator[TextIO]:
     without an error, so readers never see half a file (the partial file is removed otherwise)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(temp_name(path.name))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; released files are for everyone to read
+        os.fchmod(fd, 0o644)  # released files are for everyone to read, whatever the umask
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` (:func:`temp_name`) for a writer that wants a path, not a
+    file object (pyarrow's): renamed onto ``path`` when the block ends without an error, removed
+    otherwise -- a full disk included: before this, a Parquet writer that hit ENOSPC left its
+    partial ``.tmp`` in ``.work`` and the disk stayed full (issue 24 #7)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(temp_name(path.name))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

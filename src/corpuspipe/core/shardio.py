@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpuspipe.core.edits import Edit, TrackedText
+from corpuspipe.core.io import temp_name
 from corpuspipe.core.records import Essay, SectionRow
 
 EDIT = pa.struct([
@@ -121,14 +122,22 @@ def table_essays(table: pa.Table) -> list[Essay]:
 
 class EssayWriter:
     """A shard file written group by group (atomically: temp name, renamed on ``close``), so a pass
-    never holds more than one group's Arrow copy of its essays."""
+    never holds more than one group's Arrow copy of its essays.
+
+    Whatever fails -- opening the file, a group, the footer on ``close`` -- the temp file is gone
+    afterwards: a full disk (ENOSPC) used to fail ``abort``'s own ``close`` first, so its ``unlink``
+    never ran and pass 0's ``.tmp`` kept the disk full (issue 24 #7)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self.writer = pq.ParquetWriter(self.tmp, SCHEMA.append(pa.field("sectioned", pa.bool_())),
-                                       compression="zstd", compression_level=1)
+        self.tmp = self.path.with_name(temp_name(self.path.name))
+        try:
+            self.writer = pq.ParquetWriter(self.tmp, SCHEMA.append(pa.field("sectioned", pa.bool_())),
+                                           compression="zstd", compression_level=1)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
         self.rows = 0
 
     def write(self, essays: Sequence[Essay]) -> None:
@@ -147,12 +156,22 @@ class EssayWriter:
         self.rows += len(chunk)
 
     def close(self) -> None:
-        self.writer.close()
-        self.tmp.replace(self.path)
+        try:
+            self.writer.close()
+            self.tmp.replace(self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def abort(self) -> None:
-        self.writer.close()
-        self.tmp.unlink(missing_ok=True)
+        """Drop the partial file; never raises for the writer's own failure (the caller is already
+        handling the error that made it abort)."""
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 -- e.g. ENOSPC again while writing the footer
+            pass
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write_essays(path: Path, essays: Sequence[Essay]) -> None:

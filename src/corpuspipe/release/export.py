@@ -28,8 +28,14 @@ each), and for sections the set of parent ids.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import math
+import os
+import secrets
+import shutil
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -39,12 +45,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpuspipe.core import schemas
-from corpuspipe.core.io import atomic_write_text, file_sha256
+from corpuspipe.core.io import atomic_write_text, file_sha256, pid_alive
 from corpuspipe.release.versioning import read_manifest
 
 EXPORT_MANIFEST = "manifest.json"
 LEVELS = ("document", "section")
 FORMATS = ("parquet", "jsonl")
+#: a document's ``script`` (stages/normalize.py script_ratio)
+SCRIPTS = ("simplified", "traditional", "mixed", "unknown")
 #: columns a --min/--max bound may name (documents)
 BOUNDABLE = ("char_count", "cluster_size", "trad_ratio", "best_containment", *schemas.SIGNAL_COLUMNS)
 
@@ -70,11 +78,17 @@ class Selection:
     max: dict[str, float] = field(default_factory=dict)  # column -> upper bound (inclusive)
 
     def check(self) -> None:
+        """Every enumerated value is one of its list, named in the message; bounds are numbers."""
         if self.level not in LEVELS:
-            raise ExportError(f"unknown level {self.level!r}: use document or section")
-        for name in (*self.min, *self.max):
+            raise ExportError(f"unknown level {self.level!r}: use one of {', '.join(LEVELS)}")
+        for sc in self.scripts:
+            if sc not in SCRIPTS:  # else: accepted, and 0 rows exported without a word (issue 24 #16)
+                raise ExportError(f"unknown script {sc!r}: use one of {', '.join(SCRIPTS)}")
+        for name, value in (*self.min.items(), *self.max.items()):
             if name not in BOUNDABLE:
                 raise ExportError(f"cannot filter on {name!r}: use one of {', '.join(BOUNDABLE)}")
+            if math.isnan(value):  # every comparison with NaN is false: 0 rows, rc 0 (issue 24 #16)
+                raise ExportError(f"the bound on {name} is NaN: give a number")
 
 
 def parse_bounds(items: Sequence[str], what: str) -> dict[str, float]:
@@ -89,6 +103,8 @@ def parse_bounds(items: Sequence[str], what: str) -> dict[str, float]:
             out[name] = float(value)
         except ValueError:
             raise ExportError(f"--{what} takes NAME=NUMBER, e.g. han_ratio=0.6 (got {item!r})") from None
+        if math.isnan(out[name]):
+            raise ExportError(f"--{what} {item!r}: NaN is not a bound (every comparison with it is false); give a number")
     return out
 
 
@@ -251,17 +267,55 @@ def export_release(release_dir: Path, out: Path, sel: Selection | None = None,
     """Write the selection of ``release_dir`` as shards into ``out`` (created; must be empty or absent)."""
     sel = sel or Selection()
     sel.check()
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"unknown format {unknown[0]!r}: use one of {', '.join(FORMATS)}")
     formats = [f for f in FORMATS if f in formats]
     if not formats:
-        raise ExportError("choose at least one format: parquet, jsonl")
+        raise ExportError(f"choose at least one format: {', '.join(FORMATS)}")
     if shard_rows < 1:
         raise ExportError("--shard-rows must be at least 1")
     release_dir, out = Path(release_dir), Path(out)
     manifest = read_manifest(release_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"output exists and is not an empty directory: {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    shards = _Shards(out, formats, shard_rows)
+    with _partial_dir(out) as tmp:
+        return _export_into(tmp, out, release_dir, manifest, sel, formats, shard_rows)
+
+
+_PARTIAL = ".partial-"
+
+
+@contextmanager
+def _partial_dir(out: Path) -> Iterator[Path]:
+    """A hidden folder beside ``out`` (``.<name>.partial-<pid>-<random>``) that becomes ``out`` by one
+    rename when the export is complete, and is removed if it fails.
+
+    Issue 24 #15: killed mid-export (kill -9), the shards used to sit in ``out`` looking finished
+    (``part-000NN.parquet``, an empty one in 3 of 5 kills) with no manifest, a Hugging Face or
+    datatrove reader given the folder read the partial output, and the re-run refused the folder as
+    not empty.  Now a kill leaves only the hidden partial folder (readers and globs skip dot names),
+    ``out`` does not exist, and the next export of the same ``out`` removes partial folders whose
+    process is gone before it starts."""
+    parent = out.parent if str(out.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.glob(f".{glob.escape(out.name)}{_PARTIAL}*"):
+        pid = old.name[len(out.name) + 1 + len(_PARTIAL):].split("-", 1)[0]
+        if old.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = parent / f".{out.name}{_PARTIAL}{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.rename(tmp, out)  # onto an absent or empty folder: one step, nothing half-visible
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _export_into(tmp: Path, out: Path, release_dir: Path, manifest: dict, sel: Selection, formats: list[str],
+                 shard_rows: int) -> ExportResult:
+    shards = _Shards(tmp, formats, shard_rows)
     if sel.level == "document":
         source = _iter_documents(release_dir, sel, best_containment(release_dir, "document"))
     else:
@@ -282,8 +336,8 @@ def export_release(release_dir: Path, out: Path, sel: Selection | None = None,
         "files": files,
     }
     em["export_hash"] = hashlib.sha256(json.dumps(em, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    atomic_write_text(out / EXPORT_MANIFEST, json.dumps(em, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(out / "README.md", _readme(em))
+    atomic_write_text(tmp / EXPORT_MANIFEST, json.dumps(em, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(tmp / "README.md", _readme(em))
     return ExportResult(out, shards.rows, files, em)
 
 

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from corpuspipe.core.io import is_stale_temp
+
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"  # steps.write_release_step builds releases in <out>/.tmp-<version>-*/
 
@@ -126,4 +128,11 @@ def clean_stale_tmp(out_root: Path) -> list[Path]:
         elif p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():  # atomic_write_text leftovers
             p.unlink(missing_ok=True)
             removed.append(p)
+    # a killed or failed build's half-written work files (core.io.atomic_path / atomic_open, shard writers)
+    for dirpath, _dirs, names in os.walk(root / ".work"):
+        for name in names:
+            if is_stale_temp(name):
+                p = Path(dirpath) / name
+                p.unlink(missing_ok=True)
+                removed.append(p)
     return sorted(removed)

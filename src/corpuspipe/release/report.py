@@ -46,10 +46,26 @@ FLAG_MEANINGS: dict[str, str] = {
                       "rewritten mechanically. (normalize.py)",
     "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
     "decode_replaced": "The file was not valid in any encoding tried; undecodable bytes became U+FFFD. (ingest/files.py)",
-    "non_utf8_path": "The file name was not valid UTF-8; its path is stored with \\x escapes. (ingest/files.py)",
+    "non_utf8_path": "The file name was not valid UTF-8; its path is stored with \\x escapes (and a literal "
+                     "backslash as two). (ingest/files.py)",
+    "line_endings": "CRLF, lone CR or U+2028/U+2029 line ends were turned into LF, as edits: a copy saved on another "
+                    "system, never preferred as a cluster's representative. (ingest/crawltext.py)",
+    "invisible_chars": "Invisible characters (Unicode format characters such as U+200B/U+200C/U+FEFF, fillers such as "
+                       "U+3164, variation selectors) were removed, as edits: often a site's hidden mark. "
+                       "(ingest/crawltext.py)",
+    "html_markup": "HTML entities were decoded and tags or script/style blocks removed, as edits. "
+                   "(ingest/crawltext.py)",
+    "html_residue": "Markup that could not be decoded safely is still in the text: an unknown &name;, a reference "
+                    "to an invalid code point, a legacy entity without its ';', a tag cut at a line end. "
+                    "(ingest/crawltext.py)",
+    "mixed_encoding": "The file changes encoding midway (pages of different encodings concatenated); each segment "
+                      "was decoded with its own encoding, named in the input's encoding, and a segment no "
+                      "encoding fits was quarantined alone. (ingest/files.py)",
+    "mojibake_repaired": "UTF-8 text that had been read as GBK was repaired (reversibly, as edits); a damaged copy, "
+                         "never preferred as a cluster's representative. (ingest/mojibake.py)",
     "boilerplate_kept": "The boilerplate detector would have left fewer than watermark.min_kept_chars characters of a "
                         "long text (more than watermark.max_emptied_chars removed): the detector's removals were "
-                        "not applied to it. (stages/watermark.py)",
+                        "not applied to it. (stages/watermark/removal.py)",
     "unparsed_crawled_at": "The crawler's time could not be read as a date and time; crawled_at is null. "
                            "(stages/quality/stage.py)",
 }

@@ -486,6 +486,7 @@ _WS_TAIL_RE = re.compile(f"[{_WS}]*")
 _PAREN_RE = re.compile(r"[(（](?P<body>[^()（）\n]{0,100})[)）]")
 _WS_RUN_RE = re.compile(f"[{_WS}]+")
 _SPACE_NEIGHBORS = frozenset(_CJK_STABLE + "，；：？！（）")
+_ENTITY_HEAD = re.compile(r"&#?[A-Za-z0-9]{1,32}$")  # text before a ';' that ends an HTML entity (&nbsp;, &#0;)
 
 
 def _is_ctx(ch: str) -> bool:
@@ -549,6 +550,8 @@ def _punctuation(text: str, keep_qmark: bool = False) -> list[Replacement]:
             continue  # GBK mojibake (lost lead byte): flagged by ingest, left as is
         if keep_qmark and "?" in run:
             continue
+        if run[0] == ";" and _ENTITY_HEAD.search(text, max(0, rs - 40), rs) is not None:
+            continue  # the end of an HTML entity ingest left (flagged html_residue): never half-converted
         body = "".join(ch for ch in run if ch not in _WS).translate(_ASCII_TO_FW)
         reps.append(Replacement(start, end, body, "punct"))
     reps.sort(key=lambda r: r.start)

@@ -198,14 +198,21 @@ def find_duplicates_steps(sig: Sequence[tuple[str, int]], level: str, cfg: Dedup
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     run = _Run(_Level(sig, level, cfg, work))
-    yield from run.candidates()
-    yield from run.verify()
-    ents = yield from _entities(run.lv, run.dups)
-    rep_of = yield from cluster_rounds(len(ents), run.near_edges(ents), ents.rank,
-                                       lambda pairs: run.relations_of(ents, pairs),
-                                       lambda group: run.near_among_deferred(ents, group))
-    run.phase.done("cluster")
-    return (yield from run.write(ents, rep_of))
+    try:
+        yield from run.candidates()
+        yield from run.verify()
+        ents = yield from _entities(run.lv, run.dups)
+        rep_of = yield from cluster_rounds(len(ents), run.near_edges(ents), ents.rank,
+                                           lambda pairs: run.relations_of(ents, pairs),
+                                           lambda group: run.near_among_deferred(ents, group))
+        run.phase.done("cluster")
+        return (yield from run.write(ents, rep_of))
+    except BaseException:
+        # a failed build (a full disk, most likely: the bands and the spill are its largest
+        # scratch, ~0.3 GB at 100 MB) does not keep the disk full (issue 24 #7)
+        for p in run.d.values():
+            shutil.rmtree(p, ignore_errors=True)
+        raise
 
 
 class _Run:

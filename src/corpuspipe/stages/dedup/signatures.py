@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpuspipe.core.config import DedupConfig
+from corpuspipe.core.io import atomic_path
 from corpuspipe.stages.dedup.minhash import LEVELS, DedupItem, compute_signatures, lsh_params, min_length
 from corpuspipe.stages.dedup.shingles import paragraph_fingerprints
 
@@ -62,16 +63,9 @@ def h64(strings: Sequence[str]) -> np.ndarray:
 
 
 def write_parquet(table: pa.Table, path: Path, row_group_size: int | None = None, options: dict = PARQUET) -> None:
-    """Atomic, deterministic Parquet write (fixed options, no timestamps)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    """Atomic, deterministic Parquet write (fixed options, no timestamps); a failed write leaves nothing."""
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, row_group_size=row_group_size, **options)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, path: Path) -> dict:

@@ -11,6 +11,14 @@ Contract with the rest of the pipeline:
   among the *good* records (0, 1, 2, ... like text files), and its raw offsets refer to the
   record's decoded text value (``base=0``), not to the JSONL file.  Bad lines are quarantined
   with their 1-based line number; the other records proceed.
+* Crawl text is repaired before it is split (:mod:`crawltext`, issue 24): CR/CRLF/U+2028-9 line
+  ends, invisible format characters and HTML entities/tags become LF, nothing and their text, as
+  edits of stage ``ingest``; the splitter's spans over the repaired text are mapped back to the
+  decoded text, so the partition above still holds.
+* A file whose encoding changes midway (pages concatenated) is decoded segment by segment
+  (:func:`decode_file`); the encoding names each segment (``mixed:utf-8@0,gb18030@5120``), the
+  decoded text is the decoded segments joined, and a segment no encoding fits is left out of it
+  and quarantined alone (``undecodable`` with its bytes and lines) while the rest is released.
 * Non-body lines (teaser, ``第X篇`` header, title line, repeated title, byline, leading and
   trailing blank lines) are removed as edits with stage ``ingest``.  Site lines (``時間:``,
   ``導語:``, breadcrumbs, ``[来源：…]``) are left for the watermark stage.
@@ -23,10 +31,11 @@ Contract with the rest of the pipeline:
   handed on (a file bigger than a row group) do those stay, and the entry says after which.
 * Essays shorter than ``min_essay_chars`` (non-space characters) are kept and flagged
   ``short``: dropping them here would break the partition of the file; the release decides.
-* A name that is not valid UTF-8 is listed as its bytes with ``\\xNN`` escapes (a lossless,
-  JSON/Parquet-safe form); :func:`ingest_file` maps it back and flags its essays
-  ``non_utf8_path``.  Hidden files and directories (leading dot), links out of the raw root,
-  non-regular files and unmatched extensions are not listed but quarantined with a reason.
+* A name that is not valid UTF-8 is listed as its bytes with ``\\xNN`` escapes and a literal
+  backslash as two (a lossless, JSON/Parquet-safe form, one name per file);
+  :func:`resolve_path` maps it back and its essays are flagged ``non_utf8_path``.  Hidden files
+  and directories (leading dot), links out of the raw root, non-regular files and unmatched
+  extensions are not listed but quarantined with a reason.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from charset_normalizer import from_bytes
 
+from corpuspipe.stages.ingest import crawltext
 from corpuspipe.stages.ingest.mojibake import find_mojibake_repairs, mojibake_evidence, repair_string
 from corpuspipe.stages.ingest.split import analyse_essay, clean_title, iter_split, split_lines
 from corpuspipe.core.config import IngestConfig
@@ -55,7 +65,8 @@ from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
 
 STAGE = "ingest"
 
-__all__ = ["discover_sources", "discover_sized", "ingest_file", "decode_bytes", "DecodeRejected", "STAGE"]
+__all__ = ["discover_sources", "discover_sized", "ingest_file", "decode_bytes", "decode_file", "DecodeRejected", "Dropped",
+           "resolve_path", "STAGE"]
 
 _BOMS: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32-le"),
@@ -72,7 +83,6 @@ _BINARY_MAGIC: tuple[bytes, ...] = (
 _SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "cp950"}
 _CJK_CODECS = ("gb18030", "big5", "cp950", "big5hkscs", "utf_16", "utf_32")
 _MAX_CJK_CHAOS = 0.2
-_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -89,17 +99,45 @@ class DecodeRejected(Exception):
 
 
 def _safe_name(rel: str) -> str:
-    """A UTF-8-clean, reversible form of an fsdecoded relative path."""
-    return os.fsencode(rel).decode("utf-8", errors="backslashreplace")
+    """A UTF-8-clean, reversible form of an fsdecoded relative path: a byte that is not UTF-8
+    becomes ``\\xNN`` and a literal backslash ``\\\\``, so every stored name has exactly one file.
+    Issue 24 #12: without the second rule the raw name ``bad\\xff\\xfename.txt`` (bytes FF FE)
+    and a file literally named ``bad\\xff\\xfename.txt`` got the same name: the literal one was
+    read twice, the raw one never, and the release refused its duplicate doc_ids.  A name without
+    a backslash that is valid UTF-8 (all names, nearly always) is stored as it is."""
+    raw = os.fsencode(rel)
+    if b"\\" not in raw:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", errors="backslashreplace")
 
 
-def _resolve(raw_root: Path, rel_path: str) -> Path:
-    """Inverse of :func:`_safe_name`: the real path on disk."""
-    plain = raw_root / rel_path
-    if "\\x" not in rel_path or os.path.lexists(plain):
-        return plain
-    raw = _ESCAPED_BYTE.sub(lambda m: bytes((int(m.group(1), 16),)), rel_path.encode("utf-8"))
-    return Path(os.fsdecode(os.fsencode(raw_root) + b"/" + raw))
+_ESCAPE = re.compile(rb"\\(\\|x[0-9a-f]{2})")
+
+
+def _name_bytes(rel_path: str) -> bytes:
+    """Inverse of :func:`_safe_name`, as bytes."""
+    data = rel_path.encode("utf-8")
+    if b"\\" not in data:
+        return data
+    return _ESCAPE.sub(lambda m: b"\\" if m.group(1) == b"\\" else bytes((int(m.group(1)[1:], 16),)), data)
+
+
+def resolve_path(raw_root: Path, rel_path: str) -> Path:
+    """The file on disk that a stored (``_safe_name``) relative path names."""
+    if "\\" not in rel_path:
+        return Path(raw_root) / rel_path
+    return Path(os.fsdecode(os.fsencode(raw_root) + b"/" + _name_bytes(rel_path)))
+
+
+def _non_utf8(rel_path: str) -> bool:
+    try:
+        _name_bytes(rel_path).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _matches(rel: str, globs: tuple[str, ...]) -> bool:
@@ -215,16 +253,24 @@ def _relative(path: str, real_root: str) -> str:
 # -- decoding ----------------------------------------------------------------------------
 
 
-def _longest_line(data: bytes | str) -> int:
-    """Length of the longest line, without splitting (a split copies a 200 MB file once more)."""
+def _longest_line(data: bytes | str, limit: int | None = None) -> int:
+    """Length of the longest line, without splitting (a split copies a 200 MB file once more).
+    Over ``limit`` with a CR in the data, lines are measured again with CR as a line end too: a
+    file with old Mac line endings is one "line" by LF alone (issue 24 #8), and ingest turns its
+    CRs into line breaks."""
     nl = b"\n" if isinstance(data, bytes) else "\n"
     longest = pos = 0
     while True:
         end = data.find(nl, pos)
         if end < 0:
-            return max(longest, len(data) - pos)
+            longest = max(longest, len(data) - pos)
+            break
         longest = max(longest, end - pos)
         pos = end + 1
+    if limit is not None and longest > limit and (b"\r" if isinstance(data, bytes) else "\r") in data:
+        brk = re.compile(rb"[^\r\n]*" if isinstance(data, bytes) else r"[^\r\n]*")
+        longest = max((m.end() - m.start() for m in brk.finditer(data)), default=0)
+    return longest
 
 
 # Strict candidates after UTF-8, in order of preference on a tie.  Plain Big5 first: cp950
@@ -335,7 +381,24 @@ def _strict_cjk(data: bytes) -> Iterator[_Candidate]:
 
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
-    """(text, encoding).  Raises DecodeRejected.
+    """(text, encoding) of :func:`decode_file` (a file of several encodings names its segments, and
+    any it had to drop, in the encoding: ``mixed:utf-8@0,gb18030@5120``).  Raises DecodeRejected."""
+    text, encoding, _dropped = decode_file(data)
+    return text, encoding
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A segment of a file no encoding fits: left out of the decoded text, quarantined alone."""
+
+    start: int  # bytes
+    end: int
+    first_line: int  # 1-based
+    last_line: int
+
+
+def decode_file(data: bytes, segments: bool = True) -> tuple[str, str, list[Dropped]]:
+    """(text, encoding, dropped segments).  Raises DecodeRejected.
 
     Order: a BOM (UTF-8, UTF-16, UTF-32); strict UTF-8; nearly-UTF-8; strict GB18030 and
     Big5, the one whose first 64 KB has more frequent characters decoded first, accepted when
@@ -352,13 +415,13 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
     for bom, codec, name in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom) :].decode(codec), name
+                return data[len(bom) :].decode(codec), name, []
             except UnicodeDecodeError as exc:
                 raise DecodeRejected("undecodable", f"{name} BOM but {exc.reason} at byte {exc.start}") from exc
     if data.startswith(_BINARY_MAGIC) or b"\x00" in data:
         raise DecodeRejected("binary", "NUL bytes" if b"\x00" in data else f"magic {data[:4]!r}")
     try:
-        return data.decode("utf-8"), "utf-8"
+        return data.decode("utf-8"), "utf-8", []
     except UnicodeDecodeError:
         pass
     # Nearly valid UTF-8 (a truncated last character, a stray byte): keep it as UTF-8.
@@ -367,21 +430,169 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         lenient = data.decode("utf-8", errors="replace")
         non_ascii = len(lenient) - len(data.decode("ascii", errors="ignore"))
         if non_ascii >= 100 * bad:
-            return lenient, "utf-8"
+            return lenient, "utf-8", []
         del lenient
     candidates: list[_Candidate] = []
     for cand in _strict_cjk(data):
         if cand.plausible:
-            return cand.text, cand.codec
+            return cand.text, cand.codec, []
         candidates.append(cand)
+    mixed = _decode_mixed(data) if segments else None
+    if mixed is not None:
+        return mixed
     found = _charset_normalizer(data)
     if found is not None:
-        return found
+        return (*found, [])
     text_like = [c for c in candidates if c.text_like]
     if text_like:
         best = max(text_like, key=lambda c: c.common)
-        return best.text, best.codec
+        return best.text, best.codec, []
+    if segments:  # last: line by line, so that a stretch of garbage does not take the whole file along
+        parts = _decode_region(data, 0, len(data), 1, data.count(b"\n") + 1, whole=False)
+        if any(codec for codec, *_ in parts):
+            return _joined(parts, len(data))
     raise DecodeRejected("undecodable", "no encoding fits (strict UTF-8, GB18030, Big5, charset-normalizer)")
+
+
+_MIN_UTF8_SEGMENT = 8  # non-ASCII characters: a GBK or Big5 line is valid UTF-8 by chance only when short
+_MAX_SEGMENTS = 64  # more changes of encoding than this is not a few concatenated pages
+
+
+def _decode_mixed(data: bytes) -> tuple[str, str, list[Dropped]] | None:
+    """A file whose encoding changes midway (issue 24 #11: crawled pages concatenated, one UTF-8,
+    the next GBK), decoded segment by segment, or None when it is not one.
+
+    Tried only when neither UTF-8 nor one strict GB18030/Big5 decoding fits the whole file (then
+    the file used to be quarantined whole as ``undecodable``).  Lines are the unit (a line break is
+    byte 0x0A in all of these encodings, never inside a character): a line is ASCII, valid UTF-8,
+    or not; runs of UTF-8 lines holding at least 8 non-ASCII characters of plausible Chinese text
+    are UTF-8 segments, everything between them one other segment, decoded alone like a file
+    (:func:`decode_file`).  A segment no encoding fits is dropped from the text and reported
+    (:class:`Dropped`) so that only it is quarantined.  The encoding names every segment by the
+    byte it starts at: ``mixed:utf-8@0,gb18030@5120,undecodable@9000``.
+    """
+    kinds: list[tuple[str, int, int]] = []  # (u | x | a, start, end) per line
+    pos, n = 0, len(data)
+    while pos < n:
+        e = data.find(b"\n", pos)
+        e = n if e < 0 else e + 1
+        line = data[pos:e]
+        if line.isascii():
+            kind = "a"
+        else:
+            try:
+                line.decode("utf-8")
+                kind = "u"
+            except UnicodeDecodeError:
+                kind = "x"
+        kinds.append((kind, pos, e))
+        pos = e
+    if not any(k == "u" for k, _, _ in kinds) or not any(k == "x" for k, _, _ in kinds):
+        return None
+    # runs of lines: ASCII lines join the run they follow (the first ones the first run)
+    runs: list[list] = []  # [kind, start, end, first line, last line]
+    for i, (kind, a, b) in enumerate(kinds, start=1):
+        if runs and (kind == "a" or kind == runs[-1][0] or runs[-1][0] == "a"):
+            if runs[-1][0] == "a":
+                runs[-1][0] = kind
+            runs[-1][2], runs[-1][4] = b, i
+        else:
+            runs.append([kind, a, b, i, i])
+    for r in runs:  # a UTF-8 run must look like Chinese text, else it is a chance decoding
+        if r[0] == "u":
+            text = data[r[1] : r[2]].decode("utf-8")
+            cand = _candidate("utf-8", text)
+            if len(text) - len(text.encode("ascii", "ignore")) < _MIN_UTF8_SEGMENT or not cand.plausible:
+                r[0] = "x"
+    merged: list[list] = []
+    for r in runs:
+        if merged and merged[-1][0] == r[0]:
+            merged[-1][2], merged[-1][4] = r[2], r[4]
+        else:
+            merged.append(list(r))
+    if len(merged) < 2 or len(merged) > _MAX_SEGMENTS or not any(r[0] == "u" for r in merged):
+        return None
+    parts: list[tuple[str | None, str, int, int, int]] = []  # (codec or None, text, start, first, last)
+    for kind, a, b, first, last in merged:
+        if kind == "u":
+            parts.append(("utf-8", data[a:b].decode("utf-8"), a, first, last))
+        else:
+            parts.extend(_decode_region(data, a, b, first, last))
+    if not any(codec for codec, *_ in parts):
+        return None
+    return _joined(parts, n)
+
+
+def _joined(parts: list[tuple[str | None, str, int, int, int]], n: int) -> tuple[str, str, list[Dropped]]:
+    """The decoded segments joined, the encoding naming each, the dropped ones."""
+    names = [f"{codec or 'undecodable'}@{a}" for codec, _t, a, _f, _l in parts]
+    ends = [a for _c, _t, a, _f, _l in parts[1:]] + [n]
+    dropped = [Dropped(a, e, f, l) for (codec, _t, a, f, l), e in zip(parts, ends) if codec is None]
+    return "".join(t for _c, t, *_ in parts), "mixed:" + ",".join(names), dropped
+
+
+def _lines(d: Dropped) -> str:
+    return f"line {d.first_line}" if d.first_line == d.last_line else f"lines {d.first_line}-{d.last_line}"
+
+
+def _decode_region(
+    data: bytes, a: int, b: int, first: int, last: int, whole: bool = True
+) -> list[tuple[str | None, str, int, int, int]]:
+    """A stretch between UTF-8 segments (or, ``whole=False``, a file nothing else decodes): one
+    plausible strict GB18030/Big5 decoding of it, else line by line -- a line takes the codec of the
+    line before when it is plausible Chinese in it (short lines would flip between codecs), else
+    the first of :data:`_STRICT_CJK` in which it is; ASCII lines go with the line before, or after
+    when that one is dropped -- and each run of lines is decoded with its codec, a run no codec fits
+    dropped (None).  Two pages side by side, one Big5 and one GBK, or a page and a run of garbage
+    bytes, are two runs; one run for the whole stretch is decoded like a file."""
+    seg = data[a:b]
+    if whole:
+        for cand in _strict_cjk(seg):
+            if cand.plausible:
+                return [(cand.codec, cand.text, a, first, last)]
+    lines: list[list] = []  # [codec (None: none fits, "": ASCII), start, end, first line, last line]
+    pos, lineno, prev = a, first, None
+    while pos < b:
+        e = data.find(b"\n", pos, b)
+        e = b if e < 0 else e + 1
+        line = data[pos:e]
+        if line.isascii():
+            codec = ""
+        elif prev is not None and _plausible_in(line, prev):
+            codec = prev
+        else:
+            codec = next((c for c in _STRICT_CJK if _plausible_in(line, c)), None)
+        lines.append([codec, pos, e, lineno, lineno])
+        prev = codec or prev
+        pos, lineno = e, lineno + 1
+    # ASCII lines go with the run before them, or after them when the one before is dropped
+    for i, ln in enumerate(lines):
+        if ln[0] == "":
+            before = lines[i - 1][0] if i else None
+            after = next((x[0] for x in lines[i + 1 :] if x[0] != ""), None)
+            ln[0] = before if before else after if after else "ascii"
+    runs: list[list] = []
+    for ln in lines:
+        if runs and runs[-1][0] == ln[0]:
+            runs[-1][2], runs[-1][4] = ln[2], ln[4]
+        else:
+            runs.append(ln)
+    if len(runs) == 1:
+        if not whole:
+            return [(runs[0][0], seg.decode(runs[0][0]) if runs[0][0] else "", a, first, last)]
+        try:
+            text, codec, _ = decode_file(seg, segments=False)
+        except DecodeRejected:
+            return [(None, "", a, first, last)]
+        return [(codec, text, a, first, last)]
+    return [(c, data[s:e].decode(c) if c else "", s, f, l) for c, s, e, f, l in runs]
+
+
+def _plausible_in(line: bytes, codec: str) -> bool:
+    try:
+        return _candidate(codec, line.decode(codec)).plausible
+    except UnicodeDecodeError:
+        return False
 
 
 def _utf8_errors(data: bytes, limit: int) -> int:
@@ -433,9 +644,19 @@ class _FileInput:
     size: int
 
 
-# bidi embeddings/overrides/isolates and marks, zero-width characters, BOM: invisible in a title, and a
-# right-to-left override there reverses what a reader sees (a title that displays as another)
-_TITLE_CONTROLS = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u061c\ufeff]")
+def _apply_repairs(essay: Essay, pre: list[Replacement]) -> None:
+    """Record the crawl-text repairs of the essay's range (:mod:`crawltext`: found on the whole text
+    before the split, so the splitter's removals are in the repaired text's coordinates) and flag
+    the essay by their kinds."""
+    if not pre:
+        return
+    essay.body.apply(pre, STAGE)
+    rules = set()
+    for r in pre:
+        essay.bump(f"ingest.{r.rule}")
+        rules.add(r.rule)
+    for f in crawltext.flags_for(rules):
+        essay.add_flag(f)
 
 
 def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], flags: list[str]) -> Essay:
@@ -448,12 +669,16 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
     if repairs:
         essay.body.apply(repairs, STAGE)
         essay.bump("ingest.mojibake_repair", len(repairs))
+        essay.add_flag("mojibake_repaired")  # repaired, but a damaged copy: never a cluster's representative
+    if crawltext.html_residue(essay.body.text):
+        essay.add_flag("html_residue")
     if essay.title:
         essay.title = repair_string(essay.title)
-        stripped = _TITLE_CONTROLS.sub("", essay.title)
+        stripped = crawltext.repair_string(essay.title)
         if stripped != essay.title:
-            # titles are metadata, not tracked text: strip and count (the raw title stays in the source range)
-            essay.bump("ingest.title_controls", len(essay.title) - len(stripped))
+            # titles are metadata, not tracked text: repair and count the characters dropped (invisible
+            # ones, markup; the raw title stays in the source range)
+            essay.bump("ingest.title_controls", max(len(essay.title) - len(stripped), 1))
             essay.title = stripped.strip() or None
     evidence = mojibake_evidence(essay.body.text)
     if evidence:
@@ -470,9 +695,12 @@ def _finish_essay(essay: Essay, cfg: IngestConfig, removals: list[Replacement], 
 def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]) -> Iterator[Essay]:
     """The file's essays one at a time, as the splitter finds them (:func:`iter_split`): a
     200 MB compilation never has its ~4,000 essays, nor all its lines, in memory at once."""
-    spans = iter_split(text, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
+    fixes = crawltext.find_repairs(text)
+    view = text if fixes is None else fixes.text  # what the splitter sees: LF text, no markup or invisibles
+    spans = iter_split(view, cfg.max_title_chars, cfg.min_essay_chars, cfg.max_long_title_chars)
     for i, span in enumerate(spans):
-        body = TrackedText(text[span.start : span.end], base=span.start)
+        start, end = (span.start, span.end) if fixes is None else (fixes.to_raw(span.start), fixes.to_raw(span.end))
+        body = TrackedText(text[start:end], base=start)
         essay = Essay(
             source_path=src.rel_path,
             source_sha256=src.sha256,
@@ -485,6 +713,10 @@ def _text_essays(text: str, src: _FileInput, cfg: IngestConfig, flags: list[str]
         removals = [
             Replacement(r.start - span.start, r.end - span.start, "", r.rule) for r in span.removals if r.end > r.start
         ]
+        if fixes is not None:
+            _apply_repairs(essay, fixes.inside(start, end))
+            if essay.body.text != view[span.start : span.end]:  # never seen; quarantines the file as an error
+                raise ValueError("crawl-text repairs and the split disagree")
         yield _finish_essay(essay, cfg, removals, flags)
 
 
@@ -593,10 +825,12 @@ def _jsonl_essay(record: dict, src: _FileInput, cfg: IngestConfig, flags: list[s
     if _SURROGATE.search(body_text):
         raise _RecordRejected("bad_text", "lone surrogate code points")
     title = record.get(cfg.jsonl_title_field)
-    title = clean_title(title) if isinstance(title, str) and title.strip() else None
-    lines = split_lines(body_text)
+    title = clean_title(crawltext.repair_string(title)) if isinstance(title, str) and title.strip() else None
+    fixes = crawltext.find_repairs(body_text)
+    view = body_text if fixes is None else fixes.text
+    lines = split_lines(view)
     span = analyse_essay(
-        body_text, lines, 0, len(lines), cfg.max_title_chars, known_title=title,
+        view, lines, 0, len(lines), cfg.max_title_chars, known_title=title,
         max_long_title_chars=cfg.max_long_title_chars,
     )
     url, crawled = record.get(cfg.jsonl_url_field), record.get(cfg.jsonl_crawled_at_field)
@@ -611,6 +845,8 @@ def _jsonl_essay(record: dict, src: _FileInput, cfg: IngestConfig, flags: list[s
         url=str(url) if url is not None else None,
         crawled_at=str(crawled) if crawled is not None else None,
     )
+    if fixes is not None:
+        _apply_repairs(essay, fixes.inside(0, len(body_text)))
     removals = [Replacement(r.start, r.end, "", r.rule) for r in span.removals if r.end > r.start]
     return _finish_essay(essay, cfg, removals, flags)
 
@@ -686,7 +922,7 @@ def _read_big_utf8(path: Path, cfg: IngestConfig) -> tuple[str, str, int] | None
         return None
     text = "".join(pieces)
     del pieces
-    if _blank(text) or _longest_line(text) > cfg.max_line_chars:
+    if _blank(text) or _longest_line(text, cfg.max_line_chars) > cfg.max_line_chars:
         return None
     return text, h.hexdigest(), size
 
@@ -711,9 +947,9 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
     from the streaming splitter, so a 200 MB file holds its decoded text (~2 bytes a Chinese
     character) and the essays its reader has not written yet.
     """
-    path = _resolve(raw_root, rel_path)
+    path = resolve_path(raw_root, rel_path)
     shard.stats["ingest.files"] = 1
-    flags = ["non_utf8_path"] if "\\x" in rel_path and path != raw_root / rel_path else []
+    flags = ["non_utf8_path"] if "\\" in rel_path and _non_utf8(rel_path) else []
 
     def reject(reason: str, detail: str, size: int | None = None, sha: str | None = None) -> None:
         shard.quarantine.append(QuarantineEntry(rel_path, reason, detail, bytes=size, sha256=sha))
@@ -749,14 +985,22 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
         sha = hashlib.sha256(data).hexdigest()
         src = _FileInput(rel_path, sha, len(data))
         shard.stats["ingest.bytes"] = len(data)
-        if not is_jsonl and len(data) > cfg.max_line_chars and _longest_line(data) > 4 * cfg.max_line_chars:
+        if not is_jsonl and len(data) > cfg.max_line_chars and _longest_line(data, 4 * cfg.max_line_chars) > 4 * cfg.max_line_chars:
             return reject("line_too_long", f"a line of more than {4 * cfg.max_line_chars} bytes", len(data), sha)
         try:
-            text, encoding = decode_bytes(data)
+            text, encoding, dropped = decode_file(data)
         except DecodeRejected as exc:
             return reject(exc.reason, exc.detail, len(data), sha)
         size = len(data)
-    replaced = fast is None and "\ufffd" in text and encoding == "utf-8" and b"\xef\xbf\xbd" not in data
+        for d in dropped:  # only these lines are lost; the rest of the file is released
+            shard.quarantine.append(QuarantineEntry(
+                rel_path, "undecodable", f"bytes {d.start}-{d.end} ({_lines(d)}) fit no "
+                f"encoding; the rest of the file ({encoding}) is released", line=d.first_line,
+                bytes=d.end - d.start, sha256=sha))
+        if encoding.startswith("mixed:"):
+            flags.append("mixed_encoding")
+    replaced = (fast is None and "\ufffd" in text and (encoding == "utf-8" or encoding.startswith("mixed:"))
+                and b"\xef\xbf\xbd" not in data)
     del data  # the essays hold the text twice (raw and current); the bytes are not needed
     if replaced:
         flags.append("decode_replaced")
@@ -768,7 +1012,7 @@ def iter_file(raw_root: Path, rel_path: str, cfg: IngestConfig, shard: Shard) ->
         shard.sources.append(SourceInfo(rel_path, size, sha, encoding, "jsonl", len(essays)))
         yield from essays
     else:
-        longest = _longest_line(text) if fast is None else 0  # the chunked reader checked it
+        longest = _longest_line(text, cfg.max_line_chars) if fast is None else 0  # the chunked reader checked it
         if longest > cfg.max_line_chars:
             return reject("line_too_long", f"a line of {longest} chars > {cfg.max_line_chars}", size, sha)
         if _blank(text):

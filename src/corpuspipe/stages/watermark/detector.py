@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
+from corpuspipe.core.io import atomic_path
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.watermark.rules import load_allowlist
@@ -157,15 +158,12 @@ _STATS_SCHEMA = pa.schema([("part", pa.int8()), ("key", pa.string()), ("site", p
 
 
 def _write_parquet(table: pa.Table, out: Path, parts: int | None = None) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name("." + out.name + ".tmp")
-    with pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
         if parts is None:
             w.write_table(table)
         else:
             for p in range(parts):
                 w.write_table(table.filter(pc.equal(table["part"], p)), row_group_size=1 << 30)
-    tmp.replace(out)
 
 
 def stats_table(essays: Sequence[Essay], cfg: WatermarkConfig) -> tuple[pa.Table, pa.Table]:
