@@ -9,7 +9,6 @@ for the flow, the tests and the bench), so Prefect's result cache is off.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +22,6 @@ from prefect.utilities.annotations import quote
 from corpuspipe import pipeline
 from corpuspipe.core import memory
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.core.records import QuarantineEntry
 from corpuspipe.release import locking, versioning
 from flows import pool
 
@@ -73,22 +71,44 @@ def reduce_task(stage: str, results: list[dict], cfg_json: str, work: str) -> di
     return _pooled(pipeline.lookup_reduce, pipeline.run_reduce, stage, results, cfg_json, work)
 
 
-@task(name="write-release", cache_policy=NO_CACHE)
-def write_task(build_file: str, cfg_json: str, out_root: str, version: str | None, created_at: str,
-               allow_empty: bool) -> dict:
-    from corpuspipe.release.assemble import write_release
+@task(name="release-part", cache_policy=NO_CACHE)
+def release_part_task(fn: Callable[..., Any], args: tuple) -> Any:
+    """One task of a release-writing step (a part written and checked, a changelog partition)."""
+    return fn(*args)
 
-    cfg = PipelineConfig.model_validate_json(cfg_json)
-    d = json.loads(Path(build_file).read_text(encoding="utf-8"))
-    build = pipeline.BuildResult(
-        quarantine=[QuarantineEntry(**q) for q in d["quarantine"]], passes=d["passes"], reduces=d["reduces"],
-        wall=d["wall"])
-    from corpuspipe.release.assemble import EmptyRelease, ReleaseExists
+
+def _release_runner() -> Callable[[Any], list]:
+    """How the writer's parallel steps run (``core.stage.Tasks``): each task in the worker pool the
+    passes used (process runner), else as a Prefect task on the flow's runner (threads, Dask)."""
+    q = _quoter()
+
+    def run(step: Any) -> list:
+        n = len(step.args)
+        _progress(step.label, 0, n)
+        if pool.POOL is not None:
+            futures = [pool.POOL.submit(memory.run_trimmed, step.fn, *a) for a in step.args]
+        else:
+            futures = [release_part_task.submit(step.fn, q(a)) for a in step.args]
+        out = []
+        for i, f in enumerate(futures, 1):
+            out.append(f.result())
+            _progress(step.label, i, n)
+        return out
+
+    return run
+
+
+def _write_release(build: pipeline.BuildResult, cfg: PipelineConfig, out_root: Path, version: str | None,
+                   created_at: str, allow_empty: bool) -> dict:
+    """The release written from ``build``: this process assembles, the runner writes the parts."""
+    from corpuspipe.release.assemble import EmptyRelease, ReleaseExists, write_release
+    from corpuspipe.release.verify import ReleaseDamaged
     from corpuspipe.release.versioning import VersionError
 
     try:
-        done = write_release(build, cfg, Path(out_root), version, created_at, build.wall, allow_empty=allow_empty)
-    except (EmptyRelease, ReleaseExists, VersionError) as exc:
+        done = write_release(build, cfg, out_root, version, created_at, build.wall, allow_empty=allow_empty,
+                             run_tasks=_release_runner())
+    except (EmptyRelease, ReleaseExists, VersionError, ReleaseDamaged) as exc:
         # a user's error, not a crash: returned (Prefect would log a failed task with a traceback)
         return {"release_dir": None, "version": version, "status": "refused", "error": str(exc),
                 "kind": type(exc).__name__}
@@ -98,7 +118,7 @@ def write_task(build_file: str, cfg_json: str, out_root: str, version: str | Non
 
 @task(name="validate-release", cache_policy=NO_CACHE)
 def validate_task(release_dir: str) -> dict[str, int]:
-    from corpuspipe.release.writer import validate_release
+    from corpuspipe.release.validate import validate_release
 
     return validate_release(Path(release_dir))
 
@@ -177,9 +197,10 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
         inputs = results
 
     if pool.POOL is not None:
-        # The passes are done: end the workers before the write.  Each keeps the heap of its largest
-        # shard or reduce (0.2-0.9 GB on the 100 MB crawl), which sat beside the writer in the tree.
-        pool.POOL.shutdown(wait=True)
+        # The passes are done: fresh workers write the release's parts.  Each old one keeps the heap of
+        # its largest shard or reduce (0.2-0.9 GB on the 100 MB crawl), and after the last reduce the
+        # pool has one worker only.
+        pool.POOL.fresh(DEFAULT_WORKERS)
     build = pipeline.BuildResult(quarantine, passes, reduces, wall)
     build_file = work / "build.json"
     from corpuspipe.core.io import write_json
@@ -187,8 +208,7 @@ def _build(raw_dir: str, out_dir: str, version: str | None, config_path: str | N
     write_json(build_file, {"quarantine": [q.__dict__ for q in quarantine], "passes": passes, "reduces": reduces,
                             "wall": wall})
     _progress("write", 0, 1)
-    t = time.perf_counter()
-    done = write_task(str(build_file), cfg_json, str(out_root), version, created_at, allow_empty)
+    done = _write_release(build, cfg, out_root, version, created_at, allow_empty)
     _progress("write", 1, 1)
     LAST_STATUS.clear()
     LAST_STATUS.update(done)

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 from corpuspipe.core import shardio
 from corpuspipe.core.records import Essay, QuarantineEntry, SectionRow, Shard, SourceInfo
-from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage
+from corpuspipe.core.stage import Context, CorpusStage, ReleaseInputs, ShardStage, SourceStage
 from corpuspipe.stages import normalize as normalize_mod
 from corpuspipe.stages import section as section_mod
 from corpuspipe.stages.watermark import Watermark  # noqa: F401  (the corpus stage lives with its knowledge)
@@ -171,3 +171,13 @@ class NearDuplicates(CorpusStage):
         # for the manifest: the writer's process then never imports datasketch (scipy: ~1.5 s)
         result["lsh"] = dedup_units.lsh_params(ctx.cfg.dedup)
         return result
+
+    def release_inputs(self, fact: dict[str, Any] | None) -> ReleaseInputs:
+        """Cluster membership joined into documents and sections (by ``id``); both levels' verified
+        pairs as the rows of ``duplicates``, documents first."""
+        levels = {level: (fact or {}).get(level) or {} for level in ("document", "section")}
+        return ReleaseInputs(
+            joins={table: [levels[level]["clusters"]] for table, level in (("documents", "document"),
+                                                                           ("sections", "section"))
+                   if levels[level].get("clusters")},
+            rows={"duplicates": [levels[lv]["pairs"] for lv in ("document", "section") if levels[lv].get("pairs")]})
