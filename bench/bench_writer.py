@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpuspipe.core.config import PipelineConfig
     from corpuspipe.core.records import QuarantineEntry
     from corpuspipe.release import assemble, card, changelog, report
-    from corpuspipe.release import writer as rel
+    from corpuspipe.release import validate as rel
 
     build = pipeline.BuildResult(quarantine=[QuarantineEntry(**q) for q in d.pop("quarantine")],
                                  passes=d.pop("passes"), reduces=d.pop("reduces"), wall=d.pop("wall"))
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.out.exists() and not a.keep:
         shutil.rmtree(a.out)
     sampler = StepPeaks()
-    for mod, name in ((assemble, "_inputs_and_quarantine"), (assemble, "_write_tables"), (rel, "validate_release"),
+    for mod, name in ((assemble, "_inputs_and_quarantine"), (assemble, "_write_parts"), (rel, "validate_release"),
                       (card, "write_card"), (card, "write_croissant"), (report, "write_report"),
                       (changelog, "write_changelog")):
         if hasattr(mod, name):
@@ -169,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracemalloc: current {cur / 2**20:.0f} MB, peak {top / 2**20:.0f} MB (Python objects only)")
         for st in tracemalloc.take_snapshot().statistics("lineno")[:10]:
             print("  ", st)
-    for p in sorted(done.release_dir.glob("*.parquet")):
+    for p in sorted(done.release_dir.glob("*/*.parquet")):
         h = hashlib.sha256(p.read_bytes()).hexdigest()
-        print(f"  {p.name:<20} {p.stat().st_size:>12,} {h}")
+        print(f"  {p.parent.name + '/' + p.name:<30} {p.stat().st_size:>12,} {h}")
     return 0
 
 

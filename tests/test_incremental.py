@@ -18,7 +18,7 @@ import pytest
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.release.writer import DATA_FILES
+from seed_release import data_files
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
     cfg, out = _config(tmp_path), tmp_path / "out"
     n = len(list(raw_copy.iterdir()))
     first, _ = _build(raw_copy, out, cfg)
-    docs1 = {d["source_path"]: d for d in pq.read_table(first / "documents.parquet").to_pylist()}
+    docs1 = {d["source_path"]: d for d in pq.read_table(first / "documents").to_pylist()}
 
     changed = "003_92dc5cd8d9b3ac65.txt"
     p = raw_copy / changed
@@ -143,7 +143,7 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
 
     assert parse_version(second.name) > parse_version(first.name)
     assert (out / "latest").read_text().strip() == second.name
-    docs2 = {d["source_path"]: d for d in pq.read_table(second / "documents.parquet").to_pylist()}
+    docs2 = {d["source_path"]: d for d in pq.read_table(second / "documents").to_pylist()}
     copy = docs2["005_copy.txt"]
     assert copy["duplicate_of"] == docs1[original]["doc_id"]  # matched against the already released essay
     assert docs2[original]["doc_id"] == docs1[original]["doc_id"]
@@ -156,7 +156,7 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
     changelog = (second / CHANGELOG_NAME).read_text(encoding="utf-8")
     assert f"{first.name} → {second.name}" in changelog
     assert all(i in changelog for i in new_ids)
-    for fname in DATA_FILES.values():  # the old release is untouched
+    for fname in data_files(first):  # the old release is untouched
         assert json.loads((first / "MANIFEST.json").read_text())["version"] == first.name
         assert (first / fname).is_file()
 
@@ -223,7 +223,8 @@ def test_first_pass_started_before_the_flow_is_adopted_not_recomputed(prefect_ha
     assert ("run_pass", 0) not in sent and ("run_pass", 1) in sent  # pass 0 only by the prefetch
     assert fr.LAST_STATUS["passes_run"] == 2 * shards and fr.LAST_STATUS["passes_cached"] == 0
     assert pool.POOL is None and pool.PREFETCHED == {}
-    for fname in DATA_FILES.values():
+    assert data_files(Path(headed)) == data_files(Path(plain))
+    for fname in data_files(Path(headed)):
         assert (Path(headed) / fname).read_bytes() == (Path(plain) / fname).read_bytes(), fname
     # a prefetch that no flow adopts is stopped, and its finished shards are a later build's cache hits
     assert pool.prefetch_first_pass(raw_copy, tmp_path / "orphan", str(cfg)) == shards

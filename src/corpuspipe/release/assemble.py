@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generator, Mapping
@@ -261,8 +262,27 @@ def write_release(
     allow_empty: bool = False,
     run_tasks: Callable[[Tasks], list] = serial_tasks,
 ) -> Assembled:
-    """Write the release (:func:`release_steps`), every parallel step run by ``run_tasks``."""
-    return drive(release_steps(build, cfg, out_root, version, created_at, wall, allow_empty), run_tasks)
+    """Write the release (:func:`release_steps`), every parallel step run by ``run_tasks``.  A step
+    that fails closes the generator, which removes the temporary directory."""
+    steps = release_steps(build, cfg, out_root, version, created_at, wall, allow_empty)
+    try:
+        return drive(steps, run_tasks)
+    finally:
+        steps.close()
+
+
+def _timed(steps: Generator[Tasks, list, Any], seconds: dict[str, float]) -> Generator[Tasks, list, Any]:
+    """``yield from steps``, adding each step's wall seconds (its tasks, on whatever runner) to
+    ``seconds`` by label: the manifest's ``orchestration.release_seconds``."""
+    try:
+        step = next(steps)
+        while True:
+            t0 = time.perf_counter()
+            result = yield step
+            seconds[step.label] = seconds.get(step.label, 0.0) + time.perf_counter() - t0
+            step = steps.send(result)
+    except StopIteration as stop:
+        return stop.value
 
 
 @dataclass
@@ -315,6 +335,7 @@ def _provisional(b: _Build, version: str | None) -> str:
 def release_steps(build: Any, cfg: PipelineConfig, out_root: Path, version: str | None, created_at: str,
                   wall: Mapping[str, float], allow_empty: bool = False) -> Generator[Tasks, list, Assembled]:
     """Write the release into a temporary directory (its parts by tasks), then rename it into place."""
+    t_start = time.perf_counter()
     b = _prepare(build, cfg, out_root, allow_empty)
     same = _same_as(b.previous_dir, b.previous, b.bkey, b.out_root, version)
     if same is not None:
@@ -324,7 +345,8 @@ def release_steps(build: Any, cfg: PipelineConfig, out_root: Path, version: str 
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{provisional}-", dir=b.out_root))
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a release is for everyone to read
     try:
-        outputs, digests, reports = yield from _write_parts(tmp, jobs, cfg, provisional)
+        seconds: dict[str, float] = {}
+        outputs, digests, reports = yield from _timed(_write_parts(tmp, jobs, cfg, provisional), seconds)
         _trim()
         final_version, bump = versioning.decide_version(b.previous, b.schema_fp, digests, b.metadata_digest,
                                                         requested=version)
@@ -335,7 +357,7 @@ def release_steps(build: Any, cfg: PipelineConfig, out_root: Path, version: str 
         if final_version != provisional:  # metadata-only change: the version in the files must change too
             for name in schemas.TABLES:
                 shutil.rmtree(tmp / name, ignore_errors=True)
-            outputs, digests, reports = yield from _write_parts(tmp, jobs, cfg, final_version)
+            outputs, digests, reports = yield from _timed(_write_parts(tmp, jobs, cfg, final_version), seconds)
         final = b.out_root / final_version
         if final.exists():
             existing = versioning.read_manifest(final)
@@ -344,7 +366,7 @@ def release_steps(build: Any, cfg: PipelineConfig, out_root: Path, version: str 
                 return Assembled(final, final_version, "unchanged")
             raise ReleaseExists(f"{final}: version {final_version} already exists with different content")
         manifest = _manifest(build, cfg, b, final_version, bump, created_at, wall, outputs, digests, reports)
-        figures = yield from _derived_files(tmp, manifest, reports, b.previous_dir)
+        figures = yield from _timed(_derived_files(tmp, manifest, reports, b.previous_dir), seconds)
         hashed = {o["path"]: o for o in outputs}  # the parts were hashed as they were closed
         manifest["files"] = [
             {k: v for k, v in hashed[rel_path].items() if k in ("path", "bytes", "sha256")} if rel_path in hashed
@@ -352,6 +374,8 @@ def release_steps(build: Any, cfg: PipelineConfig, out_root: Path, version: str 
             for p, rel_path in sorted((p, p.relative_to(tmp).as_posix()) for p in tmp.rglob("*") if p.is_file())
             if rel_path != rel.MANIFEST
         ]
+        seconds["total"] = time.perf_counter() - t_start  # the rest ran here, in the assembling process
+        manifest["orchestration"]["release_seconds"] = {k: round(v, 3) for k, v in sorted(seconds.items())}
         write_json(tmp / rel.MANIFEST, manifest)
         os.replace(tmp, final)
         versioning.seal_release(final)

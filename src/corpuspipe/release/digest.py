@@ -72,6 +72,8 @@ class _ColumnHasher:
         elif pa.types.is_struct(t):
             for i, ch in enumerate(self.child):
                 ch.update(pc.struct_field(arr, [i]))
+        elif pa.types.is_null(t):
+            return  # only the validity (all null) counts
         else:
             zero = pa.scalar(False if pa.types.is_boolean(t) else 0.0 if pa.types.is_floating(t) else 0, t)
             vals = pc.fill_null(arr, zero).to_numpy(zero_copy_only=False)
