@@ -102,8 +102,10 @@ def _remember_same(out_root: Path, bkey: str, release_dir: Path) -> None:
 
 def _latest(out_root: Path) -> tuple[Path | None, dict | None]:
     """The latest release's directory and manifest (None, None before the first)."""
+    from corpuspipe.release.verify import load_manifest
+
     previous_dir = versioning.latest_release(Path(out_root))
-    return previous_dir, (versioning.read_manifest(previous_dir) if previous_dir else None)
+    return previous_dir, (load_manifest(previous_dir) if previous_dir else None)  # unreadable: ReleaseDamaged
 
 
 def _same_as(previous_dir: Path | None, previous: dict | None, bkey: str, out_root: Path,
@@ -113,6 +115,15 @@ def _same_as(previous_dir: Path | None, previous: dict | None, bkey: str, out_ro
     if previous is None or version not in (None, previous["version"]):
         return None
     if previous.get("build_key") == bkey or _same_builds(out_root).get(bkey) == previous_dir.name:
+        from corpuspipe.release.verify import ReleaseDamaged, check_files
+
+        # the answer is that release: its files must still be what its manifest says (sizes only:
+        # a stat per file keeps an unchanged re-run instant; a new release's changelog reads and
+        # checks every byte of it)
+        problems = check_files(previous_dir, previous, digest=False)
+        if problems:
+            raise ReleaseDamaged(f"release {previous_dir} is damaged: {problems[0]}; "
+                                 f"`corpuspipe verify {previous_dir}` lists every file")
         return Assembled(previous_dir, previous["version"], "unchanged")
     return None
 

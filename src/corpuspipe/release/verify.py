@@ -59,11 +59,13 @@ def file_problem(release_dir: Path, entry: Mapping[str, Any], *, digest: bool = 
     return None
 
 
-def check_files(release_dir: Path, manifest: Mapping[str, Any], *, tables_only: bool = False) -> list[str]:
-    """Problems of every file the manifest vouches for (only the table parts with ``tables_only``)."""
+def check_files(release_dir: Path, manifest: Mapping[str, Any], *, tables_only: bool = False,
+                digest: bool = True) -> list[str]:
+    """Problems of every file the manifest vouches for (only the table parts with ``tables_only``;
+    sizes only without ``digest``)."""
     entries = [o for parts in table_outputs(manifest).values() for o in parts] if tables_only \
         else manifest_files(manifest)
-    return [p for p in (file_problem(release_dir, e) for e in entries) if p]
+    return [p for p in (file_problem(release_dir, e, digest=digest) for e in entries) if p]
 
 
 def load_manifest(release_dir: Path) -> dict[str, Any]:
