@@ -67,13 +67,11 @@ def test_a_multi_part_export_loads_in_both_formats(seed_release, tmp_path):
     assert {str(pq.read_schema(p).field("date").type) for p in (out / "parquet").glob("*.parquet")} == {"date32[day]"}
     cache = str(tmp_path / "cache")
     by_parquet = datasets.load_dataset("parquet", data_dir=str(out / "parquet"), split="train", cache_dir=cache)
-    by_folder = {fmt: datasets.load_dataset(str(out / fmt), split="train", cache_dir=cache)
-                 for fmt in ("parquet", "jsonl")}
-    by_folder["root"] = datasets.load_dataset(str(out), split="train", cache_dir=cache)  # its first format
+    by_folder = datasets.load_dataset(str(out), split="train", cache_dir=cache)  # the JSON parts, typed
     features = datasets.Features._from_yaml_list(res.manifest["features"])
     by_json = datasets.load_dataset("json", data_dir=str(out / "jsonl"), features=features, split="train",
                                     cache_dir=cache)
-    for ds in (by_parquet, by_json, *by_folder.values()):
+    for ds in (by_parquet, by_json, by_folder):
         assert ds.num_rows == res.rows
         assert ds["id"] == by_parquet["id"]  # same rows, same order
         assert ds["date"] == by_parquet["date"] and sum(d is not None for d in ds["date"]) == 1
@@ -84,7 +82,7 @@ def test_a_section_export_loads_from_its_folder(seed_release, tmp_path):
     out = tmp_path / "sections"
     res = _export(seed_release, out, level="section")
     cache = str(tmp_path / "cache")
-    ds = datasets.load_dataset(str(out / "jsonl"), split="train", cache_dir=cache)
+    ds = datasets.load_dataset(str(out), split="train", cache_dir=cache)
     assert ds.num_rows == res.rows and str(ds.features["level"].dtype) == "int8"
 
 

@@ -319,39 +319,25 @@ def export_release(release_dir: Path, out: Path, sel: Selection | None = None,
     em["export_hash"] = hashlib.sha256(json.dumps(em, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     atomic_write_text(out / EXPORT_MANIFEST, json.dumps(em, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out / "README.md", _readme(em))
-    for fmt in formats:
-        text = format_readme(em, fmt)
-        if text:
-            atomic_write_text(out / fmt / "README.md", text)
     return ExportResult(out, shards.rows, files, em)
 
 
-def _front_matter(em: dict, fmt: str | None = None, in_folder: bool = False) -> list[str]:
-    """The Hub's YAML header for the parts of one format (``fmt``; default: the first exported), with
-    the explicit features, so ``load_dataset(folder)`` types every part alike.  A folder loads with
-    one builder, so each format's folder carries its own header (``jsonl/README.md``) and the
-    export's root names the first format.  No rows: no header (a config without data fails to load)."""
+def _front_matter(em: dict) -> list[str]:
+    """The Hub's YAML header: the explicit features and the parts to load, so ``load_dataset(export)``
+    types every part alike.  A folder loads with one builder, and Parquet parts carry their types
+    (``load_dataset("parquet", data_dir=...)``), so the header names the JSON parts when there are
+    any.  No rows: no header (a config without data fails to load)."""
     import yaml
 
     if not em["rows"] or not em["features"]:
         return []
-    fmt = fmt or em["formats"][0]
+    fmt = "jsonl" if "jsonl" in em["formats"] else em["formats"][0]
     pattern = {"parquet": "parquet/*.parquet", "jsonl": "jsonl/*.jsonl.zst"}[fmt]
     size = sum(int(f["bytes"]) for f in em["files"] if f["path"].startswith(fmt + "/"))
-    path = pattern.split("/", 1)[1] if in_folder else pattern
-    head = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": path}]}],
+    head = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": pattern}]}],
             "dataset_info": {"features": em["features"],
                              "splits": [{"name": "train", "num_bytes": size, "num_examples": em["rows"]}]}}
     return ["---", yaml.safe_dump(head, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]
-
-
-def format_readme(em: dict, fmt: str) -> str:
-    """``<format>/README.md``: that folder alone loads as a dataset (``load_dataset("export/jsonl")``)."""
-    lines = _front_matter(em, fmt, in_folder=True)
-    if not lines:
-        return ""
-    return "\n".join(lines + [f"# {em['dataset']} {em['release_version']}: the {fmt} parts of an export",
-                               "", "See ../README.md and ../manifest.json.", ""])
 
 
 def _readme(em: dict) -> str:
@@ -378,10 +364,10 @@ def _readme(em: dict) -> str:
         "Columns `id` and `text` first (datatrove's default keys), then the metadata of the release table. "
         "`best_containment` is the largest share of this text found in one other item (from `duplicates`).",
         "",
-        "Loading: `load_dataset(\"parquet\", data_dir=\"parquet\")` (every part carries its types), or a format's "
-        "folder with its features (`load_dataset(\"EXPORT/jsonl\")`: each folder's README.md front matter). "
-        "JSON has no types: `load_dataset(\"json\", data_dir=\"jsonl\")` infers them part by part (a part whose "
-        "dates are all empty types them `null` and the load fails), so load the folder, or pass "
+        "Loading: `load_dataset(\"parquet\", data_dir=\"EXPORT/parquet\")` (every part carries its types); "
+        "`load_dataset(\"EXPORT\")` reads the JSON parts with the features of the front matter above. "
+        "JSON has no types: `load_dataset(\"json\", data_dir=\"EXPORT/jsonl\")` infers them part by part (a part "
+        "whose dates are all empty types them `null` and the load fails), so load the folder, or pass "
         "`features=Features._from_yaml_list(manifest[\"features\"])`.",
         "",
         "| file | rows | sha256 |",
