@@ -51,9 +51,10 @@ SHARD_COLUMNS = ("source_path", "source_sha256", "essay_index", "title", "author
 
 
 # -- grouping ----------------------------------------------------------------------------------
-def shard_groups(essays_files: Sequence[str], target: int = PART_SHARD_BYTES) -> list[list[str]]:
-    """Consecutive shard files, cut once a group holds ``target`` bytes: one group per part.  At
-    least one group (an empty release still has every table, with no rows)."""
+def shard_groups(essays_files: Sequence[str], target: int | None = None) -> list[list[str]]:
+    """Consecutive shard files, cut once a group holds ``target`` bytes (:data:`PART_SHARD_BYTES`):
+    one group per part.  At least one group (an empty release still has every table, with no rows)."""
+    target = PART_SHARD_BYTES if target is None else target
     groups: list[list[str]] = [[]]
     size = 0
     for path in essays_files:
