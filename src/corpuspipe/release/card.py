@@ -162,9 +162,6 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
     m = stats["manifest"]
     d = stats["documents"]
     header = card_header(release_dir, stats)
-    cfg = m.get("config") or {}
-    inputs = stats["inputs"]  # collect_stats's summary (the manifest it keeps has no inputs list)
-    encodings = inputs["encodings"]
     rc = _release_cfg(m)
     lines = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]
     lines += [f"# {header['pretty_name']}", ""]
@@ -176,10 +173,15 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         f"with every edit recorded. Built by corpuspipe {m.get('pipeline', {}).get('version', '?')} "
         f"(commit `{m.get('pipeline', {}).get('git_commit', '?')}`) on {m.get('created_at', '?')}.",
         "",
-        "## Tables", "",
-        "| table | files | rows | bytes | what it holds |", "|---|---|---:|---:|---|",
     ]
-    for name, parts in _tables(m).items():
+    for section in (_card_tables, _card_sources, _card_signals, _card_dedup, _card_caveats, _card_provenance):
+        lines += section(stats)
+    return "\n".join(lines)
+
+
+def _card_tables(stats: Mapping[str, Any]) -> list[str]:
+    lines = ["## Tables", "", "| table | files | rows | bytes | what it holds |", "|---|---|---:|---:|---|"]
+    for name, parts in _tables(stats["manifest"]).items():
         rows = sum(int(o.get("rows", 0)) for o in parts)
         size = sum(int(o.get("bytes", 0)) for o in parts)
         files = f"`{_data_files(name, parts)}` ({_n(len(parts), 'part')})" if len(parts) > 1 or "/" in parts[0]["path"] \
@@ -190,7 +192,7 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
     lines += ["", "Columns of `documents` worth knowing:", ""]
     for col, desc in COLUMN_DESCRIPTIONS["documents"].items():
         lines.append(f"- `{col}`: {desc}")
-    lines += [
+    return lines + [
         "", "## Using it", "",
         "The deduplicated view keeps one document per near-duplicate cluster:", "",
         "```sql", "SELECT * FROM read_parquet('documents/*.parquet') WHERE duplicate_of IS NULL;", "```", "",
@@ -199,26 +201,36 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         "docs = docs.filter(lambda r: r[\"duplicate_of\"] is None)", "```", "",
         "From the Hub, `load_dataset(REPO)` loads `documents` and `load_dataset(REPO, \"sections\")` another "
         "table (the configs above).", "",
+    ]
+
+
+def _card_sources(stats: Mapping[str, Any]) -> list[str]:
+    inputs = stats["inputs"]  # collect_stats's summary (the manifest it keeps has no inputs list)
+    lines = [
         "## Sources", "",
         f"{inputs['files']:,} input files, {inputs['bytes']:,} bytes, "
         f"{inputs['essays']:,} essays found. Encodings: "
-        + (", ".join(f"{_md(k)} ({v})" for k, v in sorted(encodings.items())) or "n/a") + ". "
+        + (", ".join(f"{_md(k)} ({v})" for k, v in sorted(inputs["encodings"].items())) or "n/a") + ". "
         "Every input's path, size and sha256 is listed in MANIFEST.json; every document keeps "
         "`source_path`, `source_sha256` and `essay_index`.",
         "",
         "## Cleaning steps", "",
         "| stage | seconds | counts |", "|---|---:|---|",
     ]
-    timing, counters = _stage_rows(m.get("stages") or {})
+    timing, counters = _stage_rows(stats["manifest"].get("stages") or {})
     for stage, seconds, _mb, _rate in timing:
         counts = ", ".join(f"{k} {c:,}" if isinstance(c, int) else f"{k} {c}" for st, k, c in counters if st == stage)
         lines.append(f"| {_md(stage)} | {seconds:.2f} | {_md(counts) or '–'} |")
-    lines += ["", "## Quality signals", "",
-              "Measured per document on the clean text and stored as float32 columns; nothing is removed for them "
-              "(`corpuspipe export --min NAME=X --max NAME=Y` filters on them).", "",
-              "| column | meaning (range) | min | median | max |", "|---|---|---:|---:|---:|"]
+    return lines
+
+
+def _card_signals(stats: Mapping[str, Any]) -> list[str]:
     from corpuspipe.stages.quality import SIGNALS
 
+    lines = ["", "## Quality signals", "",
+             "Measured per document on the clean text and stored as float32 columns; nothing is removed for them "
+             "(`corpuspipe export --min NAME=X --max NAME=Y` filters on them).", "",
+             "| column | meaning (range) | min | median | max |", "|---|---|---:|---:|---:|"]
     observed = {r["signal"]: r for r in stats.get("signals") or []}
     for name, meaning in SIGNALS.items():
         o = observed.get(name)
@@ -226,7 +238,7 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         lines.append(f"| `{name}` | {_md(meaning)} | {nums} |")
     lines += ["| `cluster_size` | documents in the near-duplicate cluster (≥ 1) | | | |",
               "| `best_containment` | largest share of this document's 5-grams found in one other document "
-              "(0–1); computed by `corpuspipe export` and `show` from `duplicates.parquet`, not a column here "
+              "(0–1); computed by `corpuspipe export` and `show` from `duplicates`, not a column here "
               "| | | |"]
     lines += ["", "Removals per rule (characters or spans removed; see `edits` for each one):", ""]
     for rule, n in list(stats["removals_per_rule"].items())[:25] or [("none", 0)]:
@@ -234,8 +246,13 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
     if stats["redactions"]:
         lines += ["", "Personal data redacted: " + ", ".join(f"{_md(k)} {int(v):,}" for k, v in
                                                             stats["redactions"].items()) + "."]
-    dd = {**(cfg.get("dedup") or {}), **(m.get("dedup") or {})}
-    lines += [
+    return lines
+
+
+def _card_dedup(stats: Mapping[str, Any]) -> list[str]:
+    m, d = stats["manifest"], stats["documents"]
+    dd = {**((m.get("config") or {}).get("dedup") or {}), **(m.get("dedup") or {})}
+    lines = [
         "", "## Deduplication", "",
         f"MinHash over {dd.get('shingle', '?')} {dd.get('ngram', '?')}-grams, {dd.get('num_perm', '?')} "
         f"permutations, threshold {dd.get('threshold', '?')}"
@@ -246,14 +263,15 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         "",
         "## Script mix", "",
     ]
-    for script, n in d["scripts"].items():
-        lines.append(f"- {_md(script)}: {n:,}")
-    lines += ["", "## Caveats", ""]
-    flags = d["flags"]
-    lines.append(
-        f"- **Mojibake**: {_n(flags.get('mojibake', 0), 'document')} flagged `mojibake` (text that was decoded "
-        "with the wrong encoding upstream and cannot be repaired). They are kept; filter on `flags` to drop them."
-    )
+    return lines + [f"- {_md(script)}: {n:,}" for script, n in d["scripts"].items()]
+
+
+def _card_caveats(stats: Mapping[str, Any]) -> list[str]:
+    cfg = stats["manifest"].get("config") or {}
+    flags = stats["documents"]["flags"]
+    lines = ["", "## Caveats", "",
+             f"- **Mojibake**: {_n(flags.get('mojibake', 0), 'document')} flagged `mojibake` (text that was decoded "
+             "with the wrong encoding upstream and cannot be repaired). They are kept; filter on `flags` to drop them."]
     for flag, n in flags.items():
         if flag != "mojibake":
             lines.append(f"- `{_md(flag)}` flag: {_n(n, 'document')}. {_md(FLAG_MEANINGS.get(flag, ''))}".rstrip())
@@ -267,7 +285,12 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         lines.append("- Traditional-script essays were kept in Traditional script; see `script`.")
     lines.append("- Near-duplicates are marked, not removed: use the deduplicated view above for training.")
     lines.append("- Personal data is redacted by patterns; patterns miss things. Review before redistribution.")
-    lines += [
+    return lines
+
+
+def _card_provenance(stats: Mapping[str, Any]) -> list[str]:
+    m = stats["manifest"]
+    return [
         "", "## Provenance", "",
         f"- version: {m.get('version')} ({_version_line(m)})",
         f"- content hash: `{m.get('content_hash')}`",
@@ -279,7 +302,6 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         "flag and the largest clusters.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def initial_changelog(release_dir: Path, stats: Mapping[str, Any] | None = None) -> str:
