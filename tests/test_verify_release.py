@@ -34,13 +34,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
     """Exit 1, no traceback, one line on stderr naming what is damaged."""
+    from test_trust_cli import one_line
+
     assert proc.returncode == 1, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+    return one_line(proc, *needles)
 
 
 @pytest.fixture(scope="module")
