@@ -69,12 +69,18 @@ def _bump_between(old: str, new: str) -> str:
 # --------------------------------------------------------------------------- digests
 
 
-def schema_fingerprint(schemas: Mapping[str, pa.Schema]) -> str:
-    """sha256 of table names, column names, types and nullability; schema metadata is ignored."""
+def schema_fingerprint(schemas: Mapping[str, pa.Schema], schema_version: str | None = None) -> str:
+    """sha256 of the schema version, table names, column names, types and nullability; schema
+    metadata is ignored.  The schema version counts because it also names the release layout (3.0:
+    tables as folders of parts): a reader's paths break as surely as its columns, so a layout change
+    is a major version like a column change."""
+    from corpuspipe.core.schemas import SCHEMA_VERSION
+
     canon = {
         table: [[f.name, logical_type(f.type), bool(f.nullable)] for f in schema]
         for table, schema in sorted(schemas.items())
     }
+    canon = {"schema_version": schema_version or SCHEMA_VERSION, "tables": canon}
     return hashlib.sha256(_canonical_json(canon).encode()).hexdigest()
 
 
