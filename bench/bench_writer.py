@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.out.exists() and not a.keep:
         shutil.rmtree(a.out)
     sampler = StepPeaks()
-    for mod, name in ((assemble, "_inputs_and_quarantine"), (assemble, "_write_parts"), (rel, "validate_release"),
+    for mod, name in ((assemble, "_inputs_and_quarantine"), (rel, "validate_release"),
                       (card, "write_card"), (card, "write_croissant"), (report, "write_report"),
                       (changelog, "write_changelog")):
         if hasattr(mod, name):
@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"write_release: {done.status} {done.version}: cpu {cpu:.1f} s, wall {wall:.1f} s, "
           f"RSS before {rss0:,.0f} MB, after {rss_mb():,.0f} MB, peak {peak:,.0f} MB")
+    steps = json.loads((done.release_dir / "MANIFEST.json").read_text(encoding="utf-8")).get("orchestration", {})
+    print(f"  steps (wall s, tasks run in this process): {steps.get('release_seconds')}")
     for step, mb in sampler.peaks.items():
         c = sampler.cpu.get(step)
         print(f"  {step:<24} peak {mb:>7,.0f} MB" + (f"  cpu {c:6.1f} s" if c is not None else ""))
