@@ -2,7 +2,8 @@
 
 The flow knows nothing about stages.  It asks :func:`corpuspipe.pipeline.plan` for the passes and
 runs, for each pass, one task per shard (all of that pass's fused stages, in a worker process
-by default) and one task per corpus-level reduce; then one task writes the release.  Tasks pass
+by default) and one task per corpus-level reduce; then the release writer assembles in this process
+(``_write_release``) while its parts are written by tasks on the same runner.  Tasks pass
 small dicts of paths; caching is the pipeline's own content-addressed work folder (one mechanism
 for the flow, the tests and the bench), so Prefect's result cache is off.
 """
