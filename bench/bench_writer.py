@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpuspipe.core.config import PipelineConfig
     from corpuspipe.core.records import QuarantineEntry
     from corpuspipe.release import assemble, card, changelog, report
-    from corpuspipe.release import writer as rel
+    from corpuspipe.release import validate as rel
 
     build = pipeline.BuildResult(quarantine=[QuarantineEntry(**q) for q in d.pop("quarantine")],
                                  passes=d.pop("passes"), reduces=d.pop("reduces"), wall=d.pop("wall"))
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.out.exists() and not a.keep:
         shutil.rmtree(a.out)
     sampler = StepPeaks()
-    for mod, name in ((assemble, "_inputs_and_quarantine"), (assemble, "_write_tables"), (rel, "validate_release"),
+    for mod, name in ((assemble, "_inputs_and_quarantine"), (rel, "validate_release"),
                       (card, "write_card"), (card, "write_croissant"), (report, "write_report"),
                       (changelog, "write_changelog")):
         if hasattr(mod, name):
@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"write_release: {done.status} {done.version}: cpu {cpu:.1f} s, wall {wall:.1f} s, "
           f"RSS before {rss0:,.0f} MB, after {rss_mb():,.0f} MB, peak {peak:,.0f} MB")
+    steps = json.loads((done.release_dir / "MANIFEST.json").read_text(encoding="utf-8")).get("orchestration", {})
+    print(f"  steps (wall s, tasks run in this process): {steps.get('release_seconds')}")
     for step, mb in sampler.peaks.items():
         c = sampler.cpu.get(step)
         print(f"  {step:<24} peak {mb:>7,.0f} MB" + (f"  cpu {c:6.1f} s" if c is not None else ""))
@@ -169,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracemalloc: current {cur / 2**20:.0f} MB, peak {top / 2**20:.0f} MB (Python objects only)")
         for st in tracemalloc.take_snapshot().statistics("lineno")[:10]:
             print("  ", st)
-    for p in sorted(done.release_dir.glob("*.parquet")):
+    for p in sorted(done.release_dir.glob("*/*.parquet")):
         h = hashlib.sha256(p.read_bytes()).hexdigest()
-        print(f"  {p.name:<20} {p.stat().st_size:>12,} {h}")
+        print(f"  {p.parent.name + '/' + p.name:<30} {p.stat().st_size:>12,} {h}")
     return 0
 
 

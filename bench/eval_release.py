@@ -35,7 +35,7 @@ def main() -> None:
     truth = json.loads(need(args.corpus / "truth.json", "a bench corpus with its truth file", make)
                        .read_text(encoding="utf-8"))
     raw = args.corpus / "raw"
-    need(args.release / "documents.parquet", "a release built from that corpus", make)
+    need(args.release / "documents", "a release built from that corpus", make)
 
     doc_of: dict[str, str] = {}
     for d in truth["documents"]:
@@ -49,7 +49,7 @@ def main() -> None:
     related = {frozenset((r["a"], r["b"])) for r in truth.get("related_natural_bases", [])}
     base_by_doc = {doc_of[p]: base_of[p] for p in doc_of}
 
-    docs = pq.read_table(args.release / "documents.parquet", columns=["doc_id", "cluster_id"]).to_pylist()
+    docs = pq.read_table(args.release / "documents", columns=["doc_id", "cluster_id"]).to_pylist()
     extra = [d["doc_id"] for d in docs if d["doc_id"] not in base_by_doc]  # essays split off a one-essay file
     cluster = {d["doc_id"]: d["cluster_id"] for d in docs if d["doc_id"] in base_by_doc}
     if not cluster:
@@ -80,7 +80,7 @@ def main() -> None:
     print(f"documents: {len(docs)}  truth pairs: {len(tp_set)}  predicted pairs: {len(pred)}")
     print(f"document level: precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  (tp {tp}, fp {fp}, fn {fn})")
 
-    dups = pq.read_table(args.release / "duplicates.parquet").to_pylist()
+    dups = pq.read_table(args.release / "duplicates").to_pylist()
     linked: set[frozenset] = set()
     relation_of: dict[frozenset, str] = {}
     for r in dups:

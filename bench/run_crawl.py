@@ -175,7 +175,7 @@ def quality(release: Path, truth: list[dict]) -> dict:
     by_file = {t["path"]: t["essay_id"] for t in truth if t["line"] is None}
     by_line = {(t["path"], t["line"]): t["essay_id"] for t in truth if t["line"] is not None}
 
-    docs = pq.read_table(release / "documents.parquet",
+    docs = pq.read_table(release / "documents",
                          columns=["doc_id", "source_path", "essay_index", "cluster_id", "duplicate_of"]).to_pylist()
     essay_of: dict[str, str] = {}
     docs_of: dict[str, list[str]] = defaultdict(list)
@@ -191,7 +191,7 @@ def quality(release: Path, truth: list[dict]) -> dict:
     cluster = {d["doc_id"]: d["cluster_id"] for d in docs}
     split_files = sum(1 for e, ds in docs_of.items() if len(ds) > 1)
 
-    dup = pq.read_table(release / "duplicates.parquet", columns=["level", "a_id", "b_id", "relation"]).to_pylist()
+    dup = pq.read_table(release / "duplicates", columns=["level", "a_id", "b_id", "relation"]).to_pylist()
     doc_rows = [r for r in dup if r["level"] == "document"]
     linked = {frozenset((r["a_id"], r["b_id"])) for r in doc_rows}
 
@@ -237,7 +237,7 @@ def quality(release: Path, truth: list[dict]) -> dict:
     fam_essays = {t["essay_id"] for t in truth if t["kind"] == "family"}
     fam_essays |= {by_id[e]["source"] for e in list(fam_essays)}  # the family's original
     fam_docs = {d for e in fam_essays for d in docs_of.get(e, [])}
-    secs = pq.read_table(release / "sections.parquet", columns=["section_id", "doc_id"]).to_pylist()
+    secs = pq.read_table(release / "sections", columns=["section_id", "doc_id"]).to_pylist()
     sec_doc = {s["section_id"]: s["doc_id"] for s in secs}
     fam_doc_rows = sum(1 for r in doc_rows if r["a_id"] in fam_docs and r["b_id"] in fam_docs)
     fam_sec_rows = sum(1 for r in dup if r["level"] == "section"
@@ -290,8 +290,15 @@ def print_manifest(manifest: dict) -> None:
             print(f"  {name:<18}{vals}")
     else:
         print("per stage: the manifest has no 'stages'")
-    rows = {o["path"]: o.get("rows") for o in manifest.get("outputs", [])}
-    print("rows: " + ", ".join(f"{k.removesuffix('.parquet')} {v:,}" for k, v in rows.items() if isinstance(v, int)))
+    rows: dict[str, int] = {}
+    for o in manifest.get("outputs", []):  # a table's parts (<table>/part-NNNNN.parquet) or a 2.x <table>.parquet
+        name = o.get("table") or o["path"].split("/")[0].removesuffix(".parquet")
+        rows[name] = rows.get(name, 0) + int(o.get("rows") or 0)
+    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items())))
+    orch = manifest.get("orchestration") or {}
+    for key in ("wall_seconds", "release_seconds"):
+        if orch.get(key):
+            print(f"orchestration {key}: " + ", ".join(f"{k} {v:.1f}" for k, v in orch[key].items()))
 
 
 def serial_share(manifest: dict, res: dict) -> dict:

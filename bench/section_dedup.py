@@ -68,14 +68,14 @@ def family_share(release: str, truth_path: Path) -> None:
     con.executemany("INSERT INTO truth VALUES (?, ?, ?)",
                     [(t["path"], -1 if t["line"] is None else t["line"], root(t["essay_id"])) for t in truth])
     con.execute(f"""CREATE TABLE dmap AS WITH t AS (SELECT path, fam, row_number() OVER (PARTITION BY path ORDER BY line) - 1 k
-        FROM truth) SELECT d.doc_id, t.fam FROM '{release}/documents.parquet' d
+        FROM truth) SELECT d.doc_id, t.fam FROM '{release}/documents/*.parquet' d
         JOIN t ON t.path = d.source_path AND t.k = d.essay_index""")
     print("same-family share of section rows:", con.sql(f"""SELECT p.relation, count(*), round(avg((fa.fam = fb.fam)::int), 5)
-        FROM '{release}/duplicates.parquet' p JOIN '{release}/sections.parquet' a ON a.section_id = p.a_id
-        JOIN '{release}/sections.parquet' b ON b.section_id = p.b_id JOIN dmap fa ON fa.doc_id = a.doc_id
+        FROM '{release}/duplicates/*.parquet' p JOIN '{release}/sections/*.parquet' a ON a.section_id = p.a_id
+        JOIN '{release}/sections/*.parquet' b ON b.section_id = p.b_id JOIN dmap fa ON fa.doc_id = a.doc_id
         JOIN dmap fb ON fb.doc_id = b.doc_id WHERE p.level = 'section' GROUP BY 1 ORDER BY 1""").fetchall())
     print("clustered sections, same family as representative:", con.sql(f"""SELECT count(*), round(avg((fa.fam = fb.fam)::int), 5)
-        FROM '{release}/sections.parquet' s JOIN '{release}/sections.parquet' r ON r.section_id = s.duplicate_of
+        FROM '{release}/sections/*.parquet' s JOIN '{release}/sections/*.parquet' r ON r.section_id = s.duplicate_of
         JOIN dmap fa ON fa.doc_id = s.doc_id JOIN dmap fb ON fb.doc_id = r.doc_id""").fetchall())
 
 
@@ -94,7 +94,7 @@ def main() -> None:
     rel = write_release(build, cfg, out, "1.0.0", "2000-01-01T00:00:00Z", build.wall)
     print(f"built {rel.release_dir} in {time.perf_counter() - t:.1f} s")
     d = str(rel.release_dir)
-    q = lambda s: duckdb.sql(s.replace("DUP", f"'{d}/duplicates.parquet'").replace("SEC", f"'{d}/sections.parquet'"))
+    q = lambda s: duckdb.sql(s.replace("DUP", f"'{d}/duplicates/*.parquet'").replace("SEC", f"'{d}/sections/*.parquet'"))
     print(q("SELECT level, relation, count(*) n FROM DUP GROUP BY ALL ORDER BY ALL").fetchall())
     print("sections:", q("SELECT count(*) FROM SEC").fetchall()[0][0],
           "clustered members:", q("SELECT count(*) FROM SEC WHERE duplicate_of IS NOT NULL").fetchall()[0][0])

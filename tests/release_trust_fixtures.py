@@ -1,5 +1,6 @@
-"""Tiny releases in the documented layout, for the release-trust tests (versioning, changelog, card,
-report, publish).  Built with pyarrow and schemas.py only, so these tests do not depend on the flow."""
+"""Tiny releases in the documented layout (``<table>/part-NNNNN.parquet``), for the release-trust tests
+(versioning, changelog, card, report, publish).  Built with pyarrow and schemas.py only, so these tests
+do not depend on the flow; ``parts`` cuts a table into several parts, as the writer does."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from corpuspipe.core import schemas
 from corpuspipe.core.config import PipelineConfig
+from corpuspipe.release import digest
+from corpuspipe.release.layout import part_path
 from corpuspipe.release.versioning import (
     content_hash,
     metadata_digest,
     register_release,
     schema_fingerprint,
-    table_digest,
 )
 
 TEXTS = [
@@ -134,6 +137,23 @@ def make_tables(
     return out
 
 
+def _pieces(name: str, t: pa.Table, tables: dict[str, pa.Table], parts: dict[str, int]) -> list[pa.Table]:
+    """The table cut into parts: documents into ``parts["documents"]`` runs of rows, and sections and
+    edits along the same documents (as the writer cuts them: a part's rows are those of its shards)."""
+    docs = tables.get("documents")
+    n = max(1, min(parts.get("documents" if name in ("sections", "edits") else name, 1), t.num_rows))
+    if name in ("sections", "edits") and docs is not None and docs.num_rows and "doc_id" in t.column_names:
+        cuts = [round(i * docs.num_rows / n) for i in range(n + 1)]
+        part_of: dict[str, int] = {}
+        for i in range(n):
+            for d in docs["doc_id"].slice(cuts[i], cuts[i + 1] - cuts[i]).to_pylist():
+                part_of.setdefault(d, i)
+        where = [part_of.get(d, n - 1) for d in t["doc_id"].to_pylist()]  # a row without its document: last
+        return [t.filter(pa.array([w == i for w in where])) for i in range(n)]
+    cuts = [round(i * t.num_rows / n) for i in range(n + 1)]
+    return [t.slice(cuts[i], cuts[i + 1] - cuts[i]) for i in range(n)]
+
+
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -148,12 +168,16 @@ def write_release(
     created_at: str = "2025-01-01T00:00:00Z",
     previous_version: str | None = None,
     register: bool = True,
+    parts: dict[str, int] | None = None,
 ) -> Path:
-    """Write releases/<version>/ with zstd Parquet, sorted metadata keys and MANIFEST.json."""
+    """Write releases/<version>/ with zstd Parquet parts, sorted metadata keys and MANIFEST.json
+    (``parts``: table -> how many parts; documents in 2 by default, every other table in 1)."""
+    parts = {"documents": 2, **(parts or {})}
     cfg = config or PipelineConfig()
     rdir = Path(releases_root) / version
     rdir.mkdir(parents=True)
     outputs = []
+    digests = {}
     for name in sorted(tables):
         meta = {
             "corpuspipe.config_hash": cfg.config_hash(),
@@ -164,11 +188,18 @@ def write_release(
             "corpuspipe.version": version,
         }
         t = tables[name].replace_schema_metadata({k: meta[k] for k in sorted(meta)})
-        path = rdir / f"{name}.parquet"
-        pq.write_table(t, path, compression="zstd")
-        outputs.append({"path": path.name, "bytes": path.stat().st_size, "rows": t.num_rows, "sha256": _file_sha(path)})
+        entries = []
+        for i, piece in enumerate(_pieces(name, t, tables, parts)):
+            path = rdir / part_path(name, i)
+            path.parent.mkdir(exist_ok=True)
+            pq.write_table(piece, path, compression="zstd")
+            entries.append({"path": part_path(name, i), "table": name, "part": i, "bytes": path.stat().st_size,
+                            "rows": piece.num_rows, "sha256": _file_sha(path), "digest": digest.table_digest(piece)})
+        outputs += entries
+        digests[name] = digest.combine([(e["rows"], e["digest"]) for e in entries])
     inputs = [{"path": "000_x.txt", "bytes": 100, "sha256": _sha("in"), "encoding": "utf-8", "essays": 1}]
-    docs = tables["documents"]
+    n_docs = tables["documents"].num_rows if "documents" in tables else 0
+    n_pairs = tables["duplicates"].num_rows if "duplicates" in tables else 0
     nq = tables["quarantine"].num_rows if "quarantine" in tables else 0
     manifest = {
         "dataset": cfg.release.dataset,
@@ -178,15 +209,15 @@ def write_release(
         "pipeline": {"version": pipeline_version, "git_commit": "abc123"},
         "schema_version": schemas.SCHEMA_VERSION,
         "schema_fingerprint": schema_fingerprint({n: t.schema for n, t in tables.items()}),
-        "table_digests": {n: table_digest(t) for n, t in sorted(tables.items())},
+        "table_digests": dict(sorted(digests.items())),
         "metadata_digest": metadata_digest(cfg.model_dump(mode="json"), pipeline_version, inputs),
         "libraries": {"pyarrow": pa.__version__},
         "config": cfg.model_dump(mode="json"),
         "config_hash": cfg.config_hash(),
         "inputs": inputs,
         "outputs": outputs,
-        "stages": {"ingest": {"seconds": 0.1, "counts": {"files": 1, "essays": docs.num_rows}},
-                   "dedup": {"seconds": 0.2, "counts": {"pairs": tables["duplicates"].num_rows}}},
+        "stages": {"ingest": {"seconds": 0.1, "counts": {"files": 1, "essays": n_docs}},
+                   "dedup": {"seconds": 0.2, "counts": {"pairs": n_pairs}}},
         "quarantine": {"count": nq, "by_reason": {"binary": nq} if nq else {}},
         "dedup": {"shingle": "char", "ngram": 5, "num_perm": 128, "threshold": 0.5, "bands": 16,
                   "rows": 8},

@@ -29,3 +29,18 @@ def plant_copy(raw: Path) -> Path:
     path = raw / COPY_NAME
     path.write_text(copy + "\n本文来源：某某范文网 www.example.com\n", encoding="utf-8")
     return path
+
+
+def data_files(release: Path) -> list[str]:
+    """Every table part of a release (``documents/part-00000.parquet``...), from its manifest, sorted."""
+    import json
+
+    manifest = json.loads((Path(release) / "MANIFEST.json").read_text(encoding="utf-8"))
+    return sorted(str(o["path"]) for o in manifest["outputs"])
+
+
+def read_table(release: Path, table: str, **kwargs):
+    """One release table whole, its parts in order (pyarrow reads a folder of parts as one table)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(Path(release) / table, **kwargs)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 from release_trust_fixtures import make_tables, write_release
 
@@ -179,15 +180,7 @@ def test_changelog_on_100k_documents(tmp_path, capsys):
         print(f"\n[bench] 2x100k documents: diff_releases {elapsed[0]:.2f} s, write_changelog {elapsed[1]:.2f} s")
 
 
-@pytest.mark.parametrize("table", ["sections", "edits", "documents"])
-def test_diff_by_parts_equals_the_whole_table_diff(seed_release, tmp_path, monkeypatch, table):
-    """The streaming diff (parts by key hash, long strings hashed) gives what diff_table gives on
-    the two whole tables, with several parts and row groups, on the seed release's real text."""
-    import pyarrow.parquet as pq
-
-    from corpuspipe.release import changelog
-
-    a = pq.read_table(seed_release / f"{table}.parquet")
+def _changed_copy(a: pa.Table, table: str) -> pa.Table:
     rows = a.to_pylist()
     text_col = {"sections": "text", "edits": "after", "documents": "title"}[table]
     n = len(rows)
@@ -195,15 +188,78 @@ def test_diff_by_parts_equals_the_whole_table_diff(seed_release, tmp_path, monke
         r[text_col] = (r[text_col] or "") + "（修订）"
     for r in rows[n // 2::4]:
         r["doc_id"] = r["doc_id"][::-1]
-    b = pa.Table.from_pylist(rows[:n - max(1, n // 8)] + rows[:2], schema=a.schema)
-    pa_path, pb_path = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    pq.write_table(a, pa_path, row_group_size=37)
-    pq.write_table(b, pb_path, row_group_size=29)
+    return pa.Table.from_pylist(rows[:n - max(1, n // 8)] + rows[:2], schema=a.schema)
+
+
+@pytest.mark.parametrize("table", ["sections", "edits", "documents"])
+def test_diff_by_parts_equals_the_whole_table_diff(seed_release, tmp_path, monkeypatch, table):
+    """The diff of two releases cut into parts (partitions by key hash, long strings hashed, one task
+    per part and per partition) gives what diff_table gives on the two whole tables, on the seed
+    release's real text."""
+    from seed_release import read_table
+
+    from corpuspipe.release import changelog
+
+    a = read_table(seed_release, table)
+    b = _changed_copy(a, table)
     skip = changelog.SKIP_COLUMNS.get(table, set())
     cols = [c for c in a.column_names if c not in skip]
     whole = diff_table(table, a.select(cols), b.select(cols))
-    monkeypatch.setattr(changelog, "PART_ROWS", max(4, n // 3))
-    parts = changelog.diff_table_files(table, pa_path, pb_path, cols, cols, tmp_path)
+    monkeypatch.setattr(changelog, "PART_ROWS", max(4, a.num_rows // 3))
+    ra = write_release(tmp_path, {table: a}, "1.0.0", register=False, parts={table: 3})
+    rb = write_release(tmp_path, {table: b}, "1.1.0", register=False, parts={table: 4})
+    parts = diff_releases(ra, rb, tmp_root=tmp_path)["tables"][table]
     assert parts == whole
     assert whole["changed"] + whole["metadata_changed"] > 0 and whole["added"] > 0 and whole["removed"] > 0
-    assert not list(tmp_path.glob(".tmp-changelog-*"))  # the spilled parts are gone
+    assert not list(tmp_path.glob(".tmp-changelog-*"))  # the spilled partitions are gone
+
+
+def test_parts_with_the_same_rows_are_not_read(tmp_path, monkeypatch):
+    """A part whose row digest is in both releases counts as unchanged without being read (only its
+    sha256 is checked); the rest are diffed as usual."""
+    from corpuspipe.release import changelog
+
+    old = make_tables(n_docs=8)
+    new = _edit_docs(make_tables(n_docs=8), {("d0006", "title"): "改过的标题"})  # in the second documents part
+    a = write_release(tmp_path, old, "1.0.0", register=False, parts={"documents": 2})
+    b = write_release(tmp_path, new, "1.1.0", register=False, parts={"documents": 2})
+    read: list[str] = []
+    original = changelog._compact
+
+    def counting(t, hashed, offset):
+        read.append(str(t.num_rows))
+        return original(t, hashed, offset)
+
+    monkeypatch.setattr(changelog, "_compact", counting)
+    d = diff_releases(a, b)
+    docs = d["tables"]["documents"]
+    assert (docs["changed"], docs["metadata_changed"], docs["unchanged"]) == (0, 1, 7)
+    assert docs["examples"]["metadata_changed"] == ["d0006"]
+    for name in ("sections", "edits", "duplicates", "quarantine"):
+        assert d["tables"][name]["unchanged"] == d["tables"][name]["rows_a"], name
+    # only the changed documents part was read (both releases' copies), plus empty partitions
+    assert sum(int(n) for n in read) == 8
+
+
+def test_a_release_of_the_old_layout_is_diffed_against_a_new_one(tmp_path):
+    """Schema 2.x releases had one <table>.parquet per table: the first 3.x release diffs against one."""
+    import hashlib
+    import json
+
+    from corpuspipe.release.versioning import content_hash
+
+    a = write_release(tmp_path, make_tables(), "1.0.0", register=False, parts={"documents": 1})
+    manifest = json.loads((a / "MANIFEST.json").read_text(encoding="utf-8"))
+    for o in manifest["outputs"]:  # back to the 2.x layout
+        name = o["table"]
+        (a / o["path"]).rename(a / f"{name}.parquet")
+        (a / name).rmdir()
+        o.clear()
+        o.update(path=f"{name}.parquet", bytes=(a / f"{name}.parquet").stat().st_size, rows=manifest["counts"][name]
+                 if "counts" in manifest else pa.parquet.read_metadata(a / f"{name}.parquet").num_rows,
+                 sha256=hashlib.sha256((a / f"{name}.parquet").read_bytes()).hexdigest())
+    manifest["content_hash"] = content_hash(manifest["outputs"])
+    (a / "MANIFEST.json").write_text(json.dumps(manifest), encoding="utf-8")
+    b = write_release(tmp_path, make_tables(n_docs=5), "1.1.0", register=False)
+    docs = diff_releases(a, b)["tables"]["documents"]
+    assert (docs["rows_a"], docs["rows_b"], docs["added"], docs["unchanged"]) == (4, 5, 1, 4)

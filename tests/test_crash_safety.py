@@ -15,22 +15,18 @@ from proc_utils import kill_group
 
 from corpuspipe.release.locking import LockHeld, clean_stale_tmp, holder_pid, holds_lock, release_lock
 
-# Runs the real CLI, but the writer hangs after the first Parquet file of the release is complete
-# (with --runner thread, so the writer's tasks run in this patched process).
+# Runs the real CLI, but the writer hangs once the release's parts are written (by the pool's
+# workers) and before anything else of the release exists (card, manifest, rename).
 HANGING_CLI = """
 import os, sys, time
 from pathlib import Path
-import corpuspipe.release.writer as rel
+import corpuspipe.release.card as card
 
-_close = rel.TableStream.close
-
-def close(self):
-    out = _close(self)
-    Path(os.environ["CRASH_MARKER"]).write_text(str(self.path))
+def write_card(release_dir, stats=None):
+    Path(os.environ["CRASH_MARKER"]).write_text(str(Path(release_dir) / "documents" / "part-00000.parquet"))
     time.sleep(3600)
-    return out
 
-rel.TableStream.close = close
+card.write_card = write_card
 from corpuspipe.cli import app
 app(sys.argv[1:], prog_name="corpuspipe")
 """
@@ -130,7 +126,7 @@ def test_lock_is_reentrant_in_one_process_and_guards_cleanup(tmp_path):
 # -- the CLI, killed while writing ----------------------------------------------------------
 @pytest.mark.slow
 def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, raw_dir, tmp_path):
-    from corpuspipe.release.writer import validate_release
+    from corpuspipe.release.validate import validate_release
 
     out = tmp_path / "releases"
     done = _cli(cli_env, "release", str(raw_dir), "--out", str(out), "--version", "1.0.0")
@@ -147,7 +143,7 @@ def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, ra
     try:
         _wait_for(marker.exists, 300, "the first release file to be written", hung)
         partial = Path(marker.read_text())
-        assert partial.is_file() and partial.parent.name.startswith(".tmp-2.0.0-")
+        assert partial.is_file() and partial.parent.parent.name.startswith(".tmp-2.0.0-")
         assert not (out / "2.0.0").exists()
 
         # a second build into the same output refuses at once and names the running one
@@ -162,11 +158,11 @@ def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, ra
     assert not (out / "2.0.0").exists()
     assert (out / "latest").read_text().strip() == "1.0.0"
     assert (out / "index.json").read_text() == index_before
-    assert partial.parent.is_dir()  # the leftover is only hidden (dot dir), not yet removed
+    assert partial.parent.parent.is_dir()  # the leftover is only hidden (dot dir), not yet removed
 
     rerun = _cli(cli_env, "release", str(raw_dir), "--out", str(out), "--version", "2.0.0")
     assert rerun.returncode == 0, rerun.stderr
-    assert not partial.parent.exists()  # cleaned up under the lock by the next build
+    assert not partial.parent.parent.exists()  # cleaned up under the lock by the next build
     assert not list(out.glob(".tmp-*"))
     assert (out / "latest").read_text().strip() == "2.0.0"
     assert validate_release(out / "2.0.0")["documents"] == 9

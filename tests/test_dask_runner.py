@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corpuspipe.release.writer import DATA_FILES
+from seed_release import data_files
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -74,14 +74,16 @@ def test_dask_local_cluster_gives_byte_identical_parquet(default_release, tmp_pa
     # Dask's own logs (INFO lines, the nanny's worker-kill warning at close) only with --verbose
     assert "distributed." not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
     dask = out / "1.0.0"
-    for fname in DATA_FILES.values():
+    assert data_files(dask) == data_files(default)
+    for fname in data_files(dask):
         assert (dask / fname).read_bytes() == (default / fname).read_bytes(), fname
 
 
 @pytest.mark.slow
 def test_thread_runner_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
     thread = _release(tmp_path, raw_dir, "thread", "--runner", "thread")
-    for fname in DATA_FILES.values():
+    assert data_files(thread) == data_files(default_release)
+    for fname in data_files(thread):
         assert (thread / fname).read_bytes() == (default_release / fname).read_bytes(), fname
 
 
@@ -95,5 +97,6 @@ def test_existing_dask_cluster_by_address_runs_the_tasks(default_release, tmp_pa
             remote = _release(tmp_path, raw_dir, "remote", "--dask-address", cluster.scheduler_address)
             ran = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.transition_log))
     assert ran > 0  # the build's tasks went through this cluster's scheduler
-    for fname in DATA_FILES.values():
+    assert data_files(remote) == data_files(default)
+    for fname in data_files(remote):
         assert (remote / fname).read_bytes() == (default / fname).read_bytes(), fname

@@ -78,7 +78,7 @@ def release(tmp_path_factory) -> Path:
 
 def _q(release: Path, sql: str) -> list[tuple]:
     for t in ("documents", "sections", "duplicates"):
-        sql = sql.replace(t.upper(), f"'{release / (t + '.parquet')}'")
+        sql = sql.replace(t.upper(), f"'{release / t / '*.parquet'}'")  # a table's parts
     return duckdb.sql(sql).fetchall()
 
 

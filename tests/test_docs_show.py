@@ -26,7 +26,7 @@ SEED_001 = "001_3a72c9e3e2b6471e.txt"  # GBK text decoded as GB2312: '?!稕Q定�
 
 
 def _docs(release):
-    return pq.read_table(release / "documents.parquet").to_pylist()
+    return pq.read_table(release / "documents").to_pylist()
 
 
 def _show(release, item, columns="80", *extra):

@@ -225,7 +225,7 @@ def test_a_wrong_recipe_fails(raw_release, tmp_path):
     """The check can fail: the README's old leaf recipe (no document filter) is caught."""
     page = tmp_path / "page.md"
     page.write_text("<!-- test: ids = corpuspipe export releases/1.0.0 OUT --level section -->\n```sql\n"
-                    "SELECT section_id FROM 'releases/1.0.0/sections.parquet' WHERE is_leaf AND duplicate_of IS NULL\n"
+                    "SELECT section_id FROM 'releases/1.0.0/sections/*.parquet' WHERE is_leaf AND duplicate_of IS NULL\n"
                     "```\n", encoding="utf-8")
     with pytest.raises(AssertionError, match="rows, but"):
         run_page(page, raw_release, tmp_path / "work")

@@ -17,7 +17,7 @@ from corpuspipe.core.config import NormalizeConfig, SectionConfig
 from corpuspipe.core.edits import Replacement, TrackedText, rebuild_from_raw_offsets, rebuild_raw
 from corpuspipe.core.records import Essay, SectionRow
 from corpuspipe.core import shardio
-from corpuspipe.release.writer import _Clusters, batch_tables
+from corpuspipe.release.tables import shard_tables
 from corpuspipe.stages.normalize import normalize_essay
 from corpuspipe.stages.section import section_text
 
@@ -36,7 +36,7 @@ def normalized(tmp_path_factory):
     normalize_essay(essay, NormalizeConfig())
     assert len(essay.body.edits) > 100  # t2s, punctuation and whitespace edits
     path = tmp_path_factory.mktemp("rows") / "edits.parquet"
-    edits = batch_tables(shardio.essays_table([essay]), _Clusters(None), _Clusters(None))["edits"]
+    edits = shard_tables(shardio.essays_table([essay]), {})["edits"]
     pq.write_table(edits, path)
     return essay, raw, path
 
@@ -112,12 +112,12 @@ def test_every_document_of_a_real_release_rebuilds_from_its_parquet_rows(prefect
     from corpuspipe.orchestrate.flow import build_release
 
     release = Path(build_release(raw_dir=str(raw_dir), out_dir=str(tmp_path), version="1.0.0")["release_dir"])
-    docs = pq.read_table(release / "documents.parquet").to_pylist()
+    docs = pq.read_table(release / "documents").to_pylist()
     by_doc_pa: dict[str, list[dict]] = {}
-    for r in pq.read_table(release / "edits.parquet").to_pylist():
+    for r in pq.read_table(release / "edits").to_pylist():
         by_doc_pa.setdefault(r["doc_id"], []).append(r)
     by_doc_pd: dict[str, list[dict]] = {}
-    for r in pd.read_parquet(release / "edits.parquet").to_dict("records"):
+    for r in pd.read_parquet(release / "edits").to_dict("records"):
         by_doc_pd.setdefault(r["doc_id"], []).append(r)
     assert sum(map(len, by_doc_pa.values())) > 100
     offsets: dict[str, int] = {}

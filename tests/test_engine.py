@@ -104,8 +104,8 @@ def test_editing_the_rules_file_changes_config_hash_and_release(raw_dir, tmp_pat
     assert r2.status == "written" and r2.version != r1.version
     import pyarrow.parquet as pq
 
-    text1 = "".join(pq.read_table(r1.release_dir / "documents.parquet", columns=["text"])["text"].to_pylist())
-    text2 = "".join(pq.read_table(r2.release_dir / "documents.parquet", columns=["text"])["text"].to_pylist())
+    text1 = "".join(pq.read_table(r1.release_dir / "documents", columns=["text"])["text"].to_pylist())
+    text2 = "".join(pq.read_table(r2.release_dir / "documents", columns=["text"])["text"].to_pylist())
     assert "人才工作机制" not in text1 and "人才工作机制" in text2
     assert "服务产业集聚区" in text1 and "服务产业集聚区" not in text2
 

@@ -24,7 +24,7 @@ def _jsonl_rows(path):
 
 
 def test_the_planted_copy_is_one_cluster_in_the_release(seed_release):
-    docs = pq.read_table(seed_release / "documents.parquet", columns=["source_path", "cluster_id", "duplicate_of"])
+    docs = pq.read_table(seed_release / "documents", columns=["source_path", "cluster_id", "duplicate_of"])
     rows = {r["source_path"]: r for r in docs.to_pylist()}
     assert rows[SEED_000]["cluster_id"] == rows[COPY_NAME]["cluster_id"]
     assert (rows[SEED_000]["duplicate_of"] is None) != (rows[COPY_NAME]["duplicate_of"] is None)
@@ -33,7 +33,7 @@ def test_the_planted_copy_is_one_cluster_in_the_release(seed_release):
 def test_document_export_keeps_one_per_cluster_and_loads_everywhere(seed_release, tmp_path):
     res = export_release(seed_release, tmp_path / "out", Selection(exclude_flags=[]), shard_rows=4)
     out = tmp_path / "out"
-    docs = pq.read_table(seed_release / "documents.parquet", columns=["doc_id", "cluster_id", "duplicate_of"])
+    docs = pq.read_table(seed_release / "documents", columns=["doc_id", "cluster_id", "duplicate_of"])
     assert res.rows == docs.num_rows - 1  # the planted copy is the only duplicate
     parquet = sorted((out / "parquet").glob("*"))
     assert [p.name for p in parquet] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
@@ -60,7 +60,7 @@ def test_export_is_byte_identical_when_repeated(seed_release, tmp_path):
 
 
 def test_flags_scripts_and_signal_bounds_filter(seed_release, tmp_path):
-    docs = pq.read_table(seed_release / "documents.parquet").to_pylist()
+    docs = pq.read_table(seed_release / "documents").to_pylist()
     kept = [d for d in docs if d["duplicate_of"] is None]
     default = export_release(seed_release, tmp_path / "d", Selection(), formats=["parquet"])
     assert default.rows == sum(1 for d in kept if "mojibake" not in d["flags"])  # mojibake out by default
@@ -79,14 +79,14 @@ def test_flags_scripts_and_signal_bounds_filter(seed_release, tmp_path):
 def test_section_export_has_only_deduplicated_leaves(seed_release, tmp_path):
     res = export_release(seed_release, tmp_path / "s", Selection(level="section", exclude_flags=[]),
                          formats=["parquet"])
-    secs = pq.read_table(seed_release / "sections.parquet").to_pylist()
+    secs = pq.read_table(seed_release / "sections").to_pylist()
     parents = {s["parent_id"] for s in secs if s["parent_id"]}
     t = pq.read_table(tmp_path / "s" / "parquet").to_pylist()
     assert res.rows == len(t) > 0
     assert not parents & {r["id"] for r in t}  # no parent: its text contains its children's
     dups = {s["section_id"] for s in secs if s["duplicate_of"]}
     assert dups and not dups & {r["id"] for r in t}
-    docs = pq.read_table(seed_release / "documents.parquet", columns=["doc_id", "duplicate_of"]).to_pylist()
+    docs = pq.read_table(seed_release / "documents", columns=["doc_id", "duplicate_of"]).to_pylist()
     dup_docs = {d["doc_id"] for d in docs if d["duplicate_of"]}
     assert not dup_docs & {r["doc_id"] for r in t}
     # the leaves together hold each kept document's outline text once: no character twice

@@ -18,7 +18,7 @@ import pytest
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
-from corpuspipe.release.writer import DATA_FILES
+from seed_release import data_files
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +136,7 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
     cfg, out = _config(tmp_path), tmp_path / "out"
     n = len(list(raw_copy.iterdir()))
     first, _ = _build(raw_copy, out, cfg)
-    docs1 = {d["source_path"]: d for d in pq.read_table(first / "documents.parquet").to_pylist()}
+    docs1 = {d["source_path"]: d for d in pq.read_table(first / "documents").to_pylist()}
 
     changed = "003_92dc5cd8d9b3ac65.txt"
     p = raw_copy / changed
@@ -151,7 +151,7 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
 
     assert parse_version(second.name) > parse_version(first.name)
     assert (out / "latest").read_text().strip() == second.name
-    docs2 = {d["source_path"]: d for d in pq.read_table(second / "documents.parquet").to_pylist()}
+    docs2 = {d["source_path"]: d for d in pq.read_table(second / "documents").to_pylist()}
     copy = docs2["005_copy.txt"]
     assert copy["duplicate_of"] == docs1[original]["doc_id"]  # matched against the already released essay
     assert docs2[original]["doc_id"] == docs1[original]["doc_id"]
@@ -164,7 +164,7 @@ def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release
     changelog = (second / CHANGELOG_NAME).read_text(encoding="utf-8")
     assert f"{first.name} → {second.name}" in changelog
     assert all(i in changelog for i in new_ids)
-    for fname in DATA_FILES.values():  # the old release is untouched
+    for fname in data_files(first):  # the old release is untouched
         assert json.loads((first / "MANIFEST.json").read_text())["version"] == first.name
         assert (first / fname).is_file()
 
@@ -230,8 +230,10 @@ def test_first_step_started_before_the_flow_is_adopted_not_recomputed(prefect_ha
         pool.shutdown()
     assert "run_pass 0" not in sent and sent.count("run_pass 1") == shards  # pass 0 only by the head start
     assert headed["passes_run"] == 2 * shards and headed["passes_cached"] == 0
-    for fname in DATA_FILES.values():
-        assert (Path(headed["release_dir"]) / fname).read_bytes() == (Path(plain["release_dir"]) / fname).read_bytes()
+    a, b = Path(headed["release_dir"]), Path(plain["release_dir"])
+    assert data_files(a) == data_files(b)
+    for fname in data_files(a):
+        assert (a / fname).read_bytes() == (b / fname).read_bytes(), fname
 
 
 def test_cached_only_build_answers_from_the_work_folder_and_refuses_any_miss(raw_copy, tmp_path):

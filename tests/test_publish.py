@@ -66,18 +66,18 @@ def test_same_version_with_different_content_is_refused(release, tmp_path):
 
 def test_tampered_file_is_refused_and_target_untouched(release, tmp_path):
     target = tmp_path / "bucket"
-    docs = release / "documents.parquet"
+    docs = release / "documents" / "part-00001.parquet"
     data = bytearray(docs.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, different bytes
     docs.write_bytes(bytes(data))
-    with pytest.raises(PublishError, match="documents.parquet: sha256 differs"):
+    with pytest.raises(PublishError, match="documents/part-00001.parquet: sha256 differs"):
         publish(release, str(target))
     assert not target.exists()
 
 
 def test_missing_manifest_or_file_is_refused(release, tmp_path):
-    (release / "edits.parquet").unlink()
-    with pytest.raises(PublishError, match="edits.parquet: missing"):
+    (release / "edits" / "part-00000.parquet").unlink()
+    with pytest.raises(PublishError, match="edits/part-00000.parquet: missing"):
         verify_release(release)
     (release / "MANIFEST.json").unlink()
     with pytest.raises(PublishError, match="MANIFEST.json is missing"):
@@ -93,11 +93,11 @@ def test_object_store_path_and_upload_corruption(release, tmp_path, monkeypatch)
 
     def corrupting_put(self, lpath, rpath, **kw):
         original(self, lpath, rpath, **kw)
-        if rpath.endswith("sections.parquet"):
+        if rpath.endswith("sections/part-00000.parquet"):
             self.pipe_file(rpath, b"not parquet")
 
     monkeypatch.setattr(type(fs), "put_file", corrupting_put)
-    with pytest.raises(PublishError, match="corrupted sections.parquet"):
+    with pytest.raises(PublishError, match="corrupted sections/part-00000.parquet"):
         publish(release, target)
     assert not fs.exists(f"{root}/1.0.0")
     assert not [p for p in fs.ls(root, detail=False) if ".tmp-" in p]
@@ -126,6 +126,7 @@ def test_two_versions_are_indexed_in_order(tmp_path):
 def test_interrupted_publish_leftover_is_reported(release, tmp_path):
     target = tmp_path / "bucket"
     (target / "1.0.0").mkdir(parents=True)
-    (target / "1.0.0" / "documents.parquet").write_bytes(b"partial")
+    (target / "1.0.0" / "documents").mkdir()
+    (target / "1.0.0" / "documents" / "part-00000.parquet").write_bytes(b"partial")
     with pytest.raises(PublishError, match="without MANIFEST.json"):
         publish(release, str(target))

@@ -59,7 +59,7 @@ def test_dates_and_crawl_times():
 
 
 def test_release_documents_carry_signals_and_typed_dates(seed_release):
-    t = pq.read_table(seed_release / "documents.parquet")
+    t = pq.read_table(seed_release / "documents")
     assert str(t.schema.field("date").type) == "date32[day]"
     assert str(t.schema.field("crawled_at").type) == "timestamp[ms, tz=UTC]"
     by_author = {r["author"]: r for r in t.select(["author", "date"]).to_pylist()}

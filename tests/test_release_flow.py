@@ -11,7 +11,8 @@ import pytest
 
 from corpuspipe.core import schemas
 from corpuspipe.core.edits import Edit, rebuild_raw
-from corpuspipe.release.writer import DATA_FILES, validate_release
+from corpuspipe.release.validate import validate_release
+from seed_release import data_files
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,9 @@ def seed_release(prefect_harness, raw_dir, tmp_path_factory) -> Path:
 
 
 def test_release_has_the_contract_files_and_validates(seed_release, raw_dir):
-    for fname in list(DATA_FILES.values()) + ["MANIFEST.json"]:
+    for name in schemas.TABLES:  # every table is a folder of parts
+        assert sorted(p.name for p in (seed_release / name).iterdir())[0] == "part-00000.parquet", name
+    for fname in data_files(seed_release) + ["MANIFEST.json"]:
         assert (seed_release / fname).is_file(), fname
     counts = validate_release(seed_release)
     assert counts["documents"] == 9
@@ -45,7 +48,8 @@ def test_release_has_the_contract_files_and_validates(seed_release, raw_dir):
 
 
 def test_parquet_metadata_is_sorted_and_has_no_timestamps(seed_release):
-    for name, fname in DATA_FILES.items():
+    for fname in data_files(seed_release):
+        name = fname.split("/")[0]
         md = pq.read_schema(seed_release / fname).metadata
         keys = [k for k in md if k.startswith(b"corpuspipe.")]
         assert keys == sorted(keys)
@@ -59,30 +63,30 @@ def test_loads_without_casts_in_pandas_polars_duckdb(seed_release):
     import pandas as pd
     import polars as pl
 
-    docs_pd = pd.read_parquet(seed_release / "documents.parquet")
+    docs_pd = pd.read_parquet(seed_release / "documents")
     assert len(docs_pd) == 9 and str(docs_pd["essay_index"].dtype) == "int32"
-    docs_pl = pl.read_parquet(seed_release / "documents.parquet")
+    docs_pl = pl.read_parquet(str(seed_release / "documents" / "*.parquet"))
     assert docs_pl.schema["essay_index"] == pl.Int32
     assert docs_pl.schema["flags"] == pl.List(pl.String)
-    secs_pl = pl.read_parquet(seed_release / "sections.parquet")
+    secs_pl = pl.read_parquet(str(seed_release / "sections" / "*.parquet"))
     assert secs_pl.schema["level"] == pl.Int8
     con = duckdb.connect()
     n_dedup = con.execute(
-        f"SELECT count(*) FROM read_parquet('{seed_release / 'documents.parquet'}') WHERE duplicate_of IS NULL"
+        f"SELECT count(*) FROM read_parquet('{seed_release / 'documents' / '*.parquet'}') WHERE duplicate_of IS NULL"
     ).fetchone()[0]
     assert n_dedup == 9  # no two different seed essays are duplicates
-    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{seed_release / 'sections.parquet'}')").fetchall()
+    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{seed_release / 'sections' / '*.parquet'}')").fetchall()
     types = {r[0]: r[1] for r in rows}
     assert types["level"] == "TINYINT" and types["char_start"] == "INTEGER"
     edits = con.execute(
-        f"SELECT count(*) FROM read_parquet('{seed_release / 'edits.parquet'}')"
+        f"SELECT count(*) FROM read_parquet('{seed_release / 'edits' / '*.parquet'}')"
     ).fetchone()[0]
     assert edits > 0
 
 
 def test_raw_files_rebuild_exactly_from_release(seed_release, raw_dir):
-    docs = pq.read_table(seed_release / "documents.parquet").to_pylist()
-    edits = pq.read_table(seed_release / "edits.parquet").to_pylist()
+    docs = pq.read_table(seed_release / "documents").to_pylist()
+    edits = pq.read_table(seed_release / "edits").to_pylist()
     by_doc: dict[str, list[Edit]] = {}
     for e in edits:
         by_doc.setdefault(e["doc_id"], []).append(
@@ -99,7 +103,8 @@ def test_raw_files_rebuild_exactly_from_release(seed_release, raw_dir):
 def test_same_inputs_give_byte_identical_parquet(prefect_harness, raw_dir, tmp_path):
     a = _build(raw_dir, tmp_path / "a", version="1.0.0")
     b = _build(raw_dir, tmp_path / "b", version="1.0.0")
-    for fname in DATA_FILES.values():
+    assert data_files(a) == data_files(b)
+    for fname in data_files(a):
         assert (a / fname).read_bytes() == (b / fname).read_bytes(), fname
     ma = json.loads((a / "MANIFEST.json").read_text())
     mb = json.loads((b / "MANIFEST.json").read_text())

@@ -97,12 +97,12 @@ def test_report_shows_examples_for_every_rule_and_flag_and_both_cluster_levels(s
     p = _Tags()
     p.feed(page)
     text = "".join(p.text)
-    edits = pq.read_table(seed_release / "edits.parquet", columns=["rule"])["rule"].to_pylist()
+    edits = pq.read_table(seed_release / "edits", columns=["rule"])["rule"].to_pylist()
     rules_html = page.split("<h2>Edits per rule, with examples</h2>")[1].split("<h2>")[0]
     for rule in set(edits):
         row = rules_html.split(f"<code>{rule}</code>")[1].split("</tr>")[0]
         assert "<del>" in row and "<ins>" in row, rule  # at least one before/after example per rule
-    flags = {f for fl in pq.read_table(seed_release / "documents.parquet", columns=["flags"])["flags"].to_pylist()
+    flags = {f for fl in pq.read_table(seed_release / "documents", columns=["flags"])["flags"].to_pylist()
              for f in fl}
     assert flags >= {"mojibake", "truncated"}
     for flag in flags:
@@ -110,7 +110,7 @@ def test_report_shows_examples_for_every_rule_and_flag_and_both_cluster_levels(s
     assert "Document clusters" in text and "Section clusters" in text
     sbs = re.findall(r'<table class="sbs">.*?</table>', page, flags=re.S)
     assert len(sbs) >= 2 and "<del>历来</del>" in sbs[0]  # the planted copy's reworded sentence, marked
-    dups = pq.read_table(seed_release / "duplicates.parquet", columns=["level"])["level"].to_pylist()
+    dups = pq.read_table(seed_release / "duplicates", columns=["level"])["level"].to_pylist()
     from corpuspipe.release.report import plural
 
     assert f"{plural(dups.count('section'), 'verified section pair')} in" in text

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from proc_utils import kill_group
 
-from corpuspipe.release.writer import validate_release
+from corpuspipe.release.validate import validate_release
 
 pytestmark = pytest.mark.slow
 

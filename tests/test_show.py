@@ -16,7 +16,7 @@ from corpuspipe.release.show import NotFound, load_story, render_html, segments
 
 
 def _doc(release, source_path):
-    docs = pq.read_table(release / "documents.parquet", columns=["doc_id", "source_path", "edit_count"]).to_pylist()
+    docs = pq.read_table(release / "documents", columns=["doc_id", "source_path", "edit_count"]).to_pylist()
     return next(d for d in docs if d["source_path"] == source_path)
 
 
@@ -41,7 +41,7 @@ def test_cluster_representative_and_pairs_of_the_planted_copy(seed_release):
 
 
 def test_a_section_story_is_its_slice_with_its_pair(seed_release):
-    secs = pq.read_table(seed_release / "sections.parquet",
+    secs = pq.read_table(seed_release / "sections",
                          columns=["section_id", "duplicate_of", "char_start", "char_end"]).to_pylist()
     s = next(x for x in secs if x["duplicate_of"])
     story = load_story(seed_release, s["section_id"])

@@ -107,7 +107,7 @@ def test_a_stage_is_one_module_and_one_line(releases):
     _b0, _r0, base = releases["default"]
     plan = pipeline.plan(_with_char_count())
     assert [p.names for p in plan][1][-3:] == ["section", "char_count", "quality"]
-    docs = pq.read_table(rel / "documents.parquet", columns=["char_count"])
+    docs = pq.read_table(rel / "documents", columns=["char_count"])
     total = pc.sum(docs["char_count"]).as_py()
     assert manifest["stages"]["char_count"]["counts"] == {"chars": total, "documents": docs.num_rows}
     assert manifest["chars_per_document"] == round(total / docs.num_rows, 3)
@@ -148,7 +148,7 @@ def test_near_duplicates_hand_the_writer_files_not_names(releases):
         (path,) = inputs.joins[table]
         joined = pq.read_table(path)
         assert {"id", "cluster_id", "duplicate_of", "cluster_size"} <= set(joined.column_names)
-        released = pq.read_table(rel / f"{table}.parquet")
+        released = pq.read_table(rel / table)
         cols = [c for c in ("cluster_id", "duplicate_of", "cluster_size") if c in released.column_names]
         got = {r[id_col]: r for r in released.select([id_col, *cols]).to_pylist()}
         rows = joined.select(["id", *cols]).to_pylist()
@@ -159,7 +159,7 @@ def test_near_duplicates_hand_the_writer_files_not_names(releases):
     assert list(inputs.rows) == ["duplicates"] and len(inputs.rows["duplicates"]) == 2
     rows = pa.concat_tables([pq.read_table(p) for p in inputs.rows["duplicates"]])
     assert rows.num_rows > 0
-    assert rows.equals(pq.read_table(rel / "duplicates.parquet").select(rows.column_names))
+    assert rows.equals(pq.read_table(rel / "duplicates").select(rows.column_names))
 
 
 def test_a_byte_identical_file_is_quarantined_by_its_stage(tmp_path, raw_dir):
@@ -171,10 +171,10 @@ def test_a_byte_identical_file_is_quarantined_by_its_stage(tmp_path, raw_dir):
     cfg = PipelineConfig()
     build = pipeline.build(raw, cfg, tmp_path / "out" / ".work")
     rel = write_release(build, cfg, tmp_path / "out", None, CREATED, build.wall).release_dir
-    q = pq.read_table(rel / "quarantine.parquet").to_pylist()
+    q = pq.read_table(rel / "quarantine").to_pylist()
     dup = [r for r in q if r["reason"] == "duplicate_file"]
     assert [r["path"] for r in dup] == [f"zz_copy_{first}"] and first in dup[0]["detail"]
-    docs = pq.read_table(rel / "documents.parquet", columns=["source_path"])["source_path"].to_pylist()
+    docs = pq.read_table(rel / "documents", columns=["source_path"])["source_path"].to_pylist()
     assert f"zz_copy_{first}" not in docs and first in docs
     manifest = json.loads((rel / "MANIFEST.json").read_text(encoding="utf-8"))
     assert manifest["stages"]["identical_files"]["counts"] == {"files_dropped": 1}

@@ -30,7 +30,7 @@ def _release(raw: Path, out: Path, cfg: PipelineConfig, warn=None) -> tuple[Path
 
 
 def _texts(release: Path) -> dict[str, str]:
-    t = pq.read_table(release / "documents.parquet", columns=["doc_id", "text"])
+    t = pq.read_table(release / "documents", columns=["doc_id", "text"])
     return dict(zip(t["doc_id"].to_pylist(), t["text"].to_pylist()))
 
 
@@ -84,7 +84,7 @@ def test_a_damaged_signature_file_is_recomputed_before_the_dedup_reduce_reads_it
     warned: list[str] = []
     second, _ = _release(raw, out, _other_release_config(cfg), warned.append)
     assert len(warned) == 1 and sig.name in warned[0]
-    assert pq.read_table(second / "duplicates.parquet").equals(pq.read_table(first / "duplicates.parquet"))
+    assert pq.read_table(second / "duplicates").equals(pq.read_table(first / "duplicates"))
 
 
 def test_a_damaged_reduce_record_is_recomputed(built):

@@ -155,7 +155,7 @@ def test_a_watermark_hidden_with_invisible_characters_goes_on_every_page(tmp_pat
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, encoding="utf-8")
     rel = build_seed_release(raw, tmp_path / "releases")
-    docs = pq.read_table(rel / "documents.parquet", columns=["source_path", "text"]).to_pylist()
+    docs = pq.read_table(rel / "documents", columns=["source_path", "text"]).to_pylist()
     pages = [d for d in docs if d["source_path"].startswith("fanwen/")]
     assert len(pages) == 10
     kept = [d["source_path"] for d in pages if "转载请注明出处" in d["text"] or "范文网" in d["text"]]
@@ -260,7 +260,7 @@ def test_damaged_copies_never_represent_their_cluster(tmp_path, raw_dir):
                          for i, ln in enumerate(lines))
         (raw / f"html_{name}").write_text(html, encoding="utf-8")
     rel = build_seed_release(raw, tmp_path / "releases")
-    docs = pq.read_table(rel / "documents.parquet", columns=[
+    docs = pq.read_table(rel / "documents", columns=[
         "doc_id", "source_path", "essay_index", "title", "text", "duplicate_of", "section_count"]).to_pylist()
     by = {(d["source_path"], d["essay_index"]): d for d in docs}
     ids = {d["doc_id"]: d for d in docs}

@@ -103,10 +103,10 @@ def test_a_release_keeps_every_segment(tmp_path, raw_dir):
     data, _text, _starts = _build([(S1, "utf-8"), (T1, "big5"), (None, ""), (S2, "gbk")])
     (raw / "concatenated.txt").write_bytes(data)
     rel = build_seed_release(raw, tmp_path / "releases")
-    docs = pq.read_table(rel / "documents.parquet", columns=["source_path", "title", "flags"]).to_pylist()
+    docs = pq.read_table(rel / "documents", columns=["source_path", "title", "flags"]).to_pylist()
     mine = [d["title"] for d in docs if d["source_path"] == "concatenated.txt"]
     assert sorted(mine) == sorted([ROWS[0]["title"], ROWS[1]["title"], T1.split("\n")[0]])
-    quarantine = pq.read_table(rel / "quarantine.parquet").to_pylist()
+    quarantine = pq.read_table(rel / "quarantine").to_pylist()
     assert [(q["path"], q["reason"]) for q in quarantine] == [("concatenated.txt", "undecodable")]
     manifest = json.loads((rel / "MANIFEST.json").read_text(encoding="utf-8"))
     (inp,) = [i for i in manifest["inputs"] if i["path"] == "concatenated.txt"]

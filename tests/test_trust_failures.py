@@ -125,10 +125,10 @@ def test_release_on_a_full_disk_is_one_line_and_leaves_no_temp_files(tmp_path, g
 
 
 def test_damaged_release_files_are_one_line(releases, tmp_path):
-    docs = releases / "1.0.0" / "documents.parquet"
+    docs = sorted((releases / "1.0.0" / "documents").glob("part-*.parquet"))[0]
     docs.chmod(0o644)
     docs.write_bytes(docs.read_bytes()[:300])
-    one_line(run("inspect", str(releases)), "damaged Parquet file", "1.0.0")
+    one_line(run("inspect", str(releases)), "part-00000.parquet", "1.0.0")
     man = releases / "1.0.0" / "MANIFEST.json"
     man.write_text('{"version": ', encoding="utf-8")
-    one_line(run("inspect", str(releases / "1.0.0")), "damaged JSON file", "1.0.0")
+    one_line(run("inspect", str(releases / "1.0.0")), "is damaged: MANIFEST.json is unreadable", "1.0.0")

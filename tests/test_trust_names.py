@@ -71,7 +71,7 @@ def test_a_release_of_both_spellings_keeps_every_file(tmp_path, raw_dir, gov_rep
     raw.mkdir()
     contents = _plant(raw, raw_dir, gov_reports)
     rel = build_seed_release(raw, tmp_path / "releases")
-    docs = pq.read_table(rel / "documents.parquet", columns=["doc_id", "source_path", "source_sha256"])
+    docs = pq.read_table(rel / "documents", columns=["doc_id", "source_path", "source_sha256"])
     assert docs.num_rows == len(set(docs["doc_id"].to_pylist()))
     assert set(docs["source_sha256"].to_pylist()) == {hashlib.sha256(d).hexdigest() for d in contents.values()}
     assert len(set(docs["source_path"].to_pylist())) == len(NAMES)

@@ -29,7 +29,7 @@ def releases(tmp_path):
 # ----------------------------------------------------------------------------- #13, #14 the releases folder
 def test_no_command_writes_into_the_releases_folder(releases, tmp_path):
     before = _tree(releases)
-    doc_id = pq.read_table(releases / "1.0.0" / "documents.parquet", columns=["doc_id"])["doc_id"][0].as_py()
+    doc_id = pq.read_table(releases / "1.0.0" / "documents", columns=["doc_id"])["doc_id"][0].as_py()
     one_line(run("export", str(releases), str(releases / "1.1.0")), "refusing to write into the releases folder")
     one_line(run("export", str(releases), str(releases / "1.0.0" / "out")), "refusing", "release")
     one_line(run("show", str(releases), doc_id, "--html", str(releases / "index.json")), "refusing")

@@ -134,4 +134,5 @@ def test_files_list_decides_what_is_copied_and_sealed_releases_publish(tmp_path)
     publish_release(release, str(target))
     copied = sorted(p.name for p in (target / "1.0.0").iterdir())
     assert "notes-by-someone.txt" not in copied and "README.md" in copied and MANIFEST_NAME in copied
-    assert all((p.stat().st_mode & 0o777) == 0o444 for p in (target / "1.0.0").iterdir())
+    assert all((p.stat().st_mode & 0o777) == 0o444 for p in (target / "1.0.0").rglob("*") if p.is_file())
+    assert (target / "1.0.0" / "documents" / "part-00001.parquet").is_file()  # a table's parts, in its folder

@@ -48,9 +48,9 @@ def test_reconcile_skips_incomplete_or_altered_dirs_and_repairs_a_stale_latest(t
     root = tmp_path / "releases"
     write_release(root, make_tables(), "1.0.0")
     bad = _crash_after_rename(root, make_tables(n_docs=5), "1.1.0", "1.0.0")
-    (bad / "edits.parquet").unlink()
+    (bad / "edits" / "part-00000.parquet").unlink()
     altered = _crash_after_rename(root, make_tables(n_docs=3), "1.2.0", "1.0.0")
-    with open(altered / "documents.parquet", "r+b") as f:
+    with open(altered / "documents" / "part-00000.parquet", "r+b") as f:
         f.seek(100)
         f.write(b"\0")
     assert reconcile(root) == []
@@ -73,8 +73,8 @@ def test_register_release_is_idempotent(tmp_path):
 def test_seal_release_makes_every_file_read_only(tmp_path):
     r = write_release(tmp_path / "releases", make_tables(), "1.0.0")
     sealed = seal_release(r)
-    assert sorted(p.name for p in sealed) == sorted(p.name for p in r.iterdir())
-    assert {oct(p.stat().st_mode & 0o777) for p in r.iterdir()} == {"0o444"}
+    assert sealed == sorted(p for p in r.rglob("*") if p.is_file())
+    assert {oct(p.stat().st_mode & 0o777) for p in sealed} == {"0o444"}
     if os.geteuid() != 0:  # root ignores modes
         with pytest.raises(PermissionError):
             (r / "MANIFEST.json").write_text("{}")

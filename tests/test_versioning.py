@@ -189,3 +189,12 @@ def test_latest_release_prefers_latest_file_then_index_then_scan(tmp_path):
     (tmp_path / "latest").unlink()
     (tmp_path / "index.json").unlink()
     assert latest_release(tmp_path) == r2
+
+
+def test_a_new_schema_version_is_a_major_release():
+    """Schema 3.0 changed the layout (tables as folders of parts), not the columns: a 2.x release's
+    reader breaks all the same, so the next release after one is a major version."""
+    old = {"version": "1.4.0", "schema_fingerprint": schema_fingerprint(schemas.TABLES, "2.0"),
+           "table_digests": {}, "metadata_digest": "m"}
+    assert schema_fingerprint(schemas.TABLES) == schema_fingerprint(schemas.TABLES, schemas.SCHEMA_VERSION)
+    assert decide_version(old, schema_fingerprint(schemas.TABLES), {}, "m") == ("2.0.0", "major")

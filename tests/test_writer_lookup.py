@@ -1,4 +1,4 @@
-"""The release writer's columnar joins equal the per-row definitions they replaced."""
+"""The release writer's columnar joins and id checks equal the per-row definitions they replaced."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpuspipe.core.records import make_doc_id, section_id
-from corpuspipe.release.writer import _Clusters, section_ids
+from corpuspipe.release.tables import Join, section_ids
 
 
 def test_section_ids_equal_the_record_definition():
@@ -29,35 +29,46 @@ def test_cluster_lookup_matches_a_dict_join(tmp_path):
     })
     path = tmp_path / "clusters.parquet"
     pq.write_table(table.take(pa.array(list(range(len(rows)))[::-1])), path)  # unsorted on disk
-    cl = _Clusters(str(path))
+    cl = Join([str(path)], "documents")
     # a longer id sharing a clustered id's prefix must not match it
     query = members[::-1] + [members[3] + "-001", members[3][:-1]]
-    cid, dup, size = cl.lookup(pa.array(query, pa.string()))
+    got = cl.lookup(pa.array(query, pa.string()))
+    cid, dup, size = got["cluster_id"], got["duplicate_of"], got["cluster_size"]
     ref = {r["id"]: r for r in table.to_pylist()}
     assert cid.to_pylist() == [ref[q]["cluster_id"] if q in ref else q for q in query]
     assert dup.to_pylist() == [ref[q]["duplicate_of"] if q in ref else None for q in query]
     assert size.to_pylist() == [ref[q]["cluster_size"] if q in ref else 1 for q in query]
-    empty = _Clusters(None).lookup(pa.array(query[:3], pa.string()))
-    assert empty[0].to_pylist() == query[:3] and empty[1].null_count == 3 and empty[2].to_pylist() == [1, 1, 1]
+    empty = Join([], "documents").lookup(pa.array(query[:3], pa.string()))
+    assert empty["cluster_id"].to_pylist() == query[:3] and empty["duplicate_of"].null_count == 3
+    assert empty["cluster_size"].to_pylist() == [1, 1, 1]
+    # sections have no cluster_size: only the columns the table has are joined
+    secs = Join([str(path)], "sections").lookup(pa.array(query[:3], pa.string()))
+    assert set(secs) == {"cluster_id", "duplicate_of"}
 
 
-def _docs_file(tmp_path, ids, clusters):
-    path = tmp_path / "documents.parquet"
-    pq.write_table(pa.table({"doc_id": pa.array(ids, pa.string()), "cluster_id": pa.array(clusters, pa.string())}),
-                   path, row_group_size=3)  # several row groups: the check must see across them
-    return path
+def _check_ids(ids: list[str], clusters: list[str], parts: int = 2) -> list[str]:
+    """validate.check_ids over the id arrays the parts' read-back returns, the rows cut into parts."""
+    import numpy as np
+
+    from corpuspipe.release.validate import _sorted_bytes, check_ids
+
+    reports = []
+    for k in range(parts):
+        mine = list(range(k, len(ids), parts))
+        named = [clusters[i] for i in mine if clusters[i] != ids[i]]
+        reports.append({"ids": {"doc_id": _sorted_bytes([pa.array([ids[i] for i in mine], pa.string())]),
+                                "cluster_id": np.unique(_sorted_bytes([pa.array(named, pa.string())]))}})
+    return check_ids(reports)
 
 
-def test_id_check_finds_a_repeated_id_and_a_cluster_without_its_document(tmp_path):
-    from corpuspipe.release.writer import _check_ids
-
+def test_id_check_finds_a_repeated_id_and_a_cluster_without_its_document():
     ids = [make_doc_id("c" * 64, i) for i in range(10)]
-    assert _check_ids(_docs_file(tmp_path, ids, [ids[0]] * 5 + ids[5:])) == []
-    repeated = ids + [ids[4]]
-    assert _check_ids(_docs_file(tmp_path, repeated, repeated)) == [f"documents: doc_id {ids[4]} not unique"]
+    assert _check_ids(ids, [ids[0]] * 5 + ids[5:]) == []
+    repeated = ids + [ids[4]]  # the copy lands in the other part: found across parts
+    assert _check_ids(repeated, repeated) == [f"documents: doc_id {ids[4]} not unique"]
     gone = make_doc_id("d" * 64, 0)
-    found = _check_ids(_docs_file(tmp_path, ids[1:], [gone] + ids[2:]))
+    found = _check_ids(ids[1:], [gone] + ids[2:])
     assert found == [f"documents: cluster_id {gone} is not a document"]
     # an id of another width (not this pipeline's) is still checked exactly
     odd = ids[:3] + ["x-long-id-of-another-kind"] * 2
-    assert _check_ids(_docs_file(tmp_path, odd, odd)) == ["documents: doc_id x-long-id-of-another-kind not unique"]
+    assert _check_ids(odd, odd) == ["documents: doc_id x-long-id-of-another-kind not unique"]

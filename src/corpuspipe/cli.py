@@ -292,7 +292,7 @@ def release(
             return Text(f"{int(task.completed)}/{int(task.total)}")
 
     from corpuspipe.orchestrate.flow import RunContext, Started, release_flow
-    from corpuspipe.release.writer import ReleaseInvalid
+    from corpuspipe.release.validate import ReleaseInvalid
 
     with lock, Progress(
         # fixed, non-wrapping columns: on an 80-column or non-terminal output the long pass labels
@@ -392,19 +392,21 @@ def _shown_path(path: Path) -> str:
 def _summary(release_dir: Path, status: str = "written") -> None:
     from corpuspipe.release.versioning import read_manifest
 
+    from corpuspipe.release.layout import table_rows
+
     manifest = read_manifest(release_dir)
-    counts = {o["path"]: o["rows"] for o in manifest["outputs"]}
+    counts = table_rows(manifest)
     shown = _shown_path(release_dir)
     if status == "unchanged":
         out.print(f"release [bold]{manifest['version']}[/] unchanged (inputs, config and code as built): {shown}",
                   highlight=False)
     else:
         out.print(f"release [bold]{manifest['version']}[/] written to {shown}", highlight=False)
-    out.print("  " + ", ".join(f"{k.removesuffix('.parquet')}: {v}" for k, v in sorted(counts.items())), highlight=False)
+    out.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), highlight=False)
     q = manifest["quarantine"]
     if q["count"]:
         reasons = ", ".join(f"{r}: {n}" for r, n in q["by_reason"].items())
-        out.print(f"  quarantined inputs: {q['count']} ({reasons}); see quarantine.parquet", highlight=False)
+        out.print(f"  quarantined inputs: {q['count']} ({reasons}); see the quarantine table", highlight=False)
     else:
         out.print("  quarantined inputs: 0", highlight=False)
     if (Path(release_dir) / "report.html").is_file():
@@ -424,6 +426,11 @@ def _resolve_release(path: Path) -> Path:
     raise UserError(f"not a release (no MANIFEST.json): {path}")
 
 
+def _damaged(exc: Exception) -> None:
+    """A release that does not match its manifest: one line naming the file, exit 1."""
+    _fail(str(exc), 1)
+
+
 @app.command()
 def inspect(
     release_dir: Path = typer.Argument(..., help="A release directory, or a releases root (uses 'latest')."),
@@ -432,83 +439,44 @@ def inspect(
     """Print counts per table, removals per rule, flags, and a sample."""
     import pyarrow.parquet as pq
 
-    from corpuspipe.release.versioning import read_manifest
+    from corpuspipe.release.stats import collect_stats
+    from corpuspipe.release.verify import ReleaseDamaged, open_release
 
     try:
         release_dir = _resolve_release(release_dir)
+        release = open_release(release_dir)
+        parts = {name: release.parts(name) for name in release.tables()}  # every part checked before it is read
+        stats = collect_stats(release_dir, release.manifest)
     except UserError as exc:
         _fail(str(exc))
-    manifest = read_manifest(release_dir)
+    except ReleaseDamaged as exc:
+        _damaged(exc)
+    manifest = release.manifest
     out.print(f"[bold]{manifest['dataset']}[/] {manifest['version']}  content {manifest['content_hash'][:12]}  "
               f"created {manifest['created_at']}", highlight=False)
-    t = Table(title="tables")
-    t.add_column("table")
-    t.add_column("rows", justify="right")
-    t.add_column("bytes", justify="right")
-    for o in manifest["outputs"]:
-        t.add_row(o["path"], str(o["rows"]), str(o["bytes"]))
-    out.print(t)
-
-    edits = pq.read_table(release_dir / "edits.parquet", columns=["stage", "rule", "before", "after"]).to_pylist()
-    per_rule: dict[tuple[str, str], list[int]] = {}
-    for e in edits:
-        agg = per_rule.setdefault((e["stage"], e["rule"]), [0, 0])
-        agg[0] += 1
-        agg[1] += len(e["before"])
-    t = Table(title="edits per rule")
-    for col in ("stage", "rule", "edits", "raw chars"):
-        t.add_column(col, justify="right" if col in ("edits", "raw chars") else "left")
-    for (stage, rule), (n, chars) in sorted(per_rule.items()):
-        t.add_row(stage, rule, str(n), str(chars))
-    out.print(t)
-
-    from rich.text import Text
-
-    from corpuspipe.release.report import BOILERPLATE_SHOWN, boilerplate_lines
-
-    lines = boilerplate_lines(release_dir, limit=None)
-    t = Table(title=f"boilerplate lines the detector removed: {len(lines):,}"
-              + (f" (first {BOILERPLATE_SHOWN})" if len(lines) > BOILERPLATE_SHOWN else ""))
-    for col in ("documents", "sites", "rule", "example"):
-        t.add_column(col, justify="right" if col in ("documents", "sites") else "left")
-    for r in lines[:BOILERPLATE_SHOWN]:  # corpus text as Text: a `[来源：…]` is not Rich markup
-        t.add_row(str(r["documents"]), str(r["sites"]), r["rule"], Text(r["example"]))
-    if not lines:
-        t.add_row("0", "0", "(none)", "")
-    out.print(t)
-
-    docs = pq.read_table(release_dir / "documents.parquet",
-                         columns=["doc_id", "title", "script", "flags", "duplicate_of", "char_count", "text"])
-    counts = {"script": {}, "flag": {}}
-    for sc in docs["script"].to_pylist():
-        counts["script"][sc] = counts["script"].get(sc, 0) + 1
-    for fl in docs["flags"].to_pylist():
-        for f in fl:
-            counts["flag"][f] = counts["flag"].get(f, 0) + 1
-    for what, c in counts.items():
+    _inspect_tables(stats)
+    _inspect_edits_and_boilerplate(stats)
+    d = stats["documents"]
+    for what, c in (("script", d["scripts"]), ("flag", d["flags"])):
         t = Table(title=f"documents per {what}")
         t.add_column(what)
         t.add_column("documents", justify="right")
-        for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])):
+        for k, n in c.items():
             t.add_row(k, f"{n:,}")
         if not c:
             t.add_row("(none)", "0")
         out.print(t)
-    pairs = pq.read_table(release_dir / "duplicates.parquet", columns=["level", "relation"]).to_pylist()
-    t = Table(title="verified duplicate pairs (duplicates.parquet)")
+    t = Table(title="verified duplicate pairs (duplicates)")
     for col in ("level", "relation", "pairs"):
         t.add_column(col, justify="right" if col == "pairs" else "left")
-    per: dict[tuple[str, str], int] = {}
-    for p in pairs:
-        per[(p["level"], p["relation"])] = per.get((p["level"], p["relation"]), 0) + 1
+    per = stats["pairs_per_relation"]
     for level in ("document", "section"):
         rows = sorted((k, n) for k, n in per.items() if k[0] == level) or [((level, "(none)"), 0)]
         for (lv, rel), n in rows:
             t.add_row(lv, rel, f"{n:,}")
     out.print(t)
-    dups = len(docs) - docs["duplicate_of"].null_count
-    out.print(f"documents kept after deduplication: {len(docs) - dups:,} of {len(docs):,} "
-              f"({dups:,} with duplicate_of set)", highlight=False)
+    out.print(f"documents kept after deduplication: {d['rows'] - d['duplicates']:,} of {d['rows']:,} "
+              f"({d['duplicates']:,} with duplicate_of set)", highlight=False)
     q = manifest["quarantine"]
     t = Table(title=f"quarantined inputs: {q['count']:,}")
     t.add_column("reason")
@@ -521,13 +489,94 @@ def inspect(
         out.print("quarantined inputs: 0", highlight=False)
     from corpuspipe.release.report import plural
 
-    t = Table(title=f"sample ({plural(min(sample, len(docs)), 'document')})")
+    t = Table(title=f"sample ({plural(min(sample, d['rows']), 'document')})")
     for col in ("doc_id", "script", "title", "chars", "text"):
         t.add_column(col, justify="right" if col == "chars" else "left", overflow="fold")
-    for d in docs.slice(0, sample).to_pylist():
-        t.add_row(d["doc_id"], d["script"], d["title"] or "", f"{d['char_count']:,}",
-                  d["text"][:30].replace("\n", " ") + "…")
+    shown = 0
+    for path in parts.get("documents", []):
+        if shown >= sample:
+            break
+        docs = pq.ParquetFile(path)
+        for i in range(docs.num_row_groups):
+            rows = docs.read_row_group(i, columns=["doc_id", "title", "script", "char_count", "text"])
+            for r in rows.slice(0, sample - shown).to_pylist():
+                t.add_row(r["doc_id"], r["script"], r["title"] or "", f"{r['char_count']:,}",
+                          r["text"][:30].replace("\n", " ") + "…")
+                shown += 1
+            if shown >= sample:
+                break
     out.print(t)
+
+
+def _inspect_tables(stats: dict) -> None:
+    t = Table(title="tables")
+    for col in ("table", "parts", "rows", "bytes"):
+        t.add_column(col, justify="left" if col == "table" else "right")
+    for name, info in stats["tables"].items():
+        t.add_row(name, str(info["parts"]), f"{info['rows']:,}", f"{info['bytes']:,}")
+    out.print(t)
+
+
+def _inspect_edits_and_boilerplate(stats: dict) -> None:
+    from rich.text import Text
+
+    from corpuspipe.release.report import BOILERPLATE_SHOWN
+
+    t = Table(title="edits per rule")
+    for col in ("stage", "rule", "edits", "raw chars"):
+        t.add_column(col, justify="right" if col in ("edits", "raw chars") else "left")
+    for (stage, rule), (n, chars) in stats["edits_per_stage_rule"].items():
+        t.add_row(stage, rule, str(n), str(chars))
+    out.print(t)
+    lines = stats["boilerplate_all"]
+    t = Table(title=f"boilerplate lines the detector removed: {len(lines):,}"
+              + (f" (first {BOILERPLATE_SHOWN})" if len(lines) > BOILERPLATE_SHOWN else ""))
+    for col in ("documents", "sites", "rule", "example"):
+        t.add_column(col, justify="right" if col in ("documents", "sites") else "left")
+    for r in lines[:BOILERPLATE_SHOWN]:  # corpus text as Text: a `[来源：…]` is not Rich markup
+        t.add_row(str(r["documents"]), str(r["sites"]), r["rule"], Text(r["example"]))
+    if not lines:
+        t.add_row("0", "0", "(none)", "")
+    out.print(t)
+
+
+@app.command()
+def verify(
+    release_dir: Path = typer.Argument(..., help="A release directory, or a releases root (uses 'latest')."),
+) -> None:
+    """Check a release against its manifest: every file's size and sha256, the content hash, and the
+    release contract (schemas, versions, row counts, section and edit texts, ids).  Exit 1 if anything differs."""
+    from corpuspipe.release.validate import ReleaseInvalid, validate_release
+    from corpuspipe.release.verify import ReleaseDamaged, check_files, load_manifest
+    from corpuspipe.release.versioning import manifest_files
+
+    try:
+        release_dir = _resolve_release(release_dir)
+        manifest = load_manifest(release_dir)
+    except UserError as exc:
+        _fail(str(exc))
+    except ReleaseDamaged as exc:
+        _damaged(exc)
+    files = manifest_files(manifest)
+    problems = check_files(release_dir, manifest)
+    total = sum(int(f.get("bytes", 0)) for f in files)
+    out.print(f"release {manifest.get('version')} at {release_dir}", highlight=False)
+    out.print(f"  files: {len(files)} listed in MANIFEST.json ({total:,} bytes): size and sha256 "
+              + ("all match" if not problems else f"{len(problems)} differ"), highlight=False)
+    out.print("  content hash: matches the outputs list", highlight=False)
+    for p in problems:
+        console.print(f"[bold red]damaged:[/] {p}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    try:
+        counts = validate_release(release_dir)
+    except ReleaseInvalid as exc:
+        console.print(f"[bold red]invalid:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print("  contract: schemas, version metadata, row counts, section and edit texts against their documents, "
+              "unique ids, clusters named by documents: ok", highlight=False)
+    out.print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())), highlight=False)
+    out.print("verified", highlight=False)
 
 
 @app.command()
@@ -548,6 +597,7 @@ def export(
     """Write training-ready shards of deduplicated documents or leaf sections, with a manifest naming the release."""
     from corpuspipe import preflight
     from corpuspipe.release.export import ExportError, Selection, export_release, parse_bounds
+    from corpuspipe.release.verify import ReleaseDamaged
 
     try:
         resolved = _resolve_release(release_dir)
@@ -561,6 +611,8 @@ def export(
         result = export_release(resolved, out_dir, sel, formats=formats or ["parquet", "jsonl"], shard_rows=shard_rows)
     except (UserError, ExportError, preflight.PreflightError) as exc:
         _fail(str(exc))
+    except ReleaseDamaged as exc:
+        _damaged(exc)
     from corpuspipe.release.report import plural
 
     out.print(f"exported {plural(result.rows, level)} of release {result.manifest['release_version']} "
@@ -576,6 +628,7 @@ def show(
 ) -> None:
     """One document or section: title, flags, signals, cluster and representative, verified pairs, and every edit with its rule."""
     from corpuspipe.release.show import NotFound, load_story, render_html, render_terminal
+    from corpuspipe.release.verify import ReleaseDamaged
 
     from corpuspipe import preflight
 
@@ -587,6 +640,8 @@ def show(
         story = load_story(resolved, item_id)
     except (UserError, NotFound, preflight.PreflightError) as exc:
         _fail(str(exc))
+    except ReleaseDamaged as exc:
+        _damaged(exc)
     from corpuspipe.release.flag_reasons import flag_reasons
     from corpuspipe.release.show import edits_of
     from corpuspipe.release.versioning import read_manifest
@@ -620,6 +675,7 @@ def diff(
     """Print the changelog of B against A (rows added/removed/changed per table, schema and config
     changes) to stdout, or write it to --out.  Releases are never written to."""
     from corpuspipe.release.changelog import changelog_text
+    from corpuspipe.release.verify import ReleaseDamaged
 
     from corpuspipe import preflight
 
@@ -630,7 +686,10 @@ def diff(
             _WRITING["to"] = out_path
     except (UserError, preflight.PreflightError) as exc:
         _fail(str(exc))
-    text = changelog_text(a, b)
+    try:
+        text = changelog_text(a, b)
+    except ReleaseDamaged as exc:
+        _damaged(exc)
     if out_path is None:
         sys.stdout.write(text)
         sys.stdout.flush()

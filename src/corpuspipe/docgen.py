@@ -131,21 +131,25 @@ def _arrow_type(t) -> str:
 def contract_page() -> str:
     from corpuspipe.core import schema_docs, schemas
     from corpuspipe.core.config import PipelineConfig
-    from corpuspipe.release.writer import DATA_FILES, parquet_metadata
+    from corpuspipe.release.layout import table_glob
+    from corpuspipe.release.manifest import parquet_metadata
 
+    cfg = PipelineConfig()
     keys = sorted(k.decode() if isinstance(k, bytes) else k
-                  for k in parquet_metadata(PipelineConfig(), "1.0.0", "documents"))
+                  for k in parquet_metadata(cfg.config_hash(), cfg.release.dataset, "1.0.0", "documents"))
     lines = [_GENERATED.format(src="src/corpuspipe/core/schemas.py and core/schema_docs.py"),
              "# Release contract", "",
              f"Schema version **{schemas.SCHEMA_VERSION}** (`corpuspipe.core.schemas`). Columns may be added; "
              "a contract column is never renamed or retyped without a new schema version, and a new schema "
              "version is a new major release version.", "",
-             "Every table is Parquet (zstd by default, `release.compression`), written with these exact Arrow "
-             "schemas, rows in a fixed order (below), so the same inputs and config give byte-identical files. "
+             "Every table is a folder of Parquet parts (`<table>/part-NNNNN.parquet`: one glob loads it in "
+             "DuckDB, polars, pandas, Spark and Hugging Face `datasets`), zstd by default "
+             "(`release.compression`), written with these exact Arrow schemas, rows in a fixed order (below: "
+             "parts in order, then within each part), so the same inputs and config give byte-identical files. "
              "Each file's key-value metadata holds " + ", ".join(f"`{k}`" for k in keys) + ".", "",
-             "| table | file | rows | sorted by |", "|---|---|---|---|"]
+             "| table | files | rows | sorted by |", "|---|---|---|---|"]
     for name in schemas.TABLES:
-        lines.append(f"| [`{name}`](#{name}) | `{DATA_FILES[name]}` | {schema_docs.TABLES[name]} | "
+        lines.append(f"| [`{name}`](#{name}) | `{table_glob(name)}` | {schema_docs.TABLES[name]} | "
                      f"{', '.join(f'`{k}`' for k in schemas.SORT_KEYS[name])} |")
     lines.append("")
     for name, schema in schemas.TABLES.items():

@@ -1,16 +1,27 @@
-"""Explicit Arrow schemas of every release table (the release contract).
+"""Explicit Arrow schemas of every release table (the release contract), and the one list of tables.
 
 Columns may be added; the contract columns are never renamed.  Bump SCHEMA_VERSION on any
-change here: the release versioning treats a schema change as a major version.
+change here or in the release layout: the release versioning treats either as a major version
+(``versioning.schema_fingerprint`` covers both).
+
+:data:`RELEASE_TABLES` is the only place a release table is declared: its schema, where its rows
+come from, its order and its natural key.  The writer, validation, changelog, card, Croissant and
+export iterate over it; adding a table whose rows a stage writes (``CorpusStage.release_inputs``)
+touches nothing else.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import pyarrow as pa
 
 # 2.0: ``date`` is date32 and ``crawled_at`` a UTC timestamp (were strings); quality-signal columns;
 # sections.is_leaf; duplicates.paragraph_jaccard / paragraph_containment (relation paragraph_reuse).
-SCHEMA_VERSION = "2.0"
+# 3.0: every table is a folder of parts, ``<table>/part-NNNNN.parquet`` (was ``<table>.parquet``),
+# written in parallel; the rows are those of 2.0.
+SCHEMA_VERSION = "3.0"
 
 # The per-document quality signals (stages/quality/measures.py), in column order; all float32, never null.
 SIGNAL_COLUMNS = (
@@ -117,19 +128,60 @@ QUARANTINE = pa.schema(
     ]
 )
 
-TABLES: dict[str, pa.Schema] = {
-    "documents": DOCUMENTS,
-    "sections": SECTIONS,
-    "duplicates": DUPLICATES,
-    "edits": EDITS,
-    "quarantine": QUARANTINE,
-}
 
+#: In :attr:`Table.join_defaults`: the row's own id (a row no stage clusters is its own cluster).
+SELF = "\0self"
+
+#: Where a table's rows come from (:attr:`Table.origin`).
+FROM_SHARDS = "shard"  # built from the last pass's shard files, one part per group of shards (release.tables)
+FROM_STAGES = "stage"  # whole rows written by a corpus stage (``ReleaseInputs.rows``), one part per file
+FROM_QUARANTINE = "quarantine"  # the build's quarantine entries, one part
+
+
+@dataclass(frozen=True)
+class Table:
+    """One release table: what it is, where its rows come from, and how rows are ordered and matched."""
+
+    name: str
+    schema: pa.Schema
+    origin: str
+    #: order of the rows within a part (parts are in shard order: see release.tables)
+    sort: tuple[str, ...]
+    #: what identifies "the same row" in two releases (the changelog matches on it)
+    key: tuple[str, ...]
+    description: str
+    #: the id column a stage's join file (``ReleaseInputs.joins``, keyed by ``id``) is matched on
+    id: str | None = None
+    #: columns a stage may supply by join, with their value for a row no join file names
+    #: (:data:`SELF`: the row's own id)
+    join_defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: the column whose difference means "the text changed" (others are metadata changes)
+    text_column: str | None = None
+    #: columns the changelog never reads because ``text_column`` stands for them
+    changelog_skip: tuple[str, ...] = ()
+
+
+_CLUSTER_DEFAULTS = {"cluster_id": SELF, "duplicate_of": None}
+
+RELEASE_TABLES: tuple[Table, ...] = (
+    Table("documents", DOCUMENTS, FROM_SHARDS, sort=("doc_id",), key=("doc_id",), id="doc_id",
+          join_defaults={**_CLUSTER_DEFAULTS, "cluster_size": 1}, text_column="text_sha256",
+          changelog_skip=("text",),
+          description="One row per essay: cleaned text, provenance, script, duplicate cluster and quality flags."),
+    Table("sections", SECTIONS, FROM_SHARDS, sort=("section_id",), key=("section_id",), id="section_id",
+          join_defaults=_CLUSTER_DEFAULTS, text_column="text",
+          description="The outline of each essay: headings and the text between them, with character offsets."),
+    Table("duplicates", DUPLICATES, FROM_STAGES, sort=("level", "a_id", "b_id"), key=("level", "a_id", "b_id"),
+          description="Near-duplicate and text-reuse pairs between documents or sections, with similarity scores."),
+    Table("edits", EDITS, FROM_SHARDS, sort=("doc_id", "raw_start", "raw_end"),
+          key=("doc_id", "stage", "rule", "raw_start", "raw_end"),
+          description="Every change the cleaning made, with raw and clean offsets, so any edit can be audited "
+                      "or undone."),
+    Table("quarantine", QUARANTINE, FROM_QUARANTINE, sort=("path", "line", "reason"), key=("path", "line", "reason"),
+          description="Inputs or lines that were not turned into documents, and why."),
+)
+
+TABLE_SPECS: dict[str, Table] = {t.name: t for t in RELEASE_TABLES}
+TABLES: dict[str, pa.Schema] = {t.name: t.schema for t in RELEASE_TABLES}
 # Sort keys per table: rows are written in this order so output is byte-stable.
-SORT_KEYS: dict[str, list[str]] = {
-    "documents": ["doc_id"],
-    "sections": ["doc_id", "char_start", "level", "section_id"],
-    "duplicates": ["level", "a_id", "b_id"],
-    "edits": ["doc_id", "raw_start", "raw_end"],
-    "quarantine": ["path", "line", "reason"],
-}
+SORT_KEYS: dict[str, list[str]] = {t.name: list(t.sort) for t in RELEASE_TABLES}

@@ -1,8 +1,13 @@
 """The dataset card (README.md, Hugging Face style) and the Croissant description of a release.
 
-Both are derived from the release's own files and MANIFEST.json after the Parquet files exist, so
-they can never describe different data from what is shipped (sha256 values come from the manifest,
-features from the Parquet schemas).
+Both are derived from MANIFEST.json and the release's statistics after the Parquet parts exist, so
+they can never describe different data from what is shipped (sha256 values and row counts come from
+the manifest, features from the release contract, ``core.schemas``, which every part is checked
+against).  A table is a folder of parts (``documents/part-00000.parquet``...): each config and record
+set names the folder's glob, which Hugging Face ``datasets``, DuckDB and Spark all load as one table.
+
+A table without rows gets no config: ``load_dataset`` of a config whose files hold no row fails
+("Instruction 'train' corresponds to no data!"), so the card only lists configs that load.
 """
 
 from __future__ import annotations
@@ -17,20 +22,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from corpuspipe.release.report import FLAG_MEANINGS, _stage_rows, _version_line, collect_stats
+from corpuspipe.core import schemas
+from corpuspipe.release.layout import table_glob, table_outputs
+from corpuspipe.release.report import FLAG_MEANINGS, _stage_rows, _version_line
+from corpuspipe.release.stats import collect_stats
 from corpuspipe.release.versioning import atomic_write_text, read_manifest
 
 CARD_NAME = "README.md"
 CROISSANT_NAME = "croissant.json"
 DEFAULT_TABLE = "documents"
 
-TABLE_DESCRIPTIONS: dict[str, str] = {
-    "documents": "One row per essay: cleaned text, provenance, script, duplicate cluster and quality flags.",
-    "sections": "The outline of each essay: headings and the text between them, with character offsets.",
-    "duplicates": "Near-duplicate and text-reuse pairs between documents or sections, with similarity scores.",
-    "edits": "Every change the cleaning made, with raw and clean offsets, so any edit can be audited or undone.",
-    "quarantine": "Inputs or lines that were not turned into documents, and why.",
-}
+TABLE_DESCRIPTIONS: dict[str, str] = {t.name: t.description for t in schemas.RELEASE_TABLES}
 
 COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "documents": {
@@ -57,10 +59,22 @@ _HF_DTYPES = {
 }
 
 
-def _tables(release_dir: Path) -> dict[str, Path]:
-    """Parquet tables in a stable order: documents first, then by name."""
-    found = {p.stem: p for p in Path(release_dir).glob("*.parquet")}
+def _tables(manifest: Mapping[str, Any]) -> dict[str, list[dict]]:
+    """The release's tables (their parts' manifest entries) in a stable order: documents first, then by name."""
+    found = table_outputs(manifest)
     return {k: found[k] for k in sorted(found, key=lambda n: (n != DEFAULT_TABLE, n))}
+
+
+def _schema(name: str, parts: list[dict], release_dir: Path) -> pa.Schema:
+    """A table's schema: the contract's (every part is checked against it), else its first part's."""
+    if name in schemas.TABLES:
+        return schemas.TABLES[name]
+    return pq.read_schema(Path(release_dir) / parts[0]["path"])
+
+
+def _data_files(name: str, parts: list[dict]) -> str:
+    """What loads the table: its folder's glob (a 2.x release: its one file)."""
+    return table_glob(name) if "/" in str(parts[0]["path"]) else str(parts[0]["path"])
 
 
 def _release_cfg(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,17 +126,19 @@ def card_header(release_dir: Path, stats: Mapping[str, Any] | None = None) -> di
         if rc.get("license_link"):
             header["license_link"] = str(rc["license_link"])
     configs, infos = [], []
-    for name, path in _tables(release_dir).items():
-        cfg: dict[str, Any] = {"config_name": name, "data_files": [{"split": "train", "path": path.name}]}
+    for name, parts in _tables(m).items():
+        rows = sum(int(o.get("rows", 0)) for o in parts)
+        if not rows:  # a config without rows fails to load ("corresponds to no data"): not listed
+            continue
+        cfg: dict[str, Any] = {"config_name": name, "data_files": [{"split": "train", "path": _data_files(name, parts)}]}
         if name == DEFAULT_TABLE:
             cfg["default"] = True
         configs.append(cfg)
-        meta = pq.read_metadata(path)
-        size = int(stats["files"].get(path.name, {}).get("bytes") or path.stat().st_size)
+        size = sum(int(o.get("bytes", 0)) for o in parts)
         infos.append({
             "config_name": name,
-            "features": [hf_feature(f) for f in pq.read_schema(path)],
-            "splits": [{"name": "train", "num_bytes": size, "num_examples": meta.num_rows}],
+            "features": [hf_feature(f) for f in _schema(name, parts, release_dir)],
+            "splits": [{"name": "train", "num_bytes": size, "num_examples": rows}],
             "download_size": size,
             "dataset_size": size,
         })
@@ -146,9 +162,6 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
     m = stats["manifest"]
     d = stats["documents"]
     header = card_header(release_dir, stats)
-    cfg = m.get("config") or {}
-    inputs = stats["inputs"]  # collect_stats's summary (the manifest it keeps has no inputs list)
-    encodings = inputs["encodings"]
     rc = _release_cfg(m)
     lines = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]
     lines += [f"# {header['pretty_name']}", ""]
@@ -160,43 +173,64 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         f"with every edit recorded. Built by corpuspipe {m.get('pipeline', {}).get('version', '?')} "
         f"(commit `{m.get('pipeline', {}).get('git_commit', '?')}`) on {m.get('created_at', '?')}.",
         "",
-        "## Tables", "",
-        "| config | rows | bytes | sha256 | what it holds |", "|---|---:|---:|---|---|",
     ]
-    for name, path in _tables(release_dir).items():
-        f = stats["files"].get(path.name, {})
-        lines.append(f"| `{name}` | {f.get('rows', 0):,} | {f.get('bytes', 0):,} | `{str(f.get('sha256'))[:16]}…` | "
-                     f"{TABLE_DESCRIPTIONS.get(name, '')} |")
+    for section in (_card_tables, _card_sources, _card_signals, _card_dedup, _card_caveats, _card_provenance):
+        lines += section(stats)
+    return "\n".join(lines)
+
+
+def _card_tables(stats: Mapping[str, Any]) -> list[str]:
+    lines = ["## Tables", "", "| table | files | rows | bytes | what it holds |", "|---|---|---:|---:|---|"]
+    for name, parts in _tables(stats["manifest"]).items():
+        rows = sum(int(o.get("rows", 0)) for o in parts)
+        size = sum(int(o.get("bytes", 0)) for o in parts)
+        files = f"`{_data_files(name, parts)}` ({_n(len(parts), 'part')})" if len(parts) > 1 or "/" in parts[0]["path"] \
+            else f"`{parts[0]['path']}`"
+        lines.append(f"| `{name}` | {files} | {rows:,} | {size:,} | {TABLE_DESCRIPTIONS.get(name, '')}"
+                     + ("" if rows else " (no rows: no config)") + " |")
+    lines += ["", "Every file's sha256 is in `MANIFEST.json`; `corpuspipe verify` checks them all."]
     lines += ["", "Columns of `documents` worth knowing:", ""]
     for col, desc in COLUMN_DESCRIPTIONS["documents"].items():
         lines.append(f"- `{col}`: {desc}")
-    lines += [
+    return lines + [
         "", "## Using it", "",
         "The deduplicated view keeps one document per near-duplicate cluster:", "",
-        "```sql", "SELECT * FROM 'documents.parquet' WHERE duplicate_of IS NULL;", "```", "",
+        "```sql", "SELECT * FROM read_parquet('documents/*.parquet') WHERE duplicate_of IS NULL;", "```", "",
         "```python", "from datasets import load_dataset",
-        "docs = load_dataset(\"parquet\", data_files=\"documents.parquet\", split=\"train\")",
+        "docs = load_dataset(\"parquet\", data_files=\"documents/*.parquet\", split=\"train\")",
         "docs = docs.filter(lambda r: r[\"duplicate_of\"] is None)", "```", "",
+        "From the Hub, `load_dataset(REPO)` loads `documents` and `load_dataset(REPO, \"sections\")` another "
+        "table (the configs above).", "",
+    ]
+
+
+def _card_sources(stats: Mapping[str, Any]) -> list[str]:
+    inputs = stats["inputs"]  # collect_stats's summary (the manifest it keeps has no inputs list)
+    lines = [
         "## Sources", "",
         f"{inputs['files']:,} input files, {inputs['bytes']:,} bytes, "
         f"{inputs['essays']:,} essays found. Encodings: "
-        + (", ".join(f"{_md(k)} ({v})" for k, v in sorted(encodings.items())) or "n/a") + ". "
+        + (", ".join(f"{_md(k)} ({v})" for k, v in sorted(inputs["encodings"].items())) or "n/a") + ". "
         "Every input's path, size and sha256 is listed in MANIFEST.json; every document keeps "
         "`source_path`, `source_sha256` and `essay_index`.",
         "",
         "## Cleaning steps", "",
         "| stage | seconds | counts |", "|---|---:|---|",
     ]
-    timing, counters = _stage_rows(m.get("stages") or {})
+    timing, counters = _stage_rows(stats["manifest"].get("stages") or {})
     for stage, seconds, _mb, _rate in timing:
         counts = ", ".join(f"{k} {c:,}" if isinstance(c, int) else f"{k} {c}" for st, k, c in counters if st == stage)
         lines.append(f"| {_md(stage)} | {seconds:.2f} | {_md(counts) or '–'} |")
-    lines += ["", "## Quality signals", "",
-              "Measured per document on the clean text and stored as float32 columns; nothing is removed for them "
-              "(`corpuspipe export --min NAME=X --max NAME=Y` filters on them).", "",
-              "| column | meaning (range) | min | median | max |", "|---|---|---:|---:|---:|"]
+    return lines
+
+
+def _card_signals(stats: Mapping[str, Any]) -> list[str]:
     from corpuspipe.stages.quality import SIGNALS
 
+    lines = ["", "## Quality signals", "",
+             "Measured per document on the clean text and stored as float32 columns; nothing is removed for them "
+             "(`corpuspipe export --min NAME=X --max NAME=Y` filters on them).", "",
+             "| column | meaning (range) | min | median | max |", "|---|---|---:|---:|---:|"]
     observed = {r["signal"]: r for r in stats.get("signals") or []}
     for name, meaning in SIGNALS.items():
         o = observed.get(name)
@@ -204,7 +238,7 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         lines.append(f"| `{name}` | {_md(meaning)} | {nums} |")
     lines += ["| `cluster_size` | documents in the near-duplicate cluster (≥ 1) | | | |",
               "| `best_containment` | largest share of this document's 5-grams found in one other document "
-              "(0–1); computed by `corpuspipe export` and `show` from `duplicates.parquet`, not a column here "
+              "(0–1); computed by `corpuspipe export` and `show` from `duplicates`, not a column here "
               "| | | |"]
     lines += ["", "Removals per rule (characters or spans removed; see `edits` for each one):", ""]
     for rule, n in list(stats["removals_per_rule"].items())[:25] or [("none", 0)]:
@@ -212,8 +246,13 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
     if stats["redactions"]:
         lines += ["", "Personal data redacted: " + ", ".join(f"{_md(k)} {int(v):,}" for k, v in
                                                             stats["redactions"].items()) + "."]
-    dd = {**(cfg.get("dedup") or {}), **(m.get("dedup") or {})}
-    lines += [
+    return lines
+
+
+def _card_dedup(stats: Mapping[str, Any]) -> list[str]:
+    m, d = stats["manifest"], stats["documents"]
+    dd = {**((m.get("config") or {}).get("dedup") or {}), **(m.get("dedup") or {})}
+    lines = [
         "", "## Deduplication", "",
         f"MinHash over {dd.get('shingle', '?')} {dd.get('ngram', '?')}-grams, {dd.get('num_perm', '?')} "
         f"permutations, threshold {dd.get('threshold', '?')}"
@@ -224,14 +263,15 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         "",
         "## Script mix", "",
     ]
-    for script, n in d["scripts"].items():
-        lines.append(f"- {_md(script)}: {n:,}")
-    lines += ["", "## Caveats", ""]
-    flags = d["flags"]
-    lines.append(
-        f"- **Mojibake**: {_n(flags.get('mojibake', 0), 'document')} flagged `mojibake` (text that was decoded "
-        "with the wrong encoding upstream and cannot be repaired). They are kept; filter on `flags` to drop them."
-    )
+    return lines + [f"- {_md(script)}: {n:,}" for script, n in d["scripts"].items()]
+
+
+def _card_caveats(stats: Mapping[str, Any]) -> list[str]:
+    cfg = stats["manifest"].get("config") or {}
+    flags = stats["documents"]["flags"]
+    lines = ["", "## Caveats", "",
+             f"- **Mojibake**: {_n(flags.get('mojibake', 0), 'document')} flagged `mojibake` (text that was decoded "
+             "with the wrong encoding upstream and cannot be repaired). They are kept; filter on `flags` to drop them."]
     for flag, n in flags.items():
         if flag != "mojibake":
             lines.append(f"- `{_md(flag)}` flag: {_n(n, 'document')}. {_md(FLAG_MEANINGS.get(flag, ''))}".rstrip())
@@ -245,7 +285,12 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         lines.append("- Traditional-script essays were kept in Traditional script; see `script`.")
     lines.append("- Near-duplicates are marked, not removed: use the deduplicated view above for training.")
     lines.append("- Personal data is redacted by patterns; patterns miss things. Review before redistribution.")
-    lines += [
+    return lines
+
+
+def _card_provenance(stats: Mapping[str, Any]) -> list[str]:
+    m = stats["manifest"]
+    return [
         "", "## Provenance", "",
         f"- version: {m.get('version')} ({_version_line(m)})",
         f"- content hash: `{m.get('content_hash')}`",
@@ -257,7 +302,6 @@ def render_card(release_dir: Path, stats: Mapping[str, Any] | None = None) -> st
         "flag and the largest clusters.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def initial_changelog(release_dir: Path, stats: Mapping[str, Any] | None = None) -> str:
@@ -315,32 +359,35 @@ def _croissant_type(t: pa.DataType) -> tuple[Any, bool]:
 
 def build_croissant(release_dir: Path, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Croissant 1.1 JSON-LD for the release, built with mlcroissant so it validates by construction.
+    Every part is a ``FileObject`` with its sha256 and size; each table is a ``FileSet`` (its folder's
+    glob) that its record set reads, so mlcroissant loads the parts as one table, in order.
     ``manifest``: the release's manifest if the caller holds it (34 MB of JSON at 1.3 GB of input)."""
     import mlcroissant as mlc  # heavy import (rdflib, networkx): only when asked
 
     release_dir = Path(release_dir)
     m = manifest if manifest is not None else read_manifest(release_dir)
     rc = _release_cfg(m)
-    sha = {str(o["path"]): o for o in m.get("outputs", [])}
     ctx = mlc.Context(conforms_to="http://mlcommons.org/croissant/1.1")
     distribution, record_sets = [], []
-    for name, path in _tables(release_dir).items():
-        out = sha.get(path.name)
-        if out is None:
-            raise ValueError(f"{path.name} is not listed in MANIFEST.json outputs")
-        distribution.append(mlc.FileObject(
-            ctx=ctx, id=path.name, name=path.name, content_url=path.name,
-            encoding_formats=[mlc.EncodingFormat.PARQUET], sha256=str(out["sha256"]),
-            content_size=f"{int(out['bytes'])} B", description=TABLE_DESCRIPTIONS.get(name),
-        ))
+    for name, parts in _tables(m).items():
+        for out in parts:
+            distribution.append(mlc.FileObject(
+                ctx=ctx, id=str(out["path"]), name=str(out["path"]), content_url=str(out["path"]),
+                encoding_formats=[mlc.EncodingFormat.PARQUET], sha256=str(out["sha256"]),
+                content_size=f"{int(out['bytes'])} B", description=f"part {int(out.get('part', 0))} of {name}",
+            ))
+        files = f"{name}-parts"
+        distribution.append(mlc.FileSet(ctx=ctx, id=files, name=files, includes=[_data_files(name, parts)],
+                                        encoding_formats=[mlc.EncodingFormat.PARQUET],
+                                        description=TABLE_DESCRIPTIONS.get(name)))
         fields = []
-        for f in pq.read_schema(path):
+        for f in _schema(name, parts, release_dir):
             dtype, is_array = _croissant_type(f.type)
             extra: dict[str, Any] = {"is_array": True, "array_shape": "-1"} if is_array else {}
             fields.append(mlc.Field(
                 ctx=ctx, id=f"{name}/{f.name}", name=f.name, data_types=[dtype],
                 description=COLUMN_DESCRIPTIONS.get(name, {}).get(f.name),
-                source=mlc.Source(ctx=ctx, file_object=path.name, extract=mlc.Extract(ctx=ctx, column=f.name)),
+                source=mlc.Source(ctx=ctx, file_set=files, extract=mlc.Extract(ctx=ctx, column=f.name)),
                 **extra,
             ))
         record_sets.append(mlc.RecordSet(ctx=ctx, id=name, name=name, description=TABLE_DESCRIPTIONS.get(name),

@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from corpuspipe.core import schemas
 from corpuspipe.core.io import atomic_write_text, file_sha256, pid_alive
-from corpuspipe.release.versioning import read_manifest
+from corpuspipe.release.verify import Release, open_release
 
 EXPORT_MANIFEST = "manifest.json"
 LEVELS = ("document", "section")
@@ -59,6 +59,33 @@ BOUNDABLE = ("char_count", "cluster_size", "trad_ratio", "best_containment", *sc
 _DOC_META = ("title", "source_path", "url", "date", "crawled_at", "script", "trad_ratio", "char_count",
              "cluster_id", "cluster_size", "flags", *schemas.SIGNAL_COLUMNS)
 _SEC_META = ("doc_id", "path", "level", "marker", "heading", "char_start", "char_end", "cluster_id")
+
+
+def export_schema(level: str, columns: Sequence[str]) -> pa.Schema:
+    """The explicit schema of every part of an export (``columns``: those the rows have, in order):
+    each column typed as in the release contract, so no part's types depend on its values.  A
+    reader that infers types per file (Hugging Face ``datasets`` on JSON: a part whose ``date`` is
+    empty throughout is typed ``null``, and the multi-file load fails "Couldn't cast array of type
+    timestamp[s] to null") gets them from the export's README instead (:func:`hf_features`)."""
+    source = schemas.DOCUMENTS if level == "document" else schemas.SECTIONS
+    key = "doc_id" if level == "document" else "section_id"
+    types = {f.name: f for f in source}
+    fields = []
+    for c in columns:
+        if c == "id":
+            fields.append(pa.field("id", pa.string(), nullable=False))
+        elif c == "best_containment":
+            fields.append(pa.field(c, pa.float32(), nullable=False))
+        else:
+            fields.append(types[key if c == "id" else c])
+    return pa.schema(fields)
+
+
+def hf_features(schema: pa.Schema) -> list[dict]:
+    """The schema as the Hub's ``dataset_info.features`` (the release card's dialect)."""
+    from corpuspipe.release.card import hf_feature
+
+    return [hf_feature(f) for f in schema]
 
 
 class ExportError(Exception):
@@ -109,15 +136,24 @@ def parse_bounds(items: Sequence[str], what: str) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- selection
-def best_containment(release_dir: Path, level: str) -> dict[str, float]:
+def _groups(release: Release, table: str, columns: Sequence[str]) -> Iterator[pa.Table]:
+    """The table's row groups in release order, over its parts (each checked against the manifest)."""
+    for path in release.parts(table):
+        pf = pq.ParquetFile(path)
+        cols = [c for c in columns if c in pf.schema_arrow.names]
+        for i in range(pf.num_row_groups):
+            yield pf.read_row_group(i, columns=cols)
+
+
+def _release(release_dir: Path | Release) -> Release:
+    return release_dir if isinstance(release_dir, Release) else open_release(Path(release_dir))
+
+
+def best_containment(release_dir: Path | Release, level: str) -> dict[str, float]:
     """id -> the largest share of its shingles found in one other item of ``level``."""
-    path = Path(release_dir) / "duplicates.parquet"
     best: dict[str, float] = {}
-    if not path.exists():
-        return best
-    pf = pq.ParquetFile(path)
-    for i in range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=["level", "a_id", "b_id", "containment_ab", "containment_ba"])
+    for t in _groups(_release(release_dir), "duplicates",
+                     ["level", "a_id", "b_id", "containment_ab", "containment_ba"]):
         t = t.filter(pc.equal(t["level"], level))
         for ids, cont in (("a_id", "containment_ab"), ("b_id", "containment_ba")):
             for k, v in zip(t[ids].to_pylist(), t[cont].to_pylist()):
@@ -147,12 +183,8 @@ def _doc_mask(t: pa.Table, sel: Selection, best: dict[str, float]) -> tuple[pa.A
     return pc.fill_null(keep, False), bc
 
 
-def _iter_documents(release_dir: Path, sel: Selection, best: dict[str, float]) -> Iterator[pa.Table]:
-    pf = pq.ParquetFile(Path(release_dir) / "documents.parquet")
-    names = pf.schema_arrow.names
-    cols = ["doc_id", "text", "duplicate_of", *[c for c in _DOC_META if c in names]]
-    for i in range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=cols)
+def _iter_documents(release_dir: Path | Release, sel: Selection, best: dict[str, float]) -> Iterator[pa.Table]:
+    for t in _groups(_release(release_dir), "documents", ["doc_id", "text", "duplicate_of", *_DOC_META]):
         mask, bc = _doc_mask(t, sel, best)
         t = t.append_column("best_containment", bc).filter(mask)
         if t.num_rows:
@@ -162,29 +194,26 @@ def _iter_documents(release_dir: Path, sel: Selection, best: dict[str, float]) -
             yield pa.table(out)
 
 
-def kept_documents(release_dir: Path, sel: Selection) -> set[str]:
-    best = best_containment(release_dir, "document")
-    return {x for t in _iter_documents(release_dir, sel, best) for x in t["id"].to_pylist()}
+def kept_documents(release_dir: Path | Release, sel: Selection) -> set[str]:
+    release = _release(release_dir)
+    best = best_containment(release, "document")
+    return {x for t in _iter_documents(release, sel, best) for x in t["id"].to_pylist()}
 
 
-def leaf_ids_excluded(release_dir: Path) -> set[str]:
+def leaf_ids_excluded(release_dir: Path | Release) -> set[str]:
     """Every section id some other section names as its parent (so: not a leaf)."""
-    pf = pq.ParquetFile(Path(release_dir) / "sections.parquet")
     parents: set[str] = set()
-    for i in range(pf.num_row_groups):
-        col = pf.read_row_group(i, columns=["parent_id"])["parent_id"]
-        parents.update(x for x in pc.unique(col).to_pylist() if x is not None)
+    for t in _groups(_release(release_dir), "sections", ["parent_id"]):
+        parents.update(x for x in pc.unique(t["parent_id"]).to_pylist() if x is not None)
     return parents
 
 
-def _iter_sections(release_dir: Path, sel: Selection) -> Iterator[pa.Table]:
-    docs = kept_documents(release_dir, sel)
-    parents = leaf_ids_excluded(release_dir)
-    best = best_containment(release_dir, "section")
-    pf = pq.ParquetFile(Path(release_dir) / "sections.parquet")
-    cols = ["section_id", "text", "duplicate_of", *_SEC_META]
-    for i in range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=cols)
+def _iter_sections(release_dir: Path | Release, sel: Selection) -> Iterator[pa.Table]:
+    release = _release(release_dir)
+    docs = kept_documents(release, sel)
+    parents = leaf_ids_excluded(release)
+    best = best_containment(release, "section")
+    for t in _groups(release, "sections", ["section_id", "text", "duplicate_of", *_SEC_META]):
         sids = t["section_id"].to_pylist()
         keep = [s not in parents and d in docs and dup is None and bool(txt and txt.strip())
                 for s, d, dup, txt in zip(sids, t["doc_id"].to_pylist(), t["duplicate_of"].to_pylist(),
@@ -210,8 +239,9 @@ def _jsonable(v: Any) -> Any:
 class _Shards:
     """Rows cut into numbered shards of ``shard_rows`` rows, each written in every requested format."""
 
-    def __init__(self, out: Path, formats: Sequence[str], shard_rows: int):
-        self.out, self.formats, self.shard_rows = out, list(formats), shard_rows
+    def __init__(self, out: Path, formats: Sequence[str], shard_rows: int, level: str = "document"):
+        self.out, self.formats, self.shard_rows, self.level = out, list(formats), shard_rows, level
+        self.schema: pa.Schema | None = None
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.files: list[dict] = []
@@ -235,7 +265,9 @@ class _Shards:
     def _write(self, t: pa.Table) -> None:
         n = len(self.files) // len(self.formats)
         self.rows += t.num_rows
-        t = t.combine_chunks()
+        if self.schema is None:
+            self.schema = export_schema(self.level, t.column_names)
+        t = t.cast(self.schema).combine_chunks()
         if "parquet" in self.formats:
             p = self.out / "parquet" / f"part-{n:05d}.parquet"
             p.parent.mkdir(exist_ok=True)
@@ -275,12 +307,14 @@ def export_release(release_dir: Path, out: Path, sel: Selection | None = None,
         raise ExportError(f"choose at least one format: {', '.join(FORMATS)}")
     if shard_rows < 1:
         raise ExportError("--shard-rows must be at least 1")
-    release_dir, out = Path(release_dir), Path(out)
-    manifest = read_manifest(release_dir)
+    release, out = open_release(Path(release_dir)), Path(out)
+    manifest = release.manifest
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"output exists and is not an empty directory: {out}")
+    for table in ("documents", "duplicates", *(("sections",) if sel.level == "section" else ())):
+        release.parts(table)  # every file the export reads is checked before anything is written
     with _partial_dir(out) as tmp:
-        return _export_into(tmp, out, release_dir, manifest, sel, formats, shard_rows)
+        return _export_into(tmp, out, release, manifest, sel, formats, shard_rows)
 
 
 _PARTIAL = ".partial-"
@@ -313,13 +347,13 @@ def _partial_dir(out: Path) -> Iterator[Path]:
         raise
 
 
-def _export_into(tmp: Path, out: Path, release_dir: Path, manifest: dict, sel: Selection, formats: list[str],
+def _export_into(tmp: Path, out: Path, release: Release, manifest: dict, sel: Selection, formats: list[str],
                  shard_rows: int) -> ExportResult:
-    shards = _Shards(tmp, formats, shard_rows)
+    shards = _Shards(tmp, formats, shard_rows, sel.level)
     if sel.level == "document":
-        source = _iter_documents(release_dir, sel, best_containment(release_dir, "document"))
+        source = _iter_documents(release, sel, best_containment(release, "document"))
     else:
-        source = _iter_sections(release_dir, sel)
+        source = _iter_sections(release, sel)
     for t in source:
         shards.add(t)
     files = shards.close()
@@ -334,11 +368,30 @@ def _export_into(tmp: Path, out: Path, release_dir: Path, manifest: dict, sel: S
         "shard_rows": shard_rows,
         "rows": shards.rows,
         "files": files,
+        "features": hf_features(shards.schema) if shards.schema is not None else [],
     }
     em["export_hash"] = hashlib.sha256(json.dumps(em, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     atomic_write_text(tmp / EXPORT_MANIFEST, json.dumps(em, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     atomic_write_text(tmp / "README.md", _readme(em))
     return ExportResult(out, shards.rows, files, em)
+
+
+def _front_matter(em: dict) -> list[str]:
+    """The Hub's YAML header: the explicit features and the parts to load, so ``load_dataset(export)``
+    types every part alike.  A folder loads with one builder, and Parquet parts carry their types
+    (``load_dataset("parquet", data_dir=...)``), so the header names the JSON parts when there are
+    any.  No rows: no header (a config without data fails to load)."""
+    import yaml
+
+    if not em["rows"] or not em["features"]:
+        return []
+    fmt = "jsonl" if "jsonl" in em["formats"] else em["formats"][0]
+    pattern = {"parquet": "parquet/*.parquet", "jsonl": "jsonl/*.jsonl.zst"}[fmt]
+    size = sum(int(f["bytes"]) for f in em["files"] if f["path"].startswith(fmt + "/"))
+    head = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": pattern}]}],
+            "dataset_info": {"features": em["features"],
+                             "splits": [{"name": "train", "num_bytes": size, "num_examples": em["rows"]}]}}
+    return ["---", yaml.safe_dump(head, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]
 
 
 def _readme(em: dict) -> str:
@@ -349,6 +402,7 @@ def _readme(em: dict) -> str:
     bounds = [f"`{k}` ≥ {v:g}" for k, v in sorted(sel["min"].items())] + \
              [f"`{k}` ≤ {v:g}" for k, v in sorted(sel["max"].items())]
     lines = [
+        *_front_matter(em),
         f"# Export of {em['dataset']} {em['release_version']}",
         "",
         f"From release **{em['release_version']}** (content hash `{em['release_content_hash']}`), "
@@ -362,7 +416,13 @@ def _readme(em: dict) -> str:
         f"- signal bounds: {', '.join(bounds) or 'none'}",
         "",
         "Columns `id` and `text` first (datatrove's default keys), then the metadata of the release table. "
-        "`best_containment` is the largest share of this text found in one other item (from `duplicates.parquet`).",
+        "`best_containment` is the largest share of this text found in one other item (from `duplicates`).",
+        "",
+        "Loading: `load_dataset(\"parquet\", data_dir=\"EXPORT/parquet\")` (every part carries its types); "
+        "`load_dataset(\"EXPORT\")` reads the JSON parts with the features of the front matter above. "
+        "JSON has no types: `load_dataset(\"json\", data_dir=\"EXPORT/jsonl\")` infers them part by part (a part "
+        "whose dates are all empty types them `null` and the load fails), so load the folder, or pass "
+        "`features=Features._from_yaml_list(manifest[\"features\"])`.",
         "",
         "| file | rows | sha256 |",
         "|---|---:|---|",

@@ -265,6 +265,8 @@ def publish_release(release_dir: Path, target: str, lock_timeout: float = 120.0)
     try:
         fs.makedirs(tmp, exist_ok=True)
         for rel in local_sums:
+            if "/" in rel:  # a table's parts sit in its folder (documents/part-00000.parquet)
+                fs.makedirs(_join(tmp, rel.rsplit("/", 1)[0]), exist_ok=True)
             fs.put_file(str(release_dir / rel), _join(tmp, rel))
         bad = [rel for rel, digest in local_sums.items() if _sha256_remote(fs, _join(tmp, rel)) != digest]
         if bad:

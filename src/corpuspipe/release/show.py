@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from corpuspipe.core import schemas
 from corpuspipe.core.edits import Edit
+from corpuspipe.release.verify import Release, open_release
 
 
 class NotFound(Exception):
@@ -47,44 +48,52 @@ class Story:
         return self.doc["text"][self.span[0]:self.span[1]]
 
 
-def _rows(path: Path, column: str, values: list[str], columns: list[str] | None = None) -> list[dict]:
-    if not path.exists() or not values:
+def _rows(release: Release, table: str, column: str, values: list[str], columns: list[str] | None = None
+          ) -> list[dict]:
+    """The table's rows whose ``column`` is in ``values``, over its parts (each checked first)."""
+    if not values:
         return []
-    t = pq.read_table(path, columns=columns, filters=[(column, "in", values)])
-    return t.to_pylist()
+    out: list[dict] = []
+    for path in release.parts(table):
+        out += pq.read_table(path, columns=columns, filters=[(column, "in", values)]).to_pylist()
+    return out
 
 
-def edits_of(release_dir: Path, doc_id: str) -> list[Edit]:
+def _opened(release_dir: Path | Release) -> Release:
+    return release_dir if isinstance(release_dir, Release) else open_release(Path(release_dir))
+
+
+def edits_of(release_dir: Path | Release, doc_id: str) -> list[Edit]:
     """The document's edits as :class:`Edit` tuples, in clean-text order (what ``rebuild_raw`` takes)."""
-    rows = _rows(Path(release_dir) / "edits.parquet", "doc_id", [doc_id])
+    rows = _rows(_opened(release_dir), "edits", "doc_id", [doc_id])
     edits = [Edit(r["raw_start"], r["raw_end"], r["before"], r["after"], r["stage"], r["rule"], r["clean_start"],
                   r["clean_end"]) for r in rows]
     return sorted(edits, key=lambda e: (e.clean_start, e.clean_end, e.raw_start))
 
 
 def load_story(release_dir: Path, item_id: str) -> Story:
-    release_dir = Path(release_dir)
+    """Everything about one document or section, read from the release's parts (every part read is
+    first checked against the manifest: a damaged release is ``verify.ReleaseDamaged``)."""
+    release = open_release(Path(release_dir))
     item_id = item_id.strip()
     section = None
-    docs = _rows(release_dir / "documents.parquet", "doc_id", [item_id])
+    docs = _rows(release, "documents", "doc_id", [item_id])
     if not docs:
-        secs = _rows(release_dir / "sections.parquet", "section_id", [item_id])
+        secs = _rows(release, "sections", "section_id", [item_id])
         if not secs:
             raise NotFound(f"no document or section with id {item_id!r} in {release_dir}")
         section = secs[0]
-        docs = _rows(release_dir / "documents.parquet", "doc_id", [section["doc_id"]])
+        docs = _rows(release, "documents", "doc_id", [section["doc_id"]])
     doc = docs[0]
     rep = None
     if doc["duplicate_of"]:
-        got = _rows(release_dir / "documents.parquet", "doc_id", [doc["cluster_id"]],
-                    ["doc_id", "title", "char_count", "source_path"])
+        got = _rows(release, "documents", "doc_id", [doc["cluster_id"]], ["doc_id", "title", "char_count", "source_path"])
         rep = got[0] if got else None
     # pairs: the item's own, plus (for a document) those of its sections
-    dup_path = release_dir / "duplicates.parquet"
     pairs: list[dict] = []
-    if dup_path.exists():
+    prefix = doc["doc_id"] + "-"
+    for dup_path in release.parts("duplicates"):
         pf = pq.ParquetFile(dup_path)
-        prefix = doc["doc_id"] + "-"
         for i in range(pf.num_row_groups):
             t = pf.read_row_group(i)
             if section is not None:
@@ -96,7 +105,7 @@ def load_story(release_dir: Path, item_id: str) -> Story:
     titles = {}
     partner_docs = sorted({(p["b_id"] if p["a_id"].startswith(doc["doc_id"]) else p["a_id"]).split("-")[0]
                            for p in pairs})
-    for r in _rows(release_dir / "documents.parquet", "doc_id", partner_docs, ["doc_id", "title"]):
+    for r in _rows(release, "documents", "doc_id", partner_docs, ["doc_id", "title"]):
         titles[r["doc_id"]] = r["title"]
     for p in pairs:
         mine_a = p["a_id"] == item_id or (section is None and p["a_id"].startswith(doc["doc_id"]))
@@ -108,7 +117,7 @@ def load_story(release_dir: Path, item_id: str) -> Story:
         p["other_title"] = titles.get(p["other"].split("-")[0])
     pairs.sort(key=lambda p: (p["level"], p["this"], p["other"]))
     span = (section["char_start"], section["char_end"]) if section else (0, len(doc["text"]))
-    edits = [e for e in edits_of(release_dir, doc["doc_id"])
+    edits = [e for e in edits_of(release, doc["doc_id"])
              if (span[0] <= e.clean_start < span[1]) or (span[0] < e.clean_end <= span[1])
              or (e.clean_start == e.clean_end == span[1] and section is None)]
     return Story("section" if section else "document", item_id, doc, section, rep, pairs, edits, span)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Generator, Sequence
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.runner import Done, Step
-from corpuspipe.core.stage import Stage, Tasks
+from corpuspipe.core.stage import Stage
 from corpuspipe.release import locking, versioning
 
 
@@ -82,28 +82,19 @@ def release_steps(raw_root: str | Path, cfg: PipelineConfig, out_root: str | Pat
 
 def _write(build: pipeline.Build, cfg: PipelineConfig, out: Path, version: str | None, created_at: str,
            allow_empty: bool) -> Generator[Step, list[Done], dict]:
-    """The writer as steps: today one task writes the whole release (in a worker, so the
-    orchestrating process only drives); its refusals become :class:`Refused`."""
-    log = pipeline.StepLog()
-    step = Step(Tasks("write", write_task, [(build, cfg.model_dump_json(), str(out), version, created_at,
-                                             allow_empty)]))
-    result = log.values(step, (yield step))[0]
-    build.steps.extend(log.rows)
-    if result["status"] == "refused":
-        raise Refused(result["error"])
-    return result
-
-
-def write_task(build: pipeline.Build, cfg_json: str, out_root: str, version: str | None, created_at: str,
-               allow_empty: bool) -> dict:
-    """Write the release from a build (a task: it runs in a worker process or a Dask worker)."""
-    from corpuspipe.release.assemble import EmptyRelease, ReleaseExists, write_release
+    """The writer as steps (``assemble.write_steps``: its parts written by tasks, the rest assembled
+    here); its refusals become :class:`Refused`."""
+    from corpuspipe.release.assemble import EmptyRelease, ReleaseExists, write_steps
+    from corpuspipe.release.verify import ReleaseDamaged
     from corpuspipe.release.versioning import VersionError
 
+    log = pipeline.StepLog()
     try:
-        done = write_release(build, pipeline.config_of(cfg_json), Path(out_root), version, created_at, build.wall,
-                             allow_empty=allow_empty)
-    except (EmptyRelease, ReleaseExists, VersionError) as exc:  # the user's to fix: one line, no traceback
-        return {"status": "refused", "error": str(exc), "release_dir": None, "version": version}
+        done = yield from pipeline.steps_of(write_steps(build, cfg, out, version, created_at, build.wall,
+                                                        allow_empty), log)
+    except (EmptyRelease, ReleaseExists, VersionError, ReleaseDamaged) as exc:  # the user's to fix
+        raise Refused(str(exc)) from None
+    finally:
+        build.steps.extend(log.rows)
     return {"status": done.status, "release_dir": str(done.release_dir), "version": done.version,
             "figures": done.figures}

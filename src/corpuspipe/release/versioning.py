@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from corpuspipe.release.digest import logical_type, table_digest  # noqa: F401  (table_digest: re-exported)
 
 MANIFEST_NAME = "MANIFEST.json"
 INDEX_NAME = "index.json"
@@ -69,100 +69,18 @@ def _bump_between(old: str, new: str) -> str:
 # --------------------------------------------------------------------------- digests
 
 
-def _sha(*parts: bytes) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(len(p).to_bytes(8, "little"))
-        h.update(p)
-    return h.hexdigest()
+def schema_fingerprint(schemas: Mapping[str, pa.Schema], schema_version: str | None = None) -> str:
+    """sha256 of the schema version, table names, column names, types and nullability; schema
+    metadata is ignored.  The schema version counts because it also names the release layout (3.0:
+    tables as folders of parts): a reader's paths break as surely as its columns, so a layout change
+    is a major version like a column change."""
+    from corpuspipe.core.schemas import SCHEMA_VERSION
 
-
-def _logical_type(t: pa.DataType) -> str:
-    """Type name with the physical width of offsets erased (polars writes large_string, pyarrow string)."""
-    if pa.types.is_dictionary(t):
-        return _logical_type(t.value_type)
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "string"
-    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
-        return "binary"
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
-        return f"list<{_logical_type(t.value_type)}>"
-    if pa.types.is_struct(t):
-        inner = ",".join(f"{t.field(i).name}:{_logical_type(t.field(i).type)}" for i in range(t.num_fields))
-        return f"struct<{inner}>"
-    return str(t)
-
-
-def _validity_bytes(arr: pa.Array) -> bytes:
-    if arr.null_count == 0:
-        return b"\x00"
-    return pc.is_null(arr).to_numpy(zero_copy_only=False).tobytes()
-
-
-def _array_digest(arr: pa.Array) -> str:
-    """Digest of one column's logical values: the bytes of null slots and chunking never count."""
-    t = arr.type
-    if pa.types.is_dictionary(t):
-        return _array_digest(arr.dictionary_decode())
-    validity = _validity_bytes(arr)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) \
-            or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
-        is_text = not (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t))
-        big = pa.large_string() if is_text else pa.large_binary()
-        filled = pc.fill_null(arr.cast(big), pa.scalar("" if is_text else b"", big))
-        filled = pa.concat_arrays([filled])  # fresh buffers, no slice offset
-        lengths = pc.binary_length(filled).to_numpy(zero_copy_only=False).astype("<i8")
-        offsets = np.frombuffer(filled.buffers()[1], dtype="<i8")[filled.offset: filled.offset + len(filled) + 1]
-        data = filled.buffers()[2]
-        body = b"" if data is None or len(offsets) == 0 else memoryview(data)[offsets[0]: offsets[-1]].tobytes()
-        lengths = lengths.tobytes()
-        return _sha(b"bytes", validity, lengths, body)
-    if pa.types.is_boolean(t):
-        return _sha(b"bool", validity, pc.fill_null(arr, False).to_numpy(zero_copy_only=False).tobytes())
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t) or pa.types.is_decimal(t):
-        if pa.types.is_decimal(t):
-            vals = [str(v) for v in arr.to_pylist()]
-            return _sha(b"dec", validity, json.dumps(vals).encode())
-        storage = arr
-        if pa.types.is_temporal(t):
-            storage = arr.view(pa.int64() if t.bit_width == 64 else pa.int32())
-        zero = pa.scalar(0, storage.type) if not pa.types.is_floating(t) else pa.scalar(0.0, storage.type)
-        np_vals = pc.fill_null(storage, zero).to_numpy(zero_copy_only=False)
-        return _sha(b"num", validity, np_vals.astype(np_vals.dtype.newbyteorder("<")).tobytes())
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
-        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype("<i8")
-        flat = pc.list_flatten(arr)  # skips values hidden behind null lists
-        return _sha(b"list", validity, lengths.tobytes(), _array_digest(flat).encode())
-    if pa.types.is_struct(t):
-        parts = [_array_digest(pc.struct_field(arr, [i])).encode() for i in range(t.num_fields)]
-        return _sha(b"struct", validity, *parts)
-    # Rare types: slow but still logical.
-    return _sha(b"py", json.dumps(arr.to_pylist(), default=str, ensure_ascii=False).encode())
-
-
-def table_digest(table: pa.Table) -> str:
-    """sha256 of a table's rows, in row order, independent of metadata, chunking and offset width.
-
-    Row order counts: the release writer sorts by ``schemas.SORT_KEYS``, so equal content gives an
-    equal digest.  Columns are taken in name order so that reordering columns is not a change.
-    """
-    h = hashlib.sha256()
-    h.update(f"rows={table.num_rows}\n".encode())
-    for name in sorted(table.column_names):
-        col = table.column(name)
-        arr = pa.concat_arrays(col.chunks) if col.num_chunks != 1 else col.chunk(0)
-        if col.num_chunks == 0:
-            arr = pa.array([], type=col.type)
-        h.update(f"{name}\t{_logical_type(col.type)}\t{_array_digest(arr)}\n".encode())
-    return h.hexdigest()
-
-
-def schema_fingerprint(schemas: Mapping[str, pa.Schema]) -> str:
-    """sha256 of table names, column names, types and nullability; schema metadata is ignored."""
     canon = {
-        table: [[f.name, _logical_type(f.type), bool(f.nullable)] for f in schema]
+        table: [[f.name, logical_type(f.type), bool(f.nullable)] for f in schema]
         for table, schema in sorted(schemas.items())
     }
+    canon = {"schema_version": schema_version or SCHEMA_VERSION, "tables": canon}
     return hashlib.sha256(_canonical_json(canon).encode()).hexdigest()
 
 
@@ -266,13 +184,10 @@ def _version_key(v: str) -> tuple[int, int, int]:
 
 
 def release_counts(manifest: Mapping[str, Any]) -> dict[str, int]:
-    """Rows per table, from the manifest's outputs (documents.parquet -> documents)."""
-    counts: dict[str, int] = {}
-    for o in manifest.get("outputs", []):
-        path = str(o.get("path", ""))
-        if path.endswith(".parquet") and "rows" in o:
-            counts[path[: -len(".parquet")]] = int(o["rows"])
-    return dict(sorted(counts.items()))
+    """Rows per table, from the manifest's outputs (summed over a table's parts)."""
+    from corpuspipe.release.layout import table_rows
+
+    return dict(sorted(table_rows(manifest).items()))
 
 
 def index_entry(version: str, manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@
 * ``stage.py`` -- the :class:`Quality` shard stage.
 """
 
-from corpuspipe.stages.quality.dates import parse_date, parse_timestamp
+from corpuspipe.core.dates import parse_date, parse_timestamp
 from corpuspipe.stages.quality.flags import encoding_damage, junk_flags, quality_flags, truncated
 from corpuspipe.stages.quality.measures import SIGNALS, signals, signals_batch
 from corpuspipe.stages.quality.stage import Quality

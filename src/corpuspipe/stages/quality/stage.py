@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from corpuspipe.core.records import Shard
 from corpuspipe.core.stage import Context, ShardStage
-from corpuspipe.stages.quality.dates import parse_timestamp
+from corpuspipe.core.dates import parse_timestamp
 from corpuspipe.stages.quality.measures import signals_batch
 
 

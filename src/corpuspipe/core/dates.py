@@ -1,5 +1,9 @@
-"""Crawl dates and times as the release types them (``date``, ``crawled_at``): read by the quality
-stage (an unreadable crawl time becomes the ``unparsed_crawled_at`` flag) and by the release writer."""
+"""Dates and times as the crawl writes them, read into the release's typed columns.
+
+Shared by the quality stage (which flags a ``crawled_at`` it cannot read) and the release writer
+(which stores ``date`` as date32 and ``crawled_at`` as a UTC timestamp): both must read a value the
+same way, so the parsing lives below both.
+"""
 
 from __future__ import annotations
 
