@@ -710,3 +710,28 @@ def test_paragraph_fingerprints_see_through_script_and_punctuation():
     short = "短段落。"
     fa, fb, fc, fd = paragraph_fingerprints([para, trad, "其他内容。\n" + spaced, short], 80, 1)
     assert fa.size == 1 and set(fa) == set(fb) <= set(fc) and fd.size == 0
+
+
+def test_pages_with_no_body_are_nobodys_near_duplicates(tmp_path):
+    """Issue 23 #6: title-only pages whose only leftover is one line the detector cannot convict (a
+    small site's footer, under its thresholds) must not cluster; real short texts still do."""
+    from corpuspipe import pipeline
+    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.release.assemble import write_release
+
+    reports = [json.loads(line) for line in GOV.read_text(encoding="utf-8").splitlines()]
+    raw = tmp_path / "raw"
+    (raw / "tinysite").mkdir(parents=True)
+    footer = "上述材料由编辑部整理汇编，供各单位在开展相关工作时对照使用，请结合实际执行。"  # 36 stripped chars
+    for i, r in enumerate(reports[:4]):
+        (raw / "tinysite" / f"p{i}.txt").write_text(f"{r['title']}\n\n{footer}\n", encoding="utf-8")
+    notice = gov_paragraphs(min_chars=60, limit=5)[4][:90]  # a short real text, copied on two sites
+    for site, title in (("a", "通知"), ("b", "重要通知")):  # not byte-identical files: two pages of one text
+        (raw / site).mkdir()
+        (raw / site / "notice.txt").write_text(f"{title}\n\n{notice}\n", encoding="utf-8")
+    cfg = PipelineConfig()
+    build = pipeline.build(raw, cfg, tmp_path / "out" / ".work")
+    rel = write_release(build, cfg, tmp_path / "out", None, "2026-01-01T00:00:00+00:00", build.wall).release_dir
+    docs = {r["source_path"]: r for r in pq.read_table(rel / "documents").to_pylist()}
+    assert all(docs[f"tinysite/p{i}.txt"]["cluster_size"] == 1 for i in range(4))
+    assert docs["a/notice.txt"]["cluster_id"] == docs["b/notice.txt"]["cluster_id"]
