@@ -100,3 +100,42 @@ def test_existing_dask_cluster_by_address_runs_the_tasks(default_release, tmp_pa
     assert data_files(remote) == data_files(default)
     for fname in data_files(remote):
         assert (remote / fname).read_bytes() == (default / fname).read_bytes(), fname
+
+
+@pytest.mark.slow
+def test_a_cluster_started_with_the_dask_commands_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
+    """Issue 21: an existing cluster as an operator starts one -- `dask scheduler` and `dask worker
+    --nthreads 1` as separate processes -- runs the release's tasks (passes, dedup and writer
+    steps) and gives the default runner's bytes."""
+    import json as _json
+    import time as _time
+
+    from proc_utils import kill_group
+
+    dask = Path(sys.executable).with_name("dask")
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "warning"}
+    procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        deadline = _time.monotonic() + 120
+        while not sched_file.is_file() and _time.monotonic() < deadline:
+            _time.sleep(0.2)
+        address = _json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                           "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+        from distributed import Client
+
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=120)
+            remote = _release(tmp_path, raw_dir, "cli-cluster", "--dask-address", address)
+            ran = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.transition_log))
+    finally:
+        for p in procs:
+            kill_group(p)
+    assert ran > 0
+    for fname in data_files(default_release):
+        assert (remote / fname).read_bytes() == (default_release / fname).read_bytes(), fname
