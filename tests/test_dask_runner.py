@@ -88,21 +88,6 @@ def test_thread_runner_gives_byte_identical_parquet(default_release, tmp_path, r
 
 
 @pytest.mark.slow
-def test_existing_dask_cluster_by_address_runs_the_tasks(default_release, tmp_path, raw_dir):
-    from distributed import Client, LocalCluster
-
-    default = default_release
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            remote = _release(tmp_path, raw_dir, "remote", "--dask-address", cluster.scheduler_address)
-            ran = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.transition_log))
-    assert ran > 0  # the build's tasks went through this cluster's scheduler
-    assert data_files(remote) == data_files(default)
-    for fname in data_files(remote):
-        assert (remote / fname).read_bytes() == (default / fname).read_bytes(), fname
-
-
-@pytest.mark.slow
 def test_a_cluster_started_with_the_dask_commands_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
     """Issue 21: an existing cluster as an operator starts one -- `dask scheduler` and `dask worker
     --nthreads 1` as separate processes -- runs the release's tasks (passes, dedup and writer
