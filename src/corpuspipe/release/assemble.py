@@ -377,7 +377,7 @@ def _manifest(build: Any, cfg: PipelineConfig, b: _Build, final_version: str, bu
                               "shards": len(build.passes[-1]),
                               "passes": len(build.passes),
                               # every parallel step of the build: tasks, CPU and wall seconds inside them
-                              "steps": list(getattr(build, "steps", []))},
+                              "steps": getattr(build, "steps", [])},  # the writer's own join it as they run
             "schema_fingerprint": schema_fp,
             "table_digests": digests,
             "metadata_digest": metadata_digest,

@@ -89,12 +89,11 @@ def _write(build: pipeline.Build, cfg: PipelineConfig, out: Path, version: str |
     from corpuspipe.release.versioning import VersionError
 
     log = pipeline.StepLog()
+    log.rows = build.steps  # the writer's steps join the build's log as they run: the manifest shows them
     try:
         done = yield from pipeline.steps_of(write_steps(build, cfg, out, version, created_at, build.wall,
                                                         allow_empty), log)
     except (EmptyRelease, ReleaseExists, VersionError, ReleaseDamaged) as exc:  # the user's to fix
         raise Refused(str(exc)) from None
-    finally:
-        build.steps.extend(log.rows)
     return {"status": done.status, "release_dir": str(done.release_dir), "version": done.version,
             "figures": done.figures}
