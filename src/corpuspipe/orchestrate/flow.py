@@ -38,6 +38,8 @@ from corpuspipe.core.runner import DEFAULT_WORKERS, Done, Pool, Progress, Report
 from corpuspipe.release.steps import Outcome, Refused, release_steps
 
 RUNNERS = ("process", "thread", "dask")
+#: Prefect task runs per step (other than a pass's, one per shard) on the process runner.
+RUNS_PER_STEP = 4
 
 
 @dataclass
@@ -81,9 +83,9 @@ def work_task(label: str, fn: Callable[..., Any], args: tuple, pool: Pool | None
 
 
 @task(name="task", task_run_name="{label}", cache_policy=NO_CACHE)
-def adopt_task(label: str, future: Any) -> Done:
-    """A task the caller started before the flow run existed: wait for it (Prefect still records it)."""
-    return future.result()
+def adopt_task(label: str, futures: Sequence[Any]) -> list[Done]:
+    """Tasks already running in the worker pool: wait for them, so Prefect records them as one run."""
+    return [f.result() for f in futures]
 
 
 class PrefectRunner:
@@ -107,7 +109,21 @@ class PrefectRunner:
                                    for a in step.tasks.args])
 
     def adopt(self, step: Step, futures: Sequence[Any]) -> list[Done]:
-        return self._gather(step, [adopt_task.submit(step.label, self.q(f)) for f in futures])
+        """Prefect task runs for tasks already in the pool: one per shard of a pass (the runs a user
+        sees in Prefect's UI), and for any other step at most :data:`RUNS_PER_STEP`, each waiting for
+        its share (the dedup reduce's steps have ~16 small tasks each; a Prefect task run per task
+        cost the flow ~10 s of bookkeeping at 100 MB)."""
+        n = len(futures)
+        per = 1 if step.unit == "bytes" else max(1, -(-n // RUNS_PER_STEP))
+        groups = [list(range(k, min(k + per, n))) for k in range(0, n, per)]
+        runs = [adopt_task.submit(step.label, self.q([futures[i] for i in g])) for g in groups]
+        rep = Reporter(step, self.progress)
+        out: list[Done] = []
+        for g, run in zip(groups, runs):
+            for i, d in zip(g, run.result()):
+                rep.finished(i, d.value)
+                out.append(d)
+        return out
 
     def _gather(self, step: Step, futures: list) -> list[Done]:
         rep = Reporter(step, self.progress)
