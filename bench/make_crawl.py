@@ -26,7 +26,11 @@ its length of other real text (``contained``, its ``source`` the essay's own pag
 Their truth rows also list the planted non-body lines (``watermarks``) and the dated content
 lines that must stay (``content_lines``).
 
-Usage: ``python bench/make_crawl.py --mb 100 --out bench/out/crawl100 [--seed 1]``
+**Dup-heavy** (``--dup-heavy``): every original comes with 80-120 copies (light edits, a dropped
+block now and then, a fifth Traditional), so nearly every document and paragraph is in a family of
+~100 -- the corpus that stresses the dedup reduce (issue 21: families of ~100 copies, 50 MB).
+
+Usage: ``python bench/make_crawl.py --mb 100 --out bench/out/crawl100 [--seed 1] [--dup-heavy]``
 Layout and truth format: bench/README.md.
 """
 
@@ -59,6 +63,8 @@ TRAD_EDIT_RATES = (0.0, 0.0, 0.02)
 FAMILY_EDIT_RATES = (0.005, 0.01, 0.02)
 FAMILY_SIZE = 500  # copies of one essay (scaled down below FAMILY_FULL_MB)
 FAMILY_FULL_MB = 20.0
+DUP_HEAVY_SIZES = (80, 120)  # --dup-heavy: copies of every original, uniform in this range
+DUP_HEAVY_TRAD_SHARE = 0.2  # of a dup-heavy family's copies: Traditional
 DROP_SHARE, ADD_SHARE = 0.30, 0.20  # of near copies: drop / add 1-2 paragraphs
 RING = 4000  # copies pick their source among the last RING originals (bounded memory)
 BODY_CHARS_MEDIAN, BODY_CHARS_SIGMA = 1800, 0.7  # log-normal essay length
@@ -682,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--order", type=int, default=2, choices=(2, 3))
     ap.add_argument("--real-share", type=float, default=REAL_SHARE,
                     help="bytes of the real-text pages (issue 23 classes) as a share of --mb")
+    ap.add_argument("--dup-heavy", action="store_true",
+                    help="every original comes with a family of %d-%d copies (near, 1/5 Traditional) "
+                         "instead of the crawl's mix" % DUP_HEAVY_SIZES)
     a = ap.parse_args(argv)
     if not EXTERNAL.is_dir():
         print(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)", file=sys.stderr)
@@ -811,6 +820,31 @@ def main(argv: list[str] | None = None) -> int:
         edited = edit_text(body, rate, rng).split("\n")
         emit("family", eid_next(), root_id, title, edited, edit_rate=rate)
 
+    while a.dup_heavy and st.bytes + sum(pending.values()) < target:
+        # families of ~100 copies: each copy a light edit (some dropped/added blocks) or a Traditional rendering
+        eid = eid_next()
+        e = make_essay(eid, supply, r, body_target())
+        title, lines = render_lines(e, model.vocab, e.title_suffix)
+        emit("original", eid, None, title, lines)
+        for _ in range(r.randint(*DUP_HEAVY_SIZES)):
+            if r.random() < DUP_HEAVY_TRAD_SHARE:
+                tw = r.random() < TW_SHARE
+                vocab, suffixes = (model.vocab_tw, suffix_tw) if tw else (model.vocab_t, suffix_t)
+                t_title, t_lines = render_lines(e, vocab, suffixes[e.title_suffix])
+                rate = r.choice(TRAD_EDIT_RATES)
+                if rate:
+                    t_lines = edit_text("\n".join(t_lines), rate, rng).split("\n")
+                emit("trad_copy", eid_next(), eid, t_title, t_lines, "traditional_tw" if tw else "traditional", rate)
+                continue
+            blocks, c_lines, dropped = list(e.blocks), lines, 0
+            if len(blocks) >= 4 and r.random() < DROP_SHARE:
+                del blocks[r.randrange(1, len(blocks))]
+                dropped = 1
+                _, c_lines = render_lines(e, model.vocab, "", blocks)
+            rate = r.choice(NEAR_EDIT_RATES + FAMILY_EDIT_RATES)
+            edited = edit_text("\n".join(c_lines), rate, rng).split("\n")
+            emit("near_copy", eid_next(), eid, title, edited, "simplified", rate, dropped)
+
     while st.bytes + sum(pending.values()) < target:
         u = r.random()
         eid = eid_next()
@@ -885,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
     meta = {
         "generator_version": GENERATOR_VERSION, "seed": a.seed, "mb": a.mb, "order": a.order,
-        "real_share": a.real_share,
+        "real_share": a.real_share, "dup_heavy": a.dup_heavy,
         "files": st.files, "essays": st.essays, "bytes": st.bytes, "family_root": root_id, "family_size": family_n,
         "kinds": dict(sorted(st.kinds.items())), "encodings": dict(sorted(st.encodings.items())),
         "sites": [url for _n, url in SITES], "real_sites": [url for _n, url in REAL_SITES],

@@ -735,3 +735,26 @@ def test_pages_with_no_body_are_nobodys_near_duplicates(tmp_path):
     docs = {r["source_path"]: r for r in pq.read_table(rel / "documents").to_pylist()}
     assert all(docs[f"tinysite/p{i}.txt"]["cluster_size"] == 1 for i in range(4))
     assert docs["a/notice.txt"]["cluster_id"] == docs["b/notice.txt"]["cluster_id"]
+
+
+def test_balanced_ranges_cover_every_hash_and_split_skewed_work_evenly():
+    """Star pairs start at their bucket's smallest hash, so pairs crowd the low hashes: ranges cut
+    by the pairs' histogram hold about equal shares, and still cover [0, 2**64) without a gap."""
+    from corpuspipe.stages.dedup.candidates import HIST_BITS, balanced_ranges, hash_ranges, pair_histogram
+
+    rng = np.random.default_rng(3)
+    a = np.concatenate((rng.integers(0, 2**58, 90_000, dtype=np.uint64),  # crowded low hashes
+                        rng.integers(0, 2**63, 10_000, dtype=np.uint64) * np.uint64(2)))
+    pairs = np.stack((a, a + np.uint64(1), a, a), axis=1)
+    hist = pair_histogram(pairs[:50_000], pairs[50_000:])
+    assert hist.size == 1 << HIST_BITS and hist.sum() == len(a)
+    for n in (1, 2, 8, 15):
+        ranges = balanced_ranges(hist, n)
+        assert ranges[0][0] == 0 and ranges[-1][1] == 1 << 64 and len(ranges) <= n
+        assert all(ranges[k][1] == ranges[k + 1][0] for k in range(len(ranges) - 1))
+        share = [int(((a >= np.uint64(lo)) & (a <= np.uint64(hi - 1))).sum()) for lo, hi in ranges]
+        assert sum(share) == len(a)
+        assert max(share) <= 1.5 * len(a) / n + 100, share
+        uniform = [int(((a >= np.uint64(lo)) & (a <= np.uint64(hi - 1))).sum()) for lo, hi in hash_ranges(n)]
+        assert n == 1 or max(uniform) > 0.8 * len(a)  # equal slices of the space: one range has it all
+    assert balanced_ranges(np.zeros(1 << HIST_BITS, np.int64), 4) == hash_ranges(4)

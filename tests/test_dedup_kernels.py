@@ -128,7 +128,8 @@ def test_sort_band_rows_orders_by_key_then_entity_and_keeps_every_row(rows, wide
 
 
 def _candidates_numpy(rows: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
-    """candidates.partition_candidates as it was with two stable numpy argsorts (the reference)."""
+    """candidates.partition_candidates as it was with two stable numpy argsorts and every bucket's
+    pairs expanded (the reference), a star pair left out of the other pairs."""
     from corpuspipe.stages.dedup.candidates import bucket_pairs, unique_pairs
 
     key, eh, gh, loc = (rows[:, c].copy() for c in range(4))
@@ -147,7 +148,9 @@ def _candidates_numpy(rows: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np
         i, j = idx[:, 0], idx[:, 1]
         return unique_pairs(np.stack((eh[i], eh[j], loc[i], loc[j]), axis=1))
 
-    return clean(star_idx), clean(other_idx)
+    star, other = clean(star_idx), clean(other_idx)
+    is_star = {tuple(r) for r in star[:, :2].tolist()}  # a star in any bucket is a star
+    return star, other[np.array([tuple(r) not in is_star for r in other[:, :2].tolist()], bool).reshape(-1)]
 
 
 def _band_rows(keys: np.ndarray, eh: np.ndarray, gh: np.ndarray) -> np.ndarray:
@@ -252,3 +255,48 @@ def test_seen_buckets_marks_first_sightings_within_and_across_calls():
     assert s.first_seen(f1, f2).tolist() == [True, True, False, True, True]
     assert s.first_seen(np.array([3, 3, 4], np.uint64), np.array([7, 8, 0], np.uint64)).tolist() == [False, True, True]
     assert s.first_seen(np.empty(0, np.uint64), np.empty(0, np.uint64)).tolist() == []
+
+
+def test_candidates_in_small_chunks_and_runs_are_the_same_pairs(shingle_sets, tmp_path):
+    """A family-shaped partition (each real text in 12 near copies: a few bands changed per copy)
+    made a few thousand pairs at a time, written as several runs and gathered by range, gives
+    the candidates of one whole-partition expansion (the reference: the argsort version)."""
+    from corpuspipe.stages.dedup.bands import BAND_ROW
+    from corpuspipe.stages.dedup.candidates import (candidates_task, gather_task, hash_ranges,
+                                                    partition_candidate_runs, partition_candidates)
+    from corpuspipe.stages.dedup.minhash import fold_band
+
+    keys = fold_band(band_matrix(signature_matrix(shingle_sets[:300], CFG), CFG))
+    rng = np.random.default_rng(11)
+    copies = np.tile(keys, (12, 1))
+    edited = rng.random(copies.shape) < 0.3  # a copy's band differs from its text's in 30 % of bands
+    copies[edited] = rng.integers(0, 2**63, int(edited.sum()), dtype=np.uint64)
+    n = len(copies)
+    eh = (np.arange(n, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+    rows = _band_rows(copies, eh, np.arange(n, dtype=np.uint64) // np.uint64(2))  # pairs of copies: one group
+    for max_bucket in (100, 5):
+        want = _candidates_numpy(rows, max_bucket)
+        runs = list(partition_candidate_runs(rows.copy(), max_bucket, budget_rows=3000))
+        assert len(runs) > 1 and want[1].size > 0
+        for r in runs:  # each run sorted and unique
+            for arr in r:
+                k = arr[:, 0].astype(object) * 2**64 + arr[:, 1].astype(object)
+                assert (np.diff(k.astype(float)) >= 0).all() and len(set(k.tolist())) == len(k)
+        got = partition_candidates(rows.copy(), max_bucket, budget_rows=3000)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+        # through the task's files and the gather by range
+        band = tmp_path / f"bands{max_bucket}" / "00000"
+        band.mkdir(parents=True)
+        rows.astype(np.uint64).tofile(band / "t0.bands")
+        cand = tmp_path / f"cand{max_bucket}"
+        candidates_task([0], str(band.parent), max_bucket, str(cand), 3000)
+        assert len(list(cand.glob("*.star.npy"))) > 1
+        pairs = tmp_path / f"pairs{max_bucket}"
+        ranges = hash_ranges(3)
+        for q, (lo, hi) in enumerate(ranges):
+            gather_task(q, lo, hi, str(cand), 1, str(pairs))
+        star = np.concatenate([np.load(pairs / f"q{q:04d}.star.npy") for q in range(3)]).reshape(-1, BAND_ROW)
+        other = np.concatenate([np.load(pairs / f"q{q:04d}.other.npy") for q in range(3)]).reshape(-1, BAND_ROW)
+        assert np.array_equal(star, want[0])
+        star_keys = set(map(tuple, want[0][:, :2].tolist()))  # a star anywhere is a star
+        assert other.tolist() == [r for r in want[1].tolist() if tuple(r[:2]) not in star_keys]

@@ -5,7 +5,7 @@ Integer arithmetic in C's own widths (uint32 wraps mod 2**32, uint64 mod 2**64, 
 did) and float64 divisions of exact integers (no fast-math): the same numbers on every machine.
 """
 
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 
@@ -183,3 +183,77 @@ def scatter_band_rows(const uint64_t[:, ::1] keys, const uint64_t[::1] eh, const
                     pos[p] = at + 1
     finally:
         free(pos)
+
+
+cdef extern from "stdlib.h" nogil:
+    void qsort(void *base, size_t nmemb, size_t size, int (*compar)(const void *, const void *))
+
+
+cdef int _cmp_u32(const void *x, const void *y) noexcept nogil:
+    cdef uint32_t a = (<const uint32_t *> x)[0], b = (<const uint32_t *> y)[0]
+    return (a > b) - (a < b)
+
+
+def entity_pairs(const uint32_t[::1] local, const int64_t[::1] row_start, const int64_t[::1] row_size,
+                 const int64_t[::1] by_ent, const int64_t[::1] ent_ptr, const uint64_t[::1] ent_gh,
+                 int64_t max_bucket, int64_t e_lo, int64_t budget, int64_t[::1] stamp, uint8_t[::1] flag,
+                 uint32_t[::1] nb, uint64_t[::1] star_out, uint64_t[::1] other_out):
+    """Unique candidate pairs (a << 32 | b, local entity indexes, a < b) of the entities from ``e_lo``
+    on, by a and then b, until ``budget`` pairs are out (whole entities only); returns
+    (stars, others, next entity).  Rows sorted by (bucket, entity): row r's bucket starts at
+    ``row_start[r]`` and has ``row_size[r]`` members (< 2: no bucket); ``by_ent[ent_ptr[e]:ent_ptr[e+1]]``
+    are entity e's rows.  A bucket of at most ``max_bucket`` members pairs all its members: with the
+    first as a star pair, among the others as other pairs; a larger one its first with every member
+    (star) and each other member with the next (other).  A pair that is a star in any bucket is a
+    star; pairs of one group (``ent_gh``) are never made.  The pairs of ``bucket_pairs`` + unique,
+    without expanding each band's copy of a pair into memory."""
+    cdef int64_t n_ents = ent_ptr.shape[0] - 1, e, k, r, s, z, pos, t, t_end, n, i
+    cdef int64_t n_star = 0, n_other = 0
+    cdef uint32_t f
+    cdef uint64_t g, hi
+    cdef bint first
+    if stamp.shape[0] < n_ents or flag.shape[0] < n_ents or nb.shape[0] < n_ents \
+            or star_out.shape[0] < budget + n_ents or other_out.shape[0] < budget + n_ents \
+            or row_start.shape[0] != local.shape[0] or row_size.shape[0] != local.shape[0]:
+        raise ValueError("entity_pairs: shapes do not match")
+    e = e_lo
+    with nogil:
+        while e < n_ents and n_star + n_other < budget:
+            n = 0
+            g = ent_gh[e]
+            for k in range(ent_ptr[e], ent_ptr[e + 1]):
+                r = by_ent[k]
+                z = row_size[r]
+                if z < 2:
+                    continue
+                s = row_start[r]
+                pos = r - s
+                first = pos == 0
+                if first or z <= max_bucket:
+                    t_end = s + z
+                else:
+                    t_end = r + 2 if r + 2 <= s + z else s + z  # the chain: the next member only
+                for t in range(r + 1, t_end):
+                    f = local[t]
+                    if ent_gh[f] == g:
+                        continue
+                    if stamp[f] != e:
+                        stamp[f] = e
+                        flag[f] = first
+                        nb[n] = f
+                        n += 1
+                    elif first:
+                        flag[f] = 1
+            if n > 1:
+                qsort(&nb[0], n, sizeof(uint32_t), _cmp_u32)
+            hi = (<uint64_t> e) << 32
+            for i in range(n):
+                f = nb[i]
+                if flag[f]:
+                    star_out[n_star] = hi | f
+                    n_star += 1
+                else:
+                    other_out[n_other] = hi | f
+                    n_other += 1
+            e += 1
+    return n_star, n_other, e

@@ -5,11 +5,13 @@ memory at a time): a partition's band rows from every band task are sorted by (k
 bucket of up to ``max_bucket`` entities gives all its pairs, a larger one a star to its smallest
 member plus a chain (linear).  Pairs inside one group (document) are dropped.  The result per
 partition: *star* pairs (each bucket's first member with the others) and *other* pairs, each a
-sorted unique array of (a, b, loc_a, loc_b) with a < b by entity hash (:data:`PAIR`).
+sorted unique array of (a, b, loc_a, loc_b) with a < b by entity hash (:data:`PAIR`), in runs: a
+task expands and holds a number of pairs set by ``dedup.partition_rows``, however large the
+buckets' families are.
 
 **Gathered by range** (:func:`gather_task`, one task per range of the first entity's hash): a pair
 is found again in every band its two entities share, in any partition, so the range's slice of
-every partition's arrays (memory-mapped: only the slice is read) is merged into one unique set,
+every partition's runs (memory-mapped: only the slice is read) is merged into one unique set,
 star pairs first (a pair that is a star anywhere is a star).  Each range also lists the entities
 its pairs need (hash and location), which the spill phase reads -- so every later task is keyed
 by range and holds only its share of the pairs.
@@ -18,7 +20,7 @@ by range and holds only its share of the pairs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Generator, Sequence
 
 import numpy as np
 
@@ -133,11 +135,24 @@ def bucket_fingerprints(eh: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -
     return f1, f2
 
 
-def partition_candidates(rows: np.ndarray, max_bucket: int, seen: SeenBuckets | None = None
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """(star, other) unique pairs with locations of one partition's band rows ((n, 4) uint64)."""
+# Unique pairs a task holds before it writes them out as a run: set by config
+# (``RUN_BUDGET_PER_ROW`` x ``dedup.partition_rows``), never by the corpus.  A dup-heavy corpus
+# (families of ~100 near copies, 50 MB) expanded 22M pair rows in one partition for 364k unique
+# pairs (a family's pair comes back in most of its 74 bands, in member sets that differ by an
+# edit, so ``SeenBuckets`` cannot skip them): 16.8 CPU s and a 1.6 GB worker, as four uint64
+# columns sorted by ``np.lexsort``.  The pairs are now made per entity (``kernels.entity_pairs``):
+# each found once, runs already sorted by (a, b) and disjoint.
+RUN_BUDGET_PER_ROW = 4
+
+
+def partition_candidate_runs(rows: np.ndarray, max_bucket: int, seen: SeenBuckets | None = None,
+                             budget_rows: int = 1_000_000) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
+    """(star, other) runs of one partition's band rows ((n, 4) uint64): each a sorted unique array of
+    pairs with locations (:data:`PAIR`), about ``RUN_BUDGET_PER_ROW * budget_rows`` pairs; runs
+    follow each other in (a, b) order, and a pair that is a star in one bucket is not an other
+    pair.  Memory: the partition's rows (``budget_rows`` at most) and one run."""
     if not rows.size:
-        return EMPTY_PAIRS, EMPTY_PAIRS
+        return
     # by key, then entity, in place (a compiled sort: two stable numpy argsorts were ~0.46 s per
     # 10^6 rows, all of this phase); rows equal in both are one entity, kept once just below
     kernels.sort_band_rows(rows)
@@ -157,35 +172,78 @@ def partition_candidates(rows: np.ndarray, max_bucket: int, seen: SeenBuckets | 
             first = np.ones(starts.size, bool)
             first[big] = seen.first_seen(*bucket_fingerprints(eh, starts[big], sizes[big]))
             starts, sizes = starts[first], sizes[first]
-    star_idx, other_idx = bucket_pairs(starts, sizes, max_bucket)
+    if not starts.size:
+        return
+    # entities by local index (the order of their hashes: a < b inside a bucket sorted by hash);
+    # a pair is one uint64, (local index of a) << 32 | (local index of b), so runs sort by (a, b)
+    ents, first_row, local = np.unique(eh, return_index=True, return_inverse=True)
+    if ents.size >= 1 << 32:
+        raise ValueError("a band partition with 2^32 entities: lower dedup.partition_rows")
+    ent_gh, ent_loc = gh[first_row], loc[first_row]
+    if (ent_loc[local] != loc).any():  # one hash at two places: stop, never merge two texts
+        check_one_location(eh, loc)
+    local = local.astype(np.uint32).reshape(-1)
+    n_rows, n_ents = local.size, ents.size
+    del key, eh, gh, loc
+    row_start = np.full(n_rows, -1, np.int64)
+    row_size = np.zeros(n_rows, np.int64)
+    member = np.repeat(np.arange(starts.size), sizes)
+    at = np.repeat(starts, sizes) + (np.arange(member.size) - np.repeat(np.cumsum(sizes) - sizes, sizes))
+    row_start[at], row_size[at] = starts[member], sizes[member]
+    del member, at
+    by_ent = np.argsort(local, kind="stable").astype(np.int64)
+    ent_ptr = np.zeros(n_ents + 1, np.int64)
+    np.cumsum(np.bincount(local, minlength=n_ents), out=ent_ptr[1:])
+    budget = max(1, RUN_BUDGET_PER_ROW * budget_rows)
+    stamp = np.full(n_ents, -1, np.int64)
+    flag = np.zeros(n_ents, np.uint8)
+    nb = np.empty(n_ents, np.uint32)
+    star_out = np.empty(budget + n_ents, np.uint64)
+    other_out = np.empty(budget + n_ents, np.uint64)
 
-    def clean(idx: np.ndarray) -> np.ndarray:
-        idx = idx[gh[idx[:, 0]] != gh[idx[:, 1]]]  # same group (document) never pairs
-        i, j = idx[:, 0], idx[:, 1]  # i < j within a bucket sorted by entity: (a, b) = (lo, hi)
-        return unique_pairs(np.stack((eh[i], eh[j], loc[i], loc[j]), axis=1))
+    def decoded(k: np.ndarray) -> np.ndarray:
+        a, b = (k >> np.uint64(32)).astype(np.int64), (k & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        return np.stack((ents[a], ents[b], ent_loc[a], ent_loc[b]), axis=1)
 
-    return clean(star_idx), clean(other_idx)
+    e = 0
+    while e < n_ents:
+        n_star, n_other, e = kernels.entity_pairs(local, row_start, row_size, by_ent, ent_ptr, ent_gh, max_bucket,
+                                                  e, budget, stamp, flag, nb, star_out, other_out)
+        if n_star or n_other:
+            yield decoded(star_out[:n_star]), decoded(other_out[:n_other])
 
 
-def candidates_task(parts: Sequence[int], band_dir: str, max_bucket: int, out_dir: str) -> dict:
-    """Star and other pairs of each partition in ``parts`` (``<out_dir>/<p>.star.npy``, ``.other.npy``),
-    one partition in memory at a time; returns how many of each."""
+def partition_candidates(rows: np.ndarray, max_bucket: int, seen: SeenBuckets | None = None,
+                         budget_rows: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """(star, other) unique pairs with locations of one partition's band rows ((n, 4) uint64), no
+    pair in both: its runs (:func:`partition_candidate_runs`) one after the other."""
+    runs = list(partition_candidate_runs(rows, max_bucket, seen, budget_rows))
+    return tuple(np.concatenate([EMPTY_PAIRS] + [r[k] for r in runs]) for k in (0, 1))  # type: ignore[return-value]
+
+
+def candidates_task(parts: Sequence[int], band_dir: str, max_bucket: int, out_dir: str,
+                    budget_rows: int = 1_000_000) -> dict:
+    """Star and other pairs of each partition in ``parts``, as sorted unique runs
+    (``<out_dir>/<p>.<run>.star.npy``, ``.other.npy``), one partition in memory at a time; returns
+    how many of each (a pair in two partitions counts twice) and their :func:`pair_histogram`."""
     seen = SeenBuckets()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_star = n_other = 0
+    hist = np.zeros(1 << HIST_BITS, np.int64)
     for p in parts:
         folder = Path(band_dir) / f"{p:05d}"
         files = sorted(folder.glob("*.bands")) if folder.is_dir() else []
         rows = np.concatenate([np.fromfile(f, np.uint64) for f in files]).reshape(-1, BAND_ROW) if files \
             else np.empty((0, BAND_ROW), np.uint64)
-        star, other = partition_candidates(rows, max_bucket, seen)
+        for k, (star, other) in enumerate(partition_candidate_runs(rows, max_bucket, seen, budget_rows)):
+            np.save(out / f"{p:05d}.{k:03d}.star.npy", star)
+            np.save(out / f"{p:05d}.{k:03d}.other.npy", other)
+            n_star += len(star)
+            n_other += len(other)
+            hist += pair_histogram(star, other)
         del rows
-        np.save(out / f"{p:05d}.star.npy", star)
-        np.save(out / f"{p:05d}.other.npy", other)
-        n_star += len(star)
-        n_other += len(other)
-    return {"star": n_star, "other": n_other}
+    return {"star": n_star, "other": n_other, "hist": hist}
 
 
 def check_one_location(eh: np.ndarray, loc: np.ndarray) -> None:
@@ -208,6 +266,31 @@ def hash_ranges(n: int) -> list[tuple[int, int]]:
     return [(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
+HIST_BITS = 12  # pairs counted per 1/4096 of the hash space, to cut ranges of equal work
+
+
+def pair_histogram(*pairs: np.ndarray) -> np.ndarray:
+    """How many pairs have their first entity hash in each of the 2**HIST_BITS slices of the space."""
+    shift = np.uint64(64 - HIST_BITS)
+    return sum((np.bincount((p[:, 0] >> shift).astype(np.int64), minlength=1 << HIST_BITS) for p in pairs),
+               np.zeros(1 << HIST_BITS, np.int64))
+
+
+def balanced_ranges(hist: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """At most ``n`` contiguous ranges covering all 64-bit hashes, cut at slice bounds so each holds
+    about the same number of pairs (``hist``: :func:`pair_histogram`).  Equal slices of the space
+    were not equal work: a bucket's star pairs all start at its smallest hash, so the low ranges
+    held the large families' stars (dup-heavy corpus: one of 8 star tasks had 60 % of the CPU)."""
+    total = int(hist.sum())
+    if total == 0 or n <= 1:
+        return hash_ranges(max(1, n))
+    cum = np.cumsum(hist)
+    cuts = np.searchsorted(cum, total * np.arange(1, n) / n, side="left") + 1
+    cuts = np.unique(cuts[(cuts > 0) & (cuts < hist.size)])
+    bounds = [0] + [int(c) << (64 - HIST_BITS) for c in cuts.tolist()] + [1 << 64]
+    return [(bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
+
+
 def _slice(path: Path, lo: int, hi: int) -> np.ndarray:
     arr = np.load(path, mmap_mode="r")
     if not arr.size:
@@ -223,10 +306,10 @@ def gather_task(q: int, lo: int, hi: int, cand_dir: str, parts: int, out_dir: st
     (``<out_dir>/q<q>.star.npy``, ``.other.npy``), and the entities they need
     (``<out_dir>/q<q>.need.npy``: hash and location, sorted by location)."""
     cdir, out = Path(cand_dir), Path(out_dir)
-    star = unique_pairs(np.concatenate([EMPTY_PAIRS] + [_slice(cdir / f"{p:05d}.star.npy", lo, hi)
-                                                        for p in range(parts)]))
-    other = unique_pairs(np.concatenate([EMPTY_PAIRS] + [_slice(cdir / f"{p:05d}.other.npy", lo, hi)
-                                                         for p in range(parts)]))
+    runs = sorted(cdir.glob("*.star.npy")) if cdir.is_dir() else []  # every partition's runs
+    star = unique_pairs(np.concatenate([EMPTY_PAIRS] + [_slice(f, lo, hi) for f in runs]))
+    other = unique_pairs(np.concatenate([EMPTY_PAIRS] + [_slice(f.with_name(f.name.replace(".star.", ".other.")), lo, hi)
+                                                         for f in runs]))
     other = minus(other, star)
     both = np.concatenate((star, other))
     need = np.concatenate((both[:, [0, 2]], both[:, [1, 3]]))

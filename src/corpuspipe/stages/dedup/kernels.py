@@ -60,3 +60,11 @@ def scatter_band_rows(keys: np.ndarray, eh: np.ndarray, gh: np.ndarray, loc: np.
     """(key, eh[i], gh[i], loc[i]) for every key of row i of ``keys``, grouped by partition (key
     mod ``parts``) in row-major order; partition p is out[offsets[p]:offsets[p + 1]]."""
     _kernels.scatter_band_rows(keys, eh, gh, loc, parts, out, offsets)
+
+
+def entity_pairs(local, row_start, row_size, by_ent, ent_ptr, ent_gh, max_bucket: int, e_lo: int, budget: int,
+                 stamp, flag, nb, star_out, other_out) -> tuple[int, int, int]:
+    """The next run of unique candidate pairs of a band partition, entity by entity (see
+    ``candidates.partition_candidate_runs`` and the loop's docstring in ``_kernels.pyx``)."""
+    return _kernels.entity_pairs(local, row_start, row_size, by_ent, ent_ptr, ent_gh, max_bucket, e_lo, budget,
+                                 stamp, flag, nb, star_out, other_out)

@@ -44,7 +44,7 @@ from corpuspipe.core import schemas
 from corpuspipe.core.config import DedupConfig
 from corpuspipe.core.stage import Tasks, drive, serial_tasks
 from corpuspipe.stages.dedup.bands import band_task, partition_count
-from corpuspipe.stages.dedup.candidates import candidates_task, check_one_location, gather_task, hash_ranges
+from corpuspipe.stages.dedup.candidates import balanced_ranges, candidates_task, check_one_location, gather_task
 from corpuspipe.stages.dedup.clusters import cluster_rounds, near_labels
 from corpuspipe.stages.dedup.minhash import LEVELS, DedupItem, DuplicatePair, lsh_params, min_length
 from corpuspipe.stages.dedup.signatures import write_parquet, write_signatures
@@ -238,11 +238,12 @@ class _Run:
                           partitions=parts)
         self.phase.done("bands")
         got = yield Tasks(lv.label("candidates"), candidates_task,
-                          [(c, str(d["bands"]), cfg.max_bucket, str(d["cand"]))
+                          [(c, str(d["bands"]), cfg.max_bucket, str(d["cand"]), cfg.partition_rows)
                            for c in _chunks(range(parts), TASKS_PER_STEP)])
         shutil.rmtree(d["bands"], ignore_errors=True)
         rows = sum(r["star"] + r["other"] for r in got)
-        lv.ranges = hash_ranges(max(TASKS_PER_STEP, -(-rows // max(1, cfg.partition_rows))))
+        hist = sum((r["hist"] for r in got), np.zeros(1, np.int64))
+        lv.ranges = balanced_ranges(hist, max(TASKS_PER_STEP, -(-rows // max(1, cfg.partition_rows))))
         self.phase.done("candidates")
         got = yield Tasks(lv.label("gather"), gather_task, [(q, lo, hi, str(d["cand"]), parts, str(d["pairs"]))
                                                            for q, (lo, hi) in enumerate(lv.ranges)])
