@@ -62,6 +62,45 @@ def prefect_harness():
             yield
 
 
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory) -> str:
+    """The API URL of one Prefect server (the CLI's own embedded-server class) shared by the CLI
+    runs in subprocesses whose test is not about the server: each such run otherwise starts its
+    own and, under a fresh ``PREFECT_HOME``, migrates a new database first (~5-10 s of a loaded
+    2-core machine per run).  The embedded-server path itself is tested where it is the subject
+    (test_early_server, test_incremental, test_trust_cli's busy machine, the docs' snippets)."""
+    from corpuspipe.orchestrate.server import EarlyServer
+
+    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+
+    def restore() -> None:  # EarlyServer.start sets PREFECT_API_URL for its own process: not ours
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-shared"))
+    srv = EarlyServer()
+    try:
+        url = srv.start()
+        srv.wait(240)
+        url = srv.api_url  # a taken port is retried on another
+    finally:
+        restore()
+    try:
+        yield url
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def cli_env(prefect_api, tmp_path) -> dict[str, str]:
+    """The environment for ``corpuspipe`` in a subprocess, connected to the shared server."""
+    return {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_HOME": str(tmp_path / ".prefect-client"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 

@@ -51,22 +51,8 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """Like a crash or an OOM kill: the build and its ephemeral Prefect server die at once."""
+    """Like a crash or an OOM kill: the build (and a server it started) dies at once."""
     kill_group(proc)
-
-
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory) -> dict[str, str]:
-    """The CLI in subprocesses: its own Prefect home (ephemeral server), quiet, generous start-up time."""
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
-    env.update(
-        PREFECT_HOME=str(tmp_path_factory.mktemp("prefect-home")),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-    )
-    return env
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

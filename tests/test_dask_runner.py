@@ -16,22 +16,23 @@ import pytest
 from seed_release import data_files
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+def _cli(api: str, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """``corpuspipe`` in a subprocess on the suite's shared Prefect server (conftest ``prefect_api``):
+    the runners differ in where tasks compute, not in how the flow reaches its server."""
     env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
     env.update(
+        PREFECT_API_URL=api,
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
     )
     return subprocess.run([sys.executable, "-m", "corpuspipe.cli", *args], env=env, capture_output=True, text=True,
                           timeout=900)
 
 
-def _release(tmp_path: Path, raw: Path, name: str, *extra: str) -> Path:
+def _release(api: str, tmp_path: Path, raw: Path, name: str, *extra: str) -> Path:
     out = tmp_path / name
-    proc = _cli(tmp_path / f"home-{name}", "release", str(raw), "--out", str(out), "--version", "1.0.0", *extra)
+    proc = _cli(api, tmp_path / f"home-{name}", "release", str(raw), "--out", str(out), "--version", "1.0.0", *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out / "1.0.0"
 
@@ -54,21 +55,21 @@ def test_runner_selection():
         release_flow(runner="ray")
 
 
-def test_cli_rejects_unknown_runner(tmp_path, raw_dir):
-    proc = _cli(tmp_path / "home", "release", str(raw_dir), "--out", str(tmp_path / "out"), "--runner", "ray")
+def test_cli_rejects_unknown_runner(tmp_path, raw_dir, prefect_api):
+    proc = _cli(prefect_api, tmp_path / "home", "release", str(raw_dir), "--out", str(tmp_path / "out"), "--runner", "ray")
     assert proc.returncode == 2 and "unknown --runner 'ray'" in proc.stderr
 
 
 @pytest.fixture(scope="module")
-def default_release(tmp_path_factory, raw_dir) -> Path:
-    return _release(tmp_path_factory.mktemp("default"), raw_dir, "default")
+def default_release(tmp_path_factory, raw_dir, prefect_api) -> Path:
+    return _release(prefect_api, tmp_path_factory.mktemp("default"), raw_dir, "default")
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
+def test_dask_local_cluster_gives_byte_identical_parquet(default_release, tmp_path, raw_dir, prefect_api):
     default = default_release
     out = tmp_path / "dask"
-    proc = _cli(tmp_path / "home-dask", "release", str(raw_dir), "--out", str(out), "--version", "1.0.0",
+    proc = _cli(prefect_api, tmp_path / "home-dask", "release", str(raw_dir), "--out", str(out), "--version", "1.0.0",
                 "--runner", "dask")
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Dask's own logs (INFO lines, the nanny's worker-kill warning at close) only with --verbose
@@ -80,15 +81,16 @@ def test_dask_local_cluster_gives_byte_identical_parquet(default_release, tmp_pa
 
 
 @pytest.mark.slow
-def test_thread_runner_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
-    thread = _release(tmp_path, raw_dir, "thread", "--runner", "thread")
+def test_thread_runner_gives_byte_identical_parquet(default_release, tmp_path, raw_dir, prefect_api):
+    thread = _release(prefect_api, tmp_path, raw_dir, "thread", "--runner", "thread")
     assert data_files(thread) == data_files(default_release)
     for fname in data_files(thread):
         assert (thread / fname).read_bytes() == (default_release / fname).read_bytes(), fname
 
 
 @pytest.mark.slow
-def test_a_cluster_started_with_the_dask_commands_gives_byte_identical_parquet(default_release, tmp_path, raw_dir):
+def test_a_cluster_started_with_the_dask_commands_gives_byte_identical_parquet(default_release, tmp_path, raw_dir,
+                                                                              prefect_api):
     """Issue 21: an existing cluster as an operator starts one -- `dask scheduler` and `dask worker
     --nthreads 1` as separate processes -- runs the release's tasks (passes, dedup and writer
     steps) and gives the default runner's bytes."""
@@ -116,7 +118,7 @@ def test_a_cluster_started_with_the_dask_commands_gives_byte_identical_parquet(d
 
         with Client(address) as client:
             client.wait_for_workers(2, timeout=120)
-            remote = _release(tmp_path, raw_dir, "cli-cluster", "--dask-address", address)
+            remote = _release(prefect_api, tmp_path, raw_dir, "cli-cluster", "--dask-address", address)
             ran = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.transition_log))
     finally:
         for p in procs:

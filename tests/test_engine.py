@@ -130,16 +130,12 @@ def test_an_empty_build_is_refused_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_refuses_an_html_only_directory_in_one_line(tmp_path):
+def test_cli_refuses_an_html_only_directory_in_one_line(tmp_path, cli_env):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "page.html").write_text("<html><body>范文</body></html>", encoding="utf-8")
-    env_home = tmp_path / "home"
-    import os
-
-    env = {**os.environ, "PREFECT_HOME": str(env_home)}
     proc = subprocess.run([*CLI, "release", str(raw), "--out", str(tmp_path / "out")], capture_output=True,
-                          text=True, timeout=600, env=env)
+                          text=True, timeout=600, env=cli_env)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "no documents" in proc.stderr
     assert not [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]

@@ -128,14 +128,11 @@ def test_a_failing_pass_leaves_no_temporary_files(raw_dir, tmp_path, monkeypatch
     assert leftovers == []
 
 
-def test_the_cli_prints_one_line_for_a_damaged_entry_and_releases_clean_text(raw_dir, tmp_path):
-    out, home = tmp_path / "out", tmp_path / ".prefect"
+def test_the_cli_prints_one_line_for_a_damaged_entry_and_releases_clean_text(raw_dir, tmp_path, cli_env):
+    out = tmp_path / "out"
     env_cmd = [sys.executable, "-m", "corpuspipe.cli", "release", str(raw_dir), "--out", str(out),
                "--runner", "thread"]
-    import os
-
-    env = {**os.environ, "PREFECT_HOME": str(home)}
-    env.pop("PREFECT_API_URL", None)
+    env = cli_env
     assert subprocess.run(env_cmd, capture_output=True, text=True, env=env, timeout=600).returncode == 0
     victim = sorted((out / ".work" / "pass1").glob("*.parquet"))[0]
     _flip(victim)

@@ -101,7 +101,7 @@ def _tmpfs(path: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
-def test_release_on_a_full_disk_is_one_line_and_leaves_no_temp_files(tmp_path, gov_reports):
+def test_release_on_a_full_disk_is_one_line_and_leaves_no_temp_files(tmp_path, gov_reports, cli_env):
     """88 real reports (4.4 MB) into a 2 MB file system: pass 0 fails.  Before: rc 1 but 105-331 lines
     with 2-15 Prefect tracebacks, and a .tmp of the watermark collect left in .work."""
     disk = tmp_path / "disk"
@@ -113,7 +113,7 @@ def test_release_on_a_full_disk_is_one_line_and_leaves_no_temp_files(tmp_path, g
         for i, r in enumerate(gov_reports):
             (raw / f"r{i:03d}.txt").write_text(r["title"] + "\n\n" + r["content"] + "\n", encoding="utf-8")
         proc = run("release", str(raw), "--out", str(disk / "rel"), timeout=300,
-                   env={**os.environ, "PREFECT_HOME": str(tmp_path / "ph")})
+                   env=cli_env)
         print(f"[measure] full disk: rc {proc.returncode}, {len(proc.stderr.splitlines())} stderr lines")
         assert proc.returncode == 1
         line = one_line(proc, "no space left on the device", str(disk / "rel"))
