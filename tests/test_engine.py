@@ -184,3 +184,32 @@ def test_shards_computed_at_once_in_threads_give_the_serial_bytes(gov_reports, r
     a, b = outputs(serial, tmp_path / "a"), outputs(threads, tmp_path / "b")
     assert len(a) == len(b) and len(a) > 20
     assert [str(x) for x, y in zip(a, b) if x.read_bytes() != y.read_bytes()] == []
+
+
+def test_a_pass_submits_its_largest_shards_first_and_answers_in_shard_order():
+    """Shards are cut where their paths say, so their sizes vary: the largest go to the workers
+    first (a large one started last runs alone), the results still come back in shard order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from corpuspipe.core.runner import Step
+    from corpuspipe.core.stage import Tasks
+
+    class Recording(ThreadPoolExecutor):  # one thread: runs tasks in the order they were submitted
+        def __init__(self):
+            super().__init__(1)
+            self.seen = []
+
+        def submit(self, fn, args):  # the runner's Pool interface
+            self.seen.append(args[0])
+            return super().submit(execute, fn, args)
+
+    sizes = [3, 9, 1, 7, 7, 2]
+    step = Step(Tasks("pass 0", str, [(f"s{i}",) for i in range(len(sizes))]), unit="bytes", sizes=sizes)
+    with ProcessRunner(2, pool=Recording()) as run:  # the runner's own path, on a pool that records
+        pool = run.pool
+        done = run(step)
+    assert pool.seen == ["s1", "s3", "s4", "s0", "s5", "s2"]  # by size, ties in shard order
+    assert [d.value for d in done] == [f"s{i}" for i in range(len(sizes))]
+    tasks = Step(Tasks("dedup: bands", str, [("a",), ("b",), ("c",)]))  # not sized: given order
+    with Recording() as pool:
+        assert [f.result().value for f in tasks.submit_to(pool)] == ["a", "b", "c"] and pool.seen == ["a", "b", "c"]

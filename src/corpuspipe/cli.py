@@ -275,7 +275,7 @@ def release(
     if runner == "process" and server is not None:
         pool = Pool(DEFAULT_WORKERS)
         lock.callback(pool.shutdown, True, True)  # no worker outlives the command
-        futures = [pool.submit(first.tasks.fn, a) for a in first.tasks.args]
+        futures = first.submit_to(pool)
     from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Column
     from rich.text import Text

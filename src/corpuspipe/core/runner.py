@@ -56,6 +56,19 @@ class Step:
     def amount(self, i: int) -> int:
         return self.sizes[i] if self.unit == "bytes" else 1
 
+    def submit_to(self, pool: "Pool") -> list[Any]:
+        """Every task into ``pool``, the largest input first; the futures in task order.  Shards
+        are cut where their paths say (cache keys stay put), so their sizes vary (the 100 MB crawl:
+        0.2-7.1 MB); in given order a large shard could start last and run alone while the other
+        workers idled.  Largest first leaves the small ones for the end."""
+        n = len(self.tasks.args)
+        order = sorted(range(n), key=lambda i: -self.sizes[i]) if self.unit == "bytes" and len(self.sizes) == n \
+            else range(n)
+        futures: list[Any] = [None] * n
+        for i in order:
+            futures[i] = pool.submit(self.tasks.fn, tuple(self.tasks.args[i]))
+        return futures
+
 
 class Done(NamedTuple):
     """A finished task: its value and the CPU and wall seconds it took where it ran."""
@@ -191,7 +204,7 @@ class ProcessRunner:
             raise RuntimeError("ProcessRunner used outside its with-block")
         if len(step.tasks.args) == 1:  # one task: no process hop
             return serial(step, self.progress)
-        futures = [self.pool.submit(step.tasks.fn, a) for a in step.tasks.args]
+        futures = step.submit_to(self.pool)
         rep = Reporter(step, self.progress)
         out = []
         for i, f in enumerate(futures):

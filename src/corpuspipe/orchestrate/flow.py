@@ -103,7 +103,7 @@ class PrefectRunner:
             # Every task goes to the worker pool at once and each Prefect task run waits for its own:
             # submitted one Prefect task run at a time, the workers idled through each run's
             # bookkeeping (the 100 MB crawl's pass 1: 36 CPU s of tasks took 30.8 s on 2 cores).
-            futures = [self.pool.submit(step.tasks.fn, tuple(a)) for a in step.tasks.args]
+            futures = step.submit_to(self.pool)
             return self.adopt(step, futures)
         return self._gather(step, [work_task.submit(step.label, step.tasks.fn, self.q(tuple(a)), None)
                                    for a in step.tasks.args])
