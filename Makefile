@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: setup release test docs bench bench-1g lock clean
+.PHONY: setup release test docs bench bench-1g bench-dup lock clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,11 @@ bench: $(STAMP) $(PEER)
 bench-1g: $(STAMP) $(PEER)
 	test -f bench/out/crawl1000/corpus.json || $(PY) bench/make_crawl.py --mb 1000 --out bench/out/crawl1000 --seed 1
 	$(PY) bench/run_crawl.py bench/out/crawl1000 $(BENCH_ARGS)
+
+# Dup-heavy: 50 MB where every essay comes with 80-120 near copies (the dedup reduce's worst case).
+bench-dup: $(STAMP) $(PEER)
+	test -f bench/out/dupheavy50/corpus.json || $(PY) bench/make_crawl.py --mb 50 --dup-heavy --out bench/out/dupheavy50 --seed 1
+	$(PY) bench/run_crawl.py bench/out/dupheavy50 $(BENCH_ARGS)
 
 # Re-resolve pinned versions after changing dependencies in pyproject.toml.
 lock:

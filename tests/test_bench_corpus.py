@@ -226,3 +226,22 @@ def test_crawl_real_page_classes_and_their_truth(crawl_runs):
             assert 1.9 * t["contained_chars"] <= t["chars"] <= 3.1 * t["contained_chars"]
         elif t["kind"] == "markdown":
             assert text.startswith(f"# {t['title']}\n") and t["path"].endswith(".md")
+
+
+def test_dup_heavy_crawl_comes_in_families_of_about_a_hundred(crawl_mod, tmp_path):
+    """``--dup-heavy``: every original with 80-120 copies of itself (near and Traditional), each
+    resembling it; the truth says which."""
+    out = tmp_path / "dup"
+    assert crawl_mod.main(["--out", str(out), "--mb", "1.5", "--seed", "2", "--dup-heavy"]) == 0
+    truth = _crawl_truth(out)
+    by_id = {r["essay_id"]: r for r in truth}
+    copies: dict[str, list[dict]] = {}
+    for r in truth:
+        if r["kind"] in ("near_copy", "trad_copy"):
+            copies.setdefault(r["source"], []).append(r)
+    assert len(copies) >= 2 and all(80 <= len(v) <= 120 for v in copies.values())
+    assert {r["kind"] for v in copies.values() for r in v} == {"near_copy", "trad_copy"}
+    for src, rows in list(copies.items())[:2]:
+        base = _grams(_crawl_text(out, by_id[src]))
+        assert all(_jaccard(base, _grams(_crawl_text(out, r))) > 0.3 for r in rows[:10])
+    assert json.loads((out / "corpus.json").read_text(encoding="utf-8"))["dup_heavy"] is True
