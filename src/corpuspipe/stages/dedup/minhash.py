@@ -86,10 +86,24 @@ def reuse_jaccard_threshold(cfg: DedupConfig) -> float | None:
     return c / (1.0 + cfg.reuse_max_ratio - c)
 
 
+# datasketch's answers for the default settings (``DedupConfig()``: threshold 0.35 and the reuse
+# banding's 0.25, 128 permutations, weights 0.5/0.5), so that a worker never imports datasketch
+# for them: its import pulls in scipy.integrate, ~0.44 CPU s and tens of MB in every worker
+# process (py-spy: 10 % of pass 1's CPU on a 14.5 MB crawl slice).  tests/test_dedup.py checks
+# every entry against ``datasketch.lsh._optimal_param``; any other setting asks datasketch.
+_KNOWN_BANDS: dict[tuple[float, int, float, float], tuple[int, int]] = {
+    (0.35, 128, 0.5, 0.5): (32, 4),
+    (0.25, 128, 0.5, 0.5): (42, 3),
+}
+
+
 @functools.lru_cache(maxsize=64)
 def _optimal_bands(threshold: float, num_perm: int, fp: float, fn: float) -> tuple[int, int]:
     """datasketch's optimum integrates numerically (~80 ms): compute it once per setting.  Imported
     here: datasketch pulls in scipy.integrate (1.4 s), which a cached re-run never needs."""
+    known = _KNOWN_BANDS.get((threshold, num_perm, fp, fn))
+    if known is not None:
+        return known
     from datasketch.lsh import _optimal_param
 
     bands, rows = _optimal_param(threshold, num_perm, fp, fn)
