@@ -42,6 +42,8 @@ _SCALARS = ("source_path", "source_sha256", "essay_index", "title", "author", "d
             "trad_ratio")
 _EDIT_FIELDS = Edit._fields
 _SECTION_FIELDS = [f.name for f in SECTION]
+assert tuple(_SECTION_FIELDS) == SectionRow._fields[1:]
+_new_row = tuple.__new__  # a NamedTuple from a tuple without its Python-level __new__
 ROW_GROUP = 2048  # essays a row group: a reader's unit of memory
 # ...and at most this many raw characters (unless one essay alone is longer).  2,048 essays of a
 # compilation of reports are ~33M characters (~0.13 GB as raw and current str, and again as the
@@ -84,8 +86,7 @@ def essays_table(essays: Sequence[Essay]) -> pa.Table:
     cols["base"] = pa.array([e.body.base for e in essays], pa.int64())
     cols["text"] = pa.array([e.body.text for e in essays], pa.large_string())
     cols["edits"] = _list_of_structs([e.body.edits for e in essays], _EDIT_FIELDS, EDIT)
-    secs = [[(s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading, s.char_start, s.char_end, s.parent_path)
-             for s in (e.sections or ())] for e in essays]
+    secs = [[s[1:] for s in (e.sections or ())] for e in essays]  # a SectionRow's fields after doc_id
     cols["sections"] = _list_of_structs(secs, _SECTION_FIELDS, SECTION)
     sectioned = pa.array([e.sections is not None for e in essays], pa.bool_())
     table = pa.Table.from_arrays([cols[f.name] for f in SCHEMA], schema=SCHEMA)
@@ -114,8 +115,8 @@ def table_essays(table: pa.Table) -> list[Essay]:
         e.stats = json.loads(cols["stats"][i]) if cols["stats"][i] else {}
         e.signals = json.loads(cols["signals"][i]) if cols["signals"][i] else {}
         if cols["sectioned"][i]:
-            doc_id = e.doc_id
-            e.sections = [SectionRow(doc_id, *t) for t in secs[i]]
+            head = (e.doc_id,)
+            e.sections = [_new_row(SectionRow, head + t) for t in secs[i]]
         out.append(e)
     return out
 

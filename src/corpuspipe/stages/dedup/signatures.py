@@ -115,7 +115,6 @@ def write_signatures(items: Sequence[DedupItem], level: str, cfg: DedupConfig, p
     p = lsh_params(cfg)
     return {
         "items": len(items),
-        "bytes": sum(len(it.text.encode("utf-8")) for it in items),
         "skipped_short": int(len(items) - banded.sum()),
         "banded": int(banded.sum()),
         # band rows the reduce will write for this file: its partitions are sized by them
