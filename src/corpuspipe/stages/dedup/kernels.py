@@ -33,6 +33,14 @@ def minhash(x: np.ndarray, starts: np.ndarray, a: np.ndarray, b: np.ndarray, out
     _kernels.minhash(x, starts, a, b, out)
 
 
+def char_minhash(raw: np.ndarray, raw_len: np.ndarray, table: np.ndarray, n: int, base: int, seed_add: int,
+                 min_len: int, a: np.ndarray, b: np.ndarray, sig: np.ndarray, counts: np.ndarray,
+                 lengths: np.ndarray) -> int:
+    """MinHash signatures of the character n-gram shingles of texts joined in ``raw``, their
+    distinct shingle counts and stripped lengths, in one loop (see ``minhash.char_signatures``)."""
+    return _kernels.char_minhash(raw, raw_len, table, n, base, seed_add, min_len, a, b, sig, counts, lengths)
+
+
 def band_keys(mat: np.ndarray, bands: int, rows: int, base: int, seed_add: int, out: np.ndarray, col0: int) -> None:
     """Columns col0 .. col0 + bands of ``out``: each band's key (see ``minhash.band_matrix``)."""
     _kernels.band_keys(mat, bands, rows, base, seed_add, out, col0)
