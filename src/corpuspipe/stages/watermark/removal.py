@@ -15,6 +15,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
+from corpuspipe.core.regex_prefilter import LineIndex
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.watermark.rules import (
     BOILERPLATE_BLOCK_RULE,
@@ -63,6 +64,8 @@ class RulePlan(NamedTuple):
     prefilter: re.Pattern[str]
     inside: dict[str, tuple[str, ...]]
     plan: tuple[tuple[str, frozenset[str], bool, Any], ...]
+    # the lines holding each literal-planned rule's literals, for all of them in one pass
+    lines: LineIndex
 
 
 def rule_plan(rules: Sequence[WatermarkRule]) -> RulePlan:
@@ -79,7 +82,8 @@ def _prefilter(rules: tuple[WatermarkRule, ...]) -> RulePlan:
     words = tuple(sorted({w for r in rules for w in r.require}, key=lambda w: (-len(w), w)))
     inside = {p: tuple(w for w in words if w in p) for p in words}
     plan = tuple((r.name, frozenset(r.require), r.scope == "line", _matcher(r)) for r in rules)
-    return RulePlan(re.compile("|".join(map(re.escape, words)) if words else r"(?!)"), inside, plan)
+    index = LineIndex({r.name: r.literal_plan() for r in rules if r.literal_plan() is not None})
+    return RulePlan(re.compile("|".join(map(re.escape, words)) if words else r"(?!)"), inside, plan, index)
 
 
 def find_spans(
@@ -100,17 +104,23 @@ def find_spans(
     view = normalized_view(text)
     spans: list[Span] = []
     line_scoped: set[tuple[int, int]] = set()
-    prefilter, inside, plan = rules if isinstance(rules, RulePlan) else _prefilter(tuple(rules))
+    prefilter, inside, plan, index = rules if isinstance(rules, RulePlan) else _prefilter(tuple(rules))
     present: set[str] = set()
     for p in set(prefilter.findall(view.lower())):  # lower(): prefilter only
         present.update(inside[p])  # shorter words inside found ones
+    starts: dict[str, list[int]] | None = None  # per literal-planned rule, the lines worth trying
     for name, require, line_scope, finditer in plan:
         if require and present.isdisjoint(require):
             continue
         if guard.disabled(name):
             continue
         try:
-            matches = list(finditer(view, guard.timeout))
+            if name in index.plans:
+                if starts is None:
+                    starts = index.lines(view)
+                matches = list(finditer(view, guard.timeout, starts[name]))
+            else:
+                matches = list(finditer(view, guard.timeout))
         except TimeoutError:
             guard.record_timeout(name, doc_id)
             continue
