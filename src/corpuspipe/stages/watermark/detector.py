@@ -183,17 +183,20 @@ def stats_table(essays: Sequence[Essay], cfg: WatermarkConfig) -> tuple[pa.Table
                 rows[(c.key, site, ident)] = [c.edge, text[c.start:c.end].strip()[:_EXAMPLE_CHARS]]
             else:
                 r[0] = r[0] or c.edge
-    items = sorted(rows.items())
-    keys = [k for (k, _, _), _ in items]
+    keys = [k for k, _, _ in rows]
     votes = pa.table({
         "part": pa.array([xxhash.xxh3_64_intdigest(k.encode("utf-8", "surrogatepass")) % _BP_PARTS for k in keys],
                          pa.int8()),
         "key": pa.array(keys, pa.string()),
-        "site": pa.array([s for (_, s, _), _ in items], pa.string()),
-        "ident": pa.array([i for (_, _, i), _ in items], pa.uint64()),
-        "edge": pa.array([v[0] for _, v in items], pa.bool_()),
-        "example": pa.array([v[1] for _, v in items], pa.string()),
+        "site": pa.array([s for _, s, _ in rows], pa.string()),
+        "ident": pa.array([i for _, _, i in rows], pa.uint64()),
+        "edge": pa.array([v[0] for v in rows.values()], pa.bool_()),
+        "example": pa.array([v[1] for v in rows.values()], pa.string()),
     }, schema=_STATS_SCHEMA)
+    # rows sorted by (key, site, ident), as ``sorted(rows.items())`` did, by Arrow's sort: UTF-8 byte
+    # order is code point order and the triples are distinct (0.12 of 0.49 CPU s on the 14.5 MB slice)
+    votes = votes.take(pc.sort_indices(votes, sort_keys=[("key", "ascending"), ("site", "ascending"),
+                                                          ("ident", "ascending")]))
     docs = pa.table({"site": pa.array(doc_sites, pa.string()), "ident": pa.array(doc_idents, pa.uint64())})
     return votes, docs
 
