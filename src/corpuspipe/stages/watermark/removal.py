@@ -22,6 +22,7 @@ from corpuspipe.stages.watermark.rules import (
     BOILERPLATE_LINE_RULE,
     BOILERPLATE_RUN_RULE,
     DETECTOR_RULES,
+    LINE_INDEX_MIN_CHARS,
     STAGE,
     RuleGuard,
     WatermarkRule,
@@ -115,7 +116,7 @@ def find_spans(
         if guard.disabled(name):
             continue
         try:
-            if name in index.plans:
+            if name in index.plans and len(view) >= LINE_INDEX_MIN_CHARS:
                 if starts is None:
                     starts = index.lines(view)
                 matches = list(finditer(view, guard.timeout, starts[name]))
