@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
@@ -171,10 +171,11 @@ def _block_leftovers(view: str, spans: list[Span], min_chars: int) -> list[Span]
     text above it and stays, and a rule's single header line never takes short lines with it.
     """
     covered = [(s.start, s.end, s.rule) for s in spans]
-    lines = [(s, e, c) for s, e, c in _lines(view) if c.strip()]
     seq: list[tuple[str, int, int]] = []  # from the end up: ("anchor"|"removed"|"fragment", start, end)
     j = len(covered) - 1
-    for s, e, c in reversed(lines):
+    for s, e, c in _lines_from_the_end(view):  # the walk mostly stops at the last line: never split all
+        if not c.strip():
+            continue
         while j >= 0 and covered[j][0] > s:
             j -= 1
         content_end = e - (1 if view[e - 1 : e] == "\n" else 0)
@@ -194,6 +195,18 @@ def _block_leftovers(view: str, spans: list[Span], min_chars: int) -> list[Span]
     out = [Span(s, e, BOILERPLATE_BLOCK_RULE) for i, (kind, s, e) in enumerate(seq)
            if kind == "fragment" and i < top or kind == "anchor" and (s, e) not in {(c[0], c[1]) for c in covered}]
     return sorted(out, key=lambda sp: sp.start)
+
+
+def _lines_from_the_end(view: str) -> Iterator[tuple[int, int, str]]:
+    """``reversed(list(views._lines(view)))``, one line at a time."""
+    n = len(view)
+    end = n
+    while True:
+        nl = view.rfind("\n", 0, end)
+        yield nl + 1, min(end + 1, n), view[nl + 1 : end]
+        if nl < 0:
+            return
+        end = nl
 
 
 def _resolve_overlaps(spans: list[Span]) -> list[Span]:
