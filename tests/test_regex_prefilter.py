@@ -10,6 +10,7 @@ import pytest
 
 from corpuspipe.core.regex_prefilter import (
     LineIndex,
+    WordScan,
     finditer_lines,
     finditer_windows,
     line_plan,
@@ -145,3 +146,19 @@ def test_an_unanchored_line_local_pattern_is_planned():
 
 def test_required_literals_of_a_line_rule():
     assert line_plan(r"^[^\n]{0,50}?(?:点击下载|[Ww][Oo][Rr][Dd]版下载)[^\n]{0,50}$").pattern == "点击下载|版下载"
+
+
+@pytest.mark.parametrize("automaton", [True, False])
+def test_word_scan_finds_what_findall_of_the_alternation_finds(automaton):
+    """Leftmost, longest at a position, never overlapping: 就来源 gives 就来 and not 来源, as the
+    regex does, and 转载自 gives 转载自 alone (the caller adds the words inside it)."""
+    plan = W.removal.rule_plan(W.load_rules(None))
+    words = plan.prefilter.words
+    scan = WordScan(words, use_automaton=automaton)
+    assert (scan.automaton is not None) == automaton
+    rx = re.compile("|".join(map(re.escape, sorted(words, key=lambda w: (-len(w), w)))))
+    texts = [t.lower() for t in _planted_texts(9)] + ["就来源", "转载自x", "完整版权所有", "www.x.com", ""]
+    for t in texts:
+        assert scan.found(t) == set(rx.findall(t))
+    assert WordScan(["就来", "来源"], use_automaton=automaton).found("就来源") == {"就来"}
+    assert WordScan([], use_automaton=automaton).found("anything") == set()
