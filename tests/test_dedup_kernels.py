@@ -291,3 +291,14 @@ def test_seen_buckets_marks_first_sightings_within_and_across_calls():
     assert s.first_seen(f1, f2).tolist() == [True, True, False, True, True]
     assert s.first_seen(np.array([3, 3, 4], np.uint64), np.array([7, 8, 0], np.uint64)).tolist() == [False, True, True]
     assert s.first_seen(np.empty(0, np.uint64), np.empty(0, np.uint64)).tolist() == []
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=3000), st.integers(0, 64))
+@settings(max_examples=200, deadline=None)
+def test_argsort_u64_is_a_stable_argsort(values, shift):
+    """The radix argsort (the quality stage's n-gram keys) orders like numpy's stable argsort,
+    ties included, for keys of every width (a shift leaves only the high bits: many ties)."""
+    keys = np.array(values, np.uint64) >> np.uint64(shift) if shift < 64 else np.zeros(len(values), np.uint64)
+    order, sorted_keys = kernels.argsort_u64(keys)
+    want = np.argsort(keys, kind="stable")
+    assert np.array_equal(order, want) and np.array_equal(sorted_keys, keys[want])

@@ -18,6 +18,7 @@ cdef extern from "_minhash_loop.h" nogil:
         uint64_t gh
         uint64_t loc
     void cp_sort_band_rows(cp_band_row *a, int64_t n)
+    void cp_argsort_u64(const uint64_t *keys, int64_t n, int64_t *order, uint64_t *sorted, uint64_t *k2, int64_t *i2)
     int64_t cp_char_minhash(const uint32_t *raw, const int64_t *raw_len, int64_t n_texts, const uint32_t *table,
                             int64_t n, uint64_t base, uint64_t seed_add, int64_t min_len, const uint32_t *a,
                             const uint32_t *b, int64_t n_perm, uint64_t *v, uint64_t *u, uint64_t *set,
@@ -234,3 +235,25 @@ def char_minhash(const uint32_t[::1] raw, const int64_t[::1] raw_len, const uint
         free(hset)
         free(acc)
     return total
+
+
+def argsort_u64(const uint64_t[::1] keys, int64_t[::1] order, uint64_t[::1] sorted_keys):
+    """order = a stable argsort of ``keys``, sorted_keys = keys[order] (an LSD radix sort: the loop
+    ``cp_argsort_u64`` in ``_minhash_loop.h``)."""
+    cdef Py_ssize_t n = keys.shape[0]
+    cdef uint64_t *k2 = NULL
+    cdef int64_t *i2 = NULL
+    if order.shape[0] != n or sorted_keys.shape[0] != n:
+        raise ValueError("argsort_u64: shapes do not match")
+    if n == 0:
+        return
+    try:
+        k2 = <uint64_t *> malloc(n * sizeof(uint64_t))
+        i2 = <int64_t *> malloc(n * sizeof(int64_t))
+        if k2 == NULL or i2 == NULL:
+            raise MemoryError()
+        with nogil:
+            cp_argsort_u64(&keys[0], n, &order[0], &sorted_keys[0], k2, i2)
+    finally:
+        free(k2)
+        free(i2)
