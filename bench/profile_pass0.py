@@ -18,17 +18,12 @@ timed part.  The content hash must not change when a stage only gets faster.
 
 from __future__ import annotations
 
-import argparse
-import cProfile
 import hashlib
 import json
-import pstats
-import tempfile
 import time
 from pathlib import Path
 
-from _need import REPO, need
-from profile_pass1 import content_digest, slice_raw
+from profile_pass1 import content_digest, parse_args, print_digests, slice_raw, timed
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
@@ -91,31 +86,14 @@ def run_pass0(raw: Path, work: Path) -> tuple[dict, list[dict], int, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", type=Path, default=REPO / "bench" / "out" / "crawl100",
-                    help="a crawl-shaped corpus (bench/make_crawl.py; `make bench` makes bench/out/crawl100)")
-    ap.add_argument("--mb", type=float, default=10.0)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "profile_pass0")
-    ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--top", type=int, default=40)
-    ap.add_argument("--dump", type=Path, help="write the cProfile stats here (with --profile)")
-    args = ap.parse_args()
-    need(args.corpus, "a crawl-shaped corpus", "make one with `make bench` or .venv/bin/python bench/make_crawl.py "
-         "--mb 100 --out bench/out/crawl100 --seed 1")
+    args = parse_args(__doc__, "profile_pass0")
     work = args.work / f"mb{args.mb:g}"
     raw, raw_bytes, files = slice_raw(args.corpus, args.mb, work)
     # warm-up outside the clock: imports, the rules and tables every worker loads once
     cfg = PipelineConfig()
     found = pipeline.discover(raw, cfg)
     pipeline.run_pass(0, found.shards[0][:1], cfg.model_dump_json(), str(raw.resolve()), str(work / "warm"), {})
-    prof = cProfile.Profile() if args.profile else None
-    if prof:
-        prof.enable()
-    t0 = time.process_time()
-    cpu, outs, n, nbytes = run_pass0(raw, work / "w")
-    total = time.process_time() - t0
-    if prof:
-        prof.disable()
+    (cpu, outs, n, nbytes), total, prof = timed(lambda: run_pass0(raw, work / "w"), args.profile)
     digest, file_digest = digests(outs)
     print(f"slice: {files} files, {raw_bytes / 1e6:.1f} MB raw, {n} essays")
     for name, (sec, nb) in cpu.items():
@@ -123,12 +101,7 @@ def main() -> None:
         print(f"{name:26s} {sec:7.2f} s CPU  {nb / 1e6 / max(sec, 1e-9):7.1f} MB/s")
     print(f"{'pass 0 total':26s} {total:7.2f} s CPU  {nbytes / 1e6 / max(total, 1e-9):7.1f} MB/s "
           "(incl. writing shards, hashing)")
-    print(f"sha256 {digest}")
-    print(f"file sha256 {file_digest}")
-    if prof:
-        if args.dump:
-            prof.dump_stats(args.dump)
-        pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+    print_digests(digest, file_digest, prof, args)
 
 
 if __name__ == "__main__":

@@ -106,41 +106,56 @@ def digests(outs: list[dict]) -> tuple[str, str]:
     return h.hexdigest(), hf.hexdigest()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc: str, work: str, work_help: str | None = None) -> argparse.Namespace:
+    """The options both profile scripts take, parsed; exits with one line when the corpus is missing."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=REPO / "bench" / "out" / "crawl100",
                     help="a crawl-shaped corpus (bench/make_crawl.py; `make bench` makes bench/out/crawl100)")
     ap.add_argument("--mb", type=float, default=10.0)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "profile_pass1",
-                    help="pass 0 of each slice is kept here between runs")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / work, help=work_help)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--dump", type=Path, help="write the cProfile stats here (with --profile)")
     args = ap.parse_args()
     need(args.corpus, "a crawl-shaped corpus", "make one with `make bench` or .venv/bin/python bench/make_crawl.py "
          "--mb 100 --out bench/out/crawl100 --seed 1")
-    work = args.work / f"mb{args.mb:g}"
-    raw, raw_bytes, files = slice_raw(args.corpus, args.mb, work)
-    pipeline.build(raw, PipelineConfig(), work / "w")  # pass 0 and its reduces, cached for later runs
-    prof = cProfile.Profile() if args.profile else None
+    return args
+
+
+def timed(fn, profile: bool):
+    """(fn(), its CPU seconds, the cProfile profile or None)."""
+    prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
     t0 = time.process_time()
-    cpu, outs, n = run_pass1(raw, work / "w")
+    out = fn()
     total = time.process_time() - t0
     if prof:
         prof.disable()
-    digest, file_digest = digests(outs)
-    print(f"slice: {files} files, {raw_bytes / 1e6:.1f} MB raw, {n} essays")
-    for name, (sec, nbytes) in cpu.items():
-        print(f"{name:18s} {sec:7.2f} s CPU  {nbytes / 1e6 / max(sec, 1e-9):7.1f} MB/s")
-    print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading and writing shards, hashing)")
+    return out, total, prof
+
+
+def print_digests(digest: str, file_digest: str, prof, args: argparse.Namespace) -> None:
     print(f"sha256 {digest}")
     print(f"file sha256 {file_digest}")
     if prof:
         if args.dump:
             prof.dump_stats(args.dump)
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+
+
+def main() -> None:
+    args = parse_args(__doc__, "profile_pass1", "pass 0 of each slice is kept here between runs")
+    work = args.work / f"mb{args.mb:g}"
+    raw, raw_bytes, files = slice_raw(args.corpus, args.mb, work)
+    pipeline.build(raw, PipelineConfig(), work / "w")  # pass 0 and its reduces, cached for later runs
+    (cpu, outs, n), total, prof = timed(lambda: run_pass1(raw, work / "w"), args.profile)
+    digest, file_digest = digests(outs)
+    print(f"slice: {files} files, {raw_bytes / 1e6:.1f} MB raw, {n} essays")
+    for name, (sec, nbytes) in cpu.items():
+        print(f"{name:18s} {sec:7.2f} s CPU  {nbytes / 1e6 / max(sec, 1e-9):7.1f} MB/s")
+    print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading and writing shards, hashing)")
+    print_digests(digest, file_digest, prof, args)
 
 
 if __name__ == "__main__":
