@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -158,12 +159,19 @@ _STATS_SCHEMA = pa.schema([("part", pa.int8()), ("key", pa.string()), ("site", p
 
 
 def _write_parquet(table: pa.Table, out: Path, parts: int | None = None) -> None:
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
+    """A shard's votes (one row group per key partition, rows in their order within it) or documents.
+
+    lz4, and the partitions cut from one stable sort by ``part`` instead of one filter each: the
+    slice's three vote tables (40k rows) 0.086 -> 0.056 CPU s (best of 5), the same row groups;
+    the files are written once and read once by the reduce (zstd 1 was 27 % smaller)."""
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, table.schema, compression="lz4") as w:
         if parts is None:
             w.write_table(table)
         else:
+            grouped = table.take(pc.sort_indices(table["part"]))  # stable: each part keeps its order
+            bounds = np.searchsorted(grouped["part"].to_numpy(), np.arange(parts + 1))
             for p in range(parts):
-                w.write_table(table.filter(pc.equal(table["part"], p)), row_group_size=1 << 30)
+                w.write_table(grouped.slice(bounds[p], bounds[p + 1] - bounds[p]), row_group_size=1 << 30)
 
 
 def stats_table(essays: Sequence[Essay], cfg: WatermarkConfig) -> tuple[pa.Table, pa.Table]:
