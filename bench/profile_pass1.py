@@ -11,9 +11,11 @@ is recomputed (pass 0 and its reduces come from the work cache).  ``pipeline.STA
 to ``process_time``: per-stage timings are CPU seconds (the machine is shared).  MB/s is the UTF-8
 size of each stage's *input* text, as the engine's timings count it.
 
-The printed ``sha256`` is over pass 1's essay files (Parquet: text, edits, flags, stats, signals,
-sections) and stage counts; the dedup collect's signature files are timed but not hashed.  The
-hash must not change when a stage only gets faster.
+The printed ``sha256`` is over the *contents* of pass 1's essay files (every column of every row,
+read back: text, edits, flags, stats, signals, sections) and stage counts; ``file sha256`` is over
+the files' bytes, which also change with the intermediate files' codec or writer options.  The
+dedup collect's signature files are timed but not hashed.  Neither hash is taken inside the
+timed part.  The content hash must not change when a stage only gets faster.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from _need import REPO, need
 
 
@@ -61,7 +64,18 @@ def slice_raw(corpus: Path, mb: float, work: Path) -> tuple[Path, int, int]:
     return dst, total, len(chosen)
 
 
-def run_pass1(raw: Path, work: Path) -> tuple[dict, str, int]:
+def content_digest(path: Path | str, h: "hashlib._Hash") -> None:
+    """Feed ``h`` the contents of a Parquet file: its schema and every column's values in row
+    order (not its bytes: those also hang on the codec and the writer's options)."""
+    table = pq.read_table(path)
+    h.update(str(table.schema.remove_metadata()).encode())
+    for name in table.column_names:
+        h.update(name.encode() + b"\0")
+        h.update(json.dumps(table.column(name).to_pylist(), ensure_ascii=False, sort_keys=True,
+                            default=repr).encode())
+
+
+def run_pass1(raw: Path, work: Path) -> tuple[dict, list[dict], int]:
     """The engine's pass 1 over every shard of the slice (pass 0 from the cache), timed in CPU seconds."""
     cfg = PipelineConfig()
     pipeline.build(raw, cfg, work)  # the first time: pass 0, its reduces (and pass 1)
@@ -71,52 +85,77 @@ def run_pass1(raw: Path, work: Path) -> tuple[dict, str, int]:
     pipeline.STAGE_CLOCK = time.process_time
     build = pipeline.build(raw, cfg, work)
     cpu: dict[str, list[float]] = {}
-    h = hashlib.sha256()
     n_essays = 0
     for out in build.passes[1]:
         for name, (sec, nbytes) in out["timings"].items():
             c = cpu.setdefault(name, [0.0, 0])
             c[0] += sec
             c[1] += nbytes
-        h.update(Path(out["essays"]).read_bytes())
-        h.update(json.dumps(out["counts"], sort_keys=True).encode())
         n_essays += out["essay_count"]
-    return cpu, h.hexdigest(), n_essays
+    return cpu, build.passes[1], n_essays
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def digests(outs: list[dict]) -> tuple[str, str]:
+    """(content sha256, file sha256) of pass 1's essay files and counts."""
+    h, hf = hashlib.sha256(), hashlib.sha256()
+    for out in outs:
+        content_digest(out["essays"], h)
+        hf.update(Path(out["essays"]).read_bytes())
+        for x in (h, hf):
+            x.update(json.dumps(out["counts"], sort_keys=True).encode())
+    return h.hexdigest(), hf.hexdigest()
+
+
+def parse_args(doc: str, work: str, work_help: str | None = None) -> argparse.Namespace:
+    """The options both profile scripts take, parsed; exits with one line when the corpus is missing."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=REPO / "bench" / "out" / "crawl100",
                     help="a crawl-shaped corpus (bench/make_crawl.py; `make bench` makes bench/out/crawl100)")
     ap.add_argument("--mb", type=float, default=10.0)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "profile_pass1",
-                    help="pass 0 of each slice is kept here between runs")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / work, help=work_help)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--dump", type=Path, help="write the cProfile stats here (with --profile)")
     args = ap.parse_args()
     need(args.corpus, "a crawl-shaped corpus", "make one with `make bench` or .venv/bin/python bench/make_crawl.py "
          "--mb 100 --out bench/out/crawl100 --seed 1")
-    work = args.work / f"mb{args.mb:g}"
-    raw, raw_bytes, files = slice_raw(args.corpus, args.mb, work)
-    pipeline.build(raw, PipelineConfig(), work / "w")  # pass 0 and its reduces, cached for later runs
-    prof = cProfile.Profile() if args.profile else None
+    return args
+
+
+def timed(fn, profile: bool):
+    """(fn(), its CPU seconds, the cProfile profile or None)."""
+    prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
     t0 = time.process_time()
-    cpu, digest, n = run_pass1(raw, work / "w")
+    out = fn()
     total = time.process_time() - t0
     if prof:
         prof.disable()
-    print(f"slice: {files} files, {raw_bytes / 1e6:.1f} MB raw, {n} essays")
-    for name, (sec, nbytes) in cpu.items():
-        print(f"{name:18s} {sec:7.2f} s CPU  {nbytes / 1e6 / max(sec, 1e-9):7.1f} MB/s")
-    print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading and writing shards, hashing)")
+    return out, total, prof
+
+
+def print_digests(digest: str, file_digest: str, prof, args: argparse.Namespace) -> None:
     print(f"sha256 {digest}")
+    print(f"file sha256 {file_digest}")
     if prof:
         if args.dump:
             prof.dump_stats(args.dump)
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+
+
+def main() -> None:
+    args = parse_args(__doc__, "profile_pass1", "pass 0 of each slice is kept here between runs")
+    work = args.work / f"mb{args.mb:g}"
+    raw, raw_bytes, files = slice_raw(args.corpus, args.mb, work)
+    pipeline.build(raw, PipelineConfig(), work / "w")  # pass 0 and its reduces, cached for later runs
+    (cpu, outs, n), total, prof = timed(lambda: run_pass1(raw, work / "w"), args.profile)
+    digest, file_digest = digests(outs)
+    print(f"slice: {files} files, {raw_bytes / 1e6:.1f} MB raw, {n} essays")
+    for name, (sec, nbytes) in cpu.items():
+        print(f"{name:18s} {sec:7.2f} s CPU  {nbytes / 1e6 / max(sec, 1e-9):7.1f} MB/s")
+    print(f"{'pass 1 total':18s} {total:7.2f} s CPU (incl. reading and writing shards, hashing)")
+    print_digests(digest, file_digest, prof, args)
 
 
 if __name__ == "__main__":

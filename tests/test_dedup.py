@@ -200,6 +200,20 @@ def test_lsh_params_come_from_datasketch():
     assert off["reuse_bands"] == 0
 
 
+def test_known_bands_are_datasketchs_answers():
+    """The table that spares workers the datasketch (scipy) import holds datasketch's own answers,
+    and covers the default settings (whose keys are the floats the config really computes)."""
+    from corpuspipe.stages.dedup import minhash
+
+    for (threshold, num_perm, fp, fn), want in minhash._KNOWN_BANDS.items():
+        assert want == tuple(int(x) for x in _optimal_param(threshold, num_perm, fp, fn))
+    fp, fn = minhash._weights(CFG)
+    assert (CFG.threshold, CFG.num_perm, fp, fn) in minhash._KNOWN_BANDS
+    assert (minhash.reuse_jaccard_threshold(CFG), CFG.num_perm, fp, fn) in minhash._KNOWN_BANDS
+    # another setting still asks datasketch
+    assert minhash._optimal_bands(0.6, 64, 0.5, 0.5) == tuple(int(x) for x in _optimal_param(0.6, 64, 0.5, 0.5))
+
+
 def test_bucket_pairs_all_pairs_up_to_max_bucket_then_star_and_chain():
     def reference(start: int, z: int, max_bucket: int) -> tuple[set, set]:
         m = list(range(start, start + z))

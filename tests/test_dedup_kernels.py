@@ -22,6 +22,8 @@ from corpuspipe.stages.dedup import kernels
 from corpuspipe.stages.dedup.minhash import (
     _bandings,
     _permutations,
+    _signatures_by_sets,
+    char_signatures,
     band_matrix,
     compare_sets,
     signature_matrix,
@@ -83,6 +85,43 @@ def test_minhash_kernel_equals_the_numpy_matrix_on_real_text(shingle_sets):
         want = _minhash_numpy(sets, cfg)
         assert got.dtype == np.uint32 and np.array_equal(got, want)
         assert (got[-1] == 0xFFFFFFFF).all()
+
+
+def test_char_signatures_equal_the_shingle_sets_path_on_real_text():
+    """The one-loop signatures (shingles made distinct by a hash set, never sorted) give the
+    lengths, distinct-shingle counts and MinHash matrix of shingle_batch + signature_matrix, for
+    documents and paragraphs of real reports, Traditional copies, and every size at the edges."""
+    texts = _texts()
+    from corpuspipe.zh.opencc import converter
+
+    s2t = converter("s2t")
+    texts += [s2t.convert(t) for t in texts[:40]]  # Traditional: shingled through the t2s table
+    texts += ["", "。。，", "一", "一二", "一二三四", "一二三四五", "a b", "哈哈哈哈哈哈哈哈", "ａｂｃ１２３", "\n\n", "🀄🀄字字"]
+    for cfg, min_len in ((CFG, 0), (CFG, 50), (DedupConfig(num_perm=64, seed=7, ngram=3), 1),
+                         (DedupConfig(ngram=1), 0), (DedupConfig(ngram=9), 200)):
+        want = _signatures_by_sets(texts, cfg, min_len)
+        got = char_signatures(texts, cfg, min_len)
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w)
+        assert got[1].sum() > 10_000 and (got[2][got[1] == 0] == 0xFFFFFFFF).all()
+
+
+def test_char_minhash_keeps_the_hash_value_zero_apart():
+    """0 marks a free slot of the kernel's hash set, so a shingle whose hash is 0 is counted aside:
+    with 1-grams and seed_add = -(ord("a") + 1), mix64(0) = 0 is the hash of every "a"."""
+    text = "abacab"
+    raw = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    table = np.arange(0x110000, dtype=np.uint32)
+    a, b = _permutations(CFG)
+    seed_add = 2**64 - (ord("a") + 1)
+    sig = np.empty((1, CFG.num_perm), np.uint32)
+    counts, lengths = np.empty(1, np.int64), np.empty(1, np.int64)
+    kernels.char_minhash(raw, np.array([len(text)], np.int64), table, 1, 0x100000001B3, seed_add, 1, a, b, sig,
+                         counts, lengths)
+    with np.errstate(over="ignore"):
+        hv = np.unique(mix64(raw.astype(np.uint64) + np.uint64(1) + np.uint64(seed_add), seed=0))
+    assert 0 in hv.tolist() and counts[0] == hv.size == 3 and lengths[0] == 6
+    assert np.array_equal(sig, _minhash_numpy([hv], CFG))
 
 
 def test_band_keys_kernel_equals_the_numpy_polynomial(shingle_sets):
@@ -300,3 +339,14 @@ def test_candidates_in_small_chunks_and_runs_are_the_same_pairs(shingle_sets, tm
         assert np.array_equal(star, want[0])
         star_keys = set(map(tuple, want[0][:, :2].tolist()))  # a star anywhere is a star
         assert other.tolist() == [r for r in want[1].tolist() if tuple(r[:2]) not in star_keys]
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=3000), st.integers(0, 64))
+@settings(max_examples=200, deadline=None)
+def test_argsort_u64_is_a_stable_argsort(values, shift):
+    """The radix argsort (the quality stage's n-gram keys) orders like numpy's stable argsort,
+    ties included, for keys of every width (a shift leaves only the high bits: many ties)."""
+    keys = np.array(values, np.uint64) >> np.uint64(shift) if shift < 64 else np.zeros(len(values), np.uint64)
+    order, sorted_keys = kernels.argsort_u64(keys)
+    want = np.argsort(keys, kind="stable")
+    assert np.array_equal(order, want) and np.array_equal(sorted_keys, keys[want])

@@ -220,6 +220,45 @@ def test_real_reports_are_not_flagged_as_mojibake(tmp_path, index):
     assert "mojibake" not in essay.flags and "mojibake_repair" not in rules_of(essay)
 
 
+def test_mojibake_runs_grown_from_strong_characters_are_the_regex_runs():
+    """find_mojibake_repairs grows each candidate run from a character outside GB2312; the runs
+    must be those ``finditer`` of ``[cls]*[strong][cls]*`` gives (the old scan), on real reports
+    with UTF-8-read-as-GBK phrases planted anywhere (next to each other, at the ends)."""
+    import random
+    import re
+
+    from corpuspipe.core.edits import Replacement
+    from corpuspipe.stages.ingest import mojibake
+
+    gate, _run, chars = mojibake._mojibake_run()
+    cls = "".join(re.escape(c) for c in sorted(chars))
+    strong = "".join(re.escape(c) for c in sorted(c for c in chars if gate.fullmatch(c)))
+    runs = re.compile(f"[{cls}]*[{strong}][{cls}]*")
+
+    def reference(text: str) -> list:
+        out = []
+        for m in runs.finditer(text):
+            if m.end() - m.start() >= 3:
+                found = mojibake._repair_run(m.group())
+                if found is not None:
+                    out.append(Replacement(m.start() + found[0], m.start() + found[1], found[2], "mojibake_repair"))
+        return out
+
+    rng = random.Random(11)
+    texts = [d["content"] for d in _reports()]
+    n_repairs = 0
+    for k in range(60):
+        text = texts[k % len(texts)][: rng.randrange(200, 6000)]
+        for _ in range(rng.randrange(0, 8)):
+            at = rng.randrange(0, len(text) + 1)
+            phrase = text[at : at + rng.randrange(2, 12)] or "全面加强"
+            text = text[:at] + phrase.encode("utf-8").decode("gbk", errors="ignore") + text[at:]
+        want = reference(text)
+        assert mojibake.find_mojibake_repairs(text) == want
+        n_repairs += len(want)
+    assert n_repairs > 20
+
+
 def test_clean_seeds_get_no_mojibake_repairs(seed_shards):
     for shard in seed_shards.values():
         for e in shard.essays:

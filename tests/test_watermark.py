@@ -414,3 +414,17 @@ def test_site_source_and_promo_header_lines_go_whole(header):
     remove_watermarks([essay], WatermarkConfig())
     assert essay.text == "工会来源于群众，作者认为此事可行。\n"
     assert rebuild_raw(essay.text, essay.body.edits) == raw
+
+
+def test_lines_from_the_end_are_the_lines_reversed():
+    """The block walk reads lines from the end without splitting the whole view (same lines)."""
+    import random
+
+    from corpuspipe.stages.watermark.removal import _lines_from_the_end
+    from corpuspipe.stages.watermark.views import _lines
+
+    rng = random.Random(1)
+    texts = ["", "\n", "a", "a\n", "\n\na", "法律\n、\n公有领域\nfalse"]
+    texts += ["".join(rng.choice("字a\n \u3000") for _ in range(rng.randrange(0, 40))) for _ in range(3000)]
+    for t in texts:
+        assert list(_lines_from_the_end(t)) == list(reversed(list(_lines(t))))

@@ -7,9 +7,10 @@ edits, so the source file is always ``"".join(rebuild(essay) for essay in file_e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 
 from corpuspipe.core.edits import TrackedText
@@ -107,9 +108,12 @@ def merge_counts(into: dict[str, int], more: Iterable[tuple[str, int]] | dict[st
     return into
 
 
-@dataclass(frozen=True)
-class SectionRow:
-    """A section as produced by the sectioning stage, tied to its document."""
+class SectionRow(NamedTuple):
+    """A section as produced by the sectioning stage, tied to its document.
+
+    A NamedTuple (it was a frozen dataclass): ~30k of them per 14.5 MB of crawl text are made by
+    the section stage and again by every reader of a shard file, and written field by field; a
+    tuple is built in one C call and its fields after ``doc_id`` are one slice (``row[1:]``)."""
 
     doc_id: str
     path: str
@@ -125,7 +129,14 @@ class SectionRow:
 
 def section_id(doc_id: str, path: str) -> str:
     """Stable, sortable id: zero-padded ordinal path, so ids sort in document order."""
-    return doc_id + "-" + ".".join(f"{int(p):03d}" for p in path.split("."))
+    return doc_id + "-" + _padded_path(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _padded_path(path: str) -> str:
+    """``"2.10"`` -> ``"002.010"``.  Cached: outline paths repeat across documents (a few hundred
+    distinct ones in the 100 MB crawl's 200k sections), and formatting each part was ~0.7 us."""
+    return ".".join(f"{int(p):03d}" for p in path.split("."))
 
 
 def text_sha256(text: str) -> str:

@@ -484,7 +484,6 @@ _PUNCT_RUN_RE = re.compile(f"[{_WS}]*(?P<run>[,;:?!](?:[{_WS}]*[,;:?!])*)[{_WS}]
 _PUNCT_CORE_RE = re.compile(f"[,;:?!](?:[{_WS}]*[,;:?!])*")
 _WS_TAIL_RE = re.compile(f"[{_WS}]*")
 _PAREN_RE = re.compile(r"[(（](?P<body>[^()（）\n]{0,100})[)）]")
-_WS_RUN_RE = re.compile(f"[{_WS}]+")
 _SPACE_NEIGHBORS = frozenset(_CJK_STABLE + "，；：？！（）")
 _ENTITY_HEAD = re.compile(r"&#?[A-Za-z0-9]{1,32}$")  # text before a ';' that ends an HTML entity (&nbsp;, &#0;)
 
@@ -563,17 +562,19 @@ def _is_han(ch: str) -> bool:
 
 
 def _spacing(text: str) -> list[Replacement]:
-    """Spaces between two Han characters (or CJK punctuation) go: ``全面 加强`` -> ``全面加强``."""
-    reps: list[Replacement] = []
-    n = len(text)
-    for m in _WS_RUN_RE.finditer(text):
-        s, e = m.start(), m.end()
-        if s == 0 or e >= n:
-            continue
-        a, b = text[s - 1], text[e]
-        if (a in _SPACE_NEIGHBORS or _is_han(a)) and (b in _SPACE_NEIGHBORS or _is_han(b)):
-            reps.append(Replacement(s, e, "", "han_space"))
-    return reps
+    """Spaces between two Han characters (or CJK punctuation) go: ``全面 加强`` -> ``全面加强``.
+
+    One regex finds exactly the whitespace runs with such a neighbour on both sides (a run is
+    maximal because no neighbour is whitespace); it starts with the whitespace class, so sre skips
+    to the runs.  It replaced a Python check of every run's neighbours (0.100 -> 0.036 CPU s over
+    the 14.5 MB crawl slice's texts before and after pass 0; same replacements)."""
+    return [Replacement(m.start(), m.end(), "", "han_space") for m in _HAN_SPACE_RE.finditer(text)]
+
+
+_SPACE_NEIGHBOR_CLASS = "".join(re.escape(c) for c in sorted(_SPACE_NEIGHBORS)) + "".join(
+    f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in HAN_RANGES)  # what _is_han says, and the punctuation
+assert not set(_WS) & (_SPACE_NEIGHBORS | {c for c in _WS if _is_han(c)})
+_HAN_SPACE_RE = re.compile(f"[{_WS}](?<=[{_SPACE_NEIGHBOR_CLASS}][{_WS}])[{_WS}]*(?=[{_SPACE_NEIGHBOR_CLASS}])")
 
 
 # -- flags ---------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from corpuspipe.core.config import PipelineConfig, SectionConfig
 from corpuspipe.core.records import SectionRow, Shard
@@ -48,9 +48,9 @@ from corpuspipe.zh.numerals import cn_to_int
 __all__ = ["OutlineNode", "Section", "section_text", "cn_numeral", "FAMILIES"]
 
 
-@dataclass(frozen=True)
-class OutlineNode:
-    """One node of an essay's outline."""
+class OutlineNode(NamedTuple):
+    """One node of an essay's outline (a NamedTuple: the stage turns each into a
+    :class:`~corpuspipe.core.records.SectionRow` by prefixing the doc_id, one tuple concatenation)."""
 
     path: str  # ordinal path like "2.1"; the preamble is "0"
     level: int  # 1 = top; the preamble is level 1 too
@@ -290,6 +290,8 @@ def section_text(text: str, cfg: SectionConfig) -> list[OutlineNode]:
     return out
 
 
+_new_row = tuple.__new__  # SectionRow(doc_id, *node) without the NamedTuple's Python-level __new__
+
 #: counter prefix of the sections per outline level (folded into ``per_level`` by :meth:`Section.report`)
 _PER_LEVEL = "per_level."
 
@@ -305,11 +307,8 @@ class Section(ShardStage):
         levels: dict[int, int] = {}
         for e in batch.essays:
             doc_id = e.doc_id
-            e.sections = [
-                SectionRow(doc_id, s.path, s.level, s.ordinal, s.marker, s.marker_family, s.heading, s.char_start,
-                           s.char_end, s.parent_path)
-                for s in section_text(e.body.text, ctx.cfg.section)
-            ]
+            head = (doc_id,)
+            e.sections = [_new_row(SectionRow, head + s) for s in section_text(e.body.text, ctx.cfg.section)]
             n += len(e.sections)
             for s in e.sections:
                 levels[s.level] = levels.get(s.level, 0) + 1

@@ -18,6 +18,11 @@ cdef extern from "_minhash_loop.h" nogil:
         uint64_t gh
         uint64_t loc
     void cp_sort_band_rows(cp_band_row *a, int64_t n)
+    void cp_argsort_u64(const uint64_t *keys, int64_t n, int64_t *order, uint64_t *sorted, uint64_t *k2, int64_t *i2)
+    int64_t cp_char_minhash(const uint32_t *raw, const int64_t *raw_len, int64_t n_texts, const uint32_t *table,
+                            int64_t n, uint64_t base, uint64_t seed_add, int64_t min_len, const uint32_t *a,
+                            const uint32_t *b, int64_t n_perm, uint64_t *v, uint64_t *u, uint64_t *set,
+                            uint32_t *acc, uint32_t *sig, int64_t *counts, int64_t *lengths)
 
 
 def minhash(const uint64_t[::1] x, const int64_t[::1] starts, const uint32_t[::1] a, const uint32_t[::1] b,
@@ -257,3 +262,72 @@ def entity_pairs(const uint32_t[::1] local, const int64_t[::1] row_start, const 
                     n_other += 1
             e += 1
     return n_star, n_other, e
+
+
+def char_minhash(const uint32_t[::1] raw, const int64_t[::1] raw_len, const uint32_t[::1] table, int64_t n,
+                 uint64_t base, uint64_t seed_add, int64_t min_len, const uint32_t[::1] a, const uint32_t[::1] b,
+                 uint32_t[:, ::1] sig, int64_t[::1] counts, int64_t[::1] lengths):
+    """sig[i] = the MinHash signature of text i's character n-gram shingles, counts[i] = how many
+    distinct shingles it has, lengths[i] = its stripped length; text i is the next raw_len[i] code
+    points of ``raw`` (the loop: ``_minhash_loop.h``, ``cp_char_minhash``).  Returns the sum of counts."""
+    cdef Py_ssize_t t, n_texts = raw_len.shape[0]
+    cdef int64_t n_perm = a.shape[0], max_len = 0, total = 0, pos = 0
+    cdef uint64_t cap = 16
+    cdef uint64_t *v = NULL
+    cdef uint64_t *u = NULL
+    cdef uint64_t *hset = NULL
+    cdef uint32_t *acc = NULL
+    if n < 1 or b.shape[0] != n_perm or sig.shape[0] < n_texts or sig.shape[1] != n_perm \
+            or counts.shape[0] < n_texts or lengths.shape[0] < n_texts:
+        raise ValueError("char_minhash: shapes do not match")
+    if table.shape[0] < 0x110000:
+        raise ValueError("char_minhash: the table must cover every code point")
+    for t in range(n_texts):
+        if raw_len[t] < 0:
+            raise ValueError("char_minhash: negative text length")
+        max_len = max(max_len, raw_len[t])
+        pos += raw_len[t]
+    if pos > raw.shape[0]:
+        raise ValueError("char_minhash: the texts are longer than raw")
+    while cap < <uint64_t> (2 * max_len):
+        cap <<= 1
+    try:
+        v = <uint64_t *> malloc(max(1, max_len) * sizeof(uint64_t))
+        u = <uint64_t *> malloc(max(1, max_len) * sizeof(uint64_t))
+        hset = <uint64_t *> malloc(cap * sizeof(uint64_t))
+        acc = <uint32_t *> malloc(max(1, n_perm) * sizeof(uint32_t))
+        if v == NULL or u == NULL or hset == NULL or acc == NULL:
+            raise MemoryError()
+        if n_texts:
+            with nogil:
+                total = cp_char_minhash(&raw[0] if raw.shape[0] else NULL, &raw_len[0], n_texts, &table[0], n, base,
+                                        seed_add, min_len, &a[0], &b[0], n_perm, v, u, hset, acc, &sig[0, 0],
+                                        &counts[0], &lengths[0])
+    finally:
+        free(v)
+        free(u)
+        free(hset)
+        free(acc)
+    return total
+
+
+def argsort_u64(const uint64_t[::1] keys, int64_t[::1] order, uint64_t[::1] sorted_keys):
+    """order = a stable argsort of ``keys``, sorted_keys = keys[order] (an LSD radix sort: the loop
+    ``cp_argsort_u64`` in ``_minhash_loop.h``)."""
+    cdef Py_ssize_t n = keys.shape[0]
+    cdef uint64_t *k2 = NULL
+    cdef int64_t *i2 = NULL
+    if order.shape[0] != n or sorted_keys.shape[0] != n:
+        raise ValueError("argsort_u64: shapes do not match")
+    if n == 0:
+        return
+    try:
+        k2 = <uint64_t *> malloc(n * sizeof(uint64_t))
+        i2 = <int64_t *> malloc(n * sizeof(int64_t))
+        if k2 == NULL or i2 == NULL:
+            raise MemoryError()
+        with nogil:
+            cp_argsort_u64(&keys[0], n, &order[0], &sorted_keys[0], k2, i2)
+    finally:
+        free(k2)
+        free(i2)

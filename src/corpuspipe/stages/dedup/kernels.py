@@ -1,5 +1,6 @@
 """Compiled loops of the dedup hot paths (Cython, ``_kernels.pyx``): the numbers of the numpy code
-they replace, faster.
+they replace, faster.  (Also one generic loop other stages use: ``argsort_u64``, the quality
+stage's n-gram sort; this is the project's only compiled module.)
 
 Why: after batching, what was left of MinHash, banding and verification was numpy *call overhead*
 on small arrays (a section's paragraph pairs are tens of shingles each; one verification made ~20
@@ -31,6 +32,24 @@ def minhash(x: np.ndarray, starts: np.ndarray, a: np.ndarray, b: np.ndarray, out
     """out[i] = the MinHash signature of set i = x[starts[i]:starts[i + 1]] (uint64 shingles, their
     low 32 bits permuted by (a*x + b) mod 2**32)."""
     _kernels.minhash(x, starts, a, b, out)
+
+
+def char_minhash(raw: np.ndarray, raw_len: np.ndarray, table: np.ndarray, n: int, base: int, seed_add: int,
+                 min_len: int, a: np.ndarray, b: np.ndarray, sig: np.ndarray, counts: np.ndarray,
+                 lengths: np.ndarray) -> int:
+    """MinHash signatures of the character n-gram shingles of texts joined in ``raw``, their
+    distinct shingle counts and stripped lengths, in one loop (see ``minhash.char_signatures``)."""
+    return _kernels.char_minhash(raw, raw_len, table, n, base, seed_add, min_len, a, b, sig, counts, lengths)
+
+
+def argsort_u64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a stable argsort of ``keys``, the sorted keys): an LSD radix sort, ~2.5x numpy's argsort on
+    the quality stage's 60-bit n-gram keys (32k keys: 0.55 vs 1.37 ms)."""
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    order = np.empty(keys.size, np.int64)
+    sorted_keys = np.empty(keys.size, np.uint64)
+    _kernels.argsort_u64(keys, order, sorted_keys)
+    return order, sorted_keys
 
 
 def band_keys(mat: np.ndarray, bands: int, rows: int, base: int, seed_add: int, out: np.ndarray, col0: int) -> None:

@@ -40,21 +40,26 @@ def items_for_document(
     ``cfg`` is accepted for the engine's uniform call; unit choice does not depend on it today.
     """
     n_flags = len(flags)
-    doc = DedupItem(id=doc_id, text=text, quality=len(text), flags=n_flags, script=script)
+    doc = _item(DedupItem, (doc_id, text, len(text), None, None, n_flags, script))
     parents = {s.parent_path for s in sections if s.parent_path}
     units: list[DedupItem] = []
+    add = units.append
     for s in sections:
         if s.path in parents:
             continue  # judged through its children
         sid = section_id(doc_id, s.path)
-        body = text[s.char_start : s.char_end]
-        quality = s.char_end - s.char_start
-        units.append(DedupItem(sid, body, quality, group=doc_id, entity=sid, flags=n_flags, script=script))
+        start, end = s.char_start, s.char_end
+        body = text[start:end]
+        quality = end - start
+        add(_item(DedupItem, (sid, body, quality, doc_id, sid, n_flags, script)))
+        if "\n" not in body:
+            continue  # one paragraph at most
         paragraphs = [p for p in body.split("\n") if p.strip()]
         if len(paragraphs) <= 1:
             continue
-        for k, para in enumerate(paragraphs):
-            units.append(
-                DedupItem(f"{sid}#{k:03d}", para, quality, group=doc_id, entity=sid, flags=n_flags, script=script)
-            )
+        units.extend([_item(DedupItem, (f"{sid}#{k:03d}", para, quality, doc_id, sid, n_flags, script))
+                      for k, para in enumerate(paragraphs)])
     return doc, units
+
+
+_item = tuple.__new__  # DedupItem(...) from a full tuple, without the NamedTuple's Python-level __new__

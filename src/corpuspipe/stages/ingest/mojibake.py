@@ -28,7 +28,7 @@ _UTF8_CJK_SEQ = re.compile(rb"(?:[\xe2-\xe9\xef][\x80-\xbf]{2})+")
 
 
 @lru_cache(maxsize=1)
-def _mojibake_run() -> tuple[re.Pattern[str], re.Pattern[str]]:
+def _mojibake_run() -> tuple[re.Pattern[str], re.Pattern[str], frozenset[str]]:
     """Runs of GBK characters whose two bytes are both UTF-8 lead/continuation bytes, holding
     at least one character outside GB2312.
 
@@ -48,7 +48,7 @@ def _mojibake_run() -> tuple[re.Pattern[str], re.Pattern[str]]:
     strong = {c for c in chars if c.encode("gb2312", errors="replace") == b"?"}
     cls = "".join(re.escape(c) for c in sorted(chars))
     strong_cls = "".join(re.escape(c) for c in sorted(strong))
-    return re.compile(f"[{strong_cls}]"), re.compile(f"[{cls}]*[{strong_cls}][{cls}]*")
+    return re.compile(f"[{strong_cls}]"), re.compile(f"[{cls}]*"), frozenset(chars)
 
 
 _REPAIRED_OK = re.compile(f"[{_HAN}\u3000-\u303f\uff00-\uffef\u2010-\u2027]+")
@@ -79,16 +79,26 @@ def _repair_run(run: str) -> tuple[int, int, str] | None:
 def find_mojibake_repairs(text: str, rule: str = "mojibake_repair") -> list[Replacement]:
     """Replacements for every run that provably is UTF-8 read as GBK."""
     out: list[Replacement] = []
-    gate, runs = _mojibake_run()
-    if gate.search(text) is None:  # one fast scan settles almost every clean text
-        return out
-    for m in runs.finditer(text):
-        if m.end() - m.start() < 3:
+    gate, run_chars, chars = _mojibake_run()
+    end = 0
+    # The candidate runs are the maximal runs of GBK-from-UTF-8-bytes characters that hold a
+    # strong one (what ``finditer`` of ``[cls]*[strong][cls]*`` gives): grown from each strong
+    # character found by the gate, instead of a scan whose leading ``[cls]*`` sre tries at every
+    # position of the text (Simplified text is full of short runs of such characters).
+    for hit in gate.finditer(text):
+        q = hit.start()
+        if q < end:
+            continue  # inside the run just taken
+        start = q
+        while start > end and text[start - 1] in chars:
+            start -= 1
+        end = run_chars.match(text, q).end()
+        if end - start < 3:
             continue
-        found = _repair_run(m.group())
+        found = _repair_run(text[start:end])
         if found is not None:
             s, e, fixed = found
-            out.append(Replacement(m.start() + s, m.start() + e, fixed, rule))
+            out.append(Replacement(start + s, start + e, fixed, rule))
     return out
 
 

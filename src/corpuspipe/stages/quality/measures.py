@@ -41,6 +41,8 @@ from typing import Sequence
 
 import numpy as np
 
+from corpuspipe.stages.dedup.kernels import argsort_u64
+
 SIGNALS: dict[str, str] = {
     "han_ratio": "Han characters / non-whitespace characters (0–1)",
     "punct_ratio": "punctuation / non-whitespace characters (0–1)",
@@ -161,6 +163,10 @@ def _ngram_signals(cp: np.ndarray) -> dict[str, float]:
     collisions, so the values equal the hashed reference's (which collides with probability
     ~L^2/2^64; the tests compare the two).  Measured on a 14.5 MB crawl100 slice (2,109 essays,
     ``bench/profile_pass1.py``): n-gram signals 3.1 -> 1.6 CPU s with one sort per document.
+    The sort is a compiled radix argsort (``stages.dedup.kernels.argsort_u64``, the project's one
+    compiled module): numpy's argsort was ~40 % of the stage; the slice's 2,106 texts' n-gram
+    signals 0.451 -> 0.318 CPU s (best of 5), the same values (equal keys' order never shows:
+    equal keys get equal R, and the extension's lexsort ties are equal windows).
     """
     if len(cp) < 2:
         return {}
@@ -241,8 +247,7 @@ def _ngram_chunk(docs: list[np.ndarray]) -> list[dict[str, float]] | None:
         key_all <<= np.uint64(bits)
         key_all |= r[j:j + M]
     key = key_all[at] | (D.astype(np.uint64) << np.uint64(k * bits))
-    order = np.argsort(key)
-    sk = key[order]
+    order, sk = argsort_u64(key)  # a compiled radix sort; the order among equal keys never shows
     lcp = _lead_equal(sk[1:] ^ sk[:-1], k, bits)  # 0 between two documents
     Lsl = Ls.tolist()
     res: list[dict[str, float]] = [{} for _ in range(nd)]

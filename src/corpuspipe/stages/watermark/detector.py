@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -158,12 +159,19 @@ _STATS_SCHEMA = pa.schema([("part", pa.int8()), ("key", pa.string()), ("site", p
 
 
 def _write_parquet(table: pa.Table, out: Path, parts: int | None = None) -> None:
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=1) as w:
+    """A shard's votes (one row group per key partition, rows in their order within it) or documents.
+
+    lz4, and the partitions cut from one stable sort by ``part`` instead of one filter each: the
+    slice's three vote tables (40k rows) 0.086 -> 0.056 CPU s (best of 5), the same row groups;
+    the files are written once and read once by the reduce (zstd 1 was 27 % smaller)."""
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, table.schema, compression="lz4") as w:
         if parts is None:
             w.write_table(table)
         else:
+            grouped = table.take(pc.sort_indices(table["part"]))  # stable: each part keeps its order
+            bounds = np.searchsorted(grouped["part"].to_numpy(), np.arange(parts + 1))
             for p in range(parts):
-                w.write_table(table.filter(pc.equal(table["part"], p)), row_group_size=1 << 30)
+                w.write_table(grouped.slice(bounds[p], bounds[p + 1] - bounds[p]), row_group_size=1 << 30)
 
 
 def stats_table(essays: Sequence[Essay], cfg: WatermarkConfig) -> tuple[pa.Table, pa.Table]:
@@ -183,17 +191,20 @@ def stats_table(essays: Sequence[Essay], cfg: WatermarkConfig) -> tuple[pa.Table
                 rows[(c.key, site, ident)] = [c.edge, text[c.start:c.end].strip()[:_EXAMPLE_CHARS]]
             else:
                 r[0] = r[0] or c.edge
-    items = sorted(rows.items())
-    keys = [k for (k, _, _), _ in items]
+    keys = [k for k, _, _ in rows]
     votes = pa.table({
         "part": pa.array([xxhash.xxh3_64_intdigest(k.encode("utf-8", "surrogatepass")) % _BP_PARTS for k in keys],
                          pa.int8()),
         "key": pa.array(keys, pa.string()),
-        "site": pa.array([s for (_, s, _), _ in items], pa.string()),
-        "ident": pa.array([i for (_, _, i), _ in items], pa.uint64()),
-        "edge": pa.array([v[0] for _, v in items], pa.bool_()),
-        "example": pa.array([v[1] for _, v in items], pa.string()),
+        "site": pa.array([s for _, s, _ in rows], pa.string()),
+        "ident": pa.array([i for _, _, i in rows], pa.uint64()),
+        "edge": pa.array([v[0] for v in rows.values()], pa.bool_()),
+        "example": pa.array([v[1] for v in rows.values()], pa.string()),
     }, schema=_STATS_SCHEMA)
+    # rows sorted by (key, site, ident), as ``sorted(rows.items())`` did, by Arrow's sort: UTF-8 byte
+    # order is code point order and the triples are distinct (0.12 of 0.49 CPU s on the 14.5 MB slice)
+    votes = votes.take(pc.sort_indices(votes, sort_keys=[("key", "ascending"), ("site", "ascending"),
+                                                          ("ident", "ascending")]))
     docs = pa.table({"site": pa.array(doc_sites, pa.string()), "ident": pa.array(doc_idents, pa.uint64())})
     return votes, docs
 

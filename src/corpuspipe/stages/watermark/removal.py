@@ -11,16 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from corpuspipe.core.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
+from corpuspipe.core.regex_prefilter import LineIndex, WordScan
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.watermark.rules import (
     BOILERPLATE_BLOCK_RULE,
     BOILERPLATE_LINE_RULE,
     BOILERPLATE_RUN_RULE,
     DETECTOR_RULES,
+    LINE_INDEX_MIN_CHARS,
     STAGE,
     RuleGuard,
     WatermarkRule,
@@ -60,9 +62,11 @@ class RulePlan(NamedTuple):
     when many short texts are asked (the splitter's title lines): building the lookup key of a
     tuple of rules hashes every pydantic model (~15 us a call)."""
 
-    prefilter: re.Pattern[str]
+    prefilter: WordScan  # the rules' required words, in one pass
     inside: dict[str, tuple[str, ...]]
     plan: tuple[tuple[str, frozenset[str], bool, Any], ...]
+    # the lines holding each literal-planned rule's literals, for all of them in one pass
+    lines: LineIndex
 
 
 def rule_plan(rules: Sequence[WatermarkRule]) -> RulePlan:
@@ -79,7 +83,8 @@ def _prefilter(rules: tuple[WatermarkRule, ...]) -> RulePlan:
     words = tuple(sorted({w for r in rules for w in r.require}, key=lambda w: (-len(w), w)))
     inside = {p: tuple(w for w in words if w in p) for p in words}
     plan = tuple((r.name, frozenset(r.require), r.scope == "line", _matcher(r)) for r in rules)
-    return RulePlan(re.compile("|".join(map(re.escape, words)) if words else r"(?!)"), inside, plan)
+    index = LineIndex({r.name: r.literal_plan() for r in rules if r.literal_plan() is not None})
+    return RulePlan(WordScan(words), inside, plan, index)
 
 
 def find_spans(
@@ -100,17 +105,23 @@ def find_spans(
     view = normalized_view(text)
     spans: list[Span] = []
     line_scoped: set[tuple[int, int]] = set()
-    prefilter, inside, plan = rules if isinstance(rules, RulePlan) else _prefilter(tuple(rules))
+    prefilter, inside, plan, index = rules if isinstance(rules, RulePlan) else _prefilter(tuple(rules))
     present: set[str] = set()
-    for p in set(prefilter.findall(view.lower())):  # lower(): prefilter only
+    for p in prefilter.found(view.lower()):  # lower(): prefilter only
         present.update(inside[p])  # shorter words inside found ones
+    starts: dict[str, list[int]] | None = None  # per literal-planned rule, the lines worth trying
     for name, require, line_scope, finditer in plan:
         if require and present.isdisjoint(require):
             continue
         if guard.disabled(name):
             continue
         try:
-            matches = list(finditer(view, guard.timeout))
+            if name in index.plans and len(view) >= LINE_INDEX_MIN_CHARS:
+                if starts is None:
+                    starts = index.lines(view)
+                matches = list(finditer(view, guard.timeout, starts[name]))
+            else:
+                matches = list(finditer(view, guard.timeout))
         except TimeoutError:
             guard.record_timeout(name, doc_id)
             continue
@@ -160,10 +171,11 @@ def _block_leftovers(view: str, spans: list[Span], min_chars: int) -> list[Span]
     text above it and stays, and a rule's single header line never takes short lines with it.
     """
     covered = [(s.start, s.end, s.rule) for s in spans]
-    lines = [(s, e, c) for s, e, c in _lines(view) if c.strip()]
     seq: list[tuple[str, int, int]] = []  # from the end up: ("anchor"|"removed"|"fragment", start, end)
     j = len(covered) - 1
-    for s, e, c in reversed(lines):
+    for s, e, c in _lines_from_the_end(view):  # the walk mostly stops at the last line: never split all
+        if not c.strip():
+            continue
         while j >= 0 and covered[j][0] > s:
             j -= 1
         content_end = e - (1 if view[e - 1 : e] == "\n" else 0)
@@ -183,6 +195,18 @@ def _block_leftovers(view: str, spans: list[Span], min_chars: int) -> list[Span]
     out = [Span(s, e, BOILERPLATE_BLOCK_RULE) for i, (kind, s, e) in enumerate(seq)
            if kind == "fragment" and i < top or kind == "anchor" and (s, e) not in {(c[0], c[1]) for c in covered}]
     return sorted(out, key=lambda sp: sp.start)
+
+
+def _lines_from_the_end(view: str) -> Iterator[tuple[int, int, str]]:
+    """``reversed(list(views._lines(view)))``, one line at a time."""
+    n = len(view)
+    end = n
+    while True:
+        nl = view.rfind("\n", 0, end)
+        yield nl + 1, min(end + 1, n), view[nl + 1 : end]
+        if nl < 0:
+            return
+        end = nl
 
 
 def _resolve_overlaps(spans: list[Span]) -> list[Span]:
@@ -280,7 +304,7 @@ def remove_watermarks(
     ``boilerplate_kept``; otherwise (a title-only page plus a site line) it is flagged
     ``boilerplate_only`` and the stage quarantines it.
     Timeouts are counted in ``guard`` (``guard.counters()["rule_timeouts"]``): pass one guard per run."""
-    rules = load_rules(cfg.rules_file)
+    rules = rule_plan(load_rules(cfg.rules_file))  # once: a tuple of rules as a cache key costs ~15 us a text
     guard = guard if guard is not None else RuleGuard()
     per_site: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     removed: dict[str, int] = {}

@@ -205,8 +205,9 @@ def candidates(text: str, cfg: WatermarkConfig) -> tuple[list[Candidate], int]:
             out.append(Candidate(s, e, LINE_PREFIX + fold_digit_runs(key), edge))
     if lines:
         first, last = lines[0][0], lines[-1][1]
+        line_starts = [ln[0] for ln in lines]
         for s, e, key in _run_keys(kview, cfg.min_chars):
-            i = bisect_right([ln[0] for ln in lines], s) - 1
+            i = bisect_right(line_starts, s) - 1
             out.append(Candidate(s, e, RUN_PREFIX + key, edges[i] if i >= 0 else s <= first or e >= last))
     basis = longest if len(longest) >= cfg.identity_min_chars else "".join(view.split())
     return out, xxhash.xxh3_64_intdigest(basis.encode("utf-8", "surrogatepass"))
