@@ -30,11 +30,11 @@ def serve(
         fail(f"not a valid cron expression: {cron!r}")
     if not os.environ.get("PREFECT_API_URL"):
         fail("serve needs a Prefect server: run `prefect server start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
+    from corpuspipe import preflight
+
     try:
         check_raw_dir(raw_dir)
         check_writable(out)
-        from corpuspipe import preflight
-
         preflight.check_rules(preflight.load_config(config))
         if publish:
             preflight.check_publish_target(publish)
