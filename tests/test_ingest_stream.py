@@ -19,6 +19,7 @@ from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.core.stage import Context
 from corpuspipe.stages.ingest import Ingest
+from corpuspipe.stages.ingest import decode as ingest_decode
 from corpuspipe.stages.ingest import files as ingest_files
 from corpuspipe.stages.ingest import split as ingest_split
 from corpuspipe.stages.ingest.files import ingest_file
@@ -168,7 +169,7 @@ def test_a_big_file_read_in_chunks_decodes_as_the_whole_bytes_do(tmp_path, monke
     (tmp_path / "a.txt").write_bytes(data)
     cfg = CFG.ingest.model_copy(update={"max_line_chars": 2500})
     slow = ingest_file(tmp_path, "a.txt", cfg)
-    monkeypatch.setattr(ingest_files, "_CHUNK_BYTES", 4096)  # every file is "big", read in 4 KB chunks
+    monkeypatch.setattr(ingest_decode, "CHUNK_BYTES", 4096)  # every file is "big", read in 4 KB chunks
     fast = ingest_file(tmp_path, "a.txt", cfg)
     assert fast.sources == slow.sources and fast.quarantine == slow.quarantine and fast.stats == slow.stats
     assert [(e.doc_id, e.body.raw, e.body.text, e.flags) for e in fast.essays] == [
