@@ -13,7 +13,7 @@ import pytest
 
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.stages.ingest import files as ingest_files
-from corpuspipe.stages.ingest import split as ingest_split
+from corpuspipe.stages.ingest import starts as ingest_starts
 from corpuspipe.stages.ingest.decode import DecodeRejected, decode_bytes
 from corpuspipe.stages.ingest.discover import discover_sources
 from corpuspipe.stages.ingest.files import ingest_file
@@ -210,7 +210,7 @@ def test_a_recursion_error_in_splitting_quarantines_the_file(tmp_path, monkeypat
     def deep(*args, **kwargs):
         return deep(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_split, "_bigrams", deep)
+    monkeypatch.setattr(ingest_starts, "bigrams", deep)
     shard = ingest_file(tmp_path, "a.txt", CFG)
     assert [(q.reason, q.detail) for q in shard.quarantine] == [("error", "error: RecursionError")]
 

@@ -53,8 +53,11 @@ from corpuspipe.stages.ingest import crawltext
 from corpuspipe.stages.ingest.decode import DecodeRejected, Dropped, decode_file, is_blank, longest_line, read_big_utf8
 from corpuspipe.stages.ingest.decode import decode_bytes  # noqa: F401  (bench/bench_decode.py's --module default, bench/eval_split.py)
 from corpuspipe.stages.ingest.discover import file_kind, inside_root, non_utf8, resolve_path
+from corpuspipe.stages.ingest.headerzone import analyse_essay
+from corpuspipe.stages.ingest.lines import split_lines
 from corpuspipe.stages.ingest.mojibake import find_mojibake_repairs, mojibake_evidence, repair_string
-from corpuspipe.stages.ingest.split import analyse_essay, clean_title, iter_split, split_lines
+from corpuspipe.stages.ingest.split import iter_split
+from corpuspipe.stages.ingest.titles import clean_title
 
 STAGE = "ingest"
 
