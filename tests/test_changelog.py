@@ -6,7 +6,8 @@ import pytest
 from release_trust_fixtures import make_tables, write_release
 
 from corpuspipe.core import schemas
-from corpuspipe.release.changelog import diff_releases, diff_table, write_changelog
+from corpuspipe.release.changelog import write_changelog
+from corpuspipe.release.diff import diff_releases, diff_table
 from corpuspipe.core.config import PipelineConfig
 
 
@@ -198,14 +199,14 @@ def test_diff_by_parts_equals_the_whole_table_diff(seed_release, tmp_path, monke
     release's real text."""
     from seed_release import read_table
 
-    from corpuspipe.release import changelog
+    from corpuspipe.release import diff
 
     a = read_table(seed_release, table)
     b = _changed_copy(a, table)
-    skip = changelog.SKIP_COLUMNS.get(table, set())
+    skip = diff.SKIP_COLUMNS.get(table, set())
     cols = [c for c in a.column_names if c not in skip]
     whole = diff_table(table, a.select(cols), b.select(cols))
-    monkeypatch.setattr(changelog, "PART_ROWS", max(4, a.num_rows // 3))
+    monkeypatch.setattr(diff, "PART_ROWS", max(4, a.num_rows // 3))
     ra = write_release(tmp_path, {table: a}, "1.0.0", register=False, parts={table: 3})
     rb = write_release(tmp_path, {table: b}, "1.1.0", register=False, parts={table: 4})
     parts = diff_releases(ra, rb, tmp_root=tmp_path)["tables"][table]
@@ -217,20 +218,20 @@ def test_diff_by_parts_equals_the_whole_table_diff(seed_release, tmp_path, monke
 def test_parts_with_the_same_rows_are_not_read(tmp_path, monkeypatch):
     """A part whose row digest is in both releases counts as unchanged without being read (only its
     sha256 is checked); the rest are diffed as usual."""
-    from corpuspipe.release import changelog
+    from corpuspipe.release import diff
 
     old = make_tables(n_docs=8)
     new = _edit_docs(make_tables(n_docs=8), {("d0006", "title"): "改过的标题"})  # in the second documents part
     a = write_release(tmp_path, old, "1.0.0", register=False, parts={"documents": 2})
     b = write_release(tmp_path, new, "1.1.0", register=False, parts={"documents": 2})
     read: list[str] = []
-    original = changelog._compact
+    original = diff._compact
 
     def counting(t, hashed, offset):
         read.append(str(t.num_rows))
         return original(t, hashed, offset)
 
-    monkeypatch.setattr(changelog, "_compact", counting)
+    monkeypatch.setattr(diff, "_compact", counting)
     d = diff_releases(a, b)
     docs = d["tables"]["documents"]
     assert (docs["changed"], docs["metadata_changed"], docs["unchanged"]) == (0, 1, 7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,14 @@ def test_unwritable_output(tmp_path, raw_dir):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
     _one_error_line(run("release", str(raw_dir), "--out", str(blocker / "releases")), "not a directory")
+
+
+def test_serve_refuses_a_missing_raw_dir_in_one_line(tmp_path):
+    """Checked before any server is asked (the address is never contacted); was an internal error
+    (UnboundLocalError) when the raw directory was checked before preflight was imported."""
+    proc = subprocess.run([*CLI, "serve", "--cron", "0 3 * * *", "--raw", str(tmp_path / "nope")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    _one_error_line(proc, "raw directory not found")
 
 
 def test_inspect_rejects_non_release(tmp_path):

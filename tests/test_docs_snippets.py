@@ -131,17 +131,16 @@ def _check_ids(block: Block, got: list[str], where: Path) -> None:
 def _summary_text(release_root: Path, cwd: Path) -> str:
     from rich.console import Console
 
-    from corpuspipe import cli
+    from corpuspipe.cli.release import summary
 
     buf = io.StringIO()
-    old, cli.out = cli.out, Console(file=buf, width=200, color_system=None)
     here = os.getcwd()
     try:
         os.chdir(cwd)
-        cli._summary(cwd / "releases" / (release_root / "latest").read_text().strip())
+        summary(cwd / "releases" / (release_root / "latest").read_text().strip(),
+                to=Console(file=buf, width=200, color_system=None))
     finally:
         os.chdir(here)
-        cli.out = old
     return buf.getvalue()
 
 

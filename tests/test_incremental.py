@@ -130,7 +130,8 @@ def _edit(text: str, old: str, new: str) -> str:
 
 
 def test_changed_and_added_files_are_redone_and_deduplicated_against_the_release(prefect_harness, raw_copy, tmp_path):
-    from corpuspipe.release.changelog import CHANGELOG_NAME, diff_releases
+    from corpuspipe.release.changelog import CHANGELOG_NAME
+    from corpuspipe.release.diff import diff_releases
     from corpuspipe.release.versioning import parse_version
 
     cfg, out = _config(tmp_path), tmp_path / "out"

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.core.edits import rebuild_raw
-from corpuspipe.stages.ingest.files import decode_bytes, discover_sources, ingest_file
+from corpuspipe.stages.ingest.decode import decode_bytes
+from corpuspipe.stages.ingest.discover import discover_sources
+from corpuspipe.stages.ingest.files import ingest_file
 from corpuspipe.core import shardio
 from corpuspipe.core.records import Essay, Shard
 

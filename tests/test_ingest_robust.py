@@ -13,8 +13,10 @@ import pytest
 
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.stages.ingest import files as ingest_files
-from corpuspipe.stages.ingest import split as ingest_split
-from corpuspipe.stages.ingest.files import decode_bytes, discover_sources, ingest_file
+from corpuspipe.stages.ingest import starts as ingest_starts
+from corpuspipe.stages.ingest.decode import DecodeRejected, decode_bytes
+from corpuspipe.stages.ingest.discover import discover_sources
+from corpuspipe.stages.ingest.files import ingest_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "raw"
@@ -125,7 +127,7 @@ def test_a_strictly_valid_file_with_a_private_use_character_is_kept(tmp_path):
 def test_control_characters_are_not_taken_for_chinese():
     # Random bytes that happen to be valid GB18030 are still not text.
     data = bytes([0x01, 0x02, 0x1B]) * 50 + b"\x81\x30\x81\x30" * 10
-    with pytest.raises(ingest_files.DecodeRejected):
+    with pytest.raises(DecodeRejected):
         decode_bytes(data)
 
 
@@ -208,7 +210,7 @@ def test_a_recursion_error_in_splitting_quarantines_the_file(tmp_path, monkeypat
     def deep(*args, **kwargs):
         return deep(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_split, "_bigrams", deep)
+    monkeypatch.setattr(ingest_starts, "bigrams", deep)
     shard = ingest_file(tmp_path, "a.txt", CFG)
     assert [(q.reason, q.detail) for q in shard.quarantine] == [("error", "error: RecursionError")]
 

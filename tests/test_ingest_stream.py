@@ -19,9 +19,12 @@ from corpuspipe.core.config import PipelineConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.core.stage import Context
 from corpuspipe.stages.ingest import Ingest
+from corpuspipe.stages.ingest import decode as ingest_decode
 from corpuspipe.stages.ingest import files as ingest_files
-from corpuspipe.stages.ingest import split as ingest_split
 from corpuspipe.stages.ingest.files import ingest_file
+from corpuspipe.stages.ingest.lines import LazyLines, split_lines
+from corpuspipe.stages.ingest.split import iter_split
+from corpuspipe.stages.ingest.starts import find_essay_starts
 
 DATA = Path(__file__).parent / "data" / "split"
 DOCS = [json.loads(x) for x in (DATA / "documents.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -43,38 +46,38 @@ def _key(spans):
 
 def test_streaming_split_equals_the_whole_file_split_and_keeps_a_small_window(monkeypatch):
     text = compilation(4)
-    whole = ingest_split.split_lines(text)
-    starts = ingest_split.find_essay_starts(text, whole, 40, 50, 100)  # a plain list of every line
+    whole = split_lines(text)
+    starts = find_essay_starts(text, whole, 40, 50, 100)  # a plain list of every line
     assert len(starts) >= 40  # the compilation is split (12 documents x 4)
 
     peak = 0
-    real_fill = ingest_split.LazyLines._fill
+    real_fill = LazyLines._fill
 
     def fill(self, want):
         nonlocal peak
         real_fill(self, want)
         peak = max(peak, len(self._buf))
 
-    monkeypatch.setattr(ingest_split.LazyLines, "_fill", fill)
-    spans = list(ingest_split.iter_split(text, 40, 50, 100))
+    monkeypatch.setattr(LazyLines, "_fill", fill)
+    spans = list(iter_split(text, 40, 50, 100))
     bounds = [0, *[whole.index(next(ln for ln in whole if ln.start == s.start)) for s in spans[1:]]]
     assert bounds == starts
     assert spans[0].start == 0 and spans[-1].end == len(text)
     assert all(a.end == b.start for a, b in zip(spans, spans[1:]))
     # the window: about one essay's lines, never the file's
     longest_essay = max(sum(1 for ln in whole if a.start <= ln.start < a.end) for a in spans)
-    assert peak <= longest_essay + 2 * ingest_split.LazyLines._BATCH
+    assert peak <= longest_essay + 2 * LazyLines._BATCH
     assert peak < len(whole) / 4
 
 
 def test_a_line_below_the_window_is_an_error_not_a_silent_reread():
-    lines = ingest_split.LazyLines("一\n二\n三\n")
+    lines = LazyLines("一\n二\n三\n")
     assert len(lines) == 3 and lines[2].content == "三"
     lines.release(2)
     with pytest.raises(IndexError):
         lines[1]
     assert lines[2].content == "三"
-    assert len(ingest_split.LazyLines("")) == 0 and len(ingest_split.LazyLines("a\nb")) == 2
+    assert len(LazyLines("")) == 0 and len(LazyLines("a\nb")) == 2
 
 
 def _groups(tmp_path, monkeypatch, group_chars):
@@ -168,7 +171,7 @@ def test_a_big_file_read_in_chunks_decodes_as_the_whole_bytes_do(tmp_path, monke
     (tmp_path / "a.txt").write_bytes(data)
     cfg = CFG.ingest.model_copy(update={"max_line_chars": 2500})
     slow = ingest_file(tmp_path, "a.txt", cfg)
-    monkeypatch.setattr(ingest_files, "_CHUNK_BYTES", 4096)  # every file is "big", read in 4 KB chunks
+    monkeypatch.setattr(ingest_decode, "CHUNK_BYTES", 4096)  # every file is "big", read in 4 KB chunks
     fast = ingest_file(tmp_path, "a.txt", cfg)
     assert fast.sources == slow.sources and fast.quarantine == slow.quarantine and fast.stats == slow.stats
     assert [(e.doc_id, e.body.raw, e.body.text, e.flags) for e in fast.essays] == [

@@ -18,7 +18,7 @@ PREFECT_MODULES = {"corpuspipe.orchestrate.flow", "corpuspipe.orchestrate.serve"
 
 def test_no_corpuspipe_module_but_the_flow_imports_prefect():
     modules = sorted(m.name for m in pkgutil.walk_packages(corpuspipe.__path__, "corpuspipe.")
-                     if m.name not in PREFECT_MODULES)
+                     if m.name not in PREFECT_MODULES and not m.name.endswith(".__main__"))  # runs the CLI
     assert "corpuspipe.pipeline" in modules and "corpuspipe.stages.ingest.files" in modules
     assert "corpuspipe.orchestrate.server" in modules  # the early server launches Prefect without importing it
     code = (

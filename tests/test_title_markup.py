@@ -10,7 +10,8 @@ import pytest
 from corpuspipe.core.config import IngestConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.stages.ingest.files import ingest_file
-from corpuspipe.stages.ingest.split import clean_title, split_text
+from corpuspipe.stages.ingest.split import split_text
+from corpuspipe.stages.ingest.titles import clean_title
 
 CFG = IngestConfig()
 MARKUP = ("#", "*", "_", "<", ">", "`")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from release_trust_fixtures import make_tables, write_release
 
-from corpuspipe.cli import is_connection_refused, run_with_server_retry
+from corpuspipe.cli.flowrun import is_connection_refused, run_with_server_retry
 from corpuspipe.release.versioning import seal_release
 
 CLI = [sys.executable, "-m", "corpuspipe.cli"]

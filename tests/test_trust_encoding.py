@@ -13,7 +13,8 @@ import pytest
 from seed_release import build_seed_release
 
 from corpuspipe.core.config import IngestConfig
-from corpuspipe.stages.ingest.files import decode_file, ingest_file
+from corpuspipe.stages.ingest.decode import decode_file
+from corpuspipe.stages.ingest.files import ingest_file
 
 DATA = Path(__file__).parent / "data" / "ingest"
 ROWS = [json.loads(line) for line in (DATA / "gov_reports_sample.jsonl").read_text(encoding="utf-8").splitlines()]

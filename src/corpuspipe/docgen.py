@@ -3,8 +3,8 @@
 * ``docs/reference/configuration.md`` and ``config.example.toml``: the pydantic models of
   ``core/config.py``, through :mod:`corpuspipe.configdoc` (which also renders ``config show`` and
   ``config init``: one renderer);
-* ``docs/reference/cli.md``: the typer app of ``cli.py`` (every command, argument and option with its
-  help and default);
+* ``docs/reference/cli.md``: the typer app of the ``cli`` package (every command, argument and
+  option with its help and default);
 * ``docs/reference/release-contract.md``: the Arrow schemas of ``core/schemas.py`` (names, types,
   nullability, order, sort keys) with the sentences of ``core/schema_docs.py``.
 
@@ -97,7 +97,7 @@ def _command_section(click, cmd, name: str, parent) -> list[str]:
 
 def cli_page() -> str:
     click, root, ctx = _cli_context()
-    lines = [_GENERATED.format(src="src/corpuspipe/cli.py"), "# CLI reference", "",
+    lines = [_GENERATED.format(src="src/corpuspipe/cli/"), "# CLI reference", "",
              (root.help or "").strip(), "",
              "Installed as `.venv/bin/corpuspipe` by `make setup`. Global options go before the command",
              "(`corpuspipe --quiet release raw`). A user error (a missing path, a bad option value) prints one",

@@ -165,7 +165,7 @@ def _input_key(p: Pass, shard: list[str] | dict, raw_root: str) -> str:
     process: ``workcache.file_digest``), the previous pass's key after."""
     if p.source is None:
         return shard["key"]  # type: ignore[index]
-    from corpuspipe.stages.ingest.files import resolve_path
+    from corpuspipe.stages.ingest.discover import resolve_path
 
     digests = []
     for rel in shard:  # type: ignore[union-attr]
@@ -220,9 +220,9 @@ class Discovered(NamedTuple):
 def discover(raw_root: Path, cfg: PipelineConfig) -> Discovered:
     """The raw files to read, cut into shards, with each shard's size from discovery's one ``stat``
     per file (a second stat pass, through pathlib, was ~1 s of the 100 MB crawl's re-run)."""
-    from corpuspipe.stages.ingest import files as ingest_files
+    from corpuspipe.stages.ingest.discover import discover_sized
 
-    sized, quarantine = ingest_files.discover_sized(Path(raw_root), cfg.ingest)
+    sized, quarantine = discover_sized(Path(raw_root), cfg.ingest)
     shards = shard_paths(sized, cfg.release.shard_files, cfg.release.shard_max_bytes)
     size_of = dict(sized)
     return Discovered(shards, [sum(size_of[p] for p in s) for s in shards], quarantine)

@@ -20,7 +20,7 @@ spill holds only the candidates' (100 MB crawl: 111 MB documents, 210 MB section
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -81,11 +81,27 @@ def spill_task(files: Sequence[tuple[int, str]], need_dir: str, n_ranges: int, c
     return {"rows_read_for_verify": rows_read, "spill_bytes": spill_bytes, "entities": entities}
 
 
+class _Units(NamedTuple):
+    """The rows of one signature file to shingle, in row order."""
+
+    whole_row: np.ndarray  # per wanted entity (``want``'s order): the row of its own unit
+    rows: np.ndarray  # each entity's own unit and its paragraphs of at least ``lo`` characters
+    entity: np.ndarray  # per unit row: its entity's position in ``want``
+    is_whole: np.ndarray  # per unit row: the entity's own unit (not a paragraph)
+
+
 def _spill_file(fi: int, path: Path, want: np.ndarray, cfg: DedupConfig, lo: int, out: Path) -> tuple[int, int]:
+    """Spill file ``fi``'s wanted entities; (unit rows read, bytes spilled)."""
     meta = pq.read_table(path, columns=["id", "entity", "eh", "length", "flags", "script_rank", "quality"])
+    units = _units(path, meta, want, lo)
+    stem = out / f"f{fi:05d}"
+    off, cnt, slot, pos, slots = _shingle(path, units, cfg, stem)
+    _write_index(path, meta, want, units, off, cnt, slot, stem)
+    return int(units.rows.size), pos * 8 + slots * cfg.num_perm * 4
+
+
+def _units(path: Path, meta: pa.Table, want: np.ndarray, lo: int) -> _Units:
     eh = meta.column("eh").to_numpy()
-    ents = meta.column("entity").combine_chunks()
-    ids = meta.column("id").combine_chunks()
     length = meta.column("length").to_numpy()
     n = len(eh)
     whole_row = want[:, 1].astype(np.int64)
@@ -100,8 +116,15 @@ def _spill_file(fi: int, path: Path, want: np.ndarray, cfg: DedupConfig, lo: int
     ent_of_unit = np.repeat(np.arange(len(whole_row)), counts)
     is_whole = unit_rows == np.repeat(whole_row, counts)
     keep = is_whole | (length[unit_rows] >= lo)
-    unit_rows, ent_of_unit, is_whole = unit_rows[keep], ent_of_unit[keep], is_whole[keep]
-    # shingle the units row group by row group, in row order
+    return _Units(whole_row, unit_rows[keep], ent_of_unit[keep], is_whole[keep])
+
+
+def _shingle(path: Path, units: _Units, cfg: DedupConfig, stem: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Shingle the units row group by row group, in row order, into ``<stem>.sh``, and write the own
+    units' signatures to ``<stem>.sig`` (signing a unit too short to band now).  Per unit: offset
+    and count of its shingles, slot of its signature (-1: a paragraph); and the shingles and
+    signatures written."""
+    unit_rows, is_whole = units.rows, units.is_whole
     sh_off = np.zeros(unit_rows.size, np.int64)
     sh_cnt = np.zeros(unit_rows.size, np.int64)
     sig_slot = np.full(unit_rows.size, -1, np.int64)
@@ -110,7 +133,7 @@ def _spill_file(fi: int, path: Path, want: np.ndarray, cfg: DedupConfig, lo: int
     grp = np.searchsorted(bounds, unit_rows, side="right") - 1
     width = cfg.num_perm
     pos = slots = 0
-    with open(out / f"f{fi:05d}.sh", "wb") as fsh, open(out / f"f{fi:05d}.sig", "wb") as fsg:
+    with open(f"{stem}.sh", "wb") as fsh, open(f"{stem}.sig", "wb") as fsg:
         texts: list[str] = []
         sels: list[np.ndarray] = []
         mats: list[np.ndarray] = []
@@ -150,33 +173,38 @@ def _spill_file(fi: int, path: Path, want: np.ndarray, cfg: DedupConfig, lo: int
                 texts, sels, mats, chars = [], [], [], 0
         if texts:
             flush()
-    # the index: per entity (sorted by hash) its own unit and its paragraph units
+    return sh_off, sh_cnt, sig_slot, pos, slots
+
+
+def _write_index(path: Path, meta: pa.Table, want: np.ndarray, units: _Units, sh_off: np.ndarray,
+                 sh_cnt: np.ndarray, sig_slot: np.ndarray, stem: Path) -> None:
+    """The index: per entity (sorted by hash) its own unit and its paragraph units (``<stem>.idx.npy``,
+    ``<stem>.par.npy``), and the entities' ids in the index's order (``<stem>.names.parquet``)."""
     order = np.argsort(want[:, 0], kind="stable")
     e_hash = want[order, 0]
     rank_of = np.empty(len(order), np.int64)
     rank_of[order] = np.arange(len(order))
-    u_ent = rank_of[ent_of_unit]
-    by_ent = np.lexsort((unit_rows, u_ent))  # entity (hash order), then row: its own unit first
-    u_ent, u_whole = u_ent[by_ent], is_whole[by_ent]
+    u_ent = rank_of[units.entity]
+    by_ent = np.lexsort((units.rows, u_ent))  # entity (hash order), then row: its own unit first
+    u_ent, u_whole = u_ent[by_ent], units.is_whole[by_ent]
     u_off, u_cnt, u_slot = sh_off[by_ent], sh_cnt[by_ent], sig_slot[by_ent]
     first = np.searchsorted(u_ent, np.arange(len(order)))
     par = ~u_whole
     par_begin = np.searchsorted(np.flatnonzero(par), first)
     par_end = np.searchsorted(np.flatnonzero(par), np.append(first[1:], u_ent.size))
-    r = whole_row[order]
+    r = units.whole_row[order]
     idx = np.empty(len(order), INDEX)
     idx["eh"] = e_hash
     idx["whole_off"], idx["whole_cnt"], idx["sig_slot"] = u_off[first], u_cnt[first], u_slot[first]
     idx["par_begin"], idx["par_end"] = par_begin, par_end
     for c, src in (("flags", "flags"), ("script", "script_rank"), ("quality", "quality")):
         idx[c] = meta.column(src).to_numpy()[r]
-    np.save(out / f"f{fi:05d}.idx.npy", idx)
-    np.save(out / f"f{fi:05d}.par.npy", np.stack((u_off[par], u_cnt[par]), axis=1).astype(np.int64))
-    names = ents.take(pa.array(r, pa.int64()))
-    if not pc.all(pc.equal(ids.take(pa.array(r, pa.int64())), names)).as_py():
+    np.save(f"{stem}.idx.npy", idx)
+    np.save(f"{stem}.par.npy", np.stack((u_off[par], u_cnt[par]), axis=1).astype(np.int64))
+    names = meta.column("entity").combine_chunks().take(pa.array(r, pa.int64()))
+    if not pc.all(pc.equal(meta.column("id").combine_chunks().take(pa.array(r, pa.int64())), names)).as_py():
         raise ValueError(f"{path}: an entity's first row is not its own unit")
-    pq.write_table(pa.table({"id": names}), out / f"f{fi:05d}.names.parquet", compression="zstd")
-    return int(unit_rows.size), pos * 8 + slots * width * 4
+    pq.write_table(pa.table({"id": names}), f"{stem}.names.parquet", compression="zstd")
 
 
 def entity_info_task(requests: Sequence[tuple[int, str]], spill_dir: str) -> dict:

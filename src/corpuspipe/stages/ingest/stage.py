@@ -1,5 +1,5 @@
-"""The source stage: raw files in, batches of essays out (the knowledge lives in ``files.py``,
-``split.py`` and ``mojibake.py`` beside it)."""
+"""The source stage: raw files in, batches of essays out (the knowledge lives in the modules
+beside it: ``files.py`` reads one file, see the package's docstring)."""
 
 from __future__ import annotations
 
