@@ -25,7 +25,7 @@ from _need import need_external
 _CHILD = """
 import resource, sys, tempfile, time
 from pathlib import Path
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.pipeline import run_pass
 p = Path(sys.argv[1])
 with tempfile.TemporaryDirectory(dir=sys.argv[2]) as work:

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tracemalloc.start(10)
     from corpuspipe import pipeline
-    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.config import PipelineConfig
     from corpuspipe.core.records import QuarantineEntry
     from corpuspipe.release import assemble, card, changelog, report
     from corpuspipe.release import validate as rel

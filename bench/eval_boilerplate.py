@@ -40,7 +40,7 @@ from pathlib import Path
 
 from corpuspipe import pipeline
 from corpuspipe.core import shardio
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
 EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)

@@ -35,7 +35,7 @@ from _need import need_external
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from corpuspipe.core.config import DedupConfig, SectionConfig  # noqa: E402
+from corpuspipe.config import DedupConfig, SectionConfig  # noqa: E402
 from corpuspipe.stages.dedup import DedupItem, DuplicatePair, find_duplicates, lsh_params, write_signatures  # noqa: E402
 
 

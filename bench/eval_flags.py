@@ -21,7 +21,7 @@ from pathlib import Path
 
 from corpuspipe import pipeline
 from corpuspipe.core import shardio
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 from _need import EXTERNAL, need_external  # noqa: E402  (../shared/external, or CORPUSPIPE_EXTERNAL)
 FLAGS = ("truncated", "encoding_damage", "mojibake", "mostly_non_han", "punctuation_only", "short")

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _need import EXTERNAL, need
-from corpuspipe.core.config import SectionConfig  # noqa: E402
+from corpuspipe.config import SectionConfig  # noqa: E402
 from corpuspipe.stages.section import section_text  # noqa: E402
 
 _MD_HEAD = re.compile(r"^#+\s*", re.M)

@@ -46,7 +46,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.stages.ingest.split import clean_title, split_text
 
 REPO = Path(__file__).resolve().parents[1]

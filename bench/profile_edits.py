@@ -286,7 +286,7 @@ def profile(workloads: dict[str, list[str]], repeat: int, seed: int, check: bool
 
 def profile_normalize(mb: float, seed: int) -> None:
     """normalize_essays on essays that ingest-like removals already touched; apply's share of it."""
-    from corpuspipe.core.config import NormalizeConfig
+    from corpuspipe.config import NormalizeConfig
     from corpuspipe.core.records import Essay
     from corpuspipe.stages import normalize as N
 

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from corpuspipe.core.config import IngestConfig, NormalizeConfig
+from corpuspipe.config import IngestConfig, NormalizeConfig
 from corpuspipe.core.edits import TrackedText, rebuild_raw
 from corpuspipe.core.records import Essay
 from corpuspipe.stages import normalize as N

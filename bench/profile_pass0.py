@@ -26,7 +26,7 @@ from pathlib import Path
 from profile_pass1 import content_digest, parse_args, print_digests, slice_raw, timed
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 
 def _digest_partial(value, h, by_content: bool) -> None:

@@ -36,7 +36,7 @@ from _need import REPO, need
 
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 
 def slice_raw(corpus: Path, mb: float, work: Path) -> tuple[Path, int, int]:

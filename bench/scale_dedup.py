@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from corpuspipe.core.config import DedupConfig  # noqa: E402
+from corpuspipe.config import DedupConfig  # noqa: E402
 from corpuspipe.stages.dedup import DedupItem, find_duplicates, write_signatures  # noqa: E402
 
 GOV = Path("/work/shared/external/gov_reports")

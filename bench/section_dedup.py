@@ -37,7 +37,7 @@ from pathlib import Path
 import duckdb
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.release.assemble import write_release
 
 EXT = Path(__file__).resolve().parents[2] / "shared" / "external" / "gov_reports"

@@ -31,7 +31,7 @@ import json
 import sys
 from pathlib import Path
 
-from corpuspipe.core.config import IngestConfig, NormalizeConfig, SectionConfig, WatermarkConfig
+from corpuspipe.config import IngestConfig, NormalizeConfig, SectionConfig, WatermarkConfig
 from corpuspipe.core.records import Essay, SectionRow, Shard
 from corpuspipe.stages import normalize as N
 from corpuspipe.stages import section as S

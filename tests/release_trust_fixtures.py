@@ -15,7 +15,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from corpuspipe.core import schemas
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.release import digest
 from corpuspipe.release.layout import part_path
 from corpuspipe.release.versioning import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.release.assemble import write_release
 
 

@@ -11,7 +11,7 @@ import yaml
 from release_trust_fixtures import make_tables, write_release
 
 from corpuspipe.release.card import size_category, write_card, write_croissant
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from release_trust_fixtures import make_tables, write_release
 from corpuspipe.core import schemas
 from corpuspipe.release.changelog import write_changelog
 from corpuspipe.release.diff import diff_releases, diff_table
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 
 def _edit_docs(tables, changes):

@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.config import NormalizeConfig
 from corpuspipe.core.edits import TrackedText
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.ingest.files import _finish_essay
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.stages.normalize import normalize_essay
 from corpuspipe.stages.quality.flags import encoding_damage, junk_flags, quality_flags
 

@@ -58,7 +58,7 @@ def test_version():
 
 
 def test_config_init_writes_a_commented_file_that_changes_nothing(tmp_path):
-    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.config import PipelineConfig
     from corpuspipe.preflight import load_config
 
     path = tmp_path / "c.toml"
@@ -81,7 +81,7 @@ def test_config_show_marks_changed_values(tmp_path):
 
 def test_config_reference_lists_every_key(repo):
     """The configuration reference (docs/reference/configuration.md, generated: tests/test_docs.py)."""
-    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.config import PipelineConfig
 
     page = (repo / "docs" / "reference" / "configuration.md").read_text(encoding="utf-8")
     for sec, f in PipelineConfig.model_fields.items():

@@ -14,7 +14,7 @@ import pytest
 
 from corpuspipe import pipeline
 from corpuspipe.core import shardio
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.stages.watermark import boilerplate_key, is_protected
 from corpuspipe.zh.dates import is_dated_statement

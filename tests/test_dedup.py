@@ -16,7 +16,7 @@ from datasketch.lsh import _optimal_param
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.config import DedupConfig
 from corpuspipe.stages.dedup.minhash import (
     DedupItem,
     compare_sets,
@@ -380,7 +380,7 @@ def test_seed_sections_reuse_and_near_pair():
 
 def test_seed_sections_via_sectioner():
     """Same acceptance through the pipeline's sectioner (leaf sections, doc id as group)."""
-    from corpuspipe.core.config import SectionConfig
+    from corpuspipe.config import SectionConfig
     from corpuspipe.stages.section import section_text
 
     items = []
@@ -612,7 +612,7 @@ def test_representative_rank_flags_then_script_then_length_then_id():
 
 
 def test_items_for_document_units_and_section_rows_linear():
-    from corpuspipe.core.config import SectionConfig
+    from corpuspipe.config import SectionConfig
     from corpuspipe.core.records import SectionRow, section_id
     from corpuspipe.stages.dedup import items_for_document
     from corpuspipe.stages.section import section_text
@@ -651,7 +651,7 @@ def test_items_for_document_units_and_section_rows_linear():
 
 def test_section_level_one_shard_or_five_identical_and_reuse_found(tmp_path):
     """Section units of the seeds plus edited copies: the planted 000/001 reuse is found whatever the split."""
-    from corpuspipe.core.config import SectionConfig
+    from corpuspipe.config import SectionConfig
     from corpuspipe.core.records import SectionRow
     from corpuspipe.stages.dedup import find_duplicates as find_on_disk, items_for_document, write_signatures
     from corpuspipe.stages.section import section_text
@@ -730,7 +730,7 @@ def test_pages_with_no_body_are_nobodys_near_duplicates(tmp_path):
     """Issue 23 #6: title-only pages whose only leftover is one line the detector cannot convict (a
     small site's footer, under its thresholds) must not cluster; real short texts still do."""
     from corpuspipe import pipeline
-    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.config import PipelineConfig
     from corpuspipe.release.assemble import write_release
 
     reports = [json.loads(line) for line in GOV.read_text(encoding="utf-8").splitlines()]

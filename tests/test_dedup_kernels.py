@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.config import DedupConfig
 from corpuspipe.stages.dedup import kernels
 from corpuspipe.stages.dedup.minhash import (
     _bandings,

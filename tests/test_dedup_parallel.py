@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.config import DedupConfig
 from corpuspipe.core.runner import ProcessRunner, Step, drive as drive_steps
 from corpuspipe.core.stage import Tasks, drive, serial_tasks, together
 from corpuspipe.stages.dedup import find_duplicates_steps, items_for_document, write_signatures

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.stages.dedup.minhash import compare_sets
 from corpuspipe.stages.dedup.shingles import shingle_hashes
 

@@ -15,7 +15,7 @@ from conftest import REPO
 
 from corpuspipe import docgen
 from corpuspipe.core import schema_docs, schemas
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 
 def test_generated_pages_are_what_the_code_gives():

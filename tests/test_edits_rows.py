@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from corpuspipe.core.config import NormalizeConfig, SectionConfig
+from corpuspipe.config import NormalizeConfig, SectionConfig
 from corpuspipe.core.edits import Replacement, TrackedText, rebuild_from_raw_offsets, rebuild_raw
 from corpuspipe.core.records import Essay, SectionRow
 from corpuspipe.core import shardio

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.runner import ProcessRunner, execute
 from corpuspipe.core.stage import CorpusStage, ShardStage, SourceStage
 from corpuspipe.core.workcache import WorkCache

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from seed_release import data_files
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.stages.ingest.decode import decode_bytes
 from corpuspipe.stages.ingest.discover import discover_sources

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.stages.ingest import files as ingest_files
 from corpuspipe.stages.ingest import starts as ingest_starts
 from corpuspipe.stages.ingest.decode import DecodeRejected, decode_bytes

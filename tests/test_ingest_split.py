@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.ingest.files import ingest_file

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpuspipe.core import shardio
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.core.stage import Context
 from corpuspipe.stages.ingest import Ingest

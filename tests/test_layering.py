@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core",),
     ("zh",),
     ("stages",),
+    ("config",),  # PipelineConfig: the stages' config sections composed
     ("pipeline",),
     ("release",),
     ("orchestrate",),  # the Prefect flow, the early server, cron serving: the only Prefect imports

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from corpuspipe.zh import opencc as _opencc
 from corpuspipe.stages import normalize as N
-from corpuspipe.core.config import NormalizeConfig, PipelineConfig
+from corpuspipe.config import NormalizeConfig, PipelineConfig
 from corpuspipe.core.edits import TrackedText, rebuild_raw
 from corpuspipe.core.records import Essay
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.config import NormalizeConfig
 from corpuspipe.core.edits import TrackedText, rebuild_raw
 from corpuspipe.core.records import Essay
 from corpuspipe.stages import normalize as N

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from corpuspipe.stages import normalize as N
-from corpuspipe.core.config import NormalizeConfig
+from corpuspipe.config import NormalizeConfig
 from corpuspipe.core.edits import TrackedText, rebuild_raw
 from corpuspipe.core.records import Essay
 from corpuspipe.zh.pii import find_pii, id18_valid

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.core.edits import TrackedText
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.ingest.files import _finish_essay

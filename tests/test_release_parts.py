@@ -15,7 +15,7 @@ from seed_release import data_files
 
 from corpuspipe import pipeline
 from corpuspipe.core import schemas
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.stage import Tasks
 from corpuspipe.release import digest, tables
 from corpuspipe.release.assemble import write_release

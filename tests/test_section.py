@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.core.config import SectionConfig
+from corpuspipe.config import SectionConfig
 from corpuspipe.stages.section import OutlineNode, cn_numeral, section_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def seeds() -> dict[str, str]:
 
     Keyed by "<file prefix>:<essay index>"; also "004:union" for the trade-union essay of 004.
     """
-    from corpuspipe.core.config import PipelineConfig
+    from corpuspipe.config import PipelineConfig
     from corpuspipe.stages.ingest.files import ingest_file
     from corpuspipe.stages.normalize import normalize_essays
     from corpuspipe.stages.watermark import remove_watermarks

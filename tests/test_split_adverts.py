@@ -17,7 +17,7 @@ import pytest
 
 from corpuspipe import pipeline
 from corpuspipe.core import shardio
-from corpuspipe.core.config import IngestConfig, PipelineConfig
+from corpuspipe.config import IngestConfig, PipelineConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.stages.ingest.split import split_text
 from corpuspipe.stages.watermark.rejoin import merge_essays

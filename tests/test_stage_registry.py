@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.records import Shard
 from corpuspipe.core.stage import Context, CorpusStage, ShardStage, SourceStage, Stage, StageReport
 from corpuspipe.release import stage_report

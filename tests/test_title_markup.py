@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.stages.ingest.files import ingest_file
 from corpuspipe.stages.ingest.split import split_text

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.workcache import WorkCache
 from corpuspipe.release.assemble import write_release
 

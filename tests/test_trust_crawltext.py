@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from seed_release import build_seed_release
 
-from corpuspipe.core.config import IngestConfig, NormalizeConfig
+from corpuspipe.config import IngestConfig, NormalizeConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.core.records import Essay
 from corpuspipe.release.export import Selection, export_release

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from seed_release import build_seed_release
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.stages.ingest.decode import decode_file
 from corpuspipe.stages.ingest.files import ingest_file
 

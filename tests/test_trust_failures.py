@@ -54,7 +54,7 @@ class _FullDisk:
 
 def test_essay_writer_leaves_no_temp_file_when_the_disk_is_full(tmp_path, raw_dir):
     """abort() closed the writer first: on a full disk that close raised again and the unlink never ran."""
-    from corpuspipe.core.config import IngestConfig
+    from corpuspipe.config import IngestConfig
     from corpuspipe.stages.ingest.files import ingest_file
 
     essays = ingest_file(raw_dir, sorted(p.name for p in raw_dir.iterdir())[0], IngestConfig()).essays

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from seed_release import build_seed_release
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.config import IngestConfig
 from corpuspipe.stages.ingest.discover import discover_sources, resolve_path
 from corpuspipe.stages.ingest.files import ingest_file
 

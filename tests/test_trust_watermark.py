@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from corpuspipe.core.config import PipelineConfig, WatermarkConfig
+from corpuspipe.config import PipelineConfig, WatermarkConfig
 from corpuspipe.core.edits import rebuild_raw
 from corpuspipe.stages.ingest.files import ingest_file
 from corpuspipe.stages.watermark import (

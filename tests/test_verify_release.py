@@ -20,7 +20,7 @@ import pytest
 from seed_release import build_seed_release, plant_copy
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.release.assemble import write_release
 from corpuspipe.release.verify import ReleaseDamaged
 

@@ -7,7 +7,7 @@ import pytest
 from release_trust_fixtures import make_tables, write_release
 
 from corpuspipe.core import schemas
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.release.versioning import (
     VersionError,
     decide_version,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuspipe.core.config import PipelineConfig, WatermarkConfig
+from corpuspipe.config import PipelineConfig, WatermarkConfig
 from corpuspipe.core.edits import Replacement, TrackedText, rebuild_raw
 from corpuspipe.stages.ingest.files import ingest_file
 from corpuspipe.core.records import Essay, merge_counts
@@ -404,7 +404,7 @@ def test_raw_is_rebuilt_exactly_and_watermarks_are_gone(pair: tuple[str, str], t
 )
 def test_site_source_and_promo_header_lines_go_whole(header):
     """Found on the bench corpus: a bare-URL cut alone left `好范文网（）为您提供…` behind."""
-    from corpuspipe.core.config import WatermarkConfig
+    from corpuspipe.config import WatermarkConfig
     from corpuspipe.core.edits import TrackedText, rebuild_raw
     from corpuspipe.core.records import Essay
     from corpuspipe.stages.watermark import remove_watermarks

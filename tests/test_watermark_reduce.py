@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig, WatermarkConfig
+from corpuspipe.config import PipelineConfig, WatermarkConfig
 from corpuspipe.core.records import Shard
 from corpuspipe.core.stage import Context, drive, serial_tasks
 from corpuspipe.stages.ingest.files import ingest_file

@@ -9,7 +9,7 @@ import pytest
 
 from corpuspipe import pipeline
 from corpuspipe.core import shardio
-from corpuspipe.core.config import PipelineConfig, WatermarkConfig
+from corpuspipe.config import PipelineConfig, WatermarkConfig
 from corpuspipe.core.edits import TrackedText
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.watermark import KEPT_FLAG, collect_boilerplate_stats, essay_site, remove_watermarks

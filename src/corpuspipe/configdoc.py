@@ -1,8 +1,8 @@
 """The configuration, documented from its own source: commented TOML and a Markdown reference.
 
-Every key's meaning is the comment written beside it (or on the lines just above it) in
-``core/config.py``, its type and range are the pydantic field's, and a section's meaning is its
-class docstring, so the file a user edits (``config init``, ``config.example.toml``), the
+Every key's meaning is the comment written beside it (or on the lines just above it) in its
+section's class (beside its stage, e.g. ``stages/dedup/config.py``; composed in ``config.py``), its
+type and range are the pydantic field's, and a section's meaning is its class docstring, so the file a user edits (``config init``, ``config.example.toml``), the
 ``config show`` output and ``docs/reference/configuration.md`` cannot drift from the code that
 reads them (``corpuspipe.docgen`` writes the last two; ``tests/test_docs.py`` checks them).
 """
@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Any
 
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -123,7 +123,7 @@ def sections(cfg: PipelineConfig | None = None) -> list[tuple[str, str, list[tup
 def to_toml(cfg: PipelineConfig | None = None, commented_out: bool = False) -> str:
     """The config as TOML with each key's meaning above it.  ``commented_out``: every key as a
     comment (a starting file that changes nothing until a line is uncommented)."""
-    lines = ["# corpuspipe configuration. Tables mirror corpuspipe.core.config.PipelineConfig;",
+    lines = ["# corpuspipe configuration. Tables mirror corpuspipe.config.PipelineConfig;",
              "# unknown keys are refused. Pass the file with --config.", ""]
     for sec, doc, keys in sections(cfg):
         lines += [f"# {doc}" if doc else "", f"[{sec}]"]

@@ -43,7 +43,7 @@ from typing import Any, Callable, Generator, Iterator, NamedTuple, Sequence
 
 from corpuspipe import __version__
 from corpuspipe.core import shardio
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.io import write_json
 from corpuspipe.core.records import QuarantineEntry, Shard, SourceInfo
 from corpuspipe.core import runner as runners

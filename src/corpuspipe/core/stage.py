@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Generator, Iterator, Mapping, Sequence, Union
 
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.config import PipelineConfigBase
 from corpuspipe.core.records import QuarantineEntry, Shard
 
 
@@ -65,7 +65,7 @@ class Context:
     the manifest, so nothing a stage counts is write-only.
     """
 
-    def __init__(self, cfg: PipelineConfig, facts: dict[str, Any] | None = None, work: Path | None = None,
+    def __init__(self, cfg: PipelineConfigBase, facts: dict[str, Any] | None = None, work: Path | None = None,
                  shard_key: str = ""):
         self.cfg = cfg
         self.facts = facts or {}
@@ -105,25 +105,26 @@ class Stage:
 
     name: ClassVar[str]
     kind: ClassVar[str]
-    #: sections of PipelineConfig this stage reads (their JSON goes into the cache key)
+    #: sections of the config (fields of :class:`corpuspipe.config.PipelineConfig`) this stage reads
+    #: (their JSON goes into the cache key)
     config_sections: ClassVar[tuple[str, ...]] = ()
 
-    def config_slice(self, cfg: PipelineConfig) -> dict[str, Any]:
+    def config_slice(self, cfg: PipelineConfigBase) -> dict[str, Any]:
         dumped = cfg.model_dump(mode="json")
         return {s: dumped[s] for s in self.config_sections}
 
-    def input_files(self, cfg: PipelineConfig) -> list[Path]:
+    def input_files(self, cfg: PipelineConfigBase) -> list[Path]:
         """Files besides the data that change this stage's output (e.g. a user rules file)."""
         return []
 
-    def report(self, counts: Mapping[str, int], fact: Any, cfg: PipelineConfig) -> "StageReport":
+    def report(self, counts: Mapping[str, int], fact: Any, cfg: PipelineConfigBase) -> "StageReport":
         """What the release manifest shows of this stage: its counters summed over every shard and
         reduce (``counts``) and, for a corpus stage, its fact (None for the others).  By default the
         counters as they are; a stage overrides this to shape them or to own top-level manifest
         entries (see :class:`StageReport`), so the release layer never needs its name."""
         return StageReport(counts=dict(sorted(counts.items())))
 
-    def fingerprint(self, cfg: PipelineConfig) -> str:
+    def fingerprint(self, cfg: PipelineConfigBase) -> str:
         """Config slice + contents of the stage's input files: what its cache key needs beyond the data."""
         h = hashlib.sha256(f"{self.kind}:{self.name}\0".encode())
         h.update(json.dumps(self.config_slice(cfg), sort_keys=True, ensure_ascii=False).encode())

@@ -33,7 +33,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.runner import DEFAULT_WORKERS, Done, Pool, Progress, Reporter, Step, drive, execute
 from corpuspipe.release.steps import Outcome, Refused, release_steps
 

@@ -37,7 +37,7 @@ from typing import Any, Callable, Generator, Mapping
 
 from corpuspipe import __version__
 from corpuspipe.core import memory, schemas
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.io import file_sha256, write_json
 from corpuspipe.core.records import QuarantineEntry, SourceInfo
 from corpuspipe.core.stage import Tasks, drive, serial_tasks

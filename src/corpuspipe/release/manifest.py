@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from corpuspipe import __version__
 from corpuspipe.core import schemas
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.records import QuarantineEntry, SourceInfo
 from corpuspipe.release.versioning import MANIFEST_NAME, content_hash
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Sequence
 
 from corpuspipe import pipeline
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.config import PipelineConfig
 from corpuspipe.core.runner import Done, Step
 from corpuspipe.core.stage import Stage
 from corpuspipe.release import locking, versioning

@@ -38,14 +38,24 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple
 
-from corpuspipe.core.config import PipelineConfig, SectionConfig
+from pydantic import Field
+
+from corpuspipe.core.config import ConfigSection, PipelineConfigBase
+
 from corpuspipe.core.records import SectionRow, Shard
 from corpuspipe.core.stage import Context, ShardStage, StageReport
 from corpuspipe.zh import outline
 from corpuspipe.zh.chars import HSPACE, SEMICOLONS, SENTENCE_END
 from corpuspipe.zh.numerals import cn_to_int
 
-__all__ = ["OutlineNode", "Section", "section_text", "cn_numeral", "FAMILIES"]
+__all__ = ["OutlineNode", "Section", "SectionConfig", "section_text", "cn_numeral", "FAMILIES"]
+
+
+class SectionConfig(ConfigSection):
+    """Outline detection."""
+
+    max_heading_chars: int = Field(60, ge=1)
+    min_sequence: int = Field(2, ge=1)  # run-in markers inside a paragraph need a sequence this long
 
 
 class OutlineNode(NamedTuple):
@@ -316,7 +326,7 @@ class Section(ShardStage):
         ctx.count_all(self.name, {f"{_PER_LEVEL}{lv}": k for lv, k in levels.items()})
         return batch
 
-    def report(self, counts: Mapping[str, int], fact: None, cfg: PipelineConfig) -> StageReport:
+    def report(self, counts: Mapping[str, int], fact: None, cfg: PipelineConfigBase) -> StageReport:
         """``per_level``: released sections per outline level ({"1": n, "2": n, ...}); every section
         the stage makes is released (no later stage drops an essay)."""
         plain = {k: v for k, v in counts.items() if not k.startswith(_PER_LEVEL)}

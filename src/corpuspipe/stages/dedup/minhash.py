@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.config import DedupConfig
 from corpuspipe.stages.dedup import kernels
 from corpuspipe.stages.dedup.shingles import _BASE as _SHINGLE_BASE
 from corpuspipe.stages.dedup.shingles import (

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpuspipe.core import schemas
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.config import DedupConfig
 from corpuspipe.core.stage import Tasks, drive, serial_tasks
 from corpuspipe.stages.dedup.bands import band_task, partition_count
 from corpuspipe.stages.dedup.candidates import balanced_ranges, candidates_task, check_one_location, gather_task

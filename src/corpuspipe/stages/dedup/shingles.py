@@ -16,7 +16,7 @@ import numpy as np
 import xxhash
 
 from corpuspipe.zh.opencc import single_char_t2s
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.config import DedupConfig
 
 _U64 = np.uint64
 # Everything that is not a letter/digit/Han character (\W) and the underscore.

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.config import DedupConfig
 from corpuspipe.core.io import atomic_path
 from corpuspipe.stages.dedup.minhash import LEVELS, DedupItem, compute_signatures, lsh_params, min_length
 from corpuspipe.stages.dedup.shingles import paragraph_fingerprints

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.config import DedupConfig
 from corpuspipe.stages.dedup.bands import split_location
 from corpuspipe.stages.dedup.candidates import check_one_location
 from corpuspipe.stages.dedup.minhash import signature_matrix

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.config import PipelineConfigBase
 from corpuspipe.core.records import Shard
 from corpuspipe.core.stage import Context, CorpusStage, Reduction, ReleaseInputs, StageReport, together
 from corpuspipe.stages.dedup.minhash import lsh_params
@@ -72,7 +72,7 @@ class NearDuplicates(CorpusStage):
                 pairs.append(out["pairs"])
         return ReleaseInputs(joins=joins, rows={"duplicates": pairs} if pairs else {})
 
-    def report(self, counts: Mapping[str, int], fact: Mapping[str, Any] | None, cfg: PipelineConfig) -> StageReport:
+    def report(self, counts: Mapping[str, int], fact: Mapping[str, Any] | None, cfg: PipelineConfigBase) -> StageReport:
         """The manifest's ``dedup``: the LSH parameters and each level's statistics."""
         fact = fact or {}
         return StageReport(counts=dict(sorted(counts.items())), entries={"dedup": {

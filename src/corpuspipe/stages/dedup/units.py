@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.config import DedupConfig
 from corpuspipe.core.records import SectionRow, section_id
 from corpuspipe.stages.dedup.minhash import DedupItem
 

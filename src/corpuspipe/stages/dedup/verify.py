@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from corpuspipe.core.config import DedupConfig
+from corpuspipe.stages.dedup.config import DedupConfig
 from corpuspipe.stages.dedup import kernels
 from corpuspipe.stages.dedup.bands import split_location
 from corpuspipe.stages.dedup.candidates import check_one_location

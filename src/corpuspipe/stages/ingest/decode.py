@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 from charset_normalizer import from_bytes
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.stages.ingest.config import IngestConfig
 
 _BOMS: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32-le"),

@@ -18,7 +18,7 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.stages.ingest.config import IngestConfig
 from corpuspipe.core.records import QuarantineEntry
 
 

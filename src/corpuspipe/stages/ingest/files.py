@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from corpuspipe.core.config import IngestConfig
+from corpuspipe.stages.ingest.config import IngestConfig
 from corpuspipe.core.edits import Replacement, TrackedText
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
 from corpuspipe.stages.ingest import crawltext

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpuspipe.core.io import atomic_path
-from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.stages.watermark.config import WatermarkConfig
 from corpuspipe.core.records import Essay
 from corpuspipe.stages.watermark.rules import load_allowlist
 from corpuspipe.stages.watermark.views import LINE_PREFIX, PUNCT, RUN_PREFIX, boilerplate_key, candidates, essay_site

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.stages.watermark.config import WatermarkConfig
 from corpuspipe.core.edits import Edit, TrackedText
 from corpuspipe.core.records import Essay, SourceInfo
 from corpuspipe.stages.watermark.removal import RulePlan, removes_whole_line

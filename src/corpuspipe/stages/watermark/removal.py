@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
-from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.stages.watermark.config import WatermarkConfig
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.regex_prefilter import LineIndex, WordScan
 from corpuspipe.core.records import Essay

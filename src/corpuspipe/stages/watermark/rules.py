@@ -20,7 +20,7 @@ from typing import Literal
 import regex
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
-from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.stages.watermark.config import WatermarkConfig
 from corpuspipe.core.io import read_user_text
 from corpuspipe.core.regex_prefilter import line_plan, line_starts, match_lines, match_windows, window_plan
 

@@ -6,7 +6,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from corpuspipe.core.config import PipelineConfig
+from corpuspipe.core.config import PipelineConfigBase
 from corpuspipe.core.records import QuarantineEntry, Shard
 from corpuspipe.core.stage import Context, CorpusStage, Reduction, StageReport, Tasks
 from corpuspipe.stages.watermark.detector import (
@@ -62,14 +62,14 @@ class Watermark(CorpusStage):
     def __setstate__(self, state: dict) -> None:
         self.__init__(guard=state["guard"])
 
-    def report(self, counts: Mapping[str, int], fact: Any, cfg: PipelineConfig) -> StageReport:
+    def report(self, counts: Mapping[str, int], fact: Any, cfg: PipelineConfigBase) -> StageReport:
         """Its ``removed.<rule>`` counters also as the manifest's ``removals_per_rule``."""
         ordered = dict(sorted(counts.items()))
         return StageReport(counts=ordered, entries={"removals_per_rule": {
             k.removeprefix("removed."): v for k, v in ordered.items() if k.startswith("removed.")}})
 
-    def input_files(self, cfg: PipelineConfig) -> list[Path]:
-        return [Path(cfg.watermark.rules_file)] if cfg.watermark.rules_file else []
+    def input_files(self, cfg: PipelineConfigBase) -> list[Path]:
+        return cfg.watermark.input_files()
 
     def collect(self, batch: Shard, ctx: Context) -> dict[str, Any]:
         cfg = ctx.cfg.watermark

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import xxhash
 
-from corpuspipe.core.config import WatermarkConfig
+from corpuspipe.stages.watermark.config import WatermarkConfig
 from corpuspipe.core.records import Essay
 from corpuspipe.zh.opencc import single_char_t2s
 from corpuspipe.zh.outline import boilerplate_heading_re

@@ -39,10 +39,12 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from corpuspipe.zh import opencc as _opencc
-from corpuspipe.core.config import NormalizeConfig, PipelineConfig
+from corpuspipe.core.config import PipelineConfigBase
+
 from corpuspipe.core.edits import Replacement
 from corpuspipe.core.records import Essay, Shard
 from corpuspipe.core.stage import Context, ShardStage, StageReport
+from corpuspipe.stages.normalize.config import NormalizeConfig
 from corpuspipe.zh.chars import (
     CJK_STABLE_PUNCT,
     FULLWIDTH_ALNUM_RANGES,
@@ -750,7 +752,7 @@ class Normalize(ShardStage):
         ctx.count_all(self.name, normalize_essays(batch.essays, ctx.cfg.normalize))
         return batch
 
-    def report(self, counts: Mapping[str, int], fact: None, cfg: PipelineConfig) -> StageReport:
+    def report(self, counts: Mapping[str, int], fact: None, cfg: PipelineConfigBase) -> StageReport:
         """Its counters (edits and characters per rule) also as the manifest's ``normalize``, and the
         PII rules' ones as ``redactions``."""
         ordered = dict(sorted(counts.items()))
