@@ -119,7 +119,7 @@ def fresh(items: list[tuple[Essay, str]]) -> list[Essay]:
 
 
 def _clear_cache() -> None:
-    fn = getattr(N._T2S, "_engine_run", None)
+    fn = getattr(N.t2s._T2S, "_engine_run", None)
     if hasattr(fn, "cache_clear"):
         fn.cache_clear()
 

@@ -126,7 +126,7 @@ def synthetic_lines() -> list[str]:
 def _probe_line(s: str) -> list:
     key = W.boilerplate_key(s)
     hm = W.views._HEADING.match(key)
-    nm = N._MARKER_RE.match(s)
+    nm = N.lines._MARKER_RE.match(s)
     return [
         SP._outline_level(s), SP.is_title_like(s, 40), SP.essay_header_title(s, 40),
         hm.end() if hm else None, nm.end() if nm else None,

@@ -38,7 +38,7 @@ def _run(text: str, whole: bool) -> Essay:
     e = Essay("t.txt", "0" * 64, 0, TrackedText(text), title="反覆討論" if whole is not None else None)
     with pytest.MonkeyPatch.context() as mp:
         if whole:
-            mp.setattr(N, "_t2s_text", _whole_engine)
+            mp.setattr(N.t2s, "_t2s_text", _whole_engine)
         counts = N.normalize_essays([e], CFG)
     e.stats["counts"] = counts  # type: ignore[assignment]
     return e
@@ -72,11 +72,11 @@ def test_no_dictionary_phrase_holds_a_cut_character():
 
 def test_only_sentences_with_a_trigger_are_converted():
     simp = _read("gov_2025_simplified.txt")
-    assert N._t2s_blocks(simp, N._codepoints(simp), N._FLAGS[N._codepoints(simp)]) == []
+    assert N.t2s._t2s_blocks(simp, N.chars._codepoints(simp), N.chars._FLAGS[N.chars._codepoints(simp)]) == []
     i = simp.index("经济")
     text = simp[:i] + "經" + simp[i + 1 :]
-    cps = N._codepoints(text)
-    blocks = N._t2s_blocks(text, cps, N._FLAGS[cps])
+    cps = N.chars._codepoints(text)
+    blocks = N.t2s._t2s_blocks(text, cps, N.chars._FLAGS[cps])
     assert len(blocks) == 1
     s, e = blocks[0]
     assert s <= i < e and e - s < 200  # one sentence, not the 6,000-character text
@@ -165,11 +165,11 @@ _WS_ALPHABET = " \t\u3000\u00a0\r\n,;:?!()a中，。"
 @given(st.text(alphabet=_WS_ALPHABET, max_size=40), st.integers(0, 5), st.integers(0, 5))
 def test_gap_scan_equals_gap_regex(text, lo, cut):
     hi = max(lo, len(text) - cut)
-    assert list(N._gaps(text, lo, hi)) == [(m.start(), m.end()) for m in N._GAP_RE.finditer(text, lo, hi)]
+    assert list(N.lines._gaps(text, lo, hi)) == [(m.start(), m.end()) for m in N.lines._GAP_RE.finditer(text, lo, hi)]
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=_WS_ALPHABET, max_size=40))
 def test_punctuation_scan_equals_run_regex(text):
-    ref = [(m.start(), m.start("run"), m.group("run"), m.end()) for m in N._PUNCT_RUN_RE.finditer(text)]
-    assert list(N._punct_runs(text)) == ref
+    ref = [(m.start(), m.start("run"), m.group("run"), m.end()) for m in N.repairs._PUNCT_RUN_RE.finditer(text)]
+    assert list(N.repairs._punct_runs(text)) == ref

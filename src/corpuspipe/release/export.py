@@ -51,7 +51,7 @@ from corpuspipe.release.verify import Release, open_release
 EXPORT_MANIFEST = "manifest.json"
 LEVELS = ("document", "section")
 FORMATS = ("parquet", "jsonl")
-#: a document's ``script`` (stages/normalize.py script_ratio)
+#: a document's ``script`` (stages/normalize/chars.py script_ratio)
 SCRIPTS = ("simplified", "traditional", "mixed", "unknown")
 #: columns a --min/--max bound may name (documents)
 BOUNDABLE = ("char_count", "cluster_size", "trad_ratio", "best_containment", *schemas.SIGNAL_COLUMNS)

@@ -136,7 +136,7 @@ def _truncated(raw: str, clean: str, cfg: dict) -> FlagReason | None:
 
 
 def _rewritten_year(raw: str, clean: str, cfg: dict) -> FlagReason | None:
-    from corpuspipe.stages.normalize import _YEAR_RANGE_RE
+    from corpuspipe.stages.normalize.stage import _YEAR_RANGE_RE
 
     spans = [x.span() for x in _YEAR_RANGE_RE.finditer(clean)]
     if not spans:

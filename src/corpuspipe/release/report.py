@@ -41,7 +41,7 @@ FLAG_MEANINGS: dict[str, str] = {
                       "under 20 % Han among 20+ letters. (stages/quality/flags.py)",
     "punctuation_only": "Nothing but punctuation, symbols and spaces. (stages/quality/flags.py)",
     "rewritten_year": "A year range whose two ends are the same year (e.g. 2019-2019年): a template's year was "
-                      "rewritten mechanically. (normalize.py)",
+                      "rewritten mechanically. (stages/normalize/stage.py)",
     "short": "Fewer non-space characters than ingest.min_essay_chars: a title-only or teaser page. (ingest/files.py)",
     "decode_replaced": "The file was not valid in any encoding tried; undecodable bytes became U+FFFD. (ingest/files.py)",
     "non_utf8_path": "The file name was not valid UTF-8; its path is stored with \\x escapes (and a literal "
