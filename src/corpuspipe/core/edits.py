@@ -111,190 +111,17 @@ class TrackedText:
         share on Traditional essays to 33-41 %, but the read then re-creates the same edits
         (~1 us each) and normalize's MB/s stayed within noise (2.51 -> 2.58, 1.75 -> 1.94).
         """
-        text = self._text
-        reps = [r for r in replacements if text[r[0] : r[1]] != r[2]]
+        reps = _checked(replacements, self._text)
         if not reps:
             return 0
-        reps.sort(key=_START_END)
-        prev = reps[0]
-        for r in reps[1:]:
-            if r[0] < prev[1]:
-                raise ValueError(f"overlapping replacements {prev} and {r}")
-            prev = r
-        n_text = len(text)
-        for r in reps:
-            if not (0 <= r[0] <= r[1] <= n_text):
-                raise ValueError(f"replacement out of range: {r} (text length {n_text})")
-
-        old = self._edits
-        n_old = len(old)
-        base = self.base
-        raw = self.raw
-        starts = list(map(_CLEAN_START, old))
-        ends = list(map(_CLEAN_END, old))
-
-        pieces: list[str] = []
-        out: list[Edit] = []
-        # Running state of the walk (a one-element list each where helpers update it):
-        # pos: current text copied so far; cur: next earlier edit not yet copied or folded;
-        # delta: new clean offset - raw offset relative to base, after the last item;
-        # prev_end: raw end of the previous item (overlap check); last_key: order check.
-        st = _WalkState()
-        skip: list[int] = []  # earlier edits folded into merged edits, ascending
-        skip_i = 0
-
-        def copy_to(at: int) -> None:
-            """Copy earlier edits old[cur:at] that were not folded into a merge."""
-            nonlocal skip_i
-            cur = st.cur
-            while cur < at:
-                stop = at
-                if skip_i < len(skip) and skip[skip_i] < at:
-                    stop = skip[skip_i]
-                    if stop < cur:
-                        raise AssertionError(f"internal: folded edit {stop} was already copied")
-                if cur < stop:
-                    self._copy_run(old, cur, stop, st, out)
-                if stop < at:
-                    skip_i += 1
-                    cur = stop + 1
-                else:
-                    cur = stop
-            st.cur = cur
-
-        def emit(rs: int, rend: int, after: str, stg: str, rule: str, ms: int, me: int, hit: list[int]) -> None:
-            """One new edit for current-text span [ms, me) (generic path: bisect its place)."""
-            pieces.append(text[st.pos : ms])
-            pieces.append(after)
-            st.pos = me
-            key = (rs, rend, ms)
-            if key < st.last_key:
-                raise AssertionError(f"internal: new edits out of order: {st.last_key} {key}")
-            st.last_key = key
-            at = bisect_right(old, key, lo=st.cur, key=_ORDER) if n_old else 0
-            skip.extend(sorted(hit))
-            copy_to(at)
-            if rs < st.prev_end:
-                raise AssertionError(f"internal: overlapping edits after merge at raw {rs}")
-            st.prev_end = rend
-            before = raw[rs - base : rend - base]
-            if before != after:
-                cs = rs - base + st.delta
-                out.append(_new_edit(Edit, (rs, rend, before, after, stg, rule, cs, cs + len(after))))
-                st.delta += len(after) - (rend - rs)
-
-        def flush(g_reps: list, hit: list[int]) -> None:
-            """A merged edit: the replacements of one group and the earlier edits they touch."""
-            first, last = old[hit[0]], old[hit[-1]]
-            ms = min(g_reps[0][0], first[6])
-            me = max(g_reps[-1][1], last[7])
-            parts: list[str] = []
-            p = ms
-            for r in g_reps:
-                parts.append(text[p : r[0]])
-                parts.append(r[2])
-                p = r[1]
-            parts.append(text[p:me])
-            stages = [s for i in hit for s in old[i][4].split("+")]
-            stages.append(stage)
-            rules = [x for i in hit for x in old[i][5].split("+")]
-            rules.extend(r[3] for r in g_reps)
-            rs = first[0] - (first[6] - ms)
-            rend = last[1] + (me - last[7])
-            emit(rs, rend, "".join(parts), "+".join(_dedup(stages)), "+".join(_dedup(rules)), ms, me, hit)
-
-        pending: tuple[list, list[int]] | None = None  # the open merge group
-        for g, j0, j1 in _blocks(reps, starts, ends):
-            if g < 0:  # replacements near earlier edits: group each with the edits it overlaps
-                for r in reps[j0:j1]:
-                    s, e = r[0], r[1]
-                    hit: list[int] = []
-                    for i in range(bisect_left(ends, s), bisect_right(starts, e)):
-                        a0 = starts[i]
-                        a1 = ends[i]
-                        if a0 == a1:  # zero-length earlier edit (a deletion point): strictly inside
-                            if s < a0 < e:
-                                hit.append(i)
-                        elif s == e:  # an insertion at an earlier edit's start goes before its text
-                            if a0 <= s < a1:
-                                hit.append(i)
-                        elif a0 < e and s < a1:
-                            hit.append(i)
-                    if hit and pending is not None and hit[0] <= pending[1][-1]:
-                        pending[0].append(r)
-                        pending[1].extend(i for i in hit if i not in pending[1])
-                        continue
-                    if pending is not None:
-                        flush(*pending)
-                        pending = None
-                    if hit:
-                        pending = ([r], hit)
-                        continue
-                    i = bisect_right(ends, s) - 1
-                    while i >= 0 and ends[i] > s:
-                        i -= 1
-                    rs = base + s if i < 0 else old[i][1] + (s - ends[i])
-                    emit(rs, rs + (e - s), r[2], stage, r[3], s, e, [])
-                continue
-            # Replacements strictly inside the gap before earlier edit g: one raw shift for all.
-            if pending is not None:
-                flush(*pending)
-                pending = None
-            d_raw = old[g - 1][1] - ends[g - 1] if g else base
-            first_r, last_r = reps[j0], reps[j1 - 1]
-            key = (first_r[0] + d_raw, first_r[1] + d_raw, first_r[0])
-            if key < st.last_key or (g < n_old and (last_r[0] + d_raw, last_r[1] + d_raw, last_r[0]) >= _ORDER(old[g])):
-                raise AssertionError(f"internal: replacements {j0}:{j1} do not fit the gap before edit {g}")
-            copy_to(g)
-            if key[0] < st.prev_end:
-                raise AssertionError(f"internal: overlapping edits after merge at raw {key[0]}")
-            pos = st.pos
-            sh = d_raw - base + st.delta  # new clean offset = old clean offset + sh
-            for r in reps[j0:j1]:
-                s, e, after = r[0], r[1], r[2]
-                pieces.append(text[pos:s])
-                pieces.append(after)
-                pos = e
-                rs = s + d_raw
-                before = raw[rs - base : e + d_raw - base]
-                if before != after:
-                    cs = s + sh
-                    out.append(_new_edit(Edit, (rs, e + d_raw, before, after, stage, r[3], cs, cs + len(after))))
-                    sh += len(after) - (e - s)
-            st.pos = pos
-            st.delta = sh - d_raw + base
-            st.prev_end = last_r[1] + d_raw
-            st.last_key = (last_r[0] + d_raw, last_r[1] + d_raw, last_r[0])
-        if pending is not None:
-            flush(*pending)
-        copy_to(n_old)
-        pieces.append(text[st.pos :])
-        self._edits = out
-        self._text = "".join(pieces)
+        walk = _Walk(self, stage)
+        for g, j0, j1 in _blocks(reps, walk.starts, walk.ends):
+            if g < 0:
+                walk.near(reps, j0, j1)
+            else:
+                walk.gap(g, reps, j0, j1)
+        self._text, self._edits = walk.finish()
         return len(reps)
-
-    def _copy_run(self, old: list[Edit], a: int, b: int, st: "_WalkState", out: list[Edit]) -> None:
-        """Append earlier edits old[a:b] (none folded into a merge) with their new clean offsets.
-
-        Their clean offsets all move by one amount, so a run is one slice when nothing before it
-        changed length.
-        """
-        first = old[a]
-        if first[0] < st.prev_end:
-            raise AssertionError(f"internal: overlapping edits after merge at raw {first[0]}")
-        last = old[b - 1]
-        shift = first[0] - self.base + st.delta - first[6]
-        if shift == 0:
-            out.extend(old[a:b])
-        else:
-            out.extend(
-                [
-                    _new_edit(Edit, (r0, r1, bf, af, sg, ru, c0 + shift, c1 + shift))
-                    for r0, r1, bf, af, sg, ru, c0, c1 in old[a:b]
-                ]
-            )
-        st.delta = last[7] + shift - (last[1] - self.base)
-        st.prev_end = last[1]
 
     def slice(self, start: int, end: int) -> "TrackedText":
         """A TrackedText for current-text range [start, end); edits must not straddle the cuts."""
@@ -329,17 +156,217 @@ _SECOND = itemgetter(1)
 _new_edit = tuple.__new__  # Edit(...) without the NamedTuple's Python-level __new__
 
 
-class _WalkState:
-    """Where ``apply``'s walk over the old text and old edits stands (see there)."""
+def _checked(replacements: Iterable[Replacement], text: str) -> list[Replacement]:
+    """The replacements that change ``text``, sorted; overlapping or out-of-range ones refused."""
+    reps = [r for r in replacements if text[r[0] : r[1]] != r[2]]
+    if not reps:
+        return reps
+    reps.sort(key=_START_END)
+    prev = reps[0]
+    for r in reps[1:]:
+        if r[0] < prev[1]:
+            raise ValueError(f"overlapping replacements {prev} and {r}")
+        prev = r
+    n_text = len(text)
+    for r in reps:
+        if not (0 <= r[0] <= r[1] <= n_text):
+            raise ValueError(f"replacement out of range: {r} (text length {n_text})")
+    return reps
 
-    __slots__ = ("pos", "cur", "delta", "prev_end", "last_key")
 
-    def __init__(self) -> None:
+class _Walk:
+    """One :meth:`TrackedText.apply`: a left-to-right walk over the current text and the earlier
+    edits that builds the new edit list and the new text (see ``apply`` for why it is built so).
+
+    State: ``pos`` current text copied so far; ``cur`` next earlier edit not yet copied or folded;
+    ``delta`` new clean offset - raw offset relative to base, after the last item; ``prev_end`` raw
+    end of the previous item (overlap check); ``last_key`` order check; ``skip`` earlier edits
+    folded into merged edits, ascending (``skip_i`` the next one not yet passed); ``pending`` the
+    open merge group (its replacements and the earlier edits they touch).
+    """
+
+    __slots__ = ("text", "raw", "base", "stage", "old", "n_old", "starts", "ends", "pieces", "out",
+                 "pos", "cur", "delta", "prev_end", "last_key", "skip", "skip_i", "pending")
+
+    def __init__(self, tracked: TrackedText, stage: str) -> None:
+        self.text = tracked._text
+        self.raw = tracked.raw
+        self.base = tracked.base
+        self.stage = stage
+        self.old = old = tracked._edits
+        self.n_old = len(old)
+        self.starts = list(map(_CLEAN_START, old))
+        self.ends = list(map(_CLEAN_END, old))
+        self.pieces: list[str] = []
+        self.out: list[Edit] = []
         self.pos = 0
         self.cur = 0
         self.delta = 0
         self.prev_end = -1  # raw offsets are >= base >= 0
         self.last_key: tuple[int, int, int] = (-1, -1, -1)
+        self.skip: list[int] = []
+        self.skip_i = 0
+        self.pending: tuple[list[Replacement], list[int]] | None = None
+
+    def near(self, reps: list[Replacement], j0: int, j1: int) -> None:
+        """reps[j0:j1] may touch earlier edits: group each with the edits it overlaps (one merged
+        edit per group, :meth:`flush`), or place it by bisection when it touches none."""
+        starts, ends, old, base = self.starts, self.ends, self.old, self.base
+        for r in reps[j0:j1]:
+            s, e = r[0], r[1]
+            hit: list[int] = []
+            for i in range(bisect_left(ends, s), bisect_right(starts, e)):
+                a0 = starts[i]
+                a1 = ends[i]
+                if a0 == a1:  # zero-length earlier edit (a deletion point): strictly inside
+                    if s < a0 < e:
+                        hit.append(i)
+                elif s == e:  # an insertion at an earlier edit's start goes before its text
+                    if a0 <= s < a1:
+                        hit.append(i)
+                elif a0 < e and s < a1:
+                    hit.append(i)
+            pending = self.pending
+            if hit and pending is not None and hit[0] <= pending[1][-1]:
+                pending[0].append(r)
+                pending[1].extend(i for i in hit if i not in pending[1])
+                continue
+            if pending is not None:
+                self.flush(*pending)
+                self.pending = None
+            if hit:
+                self.pending = ([r], hit)
+                continue
+            i = bisect_right(ends, s) - 1
+            while i >= 0 and ends[i] > s:
+                i -= 1
+            rs = base + s if i < 0 else old[i][1] + (s - ends[i])
+            self.emit(rs, rs + (e - s), r[2], self.stage, r[3], s, e, [])
+
+    def gap(self, g: int, reps: list[Replacement], j0: int, j1: int) -> None:
+        """reps[j0:j1] lie strictly inside the gap before earlier edit ``g``: one raw shift for all."""
+        if self.pending is not None:
+            self.flush(*self.pending)
+            self.pending = None
+        old, base = self.old, self.base
+        d_raw = old[g - 1][1] - self.ends[g - 1] if g else base
+        first_r, last_r = reps[j0], reps[j1 - 1]
+        key = (first_r[0] + d_raw, first_r[1] + d_raw, first_r[0])
+        if key < self.last_key or (g < self.n_old and (last_r[0] + d_raw, last_r[1] + d_raw, last_r[0]) >= _ORDER(old[g])):
+            raise AssertionError(f"internal: replacements {j0}:{j1} do not fit the gap before edit {g}")
+        self.copy_to(g)
+        if key[0] < self.prev_end:
+            raise AssertionError(f"internal: overlapping edits after merge at raw {key[0]}")
+        text, raw, stage, pieces, out = self.text, self.raw, self.stage, self.pieces, self.out
+        pos = self.pos
+        sh = d_raw - base + self.delta  # new clean offset = old clean offset + sh
+        for r in reps[j0:j1]:
+            s, e, after = r[0], r[1], r[2]
+            pieces.append(text[pos:s])
+            pieces.append(after)
+            pos = e
+            rs = s + d_raw
+            before = raw[rs - base : e + d_raw - base]
+            if before != after:
+                cs = s + sh
+                out.append(_new_edit(Edit, (rs, e + d_raw, before, after, stage, r[3], cs, cs + len(after))))
+                sh += len(after) - (e - s)
+        self.pos = pos
+        self.delta = sh - d_raw + base
+        self.prev_end = last_r[1] + d_raw
+        self.last_key = (last_r[0] + d_raw, last_r[1] + d_raw, last_r[0])
+
+    def finish(self) -> tuple[str, list[Edit]]:
+        """The new text and edit list, once every block is walked."""
+        if self.pending is not None:
+            self.flush(*self.pending)
+        self.copy_to(self.n_old)
+        self.pieces.append(self.text[self.pos :])
+        return "".join(self.pieces), self.out
+
+    def flush(self, g_reps: list[Replacement], hit: list[int]) -> None:
+        """A merged edit: the replacements of one group and the earlier edits they touch."""
+        old, text = self.old, self.text
+        first, last = old[hit[0]], old[hit[-1]]
+        ms = min(g_reps[0][0], first[6])
+        me = max(g_reps[-1][1], last[7])
+        parts: list[str] = []
+        p = ms
+        for r in g_reps:
+            parts.append(text[p : r[0]])
+            parts.append(r[2])
+            p = r[1]
+        parts.append(text[p:me])
+        stages = [s for i in hit for s in old[i][4].split("+")]
+        stages.append(self.stage)
+        rules = [x for i in hit for x in old[i][5].split("+")]
+        rules.extend(r[3] for r in g_reps)
+        rs = first[0] - (first[6] - ms)
+        rend = last[1] + (me - last[7])
+        self.emit(rs, rend, "".join(parts), "+".join(_dedup(stages)), "+".join(_dedup(rules)), ms, me, hit)
+
+    def emit(self, rs: int, rend: int, after: str, stg: str, rule: str, ms: int, me: int, hit: list[int]) -> None:
+        """One new edit for current-text span [ms, me) (generic path: bisect its place)."""
+        self.pieces.append(self.text[self.pos : ms])
+        self.pieces.append(after)
+        self.pos = me
+        key = (rs, rend, ms)
+        if key < self.last_key:
+            raise AssertionError(f"internal: new edits out of order: {self.last_key} {key}")
+        self.last_key = key
+        at = bisect_right(self.old, key, lo=self.cur, key=_ORDER) if self.n_old else 0
+        self.skip.extend(sorted(hit))
+        self.copy_to(at)
+        if rs < self.prev_end:
+            raise AssertionError(f"internal: overlapping edits after merge at raw {rs}")
+        self.prev_end = rend
+        before = self.raw[rs - self.base : rend - self.base]
+        if before != after:
+            cs = rs - self.base + self.delta
+            self.out.append(_new_edit(Edit, (rs, rend, before, after, stg, rule, cs, cs + len(after))))
+            self.delta += len(after) - (rend - rs)
+
+    def copy_to(self, at: int) -> None:
+        """Copy earlier edits old[cur:at] that were not folded into a merge."""
+        skip, skip_i, cur = self.skip, self.skip_i, self.cur
+        while cur < at:
+            stop = at
+            if skip_i < len(skip) and skip[skip_i] < at:
+                stop = skip[skip_i]
+                if stop < cur:
+                    raise AssertionError(f"internal: folded edit {stop} was already copied")
+            if cur < stop:
+                self.copy_run(cur, stop)
+            if stop < at:
+                skip_i += 1
+                cur = stop + 1
+            else:
+                cur = stop
+        self.cur, self.skip_i = cur, skip_i
+
+    def copy_run(self, a: int, b: int) -> None:
+        """Append earlier edits old[a:b] (none folded into a merge) with their new clean offsets.
+
+        Their clean offsets all move by one amount, so a run is one slice when nothing before it
+        changed length.
+        """
+        old = self.old
+        first = old[a]
+        if first[0] < self.prev_end:
+            raise AssertionError(f"internal: overlapping edits after merge at raw {first[0]}")
+        last = old[b - 1]
+        shift = first[0] - self.base + self.delta - first[6]
+        if shift == 0:
+            self.out.extend(old[a:b])
+        else:
+            self.out.extend(
+                [
+                    _new_edit(Edit, (r0, r1, bf, af, sg, ru, c0 + shift, c1 + shift))
+                    for r0, r1, bf, af, sg, ru, c0, c1 in old[a:b]
+                ]
+            )
+        self.delta = last[7] + shift - (last[1] - self.base)
+        self.prev_end = last[1]
 
 
 def _blocks(reps: list[Replacement], starts: list[int], ends: list[int]) -> list[tuple[int, int, int]]:

@@ -220,6 +220,8 @@ def _ngram_signals_batch(cps: Sequence[np.ndarray]) -> list[dict[str, float]]:
 
 
 def _ngram_chunk(docs: list[np.ndarray]) -> list[dict[str, float]] | None:
+    """The n-gram signals of a chunk of documents (see :func:`_ngram_signals`), or None when its
+    alphabet is too large to pack 4 characters beside the document index."""
     nd = len(docs)
     Ls = np.array([len(c) for c in docs], dtype=np.int64)
     C = np.concatenate(docs) if nd > 1 else docs[0]
@@ -251,51 +253,74 @@ def _ngram_chunk(docs: list[np.ndarray]) -> list[dict[str, float]] | None:
     lcp = _lead_equal(sk[1:] ^ sk[:-1], k, bits)  # 0 between two documents
     Lsl = Ls.tolist()
     res: list[dict[str, float]] = [{} for _ in range(nd)]
-    # the sorted order holds document d at [offs[d], offs[d+1]) (its index is the key's top bits)
+    _top_fracs(lcp, offs, Lsl, res)
+    best = np.zeros(N, dtype=np.int64)
+    best[1:] = lcp
+    best[:-1] = np.maximum(best[:-1], lcp)
+    R = np.zeros(N, dtype=np.int64)  # per position: the longest repeated n-gram starting there
+    R[order] = best
+    if k < _MAX_N:
+        _extend_repeats(R, r, at, order, sk, lcp, k, bits)
+    _dup_fracs(R, D, Lsl, res)
+    return res
+
+
+def _top_fracs(lcp: np.ndarray, offs: np.ndarray, Lsl: list[int], res: list[dict[str, float]]) -> None:
+    """``top_{2,3,4}gram_frac`` into ``res``: the longest run of sorted neighbours sharing n
+    leading characters is the top n-gram's count (the sorted order holds document d at
+    [offs[d], offs[d+1]): its index is the key's top bits)."""
     for n in range(2, 5):
         brk = lcp < n
         rid = np.concatenate(([0], np.cumsum(brk)))  # run id per sorted position
         run_len = np.bincount(rid)
         top = np.maximum.reduceat(run_len, rid[offs[:-1]]).tolist()
-        for d in range(nd):
+        for d in range(len(Lsl)):
             if n <= Lsl[d]:
                 res[d][f"top_{n}gram_frac"] = float(top[d]) * n / Lsl[d]
-    best = np.zeros(N, dtype=np.int64)
-    best[1:] = lcp
-    best[:-1] = np.maximum(best[:-1], lcp)
-    R = np.zeros(N, dtype=np.int64)
-    R[order] = best
-    if k < _MAX_N:
-        full = lcp >= k
-        rep = np.zeros(N, dtype=bool)
-        rep[1:] |= full
-        rep[:-1] |= full
-        sel = order[rep]
-        if sel.size:
-            skr = sk[rep]
-            grp = np.cumsum(np.concatenate(([True], skr[1:] != skr[:-1])))
-            chunks = []
-            first = k
-            while first < _MAX_N:
-                chunks.append((first, min(k, _MAX_N - first)))
-                first += chunks[-1][1]
-            sat = at[sel]
-            keys = [_pack_at(r, sat + f, kk, bits) for f, kk in chunks]
-            sub = np.lexsort((*reversed(keys), grp))
-            s_sel, s_grp = sel[sub], grp[sub]
-            same = s_grp[1:] == s_grp[:-1]
-            ext = np.zeros(len(sub) - 1, dtype=np.int64)
-            alive = same.copy()
-            for kc, (_f, kk) in zip(keys, chunks):
-                kv = kc[sub]
-                e = _lead_equal(kv[1:] ^ kv[:-1], kk, bits)
-                ext += np.where(alive, e, 0)
-                alive &= e == kk
-            ext = np.where(same, k + ext, 0)
-            bsub = np.zeros(len(sub), dtype=np.int64)
-            bsub[1:] = ext
-            bsub[:-1] = np.maximum(bsub[:-1], ext)
-            R[s_sel] = np.maximum(R[s_sel], bsub)
+
+
+def _extend_repeats(R: np.ndarray, r: np.ndarray, at: np.ndarray, order: np.ndarray, sk: np.ndarray,
+                    lcp: np.ndarray, k: int, bits: int) -> None:
+    """Raise ``R`` past the k packed characters: only positions whose k-gram repeats can start a
+    longer repeated n-gram; those few are ordered by their following characters (a small
+    lexsort within each equal-k-gram group) and their common lengths with their neighbours added."""
+    full = lcp >= k
+    rep = np.zeros(len(R), dtype=bool)
+    rep[1:] |= full
+    rep[:-1] |= full
+    sel = order[rep]
+    if not sel.size:
+        return
+    skr = sk[rep]
+    grp = np.cumsum(np.concatenate(([True], skr[1:] != skr[:-1])))
+    chunks = []
+    first = k
+    while first < _MAX_N:
+        chunks.append((first, min(k, _MAX_N - first)))
+        first += chunks[-1][1]
+    sat = at[sel]
+    keys = [_pack_at(r, sat + f, kk, bits) for f, kk in chunks]
+    sub = np.lexsort((*reversed(keys), grp))
+    s_sel, s_grp = sel[sub], grp[sub]
+    same = s_grp[1:] == s_grp[:-1]
+    ext = np.zeros(len(sub) - 1, dtype=np.int64)
+    alive = same.copy()
+    for kc, (_f, kk) in zip(keys, chunks):
+        kv = kc[sub]
+        e = _lead_equal(kv[1:] ^ kv[:-1], kk, bits)
+        ext += np.where(alive, e, 0)
+        alive &= e == kk
+    ext = np.where(same, k + ext, 0)
+    bsub = np.zeros(len(sub), dtype=np.int64)
+    bsub[1:] = ext
+    bsub[:-1] = np.maximum(bsub[:-1], ext)
+    R[s_sel] = np.maximum(R[s_sel], bsub)
+
+
+def _dup_fracs(R: np.ndarray, D: np.ndarray, Lsl: list[int], res: list[dict[str, float]]) -> None:
+    """``dup_{5..10}gram_frac`` into ``res``: characters covered by the intervals [i, i+n) with
+    R[i] >= n, a sum of min(gap, n) over sorted starts of one document."""
+    nd = len(Lsl)
     P = np.flatnonzero(R >= 5)
     RP, DP = R[P], D[P]
     for n in range(5, _MAX_N + 1):
@@ -309,7 +334,6 @@ def _ngram_chunk(docs: list[np.ndarray]) -> list[dict[str, float]] | None:
         for d in range(nd):
             if n <= Lsl[d]:
                 res[d][f"dup_{n}gram_frac"] = float(covered[d]) / Lsl[d]
-    return res
 
 
 def signals(text: str, raw_chars: int = 0, boilerplate_chars: int = 0) -> dict[str, float]:
