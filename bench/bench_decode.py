@@ -31,7 +31,7 @@ def _texts(n_docs: int = 8) -> tuple[str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=4.0)
-    ap.add_argument("--module", default="corpuspipe.stages.ingest.files")
+    ap.add_argument("--module", default="corpuspipe.stages.ingest.decode")
     args = ap.parse_args()
     decode_bytes = importlib.import_module(args.module).decode_bytes
     simplified, traditional = _texts()

@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpuspipe.config import IngestConfig
-from corpuspipe.stages.ingest.split import clean_title, split_text
+from corpuspipe.stages.ingest.split import split_text
+from corpuspipe.stages.ingest.titles import clean_title
 
 REPO = Path(__file__).resolve().parents[1]
 EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)
@@ -295,7 +296,7 @@ def evaluate_crawl(root: Path, show: int) -> dict:
     per class of page (the real-page classes of issue 23 apart: ``paginated`` pages carry a site
     advert between their pages).  Files are decoded like ingest does (``decode_bytes``);
     undecodable ones are skipped."""
-    from corpuspipe.stages.ingest.files import DecodeRejected, decode_bytes
+    from corpuspipe.stages.ingest.decode import DecodeRejected, decode_bytes
 
     cfg = IngestConfig()
     kw = dict(max_title_chars=cfg.max_title_chars, min_essay_chars=cfg.min_essay_chars,

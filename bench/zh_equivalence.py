@@ -15,7 +15,7 @@ Two parts, both printed, and one ``total`` over them:
 * **probes**: the grammar pieces asked directly, on every distinct line of every essay (raw slice
   and final text) and on a grid of synthetic markers (every family x numerals x followers,
   including the traps: ``1.5亿``, ``一是否``, ``第一节课``, full-width digits, Traditional
-  ``條``/``節``): ingest's ``_outline_level``/``is_title_like``/``essay_header_title``,
+  ``條``/``節``): ingest's ``ingest_outline_level``/``is_title_like``/``essay_header_title``,
   watermark's ``_HEADING`` on the boilerplate key, normalize's ``_MARKER_RE``, section's
   ``cn_numeral``/``_ordinal`` and ``section_text`` on each synthetic line.  The end-to-end run
   alone would miss drift in a family no real text uses.
@@ -36,8 +36,10 @@ from corpuspipe.core.records import Essay, SectionRow, Shard
 from corpuspipe.stages import normalize as N
 from corpuspipe.stages import section as S
 from corpuspipe.stages import watermark as W
-from corpuspipe.stages.ingest import split as SP
+from corpuspipe.stages.ingest import titles as TI
 from corpuspipe.stages.ingest.files import ingest_file
+from corpuspipe.zh.numerals import cn_small_value
+from corpuspipe.zh.outline import ingest_outline_level
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = Path("/work/shared/external")
@@ -128,7 +130,7 @@ def _probe_line(s: str) -> list:
     hm = W.views._HEADING.match(key)
     nm = N.lines._MARKER_RE.match(s)
     return [
-        SP._outline_level(s), SP.is_title_like(s, 40), SP.essay_header_title(s, 40),
+        ingest_outline_level(s), TI.is_title_like(s, 40), TI.essay_header_title(s, 40),
         hm.end() if hm else None, nm.end() if nm else None,
     ]
 
@@ -139,9 +141,9 @@ def _probe_numerals() -> list:
     for k in (1, 2, 3):
         for t in itertools.product(chars, repeat=k):
             s = "".join(t)
-            out.append([s, S.cn_numeral(s), SP._cn_value(s)])
+            out.append([s, S.cn_numeral(s), cn_small_value(s)])
     for s in ("一百零一", "九百九十九", "一千二百三十四", "二十", "十一", "12", "0"):
-        out.append([s, S.cn_numeral(s), SP._cn_value(s)])
+        out.append([s, S.cn_numeral(s), cn_small_value(s)])
     return out
 
 

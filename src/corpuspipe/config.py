@@ -38,8 +38,9 @@ class ReleaseConfig(ConfigSection):
     citation: str = ""
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     # zstd level of the release tables.  Measured on the 100 MB crawl bench's documents table: level 3
-    # writes 34 MB in 1.3 s, level 9 27 MB in 6.0 s (level 1: 52 MB, 0.7 s); the writer is single-process,
-    # so 3 is the default and 9 a choice for publishing.
+    # writes 34 MB in 1.3 s, level 9 27 MB in 6.0 s (level 1: 52 MB, 0.7 s).  The writer encodes the
+    # table parts in parallel tasks, but each part pays level 9's ~4.6x CPU, so 3 is the default and 9
+    # a choice for publishing.
     compression_level: int = Field(3, ge=1, le=22)
     row_group_size: int = Field(50_000, ge=1)
     # Files per shard (one task per shard and pass), cut where a path's hash says (content-defined:

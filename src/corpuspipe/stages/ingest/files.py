@@ -51,7 +51,6 @@ from corpuspipe.core.edits import Replacement, TrackedText
 from corpuspipe.core.records import Essay, QuarantineEntry, Shard, SourceInfo
 from corpuspipe.stages.ingest import crawltext
 from corpuspipe.stages.ingest.decode import DecodeRejected, Dropped, decode_file, is_blank, longest_line, read_big_utf8
-from corpuspipe.stages.ingest.decode import decode_bytes  # noqa: F401  (bench/bench_decode.py's --module default, bench/eval_split.py)
 from corpuspipe.stages.ingest.discover import file_kind, inside_root, non_utf8, resolve_path
 from corpuspipe.stages.ingest.headerzone import analyse_essay
 from corpuspipe.stages.ingest.lines import split_lines

@@ -28,14 +28,6 @@ from typing import Iterator
 from corpuspipe.stages.ingest.headerzone import analyse_essay
 from corpuspipe.stages.ingest.lines import EssaySpan, LazyLines
 from corpuspipe.stages.ingest.starts import iter_essay_starts
-from corpuspipe.zh import outline
-from corpuspipe.zh.numerals import cn_small_value
-
-# bench/zh_equivalence.py and bench/eval_split.py (not this change's to edit) read these names here.
-from corpuspipe.stages.ingest.titles import clean_title, essay_header_title, is_title_like  # noqa: F401
-
-_cn_value = cn_small_value
-_outline_level = outline.ingest_outline_level
 
 
 def iter_split(

@@ -3,7 +3,7 @@
 范文 sites paginate long essays and put their advert (「好文章尽在XX网，记得常来看看哦」) between the
 pages; when the next page opens like a document (各位代表！, a date line) the splitter reads the
 advert as the next essay's title and cuts the essay in two.  The splitter (pass 0) asks the
-shipped rules before it accepts a title (:func:`corpuspipe.stages.ingest.split.removed_as_watermark`),
+shipped rules before it accepts a title (:func:`corpuspipe.stages.ingest.titles.removed_as_watermark`),
 but a site's own advert is known as boilerplate only once the corpus is counted (a selected line
 key: the advert also closes the site's pages) or from a user's rules file.  So the decision is
 made where both are known:
@@ -30,7 +30,7 @@ from corpuspipe.stages.watermark.removal import RulePlan, removes_whole_line
 from corpuspipe.stages.watermark.views import LINE_PREFIX, _line_keys, essay_site, key_view
 
 INGEST = "ingest"
-# Edits the splitter makes in an essay's header zone (stages/ingest/split.py: analyse_essay).
+# Edits the splitter makes in an essay's header zone (stages/ingest/headerzone.py: analyse_essay).
 HEADER_RULES = frozenset({"teaser", "title_line", "repeated_title", "byline"})
 BLANK = "blank_lines"
 SHORT_FLAG = "short"
