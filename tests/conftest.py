@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import prefect_env
 from tests.helpers.paths import EXTERNAL, RAW, REPO
 
 
@@ -95,8 +96,7 @@ def prefect_api(tmp_path_factory) -> str:
 @pytest.fixture
 def cli_env(prefect_api, tmp_path) -> dict[str, str]:
     """The environment for ``corpuspipe`` in a subprocess, connected to the shared server."""
-    return {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_HOME": str(tmp_path / ".prefect-client"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    return prefect_env(prefect_api, tmp_path / ".prefect-client")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,57 +3,41 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-
-CLI = [sys.executable, "-m", "corpuspipe.cli"]
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
-
-
-def _one_error_line(proc: subprocess.CompletedProcess, needle: str) -> None:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert needle in lines[0]
+from tests.helpers.cli import one_line, run_cli
 
 
 def test_missing_raw_dir(tmp_path):
-    _one_error_line(run("release", str(tmp_path / "nope"), "--out", str(tmp_path / "out")), "raw directory not found")
+    one_line(run_cli("release", str(tmp_path / "nope"), "--out", str(tmp_path / "out")), "raw directory not found")
 
 
 def test_empty_raw_dir(tmp_path):
     (tmp_path / "empty").mkdir()
-    _one_error_line(run("release", str(tmp_path / "empty"), "--out", str(tmp_path / "out")), "raw directory is empty")
+    one_line(run_cli("release", str(tmp_path / "empty"), "--out", str(tmp_path / "out")), "raw directory is empty")
 
 
 def test_unwritable_output(tmp_path, raw_dir):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    _one_error_line(run("release", str(raw_dir), "--out", str(blocker / "releases")), "not a directory")
+    one_line(run_cli("release", str(raw_dir), "--out", str(blocker / "releases")), "not a directory")
 
 
 def test_serve_refuses_a_missing_raw_dir_in_one_line(tmp_path):
     """Checked before any server is asked (the address is never contacted); was an internal error
     (UnboundLocalError) when the raw directory was checked before preflight was imported."""
-    proc = subprocess.run([*CLI, "serve", "--cron", "0 3 * * *", "--raw", str(tmp_path / "nope")], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
-    _one_error_line(proc, "raw directory not found")
+    proc = run_cli("serve", "--cron", "0 3 * * *", "--raw", str(tmp_path / "nope"),
+                   env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    one_line(proc, "raw directory not found")
 
 
 def test_inspect_rejects_non_release(tmp_path):
-    _one_error_line(run("inspect", str(tmp_path)), "not a release")
+    one_line(run_cli("inspect", str(tmp_path)), "not a release")
 
 
 def test_version():
     from corpuspipe import __version__
 
-    proc = run("--version")
+    proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"corpuspipe {__version__}"
 
 
@@ -62,21 +46,21 @@ def test_config_init_writes_a_commented_file_that_changes_nothing(tmp_path):
     from corpuspipe.preflight import load_config
 
     path = tmp_path / "c.toml"
-    assert run("config", "init", str(path)).returncode == 0
+    assert run_cli("config", "init", str(path)).returncode == 0
     text = path.read_text(encoding="utf-8")
     assert "# threshold = 0.35" in text and "exact Jaccard" in text
     assert load_config(path).config_hash() == PipelineConfig().config_hash()
-    again = run("config", "init", str(path))
-    _one_error_line(again, "exists; pass --force")
+    again = run_cli("config", "init", str(path))
+    one_line(again, "exists; pass --force")
 
 
 def test_config_show_marks_changed_values(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[dedup]\nthreshold = 0.5\n", encoding="utf-8")
-    proc = run("config", "show", "--config", str(cfg))
+    proc = run_cli("config", "show", "--config", str(cfg))
     assert proc.returncode == 0
     assert "threshold = 0.5  # default: 0.35" in proc.stdout and "[release]" in proc.stdout
-    _one_error_line(run("config", "show", "--config", str(tmp_path / "none.toml")), "config file not found")
+    one_line(run_cli("config", "show", "--config", str(tmp_path / "none.toml")), "config file not found")
 
 
 def test_config_reference_lists_every_key(repo):
@@ -91,7 +75,7 @@ def test_config_reference_lists_every_key(repo):
 
 
 def test_inspect_names_document_and_section_pairs_apart(seed_release):
-    proc = run("inspect", str(seed_release))
+    proc = run_cli("inspect", str(seed_release))
     assert proc.returncode == 0, proc.stderr
     assert "{" not in proc.stdout and "'" not in proc.stdout  # tables, not Python reprs
     rows = [l for l in proc.stdout.splitlines() if "near_duplicate" in l]

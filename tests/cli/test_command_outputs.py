@@ -12,9 +12,8 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers.cli import CLI, file_digests, last_error_line, run_cli
 from tests.helpers.tiny_release import make_tables, write_release
-from tests.cli.test_trust_cli import _tree
-from tests.pipeline.test_operational_failures import CLI, one_line, run
 
 from corpuspipe.release.export import ExportError, Selection, export_release, parse_bounds
 
@@ -28,19 +27,19 @@ def releases(tmp_path):
 
 # ----------------------------------------------------------------------------- #13, #14 the releases folder
 def test_no_command_writes_into_the_releases_folder(releases, tmp_path):
-    before = _tree(releases)
+    before = file_digests(releases)
     doc_id = pq.read_table(releases / "1.0.0" / "documents", columns=["doc_id"])["doc_id"][0].as_py()
-    one_line(run("export", str(releases), str(releases / "1.1.0")), "refusing to write into the releases folder")
-    one_line(run("export", str(releases), str(releases / "1.0.0" / "out")), "refusing", "release")
-    one_line(run("show", str(releases), doc_id, "--html", str(releases / "index.json")), "refusing")
-    one_line(run("show", str(releases), doc_id, "--html", str(releases / "latest")), "refusing")
-    one_line(run("diff", str(releases), str(releases), "--out", str(releases / "CHANGES.md")), "refusing")
-    one_line(run("release", str(tmp_path), "--out", str(releases / "1.1.0")), "inside the releases folder")
-    assert _tree(releases) == before
+    last_error_line(run_cli("export", str(releases), str(releases / "1.1.0")), "refusing to write into the releases folder")
+    last_error_line(run_cli("export", str(releases), str(releases / "1.0.0" / "out")), "refusing", "release")
+    last_error_line(run_cli("show", str(releases), doc_id, "--html", str(releases / "index.json")), "refusing")
+    last_error_line(run_cli("show", str(releases), doc_id, "--html", str(releases / "latest")), "refusing")
+    last_error_line(run_cli("diff", str(releases), str(releases), "--out", str(releases / "CHANGES.md")), "refusing")
+    last_error_line(run_cli("release", str(tmp_path), "--out", str(releases / "1.1.0")), "inside the releases folder")
+    assert file_digests(releases) == before
     assert not (releases / "1.1.0").exists()
-    ok = run("show", str(releases), doc_id, "--html", str(tmp_path / "story.html"))
+    ok = run_cli("show", str(releases), doc_id, "--html", str(tmp_path / "story.html"))
     assert ok.returncode == 0, ok.stderr
-    assert run("inspect", str(releases)).returncode == 0
+    assert run_cli("inspect", str(releases)).returncode == 0
 
 
 # ----------------------------------------------------------------------------- #15 killed export
@@ -65,7 +64,7 @@ def test_a_killed_export_leaves_nothing_a_reader_takes_and_the_rerun_succeeds(tm
     assert partial is not None, "the export never got going"
     assert not out.exists()  # nothing named train: a reader given it finds nothing
     assert [p.name for p in exports.iterdir() if not p.name.startswith(".")] == []
-    again = run("export", str(root), str(out), "--keep-flagged", "--shard-rows", "500")
+    again = run_cli("export", str(root), str(out), "--keep-flagged", "--shard-rows", "500")
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in exports.iterdir()) == ["train"]  # the dead partial is gone too
     man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -95,7 +94,7 @@ def test_export_api_leaves_no_folder_when_it_fails(tmp_path, releases, monkeypat
     (["--exclude-flag", "mojibak"], "unknown flag 'mojibak'"),
 ])
 def test_bad_export_options_name_the_value_and_the_choices(releases, tmp_path, args, needle):
-    line = one_line(run("export", str(releases), str(tmp_path / "o"), *args), needle)
+    line = last_error_line(run_cli("export", str(releases), str(tmp_path / "o"), *args), needle)
     if "flag" in needle:
         assert "mojibake" in line  # the valid values are listed
     assert not (tmp_path / "o").exists()

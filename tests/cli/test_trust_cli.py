@@ -3,41 +3,20 @@ writes into a release, sealed releases still inspect/publish, the embedded serve
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from tests.helpers.cli import file_digests, one_line, run_cli
 from tests.helpers.tiny_release import make_tables, write_release
 
 from corpuspipe.cli.flowrun import is_connection_refused, run_with_server_retry
 from corpuspipe.release.versioning import seal_release
 
-CLI = [sys.executable, "-m", "corpuspipe.cli"]
 SECRET = "sk-live-51HqT0aXz9"
-
-
-def run(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, **kw)
-
-
-def one_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
-
-
-def _tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -51,14 +30,14 @@ def releases(tmp_path):
 # ----------------------------------------------------------------------------- #8 preflight
 def test_bad_version_is_one_line_before_prefect(tmp_path, raw_dir):
     t0 = time.perf_counter()
-    proc = run("release", str(raw_dir), "--out", str(tmp_path / "out"), "--version", "bad")
+    proc = run_cli("release", str(raw_dir), "--out", str(tmp_path / "out"), "--version", "bad")
     print(f"[measure] release --version bad -> error in {time.perf_counter() - t0:.2f} s")
     one_line(proc, "--version 'bad' is not MAJOR.MINOR.PATCH")
 
 
 def test_version_must_be_newer_than_the_latest_release(releases, raw_dir):
     root, _, _ = releases
-    one_line(run("release", str(raw_dir), "--out", str(root), "--version", "1.1.0"),
+    one_line(run_cli("release", str(raw_dir), "--out", str(root), "--version", "1.1.0"),
              "not newer than the latest release 1.1.0")
 
 
@@ -73,7 +52,7 @@ def test_bad_config_is_one_line_naming_file_and_key(tmp_path, raw_dir, toml, nee
     cfg = tmp_path / "my.toml"
     cfg.write_text(toml, encoding="utf-8")
     t0 = time.perf_counter()
-    proc = run("release", str(raw_dir), "--out", str(tmp_path / "out"), "--config", str(cfg))
+    proc = run_cli("release", str(raw_dir), "--out", str(tmp_path / "out"), "--config", str(cfg))
     print(f"[measure] release --config bad -> error in {time.perf_counter() - t0:.2f} s")
     line = one_line(proc, "my.toml", needle)
     assert SECRET not in line
@@ -85,18 +64,18 @@ def test_rules_file_error_names_file_and_rule_never_contents(tmp_path, raw_dir):
                      "pattern = '''(x+)+y'''\n", encoding="utf-8")
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(f"[watermark]\nrules_file = '{rules}'\n", encoding="utf-8")
-    line = one_line(run("release", str(raw_dir), "--out", str(tmp_path / "out"), "--config", str(cfg)),
+    line = one_line(run_cli("release", str(raw_dir), "--out", str(tmp_path / "out"), "--config", str(cfg)),
                     "rules.toml")
     assert SECRET not in line and "(x+)+y" not in line
     rules.write_text("[[rule]]\nname = 'nested'\nscope = 'inline'\npattern = '''(x+)+y'''\n", encoding="utf-8")
-    one_line(run("release", str(raw_dir), "--out", str(tmp_path / "out"), "--config", str(cfg)),
+    one_line(run_cli("release", str(raw_dir), "--out", str(tmp_path / "out"), "--config", str(cfg)),
              "rules.toml", "rule 'nested'", "pattern refused")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")
 def test_publish_to_s3_without_the_extra_says_how_to_install_it(releases):
     _, a, _ = releases
-    one_line(run("publish", str(a), "s3://bucket/corpus"), "install it with: pip install 'corpuspipe[s3]'")
+    one_line(run_cli("publish", str(a), "s3://bucket/corpus"), "install it with: pip install 'corpuspipe[s3]'")
 
 
 def test_read_only_publish_target_is_one_line(releases, tmp_path):
@@ -108,26 +87,26 @@ def test_read_only_publish_target_is_one_line(releases, tmp_path):
         ro.mkdir()
         ro.chmod(0o555)
         target = str(ro / "corpus")
-    one_line(run("publish", str(a), target), "publish target is read-only")
+    one_line(run_cli("publish", str(a), target), "publish target is read-only")
 
 
 def test_disk_full_is_one_line(releases):
     _, a, b = releases
-    one_line(run("diff", str(a), str(b), "--out", "/dev/full"), "no space left on the device")
+    one_line(run_cli("diff", str(a), str(b), "--out", "/dev/full"), "no space left on the device")
 
 
 # ----------------------------------------------------------------------------- #10 immutable releases
 def test_diff_prints_and_never_writes_into_a_release(releases, tmp_path):
     root, a, b = releases
-    before = _tree(root)
-    proc = run("diff", str(a), str(b))
+    before = file_digests(root)
+    proc = run_cli("diff", str(a), str(b))
     assert proc.returncode == 0, proc.stderr
     assert "documents" in proc.stdout and "1.1.0" in proc.stdout
-    assert _tree(root) == before
-    one_line(run("diff", str(a), str(b), "--out", str(b / "CHANGELOG.md")), "refusing to write into release")
-    assert _tree(root) == before
+    assert file_digests(root) == before
+    one_line(run_cli("diff", str(a), str(b), "--out", str(b / "CHANGELOG.md")), "refusing to write into release")
+    assert file_digests(root) == before
     dest = tmp_path / "notes" / "changes.md"
-    assert run("diff", str(a), str(b), "--out", str(dest)).returncode == 0
+    assert run_cli("diff", str(a), str(b), "--out", str(dest)).returncode == 0
     assert dest.read_text(encoding="utf-8") == proc.stdout
 
 
@@ -135,12 +114,12 @@ def test_sealed_releases_inspect_diff_and_publish(releases, tmp_path):
     root, a, b = releases
     seal_release(a)
     seal_release(b)
-    assert run("inspect", str(b)).returncode == 0
-    assert run("diff", str(a), str(b)).returncode == 0
+    assert run_cli("inspect", str(b)).returncode == 0
+    assert run_cli("diff", str(a), str(b)).returncode == 0
     target = tmp_path / "bucket"
-    first = run("publish", str(b), str(target))
+    first = run_cli("publish", str(b), str(target))
     assert first.returncode == 0 and first.stdout.startswith("published"), first.stderr
-    again = run("publish", str(b), str(target))
+    again = run_cli("publish", str(b), str(target))
     assert again.returncode == 0 and again.stdout.startswith("already published"), again.stderr
 
 
@@ -176,8 +155,7 @@ def test_release_with_two_busy_processes_beside_it(tmp_path, raw_dir):
     try:
         env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         t0 = time.perf_counter()
-        proc = subprocess.run([*CLI, "release", str(raw_dir), "--out", str(tmp_path / "out")],
-                              capture_output=True, text=True, timeout=600, env=env)
+        proc = run_cli("release", str(raw_dir), "--out", str(tmp_path / "out"), timeout=600, env=env)
         print(f"[measure] release beside 2 busy processes: {time.perf_counter() - t0:.1f} s")
     finally:
         for p in busy:

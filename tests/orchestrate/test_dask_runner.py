@@ -13,21 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import prefect_env, run_cli
 from tests.helpers.seed_release import data_files
 
 
 def _cli(api: str, home: Path, *args: str) -> subprocess.CompletedProcess:
     """``corpuspipe`` in a subprocess on the suite's shared Prefect server (conftest ``prefect_api``):
     the runners differ in where tasks compute, not in how the flow reaches its server."""
-    env = dict(os.environ)
-    env.update(
-        PREFECT_API_URL=api,
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
-    return subprocess.run([sys.executable, "-m", "corpuspipe.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=900)
+    return run_cli(*args, env=prefect_env(api, home), timeout=900)
 
 
 def _release(api: str, tmp_path: Path, raw: Path, name: str, *extra: str) -> Path:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers.cli import run_cli
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
@@ -21,9 +20,6 @@ from corpuspipe.core.runner import ProcessRunner, execute
 from corpuspipe.core.stage import CorpusStage, ShardStage, SourceStage
 from corpuspipe.core.workcache import WorkCache
 from corpuspipe.release.assemble import EmptyRelease, write_release
-
-CLI = [sys.executable, "-m", "corpuspipe.cli"]
-
 
 def test_plan_fuses_shard_stages_between_corpus_stages():
     passes = pipeline.plan()
@@ -134,8 +130,7 @@ def test_cli_refuses_an_html_only_directory_in_one_line(tmp_path, cli_env):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "page.html").write_text("<html><body>范文</body></html>", encoding="utf-8")
-    proc = subprocess.run([*CLI, "release", str(raw), "--out", str(tmp_path / "out")], capture_output=True,
-                          text=True, timeout=600, env=cli_env)
+    proc = run_cli("release", str(raw), "--out", str(tmp_path / "out"), timeout=600, env=cli_env)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "no documents" in proc.stderr
     assert not [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]

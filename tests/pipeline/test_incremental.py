@@ -18,6 +18,7 @@ import pytest
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
+from tests.helpers.cli import prefect_env, run_cli
 from tests.helpers.seed_release import data_files
 
 pytestmark = pytest.mark.slow
@@ -262,14 +263,8 @@ def test_cached_only_build_answers_from_the_work_folder_and_refuses_any_miss(raw
 
 
 def _cli(*args: str, home: Path):
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    return subprocess.run([sys.executable, "-m", "corpuspipe.cli", *args], capture_output=True, text=True,
-                          timeout=600, env=env)
+    """``corpuspipe`` starting its own embedded server, as a user's run does (no shared server)."""
+    return run_cli(*args, env=prefect_env(None, home), timeout=600)
 
 
 def test_cli_rerun_with_nothing_to_compute_needs_no_flow_run(raw_copy, tmp_path):

@@ -6,33 +6,15 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers.cli import last_error_line, run_cli
 from tests.helpers.tiny_release import make_tables, write_release
 
 from corpuspipe.core import shardio
 from corpuspipe.core.io import atomic_path, is_stale_temp, temp_name
 from corpuspipe.release.locking import clean_stale_tmp, release_lock
-
-CLI = [sys.executable, "-m", "corpuspipe.cli"]
-
-
-def run(*args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def one_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert lines and lines[-1].startswith("error:"), proc.stderr
-    assert not [l for l in lines[:-1] if "error" in l.lower()], proc.stderr  # progress lines only before it
-    for n in needles:
-        assert n in lines[-1], lines[-1]
-    return lines[-1]
-
 
 @pytest.fixture
 def releases(tmp_path):
@@ -112,11 +94,11 @@ def test_release_on_a_full_disk_is_one_line_and_leaves_no_temp_files(tmp_path, g
         raw.mkdir()
         for i, r in enumerate(gov_reports):
             (raw / f"r{i:03d}.txt").write_text(r["title"] + "\n\n" + r["content"] + "\n", encoding="utf-8")
-        proc = run("release", str(raw), "--out", str(disk / "rel"), timeout=300,
+        proc = run_cli("release", str(raw), "--out", str(disk / "rel"), timeout=300,
                    env=cli_env)
         print(f"[measure] full disk: rc {proc.returncode}, {len(proc.stderr.splitlines())} stderr lines")
         assert proc.returncode == 1
-        line = one_line(proc, "no space left on the device", str(disk / "rel"))
+        line = last_error_line(proc, "no space left on the device", str(disk / "rel"))
         print(f"[measure] {line}")
         left = [p for p in disk.rglob("*") if p.name.endswith(".tmp") or ".tmp-" in p.name]
         assert left == []
@@ -128,7 +110,7 @@ def test_damaged_release_files_are_one_line(releases, tmp_path):
     docs = sorted((releases / "1.0.0" / "documents").glob("part-*.parquet"))[0]
     docs.chmod(0o644)
     docs.write_bytes(docs.read_bytes()[:300])
-    one_line(run("inspect", str(releases)), "part-00000.parquet", "1.0.0")
+    last_error_line(run_cli("inspect", str(releases)), "part-00000.parquet", "1.0.0")
     man = releases / "1.0.0" / "MANIFEST.json"
     man.write_text('{"version": ', encoding="utf-8")
-    one_line(run("inspect", str(releases / "1.0.0")), "is damaged: MANIFEST.json is unreadable", "1.0.0")
+    last_error_line(run_cli("inspect", str(releases / "1.0.0")), "is damaged: MANIFEST.json is unreadable", "1.0.0")

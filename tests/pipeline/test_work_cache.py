@@ -10,12 +10,11 @@ warning line and that the release equals one built from a clean cache.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers.cli import run_cli
 
 from corpuspipe import pipeline
 from corpuspipe.core.config import PipelineConfig
@@ -130,15 +129,13 @@ def test_a_failing_pass_leaves_no_temporary_files(raw_dir, tmp_path, monkeypatch
 
 def test_the_cli_prints_one_line_for_a_damaged_entry_and_releases_clean_text(raw_dir, tmp_path, cli_env):
     out = tmp_path / "out"
-    env_cmd = [sys.executable, "-m", "corpuspipe.cli", "release", str(raw_dir), "--out", str(out),
-               "--runner", "thread"]
-    env = cli_env
-    assert subprocess.run(env_cmd, capture_output=True, text=True, env=env, timeout=600).returncode == 0
+    cmd = ["release", str(raw_dir), "--out", str(out), "--runner", "thread"]
+    assert run_cli(*cmd, env=cli_env, timeout=600).returncode == 0
     victim = sorted((out / ".work" / "pass1").glob("*.parquet"))[0]
     _flip(victim)
     cfg = tmp_path / "c.toml"
     cfg.write_text('[release]\ndescription = "again"\n', encoding="utf-8")
-    r = subprocess.run([*env_cmd, "--config", str(cfg)], capture_output=True, text=True, env=env, timeout=600)
+    r = run_cli(*cmd, "--config", str(cfg), env=cli_env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [ln for ln in r.stderr.splitlines() if "work cache entry" in ln]
     assert len(lines) == 1 and victim.stem in lines[0] and "Traceback" not in r.stderr

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.helpers.cli import run_cli
 from tests.helpers.procs import kill_group
 
 from corpuspipe.release.locking import LockHeld, clean_stale_tmp, holder_pid, holds_lock, release_lock
@@ -53,12 +54,6 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
 def _kill_group(proc: subprocess.Popen) -> None:
     """Like a crash or an OOM kill: the build (and a server it started) dies at once."""
     kill_group(proc)
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "corpuspipe.cli", *args], env=env, capture_output=True, text=True, timeout=600
-    )
 
 
 # -- the lock itself, across two processes ------------------------------------------------
@@ -115,7 +110,7 @@ def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, ra
     from corpuspipe.release.validate import validate_release
 
     out = tmp_path / "releases"
-    done = _cli(cli_env, "release", str(raw_dir), "--out", str(out), "--version", "1.0.0")
+    done = run_cli("release", str(raw_dir), "--out", str(out), "--version", "1.0.0", env=cli_env, timeout=600)
     assert done.returncode == 0, done.stderr
     index_before = (out / "index.json").read_text()
 
@@ -133,7 +128,7 @@ def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, ra
         assert not (out / "2.0.0").exists()
 
         # a second build into the same output refuses at once and names the running one
-        refused = _cli(cli_env, "release", str(raw_dir), "--out", str(out), "--version", "2.0.0")
+        refused = run_cli("release", str(raw_dir), "--out", str(out), "--version", "2.0.0", env=cli_env, timeout=600)
         assert refused.returncode == 75
         assert f"pid {hung.pid}" in refused.stderr and "Traceback" not in refused.stderr
         assert partial.is_file()  # it did not touch the running build's files
@@ -146,7 +141,7 @@ def test_killed_build_leaves_no_partial_release_and_a_rerun_succeeds(cli_env, ra
     assert (out / "index.json").read_text() == index_before
     assert partial.parent.parent.is_dir()  # the leftover is only hidden (dot dir), not yet removed
 
-    rerun = _cli(cli_env, "release", str(raw_dir), "--out", str(out), "--version", "2.0.0")
+    rerun = run_cli("release", str(raw_dir), "--out", str(out), "--version", "2.0.0", env=cli_env, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert not partial.parent.parent.exists()  # cleaned up under the lock by the next build
     assert not list(out.glob(".tmp-*"))

@@ -4,8 +4,6 @@ usual Parquet/JSONL readers, never two documents of one cluster, sections only a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import duckdb
 import pandas as pd
@@ -13,6 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers.cli import run_cli
 from tests.helpers.seed_release import COPY_NAME, SEED_000
 
 from corpuspipe.release.export import ExportError, Selection, export_release
@@ -99,15 +98,12 @@ def test_section_export_has_only_deduplicated_leaves(seed_release, tmp_path):
 
 
 def test_cli_export_and_its_user_errors(seed_release, tmp_path):
-    cli = [sys.executable, "-m", "corpuspipe.cli", "export"]
-    ok = subprocess.run([*cli, str(seed_release), str(tmp_path / "o"), "--format", "jsonl", "--min", "han_ratio=0.5"],
-                        capture_output=True, text=True, timeout=120)
+    ok = run_cli("export", str(seed_release), str(tmp_path / "o"), "--format", "jsonl", "--min", "han_ratio=0.5")
     assert ok.returncode == 0, ok.stderr
     assert "exported" in ok.stdout and list((tmp_path / "o" / "jsonl").glob("*.jsonl.zst"))
     for args, needle in ((["--min", "han_ratio"], "NAME=NUMBER"), (["--level", "para"], "unknown level")):
-        bad = subprocess.run([*cli, str(seed_release), str(tmp_path / "p"), *args], capture_output=True, text=True,
-                             timeout=120)
+        bad = run_cli("export", str(seed_release), str(tmp_path / "p"), *args)
         lines = [l for l in bad.stderr.splitlines() if l.strip()]
         assert bad.returncode != 0 and len(lines) == 1 and needle in lines[0] and "Traceback" not in bad.stderr
-    again = subprocess.run([*cli, str(seed_release), str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    again = run_cli("export", str(seed_release), str(tmp_path / "o"))
     assert again.returncode != 0 and "not an empty directory" in again.stderr

@@ -6,18 +6,11 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from tests.helpers.cli import file_digests
 from tests.helpers.tiny_release import make_tables, write_release
 
 from corpuspipe.release.card import write_card
 from corpuspipe.release.publish import PublishError, publish, verify_release
-
-
-def _tree(root: Path) -> dict[str, str]:
-    """Every file under root with its sha256: 'untouched' means this dict is unchanged."""
-    if not root.exists():
-        return {}
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -31,8 +24,8 @@ def test_fresh_publish_copies_everything_and_writes_index_and_latest(release, tm
     target = tmp_path / "bucket" / "corpus"
     url = publish(release, str(target))
     assert url == f"{target}/1.0.0"
-    assert _tree(target / "1.0.0") == _tree(release)
-    assert "README.md" in _tree(target / "1.0.0")
+    assert file_digests(target / "1.0.0") == file_digests(release)
+    assert "README.md" in file_digests(target / "1.0.0")
     index = json.loads((target / "index.json").read_text())
     manifest = json.loads((release / "MANIFEST.json").read_text())
     assert index["latest"] == "1.0.0"
@@ -47,21 +40,21 @@ def test_fresh_publish_copies_everything_and_writes_index_and_latest(release, tm
 def test_republishing_identical_content_is_a_no_op(release, tmp_path):
     target = f"file://{tmp_path / 'bucket'}"
     first = publish(release, target)
-    before = _tree(tmp_path / "bucket")
+    before = file_digests(tmp_path / "bucket")
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "bucket").rglob("*") if p.is_file()}
     assert publish(release, target) == first
-    assert _tree(tmp_path / "bucket") == before
+    assert file_digests(tmp_path / "bucket") == before
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "bucket").rglob("*") if p.is_file()} == mtimes
 
 
 def test_same_version_with_different_content_is_refused(release, tmp_path):
     target = tmp_path / "bucket"
     publish(release, str(target))
-    before = _tree(target)
+    before = file_digests(target)
     other = write_release(tmp_path / "other", make_tables(titles={0: "不同的标题"}), "1.0.0")
     with pytest.raises(PublishError, match="already holds release 1.0.0 with content_hash"):
         publish(other, str(target))
-    assert _tree(target) == before
+    assert file_digests(target) == before
 
 
 def test_tampered_file_is_refused_and_target_untouched(release, tmp_path):

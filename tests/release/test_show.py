@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers.cli import run_cli
 from tests.helpers.paths import RAW
 from tests.helpers.seed_release import COPY_NAME, SEED_000
 
@@ -70,12 +69,10 @@ def test_cli_show_prints_every_rule_and_writes_html(seed_release, tmp_path):
     doc = _doc(seed_release, SEED_000)
     story = load_story(seed_release, doc["doc_id"])
     page = tmp_path / "story.html"
-    proc = subprocess.run([sys.executable, "-m", "corpuspipe.cli", "show", str(seed_release), doc["doc_id"],
-                           "--html", str(page)], capture_output=True, text=True, timeout=120)
+    proc = run_cli("show", str(seed_release), doc["doc_id"], "--html", str(page))
     assert proc.returncode == 0, proc.stderr
     for e in story.edits:
         assert e.rule in proc.stdout
     assert "boilerplate_frac" in proc.stdout and page.is_file()
-    bad = subprocess.run([sys.executable, "-m", "corpuspipe.cli", "show", str(seed_release), "nope"],
-                         capture_output=True, text=True, timeout=120)
+    bad = run_cli("show", str(seed_release), "nope")
     assert bad.returncode != 0 and "no document or section" in bad.stderr and "Traceback" not in bad.stderr

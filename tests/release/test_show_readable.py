@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
+from tests.helpers.cli import run_cli
 
 from corpuspipe.release.flag_reasons import flag_reasons
 from corpuspipe.release.show import edits_of, load_story, render_html, render_plain, render_terminal
@@ -31,8 +30,7 @@ def _docs(release):
 
 def _show(release, item, columns="80", *extra):
     env = {**os.environ, "COLUMNS": columns}
-    proc = subprocess.run([sys.executable, "-m", "corpuspipe.cli", "show", str(release), item, *extra],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = run_cli("show", str(release), item, *extra, env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -142,10 +140,8 @@ def test_counts_agree_with_their_nouns(seed_release, tmp_path):
     """'(1 members)', 'into 1 files': every count built for a user takes the right form."""
     one = next(d for d in _docs(seed_release) if d["cluster_size"] == 1)
     assert f"{one['cluster_id']} (1 member)" in _show(seed_release, one["doc_id"])
-    proc = subprocess.run([sys.executable, "-m", "corpuspipe.cli", "export", str(seed_release), str(tmp_path / "x"),
-                           "--format", "parquet", "--max-chars", str(one["char_count"]),
-                           "--min-chars", str(one["char_count"])],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_cli("export", str(seed_release), str(tmp_path / "x"), "--format", "parquet",
+                   "--max-chars", str(one["char_count"]), "--min-chars", str(one["char_count"]))
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"exported 1 document of release \S+ into 1 file in", proc.stdout), proc.stdout
     from corpuspipe.release.report import plural

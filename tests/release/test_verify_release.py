@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from tests.helpers import paths
+from tests.helpers.cli import one_line, run_cli
 from tests.helpers.seed_release import build_seed_release, plant_copy
 
 from corpuspipe import pipeline
@@ -25,18 +25,11 @@ from corpuspipe.core.config import PipelineConfig
 from corpuspipe.release.assemble import write_release
 from corpuspipe.release.verify import ReleaseDamaged
 
-CLI = [sys.executable, "-m", "corpuspipe.cli"]
 PART = "documents/part-00000.parquet"
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
 
 
 def refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
     """Exit 1, no traceback, one line on stderr naming what is damaged."""
-    from tests.cli.test_trust_cli import one_line
-
     assert proc.returncode == 1, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     return one_line(proc, *needles)
 
@@ -85,15 +78,15 @@ def test_every_reading_command_refuses_a_damaged_release(built, tmp_path, damage
     for args in (["inspect", str(release)], ["show", str(release), doc_id],
                  ["export", str(release), str(tmp_path / "export")],
                  ["diff", str(intact), str(release)], ["diff", str(release), str(intact)]):
-        refused(run(*args), PART, says, str(release))
+        refused(run_cli(*args), PART, says, str(release))
     assert not (tmp_path / "export").exists() or not any((tmp_path / "export").rglob("*.parquet"))
-    proc = run("verify", str(release))
+    proc = run_cli("verify", str(release))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"damaged: {PART}" in proc.stderr and "files: " in proc.stdout
 
 
 def test_verify_prints_what_it_checked_on_an_intact_release(built):
-    proc = run("verify", str(built[1]))  # a releases root: its latest
+    proc = run_cli("verify", str(built[1]))  # a releases root: its latest
     assert proc.returncode == 0, proc.stderr
     for line in ("size and sha256 all match", "content hash: matches", "contract:", "rows: documents 9", "verified"):
         assert line in proc.stdout, proc.stdout
