@@ -1,7 +1,7 @@
 """What a bench script needs, said in one line when it is missing: no traceback, no machine's paths.
 
 Inputs are options with defaults relative to the repository (``bench/out/...``) or to the shared
-data beside it (``../shared/external``, where ``tests/conftest.py`` finds it too); set
+data beside it (``../shared/external``, where ``tests/helpers/paths.py`` finds it too); set
 ``CORPUSPIPE_EXTERNAL`` to read the external text from elsewhere.
 """
 

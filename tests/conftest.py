@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-RAW = REPO / "raw"
-SHARED = REPO.parent / "shared"
-EXTERNAL = SHARED / "external"
+from tests.helpers.cli import prefect_env
+from tests.helpers.paths import EXTERNAL, RAW, REPO
+
 
 # Keep Prefect's state out of the user's home and quiet; set before prefect is imported.
 _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="corpuspipe-prefect-"))
@@ -97,8 +96,7 @@ def prefect_api(tmp_path_factory) -> str:
 @pytest.fixture
 def cli_env(prefect_api, tmp_path) -> dict[str, str]:
     """The environment for ``corpuspipe`` in a subprocess, connected to the shared server."""
-    return {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_HOME": str(tmp_path / ".prefect-client"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    return prefect_env(prefect_api, tmp_path / ".prefect-client")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -109,7 +107,7 @@ def pytest_sessionfinish(session, exitstatus):
 def seed_release(tmp_path_factory) -> Path:
     """A release of raw/ (the seed essays) plus one planted near-copy of seed 000 (so there is a
     document cluster), built once per session without Prefect."""
-    from seed_release import build_seed_release, plant_copy
+    from tests.helpers.seed_release import build_seed_release, plant_copy
 
     root = tmp_path_factory.mktemp("seed")
     raw = root / "raw"

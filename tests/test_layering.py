@@ -37,8 +37,9 @@ SRC = Path(corpuspipe.__file__).parent
 FLOWS = SRC.parents[1] / "flows"  # prefect.yaml's entry point: a name for corpuspipe.orchestrate.flow
 
 #: The stack, bottom first: a module may import only from its own layer or a lower one.  Every
-#: package and top-level module of src/corpuspipe, and the orchestration package, has a layer
-#: (``test_every_module_has_a_layer``): a new one must be placed here before it can be merged.
+#: package and top-level module of src/corpuspipe, and flows/ (prefect.yaml's entry point), has a
+#: layer, and nothing else is listed (``test_layers_list_exactly_what_src_holds``): a new package
+#: must be placed here before it can be merged.
 LAYERS: list[tuple[str, ...]] = [
     ("__init__",),  # corpuspipe/__init__.py: __version__ only
     ("core",),
@@ -53,11 +54,15 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("docgen",),  # writes the reference pages from the config models and the CLI
 ]
+#: Folders of src/corpuspipe that hold data, not code (read through ``importlib.resources``): no
+#: layer, and no Python file in them.
+DATA = {"rules"}  # watermarks.toml, the shipped watermark rules
 _RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-#: the names directly under corpuspipe/ that are modules or packages (anything else imported
-#: from ``corpuspipe`` is an attribute of its __init__, e.g. __version__)
+#: the names directly under corpuspipe/: modules, and folders whether or not they have an
+#: __init__.py (Python imports a folder without one as a namespace package); anything else
+#: imported from ``corpuspipe`` is an attribute of its __init__, e.g. __version__
 _TOP = {p.stem if p.is_file() else p.name for p in SRC.iterdir()
-        if (p.suffix == ".py" or (p / "__init__.py").is_file()) and not p.name.startswith("_")}
+        if (p.suffix == ".py" or p.is_dir()) and not p.name.startswith(("_", "."))}
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -103,12 +108,24 @@ def test_every_module_has_a_layer():
     assert unplaced == [], f"modules with no layer (add them to LAYERS): {unplaced}"
 
 
+def test_layers_list_exactly_what_src_holds():
+    """LAYERS and DATA name every module and folder directly under src/corpuspipe, and nothing that
+    is gone: a new package (with or without __init__.py) fails here until it is placed."""
+    listed = (set(_RANK) - {"__init__", "flows"}) | DATA
+    assert sorted(_TOP - listed) == [], "in src/corpuspipe but not in LAYERS (place them)"
+    assert sorted(listed - _TOP) == [], "in LAYERS or DATA but not in src/corpuspipe (remove them)"
+    assert FLOWS.is_dir() and "flows" in _RANK
+    assert [p for d in DATA for p in (SRC / d).rglob("*.py")] == [], "code in a data folder: give it a layer"
+
+
 def test_imports_point_down_the_stack():
     """cli -> flows -> configdoc/preflight -> orchestrate -> release -> pipeline -> stages -> zh ->
     core: no arrow up (ARCHITECTURE.md)."""
     bad = []
     for mod, path in _modules():
-        own = _RANK[_top(mod)]
+        own = _RANK.get(_top(mod))
+        if own is None:
+            continue  # unplaced: test_every_module_has_a_layer names it
         for name in _imported(mod, path):
             top = _top(name)
             if top is not None and _RANK.get(top, len(LAYERS)) > own:

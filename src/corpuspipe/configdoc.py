@@ -4,7 +4,7 @@ Every key's meaning is the comment written beside it (or on the lines just above
 section's class (beside its stage, e.g. ``stages/dedup/config.py``; composed in ``config.py``), its
 type and range are the pydantic field's, and a section's meaning is its class docstring, so the file a user edits (``config init``, ``config.example.toml``), the
 ``config show`` output and ``docs/reference/configuration.md`` cannot drift from the code that
-reads them (``corpuspipe.docgen`` writes the last two; ``tests/test_docs.py`` checks them).
+reads them (``corpuspipe.docgen`` writes the last two; ``tests/docs/test_docs.py`` checks them).
 """
 
 from __future__ import annotations

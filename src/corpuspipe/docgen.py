@@ -9,7 +9,7 @@
   nullability, order, sort keys) with the sentences of ``core/schema_docs.py``.
 
 ``python -m corpuspipe.docgen`` rewrites them (``make docs`` does it first); ``--check`` lists the
-stale ones and exits 1.  ``tests/test_docs.py`` runs the check, so a changed default, option or
+stale ones and exits 1.  ``tests/docs/test_docs.py`` runs the check, so a changed default, option or
 column without regenerated pages fails the suite.
 """
 

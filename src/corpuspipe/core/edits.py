@@ -101,7 +101,7 @@ class TrackedText:
         edits they touch (bisection, as before); earlier edits between two changes are copied as
         one list slice when nothing before them changed length, or re-created with one shift;
         the new text is one join.  Same results as the old algorithm (kept in
-        tests/test_edits_diff.py and run against this one).  bench/profile_edits.py, CPU time,
+        tests/core/test_edits_diff.py and run against this one).  bench/profile_edits.py, CPU time,
         two A/B pairs on the shared machine: 2.1-2.9x on pipeline-shaped sequences
         (Traditional essays 0.5-0.7 -> 1.2-1.6 MB/s); apply's share of normalize fell from 40 %
         to 26 % (Simplified with stray Traditional characters) and from 75 % to 51 %

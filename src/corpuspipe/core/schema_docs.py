@@ -1,7 +1,7 @@
 """What every release column means: the words of the release contract, beside ``schemas.py``'s types.
 
 ``docs/reference/release-contract.md`` is generated from ``schemas.TABLES`` (names, Arrow types,
-nullability, order, sort keys) and these sentences (``corpuspipe.docgen``); ``tests/test_docs.py``
+nullability, order, sort keys) and these sentences (``corpuspipe.docgen``); ``tests/docs/test_docs.py``
 fails when a table or column of ``schemas.py`` has no sentence here, or a sentence names a column
 that no longer exists, so a schema change cannot leave the contract page behind.
 

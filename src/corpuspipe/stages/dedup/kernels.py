@@ -9,7 +9,7 @@ copy of every signature to band it).  A compiled loop does each in one pass.
 
 Every kernel is integer arithmetic or the same float64 divisions of exact integers as before, so
 its output is byte-identical to the numpy version (tested against it on real text:
-``tests/test_dedup_kernels.py`` keeps the numpy code as the reference).
+``tests/stages/dedup/test_dedup_kernels.py`` keeps the numpy code as the reference).
 
 Why Cython and not numba: numba was close (MinHash 25 vs 14.5 ns a shingle) but ``import numba``
 plus its LLVM JIT cost ~180 MB of RSS in every worker process (measured: 52 -> 233 MB) and 1.7 s of

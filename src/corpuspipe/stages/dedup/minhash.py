@@ -101,7 +101,7 @@ def reuse_jaccard_threshold(cfg: DedupConfig) -> float | None:
 # datasketch's answers for the default settings (``DedupConfig()``: threshold 0.35 and the reuse
 # banding's 0.25, 128 permutations, weights 0.5/0.5), so that a worker never imports datasketch
 # for them: its import pulls in scipy.integrate, ~0.44 CPU s and tens of MB in every worker
-# process (py-spy: 10 % of pass 1's CPU on a 14.5 MB crawl slice).  tests/test_dedup.py checks
+# process (py-spy: 10 % of pass 1's CPU on a 14.5 MB crawl slice).  tests/stages/dedup/test_dedup.py checks
 # every entry against ``datasketch.lsh._optimal_param``; any other setting asks datasketch.
 _KNOWN_BANDS: dict[tuple[float, int, float, float], tuple[int, int]] = {
     (0.35, 128, 0.5, 0.5): (32, 4),
@@ -240,7 +240,7 @@ def char_signatures(texts: Sequence[str], cfg: DedupConfig, min_len: int = 0
 
     One compiled loop per ``BATCH_CHARS`` of text (``kernels.char_minhash``): shingle hashes as
     :func:`shingle_batch` makes them, made distinct by a hash set instead of a sort, MinHashed as
-    :func:`signature_matrix` does -- the same numbers (tests/test_dedup_kernels.py keeps the numpy
+    :func:`signature_matrix` does -- the same numbers (tests/stages/dedup/test_dedup_kernels.py keeps the numpy
     path as the reference).  Measured on the 14.5 MB crawl slice (2,106 documents, 62,550 section
     units; CPU s, best of 5): documents 0.296 -> 0.078, section units 0.296 -> 0.129 (the numpy
     path's per-text ``np.sort`` calls and its ~15 passes over each batch are gone); the dedup
