@@ -72,3 +72,27 @@ def test_id_check_finds_a_repeated_id_and_a_cluster_without_its_document():
     # an id of another width (not this pipeline's) is still checked exactly
     odd = ids[:3] + ["x-long-id-of-another-kind"] * 2
     assert _check_ids(odd, odd) == ["documents: doc_id x-long-id-of-another-kind not unique"]
+
+
+def test_fixed_bytes_equals_per_value_padding():
+    """``fixed_bytes`` equals NUL-padding each value to the width (cut when longer, with ``fits``
+    false), for ids of mixed lengths, nulls, multi-byte text and a sliced (offset) array."""
+    import numpy as np
+
+    from corpuspipe.release.tables import fixed_bytes
+
+    rng = np.random.default_rng(5)
+    alphabet = list("0123456789abcdef:.") + ["节", "é"]
+    values = ["".join(rng.choice(alphabet, size=int(k))) for k in rng.integers(0, 50, size=400)]
+    values[::37] = [None] * len(values[::37])
+    arr = pa.array(values, pa.string()).slice(3)  # an offset into the buffers
+    for width in (1, 8, 36, 64):
+        got, fits = fixed_bytes(arr, width)
+        want = [(v or "").encode() for v in values[3:]]
+        assert got.dtype == np.dtype(f"S{width}")
+        assert [g for g in got] == [w[:width].rstrip(b"\0") for w in want]
+        assert fits.tolist() == [len(w) <= width for w in want]
+    chunked = pa.chunked_array([arr.slice(0, 100), arr.slice(100)])
+    assert (fixed_bytes(chunked, 36)[0] == fixed_bytes(arr, 36)[0]).all()
+    empty, fits = fixed_bytes(pa.array([], pa.string()), 4)
+    assert empty.shape == (0,) and fits.shape == (0,)
