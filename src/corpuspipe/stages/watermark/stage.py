@@ -22,7 +22,7 @@ from corpuspipe.stages.watermark.detector import (
     sites_of_texts,
     stats_table,
 )
-from corpuspipe.stages.watermark.rejoin import Carry, essays_to_rejoin, opener, rejoin
+from corpuspipe.stages.watermark.rejoin import Carry, essays_to_rejoin, opener, opener_line, rejoin
 from corpuspipe.stages.watermark.removal import EMPTIED_FLAG, KEPT_FLAG, remove_watermarks, rule_plan
 from corpuspipe.stages.watermark.rules import RuleGuard, load_rules
 
@@ -73,13 +73,15 @@ class Watermark(CorpusStage):
 
     def collect(self, batch: Shard, ctx: Context) -> dict[str, Any]:
         cfg = ctx.cfg.watermark
-        votes, docs = stats_table(batch.essays, cfg)
+        rules = rule_plan(load_rules(cfg.rules_file))
+        per_essay = [opener(e, rules, cfg) for e in batch.essays]
+        votes, docs = stats_table(batch.essays, cfg, [(o[3], opener_line(e) or "") if o else None
+                                                      for o, e in zip(per_essay, batch.essays)])
         out = ctx.work / "watermark" / f"{ctx.shard_key}.stats.parquet"
         docs_out = ctx.work / "watermark" / f"{ctx.shard_key}.docs.parquet"
         _write_parquet(votes, out, _BP_PARTS)
         _write_parquet(docs, docs_out)
-        rules = rule_plan(load_rules(cfg.rules_file))
-        openers = [o for o in (opener(e, rules, cfg) for e in batch.essays) if o is not None]
+        openers = [o for o in per_essay if o is not None]
         return {"stats": str(out), "docs": str(docs_out), "documents": len(batch.essays), "openers": openers}
 
     def reduce(self, partials: Sequence[Any], ctx: Context) -> Reduction:
