@@ -111,6 +111,24 @@ def test_the_next_release_refuses_to_build_on_a_damaged_one(built, tmp_path, dam
         ["1.0.0", "index.json", "latest"]  # no new release, no temporary directory left
 
 
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_the_release_command_refuses_a_damaged_previous_release_before_any_work(built, tmp_path, damage):
+    """`corpuspipe release` checks the release it would build on before it starts: one line naming
+    the file and what to do, exit 1, no pass run, no Prefect server started, nothing written."""
+    raw = tmp_path / "raw"
+    shutil.copytree(built[0], raw)
+    release = _copy(built, tmp_path)
+    hurt, says = DAMAGES[damage]
+    hurt(release)
+    plant_copy(raw)
+    before = sorted(p.name for p in release.parent.iterdir())
+    proc = run_cli("release", str(raw), "--out", str(release.parent))
+    line = refused(proc, PART, says, str(release), "restore the file")
+    assert "pass 0" not in proc.stderr and "Prefect" not in proc.stderr, proc.stderr
+    assert line.startswith("error:")
+    assert sorted(p.name for p in release.parent.iterdir()) == before
+
+
 def test_an_unchanged_rerun_checks_the_release_it_answers_with(built, tmp_path):
     """Same inputs, config and code: the answer is the existing release -- unless its files no
     longer have the manifest's sizes (a stat per file; a flipped byte is found by verify and by the
