@@ -445,7 +445,7 @@ def _loading(em: dict) -> list[str]:
     if "jsonl" in em["formats"]:
         prose += ["JSON has no types: without `features=`, `load_dataset(\"json\", ...)` types every part by the "
                   "first one (a first part whose dates are all empty types `date` as `null`, and the next part "
-                  "fails: \"Couldn't cast array of type string to null\"), and reads `float32`/`int32`/`date32` "
+                  "fails: \"Couldn't cast array of type timestamp[s] to null\"), and reads `float32`/`int32`/`date32` "
                   "columns as `float64`/`int64`/`timestamp`. `load_dataset(\"" + x + "\", data_dir=\"jsonl\")` "
                   "ignores this card the same way.", ""]
     return prose
