@@ -100,3 +100,35 @@ def test_every_docs_page_is_in_the_nav_and_the_picture_is_small():
         assert page.relative_to(REPO / "docs").as_posix() in nav, page
     for img in (REPO / "docs" / "img").glob("*.png"):
         assert img.stat().st_size < 300_000, img
+
+
+#: a default quoted in prose: "`dedup.max_bucket` = 100", "`release.shard_files` files (512)",
+#: "`dedup.min_document_chars` (50: ...", "`release.shard_max_bytes` = 32 MB"
+_QUOTED_DEFAULT = re.compile(r"`(?P<section>\w+)\.(?P<key>\w+)`(?: \w+)? (?:= |\()(?P<num>\d[\d,]*(?:\.\d+)?)"
+                             r"(?: ?(?P<unit>KB|MB|GB)\b)?")
+_UNITS = {None: 1, "KB": 2**10, "MB": 2**20, "GB": 2**30}
+
+
+def quoted_defaults(text: str) -> list[tuple[str, float, object]]:
+    """Every ``section.key`` the text quotes with a number: (name, the number quoted, the default)."""
+    cfg = PipelineConfig()
+    out = []
+    for m in _QUOTED_DEFAULT.finditer(text):
+        section = getattr(cfg, m["section"], None)
+        if section is None or m["key"] not in type(section).model_fields:
+            continue
+        out.append((f"{m['section']}.{m['key']}", float(m["num"].replace(",", "")) * _UNITS[m["unit"]],
+                    getattr(section, m["key"])))
+    return out
+
+
+def test_defaults_quoted_in_prose_are_the_codes():
+    """A page that quotes a setting's default in prose says the number the code has.  Before:
+    using-a-release.md said `dedup.min_document_chars` (30) after the default became 50."""
+    found = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+        for name, quoted, default in quoted_defaults(page.read_text(encoding="utf-8")):
+            found.append(name)
+            assert quoted == default, f"{page.relative_to(REPO)}: `{name}` is {default}, the page says {quoted:g}"
+    assert len(found) >= 4 and "dedup.min_document_chars" in found  # the pattern still finds the quotes
+    assert quoted_defaults("`dedup.min_document_chars` (30: a title-only page)")[0][1:] == (30, 50)

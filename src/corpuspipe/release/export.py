@@ -64,9 +64,10 @@ _SEC_META = ("doc_id", "path", "level", "marker", "heading", "char_start", "char
 def export_schema(level: str, columns: Sequence[str]) -> pa.Schema:
     """The explicit schema of every part of an export (``columns``: those the rows have, in order):
     each column typed as in the release contract, so no part's types depend on its values.  A
-    reader that infers types per file (Hugging Face ``datasets`` on JSON: a part whose ``date`` is
-    empty throughout is typed ``null``, and the multi-file load fails "Couldn't cast array of type
-    timestamp[s] to null") gets them from the export's README instead (:func:`hf_features`)."""
+    reader that infers types from values (Hugging Face ``datasets`` on JSON types every part by the
+    first: a first part whose ``date`` is empty throughout types it ``null`` and the next part fails
+    "Couldn't cast array of type string to null") gets them from the export's README instead
+    (:func:`hf_features`; how, in :func:`_loading`)."""
     source = schemas.DOCUMENTS if level == "document" else schemas.SECTIONS
     key = "doc_id" if level == "document" else "section_id"
     types = {f.name: f for f in source}
@@ -231,9 +232,19 @@ def _iter_sections(release_dir: Path | Release, sel: Selection) -> Iterator[pa.T
 def _jsonable(v: Any) -> Any:
     if hasattr(v, "isoformat"):
         return v.isoformat().replace("+00:00", "Z")
-    if isinstance(v, float):
-        return round(v, 6)
     return v
+
+
+def _json_values(col: pa.ChunkedArray) -> list:
+    """A column's values as the JSON parts spell them.  A ``float32`` is written as the shortest
+    decimal that reads back as the same ``float32`` (Arrow's cast to string: ``0.9900859``), so a
+    reader given the card's features gets the Parquet part's value.  ``round(v, 6)`` wrote
+    ``0.990086``, another ``float32`` (0.99008602 for 0.99008590): the JSON and Parquet loads of
+    one export differed in a seed essay's ``trad_ratio``.  Other floats: Python's ``repr``, which
+    round-trips."""
+    if pa.types.is_float32(col.type):
+        return [None if v is None else float(v) for v in pc.cast(col, pa.string()).to_pylist()]
+    return [_jsonable(v) for v in col.to_pylist()]
 
 
 class _Shards:
@@ -278,10 +289,10 @@ class _Shards:
         if "jsonl" in self.formats:
             p = self.out / "jsonl" / f"part-{n:05d}.jsonl.zst"
             p.parent.mkdir(exist_ok=True)
-            cols = {c: t[c].to_pylist() for c in t.column_names}
+            cols = {c: _json_values(t[c]) for c in t.column_names}
             with pa.CompressedOutputStream(str(p), "zstd") as f:
                 for i in range(t.num_rows):
-                    row = {c: _jsonable(cols[c][i]) for c in t.column_names}
+                    row = {c: cols[c][i] for c in t.column_names}
                     f.write((json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
             self.files.append({"path": p.relative_to(self.out).as_posix(), "rows": t.num_rows, "bytes": p.stat().st_size, "sha256": file_sha256(p)})
 
@@ -394,6 +405,52 @@ def _front_matter(em: dict) -> list[str]:
     return ["---", yaml.safe_dump(head, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", ""]
 
 
+#: how a reader of the card writes this folder's path in the loading recipe
+EXPORT_PLACEHOLDER = "EXPORT"
+
+
+def _loading(em: dict) -> list[str]:
+    """The card's "Loading" section: the loads of Hugging Face ``datasets`` that give every part the
+    types of the front matter, for the formats this export has (``EXPORT`` stands for its folder).
+
+    Why JSON needs the features passed (datasets 5.2.0, read in its source): ``load_dataset("json",
+    data_dir=...)`` / ``data_files=`` builds the packaged ``json`` module from the data files alone
+    (``load.py`` ``PackagedDatasetModuleFactory.get_module``: builder kwargs are ``data_files`` and
+    ``dataset_name``; no README, ``dataset_info.json`` or anything else beside the parts is read),
+    ``Json._info`` types the dataset by ``config.features`` only, and without them
+    ``Json._split_generators`` takes the features of the *first table of the first part*
+    (``Features.from_arrow_schema`` of what ``pyarrow.json.read_json`` inferred), to which every
+    later part is cast (``_cast_table`` -> ``table.py`` ``array_cast``: "Couldn't cast array of type
+    string to null").  JSON spells a missing value ``null`` whatever its column, so a first part
+    whose ``date``/``url`` is empty throughout types the column ``null`` (``flags`` all ``[]``:
+    ``list<null>``), and JSON numbers and dates come back ``float64``/``int64``/``timestamp``
+    whatever the release's ``float32``/``int32``/``date32``.  No spelling of the rows fixes that
+    without changing a value, so the recipe passes the card's features (read by the public
+    ``load_dataset_builder(EXPORT).info.features``), or loads the folder, whose card ``datasets``
+    does read -- but not with ``data_dir=`` (``load.py``: the card's info is dropped when
+    ``data_dir`` or ``data_files`` is given).  Parquet parts carry the explicit schema
+    (:func:`export_schema`), which ``datasets``' parquet module reads from the first part."""
+    if not em["rows"] or not em["features"]:
+        return []
+    x = EXPORT_PLACEHOLDER
+    code = ["from datasets import load_dataset, load_dataset_builder", ""]
+    if "jsonl" in em["formats"]:
+        code += [f'ds = load_dataset("{x}", split="train")  # the JSON parts, typed by this card',
+                 f'features = load_dataset_builder("{x}").info.features  # this card\'s features',
+                 f'ds = load_dataset("json", data_files="{x}/jsonl/*.jsonl.zst", features=features, split="train")']
+    if "parquet" in em["formats"]:
+        code += [f'ds = load_dataset("parquet", data_dir="{x}/parquet", split="train")  # parts carry their types']
+    prose = ["## Loading", "",
+             f"With Hugging Face `datasets` (`{x}` is this folder):", "", "```python", *code, "```", ""]
+    if "jsonl" in em["formats"]:
+        prose += ["JSON has no types: without `features=`, `load_dataset(\"json\", ...)` types every part by the "
+                  "first one (a first part whose dates are all empty types `date` as `null`, and the next part "
+                  "fails: \"Couldn't cast array of type timestamp[s] to null\"), and reads `float32`/`int32`/`date32` "
+                  "columns as `float64`/`int64`/`timestamp`. `load_dataset(\"" + x + "\", data_dir=\"jsonl\")` "
+                  "ignores this card the same way.", ""]
+    return prose
+
+
 def _readme(em: dict) -> str:
     sel = em["selection"]
     what = ("one document per near-duplicate cluster (`duplicate_of IS NULL`)" if em["level"] == "document" else
@@ -418,11 +475,8 @@ def _readme(em: dict) -> str:
         "Columns `id` and `text` first (datatrove's default keys), then the metadata of the release table. "
         "`best_containment` is the largest share of this text found in one other item (from `duplicates`).",
         "",
-        "Loading: `load_dataset(\"parquet\", data_dir=\"EXPORT/parquet\")` (every part carries its types); "
-        "`load_dataset(\"EXPORT\")` reads the JSON parts with the features of the front matter above. "
-        "JSON has no types: `load_dataset(\"json\", data_dir=\"EXPORT/jsonl\")` infers them part by part (a part "
-        "whose dates are all empty types them `null` and the load fails), so load the folder, or pass "
-        "`features=Features._from_yaml_list(manifest[\"features\"])`.",
+        *_loading(em),
+        "## Files",
         "",
         "| file | rows | sha256 |",
         "|---|---:|---|",
