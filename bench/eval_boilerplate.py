@@ -160,7 +160,7 @@ def run(raw: Path, work: Path, workers: int = 1) -> tuple[dict, set[str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "boilerplate",
                     help="corpora and work folders (emptied per mode; default: bench/out/boilerplate)")
     ap.add_argument("--sites", type=int, default=40)

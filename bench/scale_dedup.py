@@ -11,8 +11,8 @@ per-text vs batched shingling MB/s on the files' texts.
 Each size runs in two subprocesses, so ``ru_maxrss`` is each phase's own peak: generating the corpus
 and writing signatures (per shard), then ``find_duplicates`` alone.  The corpus is made on
 the fly, shard by shard, and never held whole: documents are stitched from random 3-12 char runs
-of the real gov reports in ../shared/external (or $CORPUSPIPE_EXTERNAL; realistic 5-gram overlap, no long copies; ~2,000
-chars each); 30% of the bases get 1-3 copies with 1-8% character edits, a fifth of copies is
+of the real gov reports in ../shared/external (or $CORPUSPIPE_EXTERNAL; realistic 5-gram overlap,
+no long copies; ~2,000 chars each; at least 3.6 MB: the family needs 600 documents); 30% of the bases get 1-3 copies with 1-8% character edits, a fifth of copies is
 converted to Traditional (OpenCC s2t); one base has a family of 500 copies (1-3% edits), spread
 over all shards.  Truth is "same base"; P/R are over the pairs implied by the clusters (the
 representative rule makes clusters, not rows, the result), counted from the cluster x base
