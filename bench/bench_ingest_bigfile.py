@@ -1,6 +1,6 @@
 """Print pass-0 time and peak RSS on one big compilation file (default 20 and 200 MB).
 
-Usage: python bench/bench_ingest_bigfile.py [--mb 20 200] [--dir /tmp/...] [--file BIG.txt ...]
+Usage: python bench/bench_ingest_bigfile.py [--mb 20 200] [--dir SCRATCH] [--file BIG.txt ...]
 
 Concatenates the real reports of ../shared/external/gov_reports (title line, blank line,
 content) until the file reaches each size (or takes the given files), then runs pass 0 of the
@@ -31,12 +31,12 @@ p = Path(sys.argv[1])
 with tempfile.TemporaryDirectory(dir=sys.argv[2]) as work:
     c0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
-    res = run_pass(0, [p.name], PipelineConfig().model_dump_json(), str(p.parent), work)
+    res = run_pass(0, [p.name], PipelineConfig().model_dump_json(), str(p.parent), work, {})  # pass 0: no facts yet
     dt = time.perf_counter() - t
 cpu = resource.getrusage(resource.RUSAGE_SELF)
 used = cpu.ru_utime + cpu.ru_stime - c0.ru_utime - c0.ru_stime
 print(f"{p.stat().st_size / 1e6:7.1f} MB  pass 0 {dt:7.1f} s wall  {used:7.1f} s cpu  "
-      f"peak RSS {cpu.ru_maxrss / 1024:6.0f} MB  essays {res['essay_count']}  quarantined {len(res['quarantine'])}  "
+      f"peak RSS {cpu.ru_maxrss / 1024:6.0f} MB  essays {res['essay_count']}  quarantined {res['quarantine_count']}  "
       f"ingest {res['timings']['ingest'][0]:.1f} s")
 """
 
@@ -61,7 +61,7 @@ def build(path: Path, mb: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, nargs="+", default=[20, 200])
-    ap.add_argument("--dir", default=None)
+    ap.add_argument("--dir", default=None, help="where the big files are built (default: the system's temp folder)")
     ap.add_argument("--file", nargs="+", default=[], help="existing big files instead of building them")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:

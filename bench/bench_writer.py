@@ -1,15 +1,16 @@
 """Time and measure the release writer alone, on a finished build's work folder.
 
 Why: the writer runs in the main (CLI/flow) process after the passes; its CPU seconds and peak
-RSS are hidden inside the whole release's numbers.  This loads ``<work>/build.json`` (what the
-flow hands its write task), optionally rewriting the absolute paths in it when the work folder
-was copied, and calls ``write_release`` into an output root.  Without a build.json (a shared
-work folder) the build is put together from the pass and reduce metadata files in it; metadata
-of the older layout (sources inline) get their sidecar files written under ``--scratch``, never
-into the work folder.
+RSS are hidden inside the whole release's numbers.  This puts the build together from the pass
+and reduce records of a work folder (``<out>/.work``: work-cache records, paths relative to the
+folder, so a copied folder works as it is) and calls ``write_release`` into an output root; on
+``corpus-rel/.work`` of a 1 MB ``make_corpus.py`` corpus it writes Parquet parts byte-identical to
+the CLI's release.  Older work folders: a ``build.json`` is used when present (``--from`` rewrites
+the absolute paths in it when the folder was copied), and metadata of the older layout (sources
+inline) get their sidecar files written under ``--scratch``, never into the work folder.
 
-    .venv/bin/python bench/bench_writer.py WORK_DIR --out /tmp/x [--from OLD_PREFIX] [--tracemalloc]
-    .venv/bin/python bench/bench_writer.py WORK_DIR --out /tmp/x --keep --version 1.1.0  # with a changelog
+    .venv/bin/python bench/bench_writer.py WORK_DIR --out bench/out/writer [--from OLD_PREFIX] [--tracemalloc]
+    .venv/bin/python bench/bench_writer.py WORK_DIR --out bench/out/writer --keep --version 1.1.0  # with a changelog
 
 ``--keep`` keeps the releases already in ``--out``, so a second run writes against a previous
 release (changelog included); ``--version`` forces a new version when the build is unchanged.
@@ -31,6 +32,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from _need import need
 
 
 def rss_mb() -> float:
@@ -85,6 +88,17 @@ def _sidecar_layout(r: dict, scratch: Path) -> dict:
     return out
 
 
+def _payload(record: Path, work: Path) -> dict:
+    """What a pass or reduce returned, from its metadata file: a work-cache record (``payload``
+    with paths relative to the work folder, ``core/workcache.py``) or, in older work folders, the
+    result itself.  Read as it is: ``WorkCache.load`` would delete a record it cannot verify, and
+    this script never writes into the work folder."""
+    from corpuspipe.core.workcache import WorkCache  # noqa: PLC0415
+
+    d = json.loads(record.read_text(encoding="utf-8"))
+    return WorkCache(work).absolute(d["payload"]) if "payload" in d and "format" in d else d
+
+
 def load_build(work: Path, old: str | None, scratch: Path) -> dict:
     path = work / "build.json"
     if path.is_file():
@@ -100,7 +114,7 @@ def load_build(work: Path, old: str | None, scratch: Path) -> dict:
                 break
             results = []
             for m in metas:
-                r = json.loads(m.read_text(encoding="utf-8"))
+                r = _payload(m, work)
                 if "sources" in r:
                     first = min((s["path"] for s in r["sources"]), default="")
                 else:
@@ -109,7 +123,7 @@ def load_build(work: Path, old: str | None, scratch: Path) -> dict:
             passes.append([r for _, r in sorted(results, key=lambda x: x[0])])
         reduces = {}
         for m in sorted((work / "reduce").glob("*.json")):
-            red = json.loads(m.read_text(encoding="utf-8"))
+            red = _payload(m, work)
             reduces[red["stage"]] = red
         d = {"quarantine": [], "passes": passes, "reduces": reduces, "wall": {}}
     d["passes"] = [[_sidecar_layout(r, scratch / f"pass{k}") for r in rs] for k, rs in enumerate(d["passes"])]
@@ -118,7 +132,7 @@ def load_build(work: Path, old: str | None, scratch: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("work", type=Path, help="a build's .work folder (with build.json, or pass/reduce metadata)")
+    ap.add_argument("work", type=Path, help="a build's .work folder (its pass/reduce records, or an older build.json)")
     ap.add_argument("--out", type=Path, required=True, help="releases root to write into (emptied first)")
     ap.add_argument("--from", dest="old", help="absolute work path recorded in build.json, replaced by WORK")
     ap.add_argument("--scratch", type=Path, help="where sidecars of old-layout metadata go (default OUT.sidecars)")
@@ -126,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", help="the version to write (forces a write when the build is unchanged)")
     ap.add_argument("--tracemalloc", action="store_true", help="print the top Python allocations at the peak")
     a = ap.parse_args(argv)
+    need(a.work, "a build's work folder", "release a corpus first (.venv/bin/corpuspipe release RAW --out DIR) and "
+         "pass DIR/.work")
     scratch = a.scratch or a.out.with_name(a.out.name + ".sidecars")
     d = load_build(a.work, a.old, scratch)
     if a.tracemalloc:

@@ -39,11 +39,11 @@ import sys
 from pathlib import Path
 
 from corpuspipe import pipeline
-from corpuspipe.core import shardio
 from corpuspipe.config import PipelineConfig
+from corpuspipe.core import shardio
+from corpuspipe.core.runner import ProcessRunner
 
-REPO = Path(__file__).resolve().parents[1]
-EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)
+from _need import EXTERNAL, REPO, need, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
 _HEAD_A = ["本页内容由", "此文档经", "该资料来自", "文章整理自", "以下资料由"]
 _HEAD_B = ["星河", "青禾", "远山", "云帆", "墨林", "知行", "书海", "鸿雁"]
 _HEAD_C = ["学习驿站", "资料小屋", "文稿平台", "知识角", "写作社区"]
@@ -145,8 +145,11 @@ def make_corpus(out: Path, n_sites: int) -> dict:
 def run(raw: Path, work: Path, workers: int = 1) -> tuple[dict, set[str]]:
     if work.exists():
         shutil.rmtree(work)
-    mapper = pipeline.process_map(workers) if workers > 1 else pipeline.serial_map
-    res = pipeline.build(raw, PipelineConfig(), work, mapper=mapper)
+    if workers > 1:  # the CLI's runner: a warm pool of spawned worker processes
+        with ProcessRunner(workers) as runner:
+            res = pipeline.build(raw, PipelineConfig(), work, runner=runner)
+    else:  # in this process
+        res = pipeline.build(raw, PipelineConfig(), work)
     essays = {}
     for r in res.passes[-1]:
         for e in shardio.read_essays(Path(r["essays"])):
@@ -157,16 +160,21 @@ def run(raw: Path, work: Path, workers: int = 1) -> tuple[dict, set[str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("bench/out/boilerplate"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "boilerplate",
+                    help="corpora and work folders (emptied per mode; default: bench/out/boilerplate)")
     ap.add_argument("--sites", type=int, default=40)
     ap.add_argument("--laws", action="store_true", help="only the 55 laws released as one folder")
     ap.add_argument("--crawl", type=Path, default=None, help="only the real-page classes of this make_crawl.py corpus")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--show", type=int, default=0, help="with --crawl: this many lost / left lines per class")
     args = ap.parse_args()
-    if not EXTERNAL.is_dir():
-        sys.exit(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)")
+    if args.crawl is not None:
+        need(args.crawl / "truth.jsonl", "a make_crawl.py corpus with its truth file",
+             "make one with .venv/bin/python bench/make_crawl.py --mb 5 --real-share 0.3 --out DIR")
+    else:
+        for sub in ("outline_laws/lawrefbook",) if args.laws else ("gov_reports", "outline_laws"):
+            need_external(sub)
     if args.laws:
         evaluate_laws(args.out / "laws")
         return

@@ -23,7 +23,7 @@ from corpuspipe import pipeline
 from corpuspipe.core import shardio
 from corpuspipe.config import PipelineConfig
 
-from _need import EXTERNAL, need_external  # noqa: E402  (../shared/external, or CORPUSPIPE_EXTERNAL)
+from _need import EXTERNAL, REPO, need_external  # noqa: E402  (../shared/external, or CORPUSPIPE_EXTERNAL)
 FLAGS = ("truncated", "encoding_damage", "mojibake", "mostly_non_han", "punctuation_only", "short")
 # Hand labels: flags a reader confirmed on a real document (none so far: every firing printed by a
 # run is looked at and, if right, added here).
@@ -58,7 +58,7 @@ def make_corpus(raw: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("bench/out/flags"))
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "flags")
     args = ap.parse_args()
     files = make_corpus(args.out / "raw")
     work = args.out / "work"

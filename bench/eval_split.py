@@ -50,8 +50,7 @@ from corpuspipe.config import IngestConfig
 from corpuspipe.stages.ingest.split import split_text
 from corpuspipe.stages.ingest.titles import clean_title
 
-REPO = Path(__file__).resolve().parents[1]
-EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)
+from _need import EXTERNAL, need, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
 VARIANTS = (
     "bare", "date", "byline", "site_date", "long_title",
     "teaser_full", "teaser_body", "teaser_salute", "teaser_after",
@@ -344,8 +343,12 @@ def main() -> None:
     ap.add_argument("--crawl", default=None, help="also count false splits in a make_crawl.py corpus (its folder)")
     ap.add_argument("--crawl-only", action="store_true", help="only the --crawl count")
     args = ap.parse_args()
-    if not EXTERNAL.is_dir():
-        sys.exit(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)")
+    if args.crawl:
+        need(Path(args.crawl) / "truth.jsonl", "a make_crawl.py corpus with its truth file",
+             "make one with .venv/bin/python bench/make_crawl.py --mb 5 --real-share 0.3 --out DIR")
+    if not args.crawl_only:
+        for sub in ("gov_reports", "outline_laws/lawrefbook"):
+            need_external(sub)
     res = {} if args.crawl_only else evaluate(args)
     if args.crawl:
         res.update(evaluate_crawl(Path(args.crawl), args.show))

@@ -1,9 +1,10 @@
 """How well the 著 pass restores 着 on real text: Simplified documents converted s2tw and back.
 
-Usage: python bench/eval_zhe.py
+Usage: python bench/eval_zhe.py [--all]
 
-Text: every Simplified document of ``../shared/external`` (government work reports and CPC
-reports without the Traditional ones, the 55 laws, the OpenCC golden document).  Each is
+Text: every Simplified document of ``../shared/external`` (or ``$CORPUSPIPE_EXTERNAL``;
+government work reports and CPC reports without the Traditional ones, the 55 laws, the OpenCC
+golden document).  Each is
 converted s2tw with the project's OpenCC layer (Taiwan standard: 着 becomes 著, 著 stays 著; OpenCC's own s2t keeps 着) and back with the
 pipeline's own ``to_simplified``.  Printed: 着 restored (recall), zhù 著 turned into 着 (false
 conversions, with their contexts), and the upstream OpenCC t2s cases passed by ``to_simplified``.
@@ -11,14 +12,13 @@ conversions, with their contexts), and the upstream OpenCC t2s cases passed by `
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-EXTERNAL = REPO.parent / "shared" / "external"
+from _need import EXTERNAL, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
 
 
 def documents() -> list[str]:
@@ -44,9 +44,11 @@ def upstream_cases() -> list[dict]:
 
 
 def main() -> int:
-    if not EXTERNAL.is_dir():
-        print(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)", file=sys.stderr)
-        return 2
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--all", action="store_true", help="print every missed 着 context, not the 15 most common")
+    args = ap.parse_args()
+    for sub in ("gov_reports", "outline_laws/lawrefbook", "opencc_golden"):
+        need_external(sub)
     from corpuspipe.stages.normalize import to_simplified
     from corpuspipe.zh.opencc import converter
 
@@ -74,7 +76,7 @@ def main() -> int:
     passed = sum(to_simplified(c["input"]) == c["expected"]["t2s"] for c in cases)
     print(f"着 restored {zhe_ok}/{zhe} = {zhe_ok / max(1, zhe):.4f}")
     print(f"zhù 著 turned into 着 {zhu_bad}/{zhu}" + (f": {wrong.most_common(10)}" if wrong else ""))
-    print(f"most missed 着 contexts: {missed.most_common(15 if len(sys.argv) < 2 else 500)}")
+    print(f"most missed 着 contexts: {missed.most_common(None if args.all else 15)}")
     print(f"upstream OpenCC t2s cases through to_simplified: {passed}/{len(cases)}")
     return 0
 

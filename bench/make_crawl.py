@@ -49,8 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-EXTERNAL = REPO.parent / "shared" / "external"  # the real public text (../shared beside the repository)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/_need.py, also when loaded by path (tests)
+from _need import EXTERNAL, REPO, need_external  # noqa: E402  (../shared/external, or CORPUSPIPE_EXTERNAL)
+
 CACHE_DIR = REPO / "bench" / "out"
 GENERATOR_VERSION = 1
 
@@ -692,9 +693,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="every original comes with a family of %d-%d copies (near, 1/5 Traditional) "
                          "instead of the crawl's mix" % DUP_HEAVY_SIZES)
     a = ap.parse_args(argv)
-    if not EXTERNAL.is_dir():
-        print(f"error: the real text is missing: {EXTERNAL} (../shared/external beside the repository)", file=sys.stderr)
-        return 2
+    need_external()
     if a.out.exists() and any(a.out.iterdir()) and not ((a.out / "truth.jsonl").exists() or (a.out / "raw").is_dir()):
         print(f"error: --out {a.out} exists and is not a corpus made by this script; not deleting it", file=sys.stderr)
         return 2

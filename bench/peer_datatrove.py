@@ -8,11 +8,12 @@ does *less* than a corpuspipe release: no decoding repairs, watermark removal, s
 normalization, sectioning, exact verification or Parquet release — so the ratio is a lower bound
 on our overhead, not a like-for-like race.
 
-Run it with its own interpreter (datatrove is never a corpuspipe dependency):
+Run it with its own interpreter (datatrove is never a corpuspipe dependency; ``make bench`` makes
+this one):
 
-    python3 -m venv /work/tmp/dt-venv
-    /work/tmp/dt-venv/bin/pip install datatrove==0.10.1 regex tokenizers orjson "xxhash<4"
-    /work/tmp/dt-venv/bin/python bench/peer_datatrove.py bench/out/crawl100 [--work DIR] [--workers 2]
+    python3 -m venv bench/out/dt-venv
+    bench/out/dt-venv/bin/pip install datatrove==0.10.1 regex tokenizers orjson "xxhash<4"
+    bench/out/dt-venv/bin/python bench/peer_datatrove.py bench/out/crawl100 [--work DIR] [--workers 2]
 
 ``regex``/``tokenizers`` (its "processing" extra) are imported by ``datatrove.pipeline.dedup``,
 ``orjson`` by its JSONL writer; ``xxhash<4`` because datatrove 0.10.1 hashes ``str`` and xxhash 4
@@ -24,6 +25,9 @@ step and in total, and how many documents it removed; ``--json FILE`` also write
 document's datatrove cluster id (``save_cluster_id``), so ``bench/run_crawl.py`` can score the
 peer's clusters against the corpus truth exactly as it scores ours.  ``make bench`` creates the
 peer's interpreter (``bench/out/dt-venv``) and runs this beside the release, in the same run.
+``--work`` (datatrove's folders, emptied first) defaults to ``bench/out/dt-work``.  datatrove is
+imported after the arguments are read, so ``--help`` and a missing corpus or a missing datatrove
+are each one line in any interpreter.
 """
 
 from __future__ import annotations
@@ -35,18 +39,9 @@ import sys
 import time
 from pathlib import Path
 
-from datatrove.data import Document
-from datatrove.executor.local import LocalPipelineExecutor
-from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.dedup.minhash import (
-    MinhashConfig,
-    MinhashDedupBuckets,
-    MinhashDedupCluster,
-    MinhashDedupFilter,
-    MinhashDedupSignature,
-)
-from datatrove.pipeline.writers.jsonl import JsonlWriter
-from datatrove.utils.word_tokenizers import WordTokenizer
+from _need import REPO, need  # (stdlib only: this runs in datatrove's interpreter)
+
+PINS = 'datatrove==0.10.1 regex tokenizers orjson "xxhash<4"'
 
 
 def decode(data: bytes) -> str:
@@ -60,53 +55,78 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-class CharTokenizer(WordTokenizer):
-    """Characters as tokens, spaces dropped: datatrove's n_grams=5 then means character 5-grams."""
+def peer_steps() -> tuple[type, type]:
+    """(CharTokenizer, CrawlReader): the two datatrove classes this peer adds, defined once datatrove
+    is importable."""
+    from datatrove.data import Document  # noqa: PLC0415
+    from datatrove.pipeline.base import PipelineStep  # noqa: PLC0415
+    from datatrove.utils.word_tokenizers import WordTokenizer  # noqa: PLC0415
 
-    def __init__(self) -> None:
-        super().__init__("zh")
+    class CharTokenizer(WordTokenizer):
+        """Characters as tokens, spaces dropped: datatrove's n_grams=5 then means character 5-grams."""
 
-    def word_tokenize(self, text: str) -> list[str]:
-        return [c for c in text if not c.isspace()]
+        def __init__(self) -> None:
+            super().__init__("zh")
 
-    def sent_tokenize(self, text: str) -> list[str]:
-        return [text]
+        def word_tokenize(self, text: str) -> list[str]:
+            return [c for c in text if not c.isspace()]
 
-    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-        return [(i, i + 1) for i in range(len(text))]
+        def sent_tokenize(self, text: str) -> list[str]:
+            return [text]
 
+        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+            return [(i, i + 1) for i in range(len(text))]
 
-class CrawlReader(PipelineStep):
-    """Reads files[rank::world_size] (a fixed, sorted list), so the filter step sees the same order."""
+    class CrawlReader(PipelineStep):
+        """Reads files[rank::world_size] (a fixed, sorted list), so the filter step sees the same order."""
 
-    name = "crawl reader"
-    type = "📖 - READER"
+        name = "crawl reader"
+        type = "📖 - READER"
 
-    def __init__(self, raw: str):
-        super().__init__()
-        self.raw = raw
+        def __init__(self, raw: str):
+            super().__init__()
+            self.raw = raw
 
-    def run(self, data=None, rank: int = 0, world_size: int = 1):
-        root = Path(self.raw)
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files[rank::world_size]:
-            rel = path.relative_to(root).as_posix()
-            if path.suffix == ".jsonl":
-                for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-                    rec = json.loads(line)
-                    yield Document(text=rec.get("text", ""), id=f"{rel}#{i}")
-            else:
-                yield Document(text=decode(path.read_bytes()), id=rel)
+        def run(self, data=None, rank: int = 0, world_size: int = 1):
+            root = Path(self.raw)
+            files = sorted(p for p in root.rglob("*") if p.is_file())
+            for path in files[rank::world_size]:
+                rel = path.relative_to(root).as_posix()
+                if path.suffix == ".jsonl":
+                    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+                        rec = json.loads(line)
+                        yield Document(text=rec.get("text", ""), id=f"{rel}#{i}")
+                else:
+                    yield Document(text=decode(path.read_bytes()), id=rel)
+
+    return CharTokenizer, CrawlReader
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus", type=Path)
-    ap.add_argument("--work", type=Path, default=Path("/work/tmp/dt-work"))
+    ap.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "dt-work",
+                    help="datatrove's folders, emptied first (default: bench/out/dt-work)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path, help="write the timings and every document's cluster id here")
     a = ap.parse_args(argv)
-    raw = (a.corpus / "raw" if (a.corpus / "raw").is_dir() else a.corpus).resolve()
+    raw = need(a.corpus / "raw" if (a.corpus / "raw").is_dir() else a.corpus, "a crawl-shaped corpus",
+               "make one with `make bench` or .venv/bin/python bench/make_crawl.py --mb 100 --out DIR").resolve()
+    try:
+        from datatrove.executor.local import LocalPipelineExecutor  # noqa: PLC0415
+        from datatrove.pipeline.dedup.minhash import (  # noqa: PLC0415
+            MinhashConfig,
+            MinhashDedupBuckets,
+            MinhashDedupCluster,
+            MinhashDedupFilter,
+            MinhashDedupSignature,
+        )
+        from datatrove.pipeline.writers.jsonl import JsonlWriter  # noqa: PLC0415
+    except ImportError as e:
+        print(f"peer_datatrove.py: needs datatrove in this interpreter ({e}); `make bench` makes "
+              f"bench/out/dt-venv, or: python3 -m venv DIR && DIR/bin/pip install {PINS}", file=sys.stderr)
+        return 2
+    CharTokenizer, CrawlReader = peer_steps()
     if a.work.exists():
         shutil.rmtree(a.work)
     w = str(a.work)

@@ -5,7 +5,7 @@
     .venv/bin/python bench/profile_edits.py --normalize     # also time normalize_essays (apply's share)
 
 Essays are 2–20k-character slices (at line ends) of the real gov reports in
-/work/shared/external/gov_reports, dirtied the way scraped pages are: a title line, a site line
+``../shared/external/gov_reports`` (or ``$CORPUSPIPE_EXTERNAL``), dirtied the way scraped pages are: a title line, a site line
 and an inline ``[来源：…]`` watermark, runs of blank lines, trailing spaces, 　　 indents, ASCII
 commas between Han characters, spaces between Han characters.  Three workloads:
 
@@ -46,7 +46,9 @@ from pathlib import Path
 from corpuspipe.core.edits import Replacement, TrackedText, rebuild_raw
 from corpuspipe.zh import opencc as _opencc
 
-GOV = Path("/work/shared/external/gov_reports")
+from _need import EXTERNAL, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
+
+GOV = EXTERNAL / "gov_reports"
 HAN = "\u3400-\u4dbf\u4e00-\u9fff"
 T2S = dict(_opencc.single_char_t2s())
 S2T: dict[str, str] = {}
@@ -348,6 +350,7 @@ def main() -> None:
     ap.add_argument("--no-check", action="store_true", help="skip the rebuild_raw check")
     ap.add_argument("--normalize", action="store_true", help="also time normalize_essays")
     args = ap.parse_args()
+    need_external("gov_reports")
     workloads = make_workloads(args.mb, args.seed)
     total = profile(workloads, args.repeat, args.seed, not args.no_check)
     print(f"sha256 over all workloads' (text, edits): {total}")

@@ -5,7 +5,7 @@
     .venv/bin/python bench/profile_normalize.py --kinds stray,trad --repeat 1
 
 Essays are ingested (``ingest_file``, default config) from ``raw/`` and from
-``/work/shared/external`` (the 88 gov/CPC reports as JSONL with ``content`` as text field, and
+``../shared/external`` (or ``$CORPUSPIPE_EXTERNAL``; the 88 gov/CPC reports as JSONL with ``content`` as text field, and
 the 55 law texts); their bodies are then turned into four input kinds:
 
 * ``simp``   the ingested (Simplified) essays as they are;
@@ -40,8 +40,8 @@ from corpuspipe.stages import normalize as N
 from corpuspipe.stages.ingest.files import ingest_file
 from corpuspipe.zh import opencc as _opencc
 
-ROOT = Path(__file__).resolve().parents[1]
-EXTERNAL = Path("/work/shared/external")
+from _need import EXTERNAL, REPO as ROOT, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
+
 KINDS = ("simp", "stray", "mix25", "trad")
 
 
@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     kinds = tuple(k for k in args.kinds.split(",") if k)
+    for sub in ("gov_reports", "outline_laws/lawrefbook"):
+        need_external(sub)
     inputs = build_inputs(kinds)
     cfg = NormalizeConfig()
     total = hashlib.sha256()

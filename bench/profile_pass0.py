@@ -1,7 +1,7 @@
 """CPU time of pass 0 (ingest and the collects at its end) on a slice of a crawl-shaped corpus, and
 a hash that proves no byte moved.
 
-    .venv/bin/python bench/profile_pass0.py --corpus /work/tmp/crawl100 --mb 30
+    .venv/bin/python bench/profile_pass0.py --corpus bench/out/crawl100 --mb 30
     .venv/bin/python bench/profile_pass0.py --mb 10 --profile      # + cProfile top functions
 
 The slice is the one :mod:`profile_pass1` links (the first shards, about ``--mb`` MB of raw files).

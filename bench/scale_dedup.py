@@ -11,8 +11,8 @@ per-text vs batched shingling MB/s on the files' texts.
 Each size runs in two subprocesses, so ``ru_maxrss`` is each phase's own peak: generating the corpus
 and writing signatures (per shard), then ``find_duplicates`` alone.  The corpus is made on
 the fly, shard by shard, and never held whole: documents are stitched from random 3-12 char runs
-of the real gov reports in /work/shared/external (realistic 5-gram overlap, no long copies; ~2,000
-chars each); 30% of the bases get 1-3 copies with 1-8% character edits, a fifth of copies is
+of the real gov reports in ../shared/external (or $CORPUSPIPE_EXTERNAL; realistic 5-gram overlap,
+no long copies; ~2,000 chars each; at least 3.6 MB: the family needs 600 documents); 30% of the bases get 1-3 copies with 1-8% character edits, a fifth of copies is
 converted to Traditional (OpenCC s2t); one base has a family of 500 copies (1-3% edits), spread
 over all shards.  Truth is "same base"; P/R are over the pairs implied by the clusters (the
 representative rule makes clusters, not rows, the result), counted from the cluster x base
@@ -38,14 +38,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from corpuspipe.config import DedupConfig
+from corpuspipe.stages.dedup import DedupItem, find_duplicates, write_signatures
 
-from corpuspipe.config import DedupConfig  # noqa: E402
-from corpuspipe.stages.dedup import DedupItem, find_duplicates, write_signatures  # noqa: E402
+from _need import EXTERNAL, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
 
-GOV = Path("/work/shared/external/gov_reports")
+GOV = EXTERNAL / "gov_reports"
 FAMILY = 500
+MIN_MB = (FAMILY + 100) * 2000 * 3 / 1e6  # plan(): the family's slots start at document 100
 
 
 def _source() -> str:
@@ -314,6 +314,9 @@ def main() -> int:
     elif a.child_find:
         child_find(a.child_find, a.partition_rows, a.dir)
     else:
+        need_external("gov_reports")
+        if min(a.mb) < MIN_MB:
+            ap.error(f"--mb below {MIN_MB:g}: the {FAMILY}-copy family needs {FAMILY + 100} documents (~6 kB each)")
         for mb in a.mb:
             print(json.dumps(run_size(mb, a.shard_docs, a.partition_rows or 500_000)), flush=True)
     return 0

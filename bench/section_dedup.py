@@ -40,7 +40,9 @@ from corpuspipe import pipeline
 from corpuspipe.config import PipelineConfig
 from corpuspipe.release.assemble import write_release
 
-EXT = Path(__file__).resolve().parents[2] / "shared" / "external" / "gov_reports"
+from _need import EXTERNAL, need, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
+
+EXT = EXTERNAL / "gov_reports"
 
 
 def gov_raw(dest: Path) -> Path:
@@ -80,11 +82,17 @@ def family_share(release: str, truth_path: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("raw", nargs="?")
-    ap.add_argument("--out")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("raw", nargs="?", help="a raw folder (default: the 88 gov reports, one file each)")
+    ap.add_argument("--out", help="where the release goes (default: a temporary folder)")
     ap.add_argument("--truth", help="make_crawl truth.jsonl: same-family share of section rows")
     args = ap.parse_args()
+    if args.raw:
+        need(Path(args.raw), "a raw folder to release")
+    else:
+        need_external("gov_reports")
+    if args.truth:
+        need(Path(args.truth), "a make_crawl.py truth.jsonl")
     tmp = Path(tempfile.mkdtemp(prefix="secdedup-"))
     raw = Path(args.raw) if args.raw else gov_raw(tmp / "raw")
     out = Path(args.out) if args.out else tmp / "releases"

@@ -1,14 +1,14 @@
 """One sha256 over what the Chinese-language knowledge decides: it must not move when that knowledge
 is moved into ``corpuspipe.zh`` (issue 11).
 
-    .venv/bin/python bench/zh_equivalence.py            # prints the hashes (about 20 s)
+    .venv/bin/python bench/zh_equivalence.py            # prints the hashes (about 3 s)
     .venv/bin/python bench/zh_equivalence.py --verbose  # + counts of essays, lines, probes
 
 Two parts, both printed, and one ``total`` over them:
 
 * **pipeline**: ingest -> watermark (rules + corpus boilerplate) -> normalize -> section, run with
   the stage functions directly (default config) over ``raw/`` and every file under
-  ``/work/shared/external`` (the gov/CPC report JSONL files a second time with ``content`` as
+  ``../shared/external`` (or ``$CORPUSPIPE_EXTERNAL``; the gov/CPC report JSONL files a second time with ``content`` as
   text field, so the 88 reports are essays and not only quarantine entries).  Hashed per stage
   (essays in file order: doc id, title/author/date, text, every edit, flags, script/ratio,
   sections; plus quarantine reasons) so a moved byte names the stage that moved it.
@@ -24,7 +24,6 @@ Two parts, both printed, and one ``total`` over them:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -41,8 +40,7 @@ from corpuspipe.stages.ingest.files import ingest_file
 from corpuspipe.zh.numerals import cn_small_value
 from corpuspipe.zh.outline import ingest_outline_level
 
-ROOT = Path(__file__).resolve().parents[1]
-EXTERNAL = Path("/work/shared/external")
+from _need import EXTERNAL, REPO as ROOT, need_external  # ../shared/external, or CORPUSPIPE_EXTERNAL
 
 
 def _inputs() -> list[tuple[Path, str, IngestConfig]]:
@@ -61,7 +59,7 @@ def _essay_json(e: Essay) -> str:
             "doc": e.doc_id, "src": e.source_path, "i": e.essay_index, "title": e.title, "author": e.author,
             "date": e.date, "script": e.script, "ratio": round(e.trad_ratio, 12), "flags": e.flags,
             "text": e.body.text, "edits": [list(x) for x in e.body.edits],
-            "sections": None if e.sections is None else [dataclasses.astuple(s) for s in e.sections],
+            "sections": None if e.sections is None else [tuple(s) for s in e.sections],
         },
         ensure_ascii=False,
     )
@@ -152,7 +150,7 @@ def _probe_sections(lines: list[str]) -> list:
     out = []
     for s in lines:
         secs = S.section_text(s + "\n正文内容。\n" + s.replace("一", "二").replace("1", "2") + "\n正文。", cfg)
-        out.append([dataclasses.astuple(x) for x in secs])
+        out.append([tuple(x) for x in secs])
     return out
 
 
@@ -186,6 +184,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    need_external()
     hashes, essays = run_pipeline()
     probes, sizes = run_probes(essays)
     for k, v in {**hashes, **{f"probe.{k}": v for k, v in probes.items()}}.items():
