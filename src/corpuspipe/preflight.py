@@ -152,24 +152,6 @@ def check_release_out(out: Path) -> None:
         raise PreflightError(f"--out {out} is a release; give the releases folder that holds it (--out {p.parent})")
 
 
-def check_previous_release(out: Path) -> None:
-    """The release the next one builds on (its version, changelog and dedup against it), checked
-    file by file against its manifest before any work: a damaged one is refused at once in one
-    line.  (It was refused only when the changelog read it, after the whole build: 18-29 s into a
-    release of ``raw/``, longer at scale.)  Hashing costs ~1 s per GB of release files, once."""
-    from corpuspipe.release import versioning
-    from corpuspipe.release.verify import ReleaseDamaged, open_release
-
-    previous = versioning.latest_release(Path(out)) if Path(out).is_dir() else None
-    if previous is None:
-        return
-    try:
-        open_release(previous).check_all()
-    except ReleaseDamaged as exc:
-        raise PreflightError(f"{exc}; restore the file from a copy (or release into another --out) "
-                             "and run again") from None
-
-
 def _probe_dir(path: Path, what: str) -> None:
     """Create and delete a file in the nearest existing ancestor of ``path`` (os.access lies for root)."""
     probe_root = Path(path)

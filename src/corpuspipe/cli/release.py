@@ -71,10 +71,6 @@ def _checked_config(raw_dir: Path, out: Path, config: Optional[Path], version: O
             raise UserError(f"unknown --runner {runner!r}: use thread, process or dask")
     except (UserError, preflight.PreflightError) as exc:
         fail(str(exc))
-    try:
-        preflight.check_previous_release(out)
-    except preflight.PreflightError as exc:  # an operational failure, not a usage error: exit 1
-        fail(str(exc), 1)
     return cfg
 
 

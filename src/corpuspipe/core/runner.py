@@ -126,6 +126,18 @@ class Reporter:
                           self.docs if self.step.unit == "bytes" else None)
 
 
+def gather(step: Step, futures: Sequence[Any], progress: Progress | None = None) -> list[Done]:
+    """The results of a step's futures (anything with ``result()``: a pool's or Prefect's), waited
+    for in submission order, with progress as each arrives."""
+    rep = Reporter(step, progress)
+    out = []
+    for i, f in enumerate(futures):
+        d = f.result()
+        rep.finished(i, d.value)
+        out.append(d)
+    return out
+
+
 def serial(step: Step, progress: Progress | None = None) -> list[Done]:
     """Every task of the step in this process, one after the other."""
     rep = Reporter(step, progress)
@@ -204,14 +216,7 @@ class ProcessRunner:
             raise RuntimeError("ProcessRunner used outside its with-block")
         if len(step.tasks.args) == 1:  # one task: no process hop
             return serial(step, self.progress)
-        futures = step.submit_to(self.pool)
-        rep = Reporter(step, self.progress)
-        out = []
-        for i, f in enumerate(futures):
-            d = f.result()
-            rep.finished(i, d.value)
-            out.append(d)
-        return out
+        return gather(step, step.submit_to(self.pool), self.progress)
 
 
 def drive(steps: Generator[Step, list[Done], Any], run: Runner, first: tuple[Step, list[Done]] | None = None) -> Any:

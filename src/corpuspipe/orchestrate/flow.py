@@ -34,7 +34,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from corpuspipe.config import PipelineConfig
-from corpuspipe.core.runner import DEFAULT_WORKERS, Done, Pool, Progress, Reporter, Step, drive, execute
+from corpuspipe.core.runner import DEFAULT_WORKERS, Done, Pool, Progress, Reporter, Step, drive, execute, gather
 from corpuspipe.release.steps import Outcome, Refused, release_steps
 
 RUNNERS = ("process", "thread", "dask")
@@ -105,8 +105,8 @@ class PrefectRunner:
             # bookkeeping (the 100 MB crawl's pass 1: 36 CPU s of tasks took 30.8 s on 2 cores).
             futures = step.submit_to(self.pool)
             return self.adopt(step, futures)
-        return self._gather(step, [work_task.submit(step.label, step.tasks.fn, self.q(tuple(a)), None)
-                                   for a in step.tasks.args])
+        return gather(step, [work_task.submit(step.label, step.tasks.fn, self.q(tuple(a)), None)
+                             for a in step.tasks.args], self.progress)
 
     def adopt(self, step: Step, futures: Sequence[Any]) -> list[Done]:
         """Prefect task runs for tasks already in the pool: one per shard of a pass (the runs a user
@@ -123,15 +123,6 @@ class PrefectRunner:
             for i, d in zip(g, run.result()):
                 rep.finished(i, d.value)
                 out.append(d)
-        return out
-
-    def _gather(self, step: Step, futures: list) -> list[Done]:
-        rep = Reporter(step, self.progress)
-        out = []
-        for i, f in enumerate(futures):
-            d = f.result()
-            rep.finished(i, d.value)
-            out.append(d)
         return out
 
 

@@ -9,7 +9,8 @@ key: the advert also closes the site's pages) or from a user's rules file.  So t
 made where both are known:
 
 * ``collect`` (pass 0) records, for every essay that opened at a bare title line, that line's
-  boilerplate key and whether the user's and shipped rules remove it (:func:`opener`);
+  boilerplate key and whether the user's and shipped rules remove it (:func:`opener`), and
+  that line votes for its key like a body line (``detector.stats_table``);
 * ``reduce`` lists the essays whose opening line is removed -- by a rule, a corpus key or a key
   of the essay's own site (:func:`essays_to_rejoin`);
 * ``apply`` (pass 1, before removal) merges each such essay into the essay before it in its file
@@ -52,10 +53,9 @@ def opener_line(essay: Essay) -> str | None:
     return None
 
 
-def opener(essay: Essay, rules: RulePlan, cfg: WatermarkConfig) -> list | None:
+def opener(essay: Essay, line: str | None, rules: RulePlan, cfg: WatermarkConfig) -> list | None:
     """``[source_path, essay_index, site, line key or "", removed by a rule]`` for an essay opened
-    at a bare title line (see :func:`opener_line`), else None."""
-    line = opener_line(essay)
+    at the bare title line ``line`` (:func:`opener_line` of the essay), else None."""
     if line is None:
         return None
     keys = [k for _, _, k in _line_keys(key_view(line), cfg.min_chars)]

@@ -74,9 +74,10 @@ class Watermark(CorpusStage):
     def collect(self, batch: Shard, ctx: Context) -> dict[str, Any]:
         cfg = ctx.cfg.watermark
         rules = rule_plan(load_rules(cfg.rules_file))
-        per_essay = [opener(e, rules, cfg) for e in batch.essays]
-        votes, docs = stats_table(batch.essays, cfg, [(o[3], opener_line(e) or "") if o else None
-                                                      for o, e in zip(per_essay, batch.essays)])
+        lines = [opener_line(e) for e in batch.essays]
+        per_essay = [opener(e, line, rules, cfg) for e, line in zip(batch.essays, lines)]
+        votes, docs = stats_table(batch.essays, cfg, [(o[3], line) if o else None
+                                                      for o, line in zip(per_essay, lines)])
         out = ctx.work / "watermark" / f"{ctx.shard_key}.stats.parquet"
         docs_out = ctx.work / "watermark" / f"{ctx.shard_key}.docs.parquet"
         _write_parquet(votes, out, _BP_PARTS)
