@@ -804,6 +804,17 @@ def main(argv: list[str] | None = None) -> int:
     def eid_next() -> str:
         return f"e{st.essays:07d}"
 
+    def trad_copy(src) -> tuple[str, list[str], str, float]:
+        """A Traditional copy of ``src`` (title, lines, script, edit rate): s2tw for the Taiwan site
+        (Big5), else s2t; a third of them edited (draws from ``r`` and ``rng`` in this order)."""
+        tw = r.random() < TW_SHARE
+        vocab, suffixes = (model.vocab_tw, suffix_tw) if tw else (model.vocab_t, suffix_t)
+        title, lines = render_lines(src, vocab, suffixes[src.title_suffix])
+        rate = r.choice(TRAD_EDIT_RATES)
+        if rate:
+            lines = edit_text("\n".join(lines), rate, rng).split("\n")
+        return title, lines, "traditional_tw" if tw else "traditional", rate
+
     def body_target() -> int:
         x = int(r.lognormvariate(np.log(BODY_CHARS_MEDIAN), BODY_CHARS_SIGMA))
         return min(max(x, BODY_CHARS_RANGE[0]), BODY_CHARS_RANGE[1])
@@ -827,13 +838,8 @@ def main(argv: list[str] | None = None) -> int:
         emit("original", eid, None, title, lines)
         for _ in range(r.randint(*DUP_HEAVY_SIZES)):
             if r.random() < DUP_HEAVY_TRAD_SHARE:
-                tw = r.random() < TW_SHARE
-                vocab, suffixes = (model.vocab_tw, suffix_tw) if tw else (model.vocab_t, suffix_t)
-                t_title, t_lines = render_lines(e, vocab, suffixes[e.title_suffix])
-                rate = r.choice(TRAD_EDIT_RATES)
-                if rate:
-                    t_lines = edit_text("\n".join(t_lines), rate, rng).split("\n")
-                emit("trad_copy", eid_next(), eid, t_title, t_lines, "traditional_tw" if tw else "traditional", rate)
+                t_title, t_lines, script, rate = trad_copy(e)
+                emit("trad_copy", eid_next(), eid, t_title, t_lines, script, rate)
                 continue
             blocks, c_lines, dropped = list(e.blocks), lines, 0
             if len(blocks) >= 4 and r.random() < DROP_SHARE:
@@ -869,13 +875,8 @@ def main(argv: list[str] | None = None) -> int:
             emit("near_copy", eid, src.eid, title, edited, "simplified", rate, dropped, added)
         elif u < TITLE_ONLY_SHARE + NEAR_COPY_SHARE + TRAD_COPY_SHARE and ring:
             src, _title, _lines = ring[r.randrange(len(ring))]
-            tw = r.random() < TW_SHARE
-            vocab, suffixes = (model.vocab_tw, suffix_tw) if tw else (model.vocab_t, suffix_t)
-            title, lines = render_lines(src, vocab, suffixes[src.title_suffix])
-            rate = r.choice(TRAD_EDIT_RATES)
-            if rate:
-                lines = edit_text("\n".join(lines), rate, rng).split("\n")
-            emit("trad_copy", eid, src.eid, title, lines, "traditional_tw" if tw else "traditional", rate)
+            title, lines, script, rate = trad_copy(src)
+            emit("trad_copy", eid, src.eid, title, lines, script, rate)
         else:
             e = make_essay(eid, supply, r, body_target())
             title, lines = render_lines(e, model.vocab, e.title_suffix)
